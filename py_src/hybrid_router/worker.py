@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
+from .errors import ModelLoadError
 from .manifest import Manifest
 from .protocol import Dispatcher
 from .router import Router
@@ -45,6 +46,10 @@ async def start(post_message: Callable[[Any], None], config: Any) -> WorkerApp:
     tjs.env.allowLocalModels = True
     tjs.env.allowRemoteModels = False
     response = await pyfetch(cfg["manifest_url"])
+    if not response.ok:
+        raise ModelLoadError(f"the model manifest could not be fetched: HTTP {response.status}",
+                             hint="Serve the app with serve.py from the repository root (./hr run).",
+                             url=cfg["manifest_url"], status=response.status)
     manifest = Manifest.from_json(await response.string())
     runtime = TransformersJsRuntime(tjs, device=cfg.get("device", "wasm"))
     router = Router(runtime, manifest)

@@ -1,0 +1,1 @@
+"""Benchmarks (speed lives here, never in tests). Run with ./hr bench [name]."""

@@ -1,0 +1,140 @@
+"""The real-browser harness of the tests and benchmarks: serve.py in a subprocess, Debian's Chromium
+through Playwright, a request log.
+
+The browser is Debian's chromium by default (/usr/bin/chromium); set HYBRID_ROUTER_CHROMIUM to use
+another one (for example Playwright's own Chromium on a laptop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = [
+    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic", "--disable-default-apps", "--disable-domain-reliability", "--no-pings",
+]
+
+
+def chromium_path() -> str:
+    explicit = os.environ.get("HYBRID_ROUTER_CHROMIUM")
+    if explicit:
+        return explicit
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or ""):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError("no Chromium found: install it (apt-get install chromium; ./hr test does) "
+                "or set HYBRID_ROUTER_CHROMIUM to a Chromium executable")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def origin(self) -> str:
+        return self.url.rstrip("/")
+
+
+def start_server(tmp: Path, port: int | None = None, extra: list[str] | None = None) -> Server:
+    port = port or free_port()
+    log = tmp / f"serve-{port}.log"
+    proc = subprocess.Popen([sys.executable, str(REPO / "serve.py"), "--port", str(port), *(extra or [])],
+                            cwd=REPO, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve.py exited ({proc.returncode}):\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "boot.json", timeout=2) as resp:
+                if resp.status == 200:
+                    return Server(url, proc, log)
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"serve.py did not answer on {url}:\n{log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@dataclass
+class RequestLog:
+    """Every request the browser context makes (pages and workers), in order."""
+
+    urls: list[str] = field(default_factory=list)
+
+    def attach(self, context: Any) -> None:
+        context.on("request", lambda req: self.urls.append(req.url))
+
+    def foreign(self, origin: str) -> list[str]:
+        return [u for u in self.urls if not (u.startswith(origin + "/") or u.startswith(("data:", "blob:")))]
+
+
+@dataclass
+class RouterPage:
+    page: Any
+    requests: RequestLog
+    server: Server
+    boot_events: list[dict[str, Any]]
+
+    def call(self, js: str, arg: Any = None) -> Any:
+        """Evaluate an async JS function body `(router, arg) => ...` against the page's router."""
+        return self.page.evaluate(f"async (arg) => {{ const router = window.router; {js} }}", arg)
+
+    def error_of(self, js: str, arg: Any = None) -> dict[str, Any]:
+        """Run JS that must reject; return the error's name, message, hint and details."""
+        return self.call(
+            f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ "
+            "return { name: e.name, message: e.message, hint: e.hint, details: e.details }; }", arg)
+
+
+def open_router_page(browser: Any, server: Server, *, create: bool = True) -> RouterPage:
+    context = browser.new_context()
+    requests = RequestLog()
+    requests.attach(context)
+    page = context.new_page()
+    page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None)
+    page.goto(server.url + "sandbox.html")
+    events: list[dict[str, Any]] = []
+    if create:
+        events = page.evaluate("""async () => {
+            const { HybridRouter } = await import("/hybrid-router.js");
+            const events = [];
+            window.router = await HybridRouter.create({ onProgress: (e) => events.push(e) });
+            return events;
+        }""")
+    return RouterPage(page, requests, server, events)
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def launch_browser(playwright: Any, extra_args: list[str] | None = None) -> Any:
+    return playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                      args=CHROMIUM_FLAGS + (extra_args or []))
