@@ -1,0 +1,106 @@
+"""``Route``: the decision record every result carries (where it ran, why, and what it cost).
+
+A route says which side answered (``target``), a short machine-readable ``reason`` code, the
+human-readable ``rule`` that decided, the model, the latency and usage, and the ``fallbacks`` tried
+before the answer (each a :class:`FallbackStep`). Reason codes in use:
+
+- ``"task-default"``: the task's default side (embeddings run on the device);
+- ``"explicit"``: the caller asked for a target or a model;
+- ``"fallback"``: the first choice failed and the other side answered (see ``fallbacks``);
+- ``"policy"``: a routing policy (privacy, budget, tier) decided.
+
+New fields are added with defaults; ``to_wire`` follows the dataclass fields, so they reach the wire
+without touching it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from hybrid_router.errors import error_to_wire
+
+__all__ = [
+    "REASON_EXPLICIT",
+    "REASON_FALLBACK",
+    "REASON_POLICY",
+    "REASON_TASK_DEFAULT",
+    "TARGETS",
+    "FallbackStep",
+    "Route",
+    "Target",
+]
+
+Target = Literal["local", "cloud"]
+TARGETS: tuple[Target, ...] = get_args(Target)
+
+REASON_TASK_DEFAULT = "task-default"
+REASON_EXPLICIT = "explicit"
+REASON_FALLBACK = "fallback"
+REASON_POLICY = "policy"
+
+
+def _check_target(target: str) -> None:
+    # A bad target is a bug in the router itself, not in the caller's input: it surfaces as InternalError.
+    if target not in TARGETS:
+        raise ValueError(f"route target must be one of {TARGETS}, got {target!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackStep:
+    """One attempt that failed before the route that answered: where, with what, and why it failed."""
+
+    target: Target
+    model: str | None
+    error_name: str
+    message: str
+
+    def __post_init__(self) -> None:
+        _check_target(self.target)
+
+    @classmethod
+    def from_error(cls, target: Target, model: str | None, exc: BaseException) -> FallbackStep:
+        """The step for an attempt that raised ``exc`` (named as it would be on the wire)."""
+        wire = error_to_wire(exc)
+        return cls(target=target, model=model, error_name=wire["name"], message=wire["message"])
+
+    def to_wire(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a call ran and why; ``ms`` is the wall time of the call, ``cost_usd`` 0 on the device."""
+
+    target: Target
+    reason: str
+    rule: str
+    model: str | None
+    ms: float = 0.0
+    fallbacks: tuple[FallbackStep, ...] = ()
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_target(self.target)
+        if not isinstance(self.fallbacks, tuple):
+            # Keeps the record immutable even when a caller builds it from a list.
+            object.__setattr__(self, "fallbacks", tuple(self.fallbacks))
+
+    def replace(self, **changes: Any) -> Route:
+        """A copy with some fields changed (e.g. ``ms`` or usage once the call is done)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_fallback(self, step: FallbackStep) -> Route:
+        """A copy with one more failed attempt recorded."""
+        return dataclasses.replace(self, fallbacks=(*self.fallbacks, step))
+
+    def to_wire(self) -> dict[str, Any]:
+        """The route as plain data with snake_case keys; ``fallbacks`` becomes a list of dicts."""
+        wire = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        wire["fallbacks"] = [step.to_wire() for step in self.fallbacks]
+        return wire
