@@ -41,17 +41,17 @@ async def start(post_message: Callable[[Any], None], config: Any) -> WorkerApp:
     from .local.transformers_js import TransformersJsRuntime
 
     cfg: dict[str, Any] = config.to_py() if hasattr(config, "to_py") else dict(config)
-    tjs = await import_transformers_js(cfg["transformers_url"])
+    module = await import_transformers_js(cfg["transformers_url"])
     # transformers_js_py turns local models off on every import; the worker configured the rest in JS
-    tjs.env.allowLocalModels = True
-    tjs.env.allowRemoteModels = False
+    module.js_obj.env.allowLocalModels = True
+    module.js_obj.env.allowRemoteModels = False
     response = await pyfetch(cfg["manifest_url"])
     if not response.ok:
         raise ModelLoadError(f"the model manifest could not be fetched: HTTP {response.status}",
                              hint="Serve the app with serve.py from the repository root (./hr run).",
                              url=cfg["manifest_url"], status=response.status)
     manifest = Manifest.from_json(await response.string())
-    runtime = TransformersJsRuntime(tjs, device=cfg.get("device", "wasm"))
+    runtime = TransformersJsRuntime(module, device=cfg.get("device", "wasm"))
     router = Router(runtime, manifest)
     return WorkerApp(router, post_message)
 

@@ -3,6 +3,10 @@
 This is one of the few modules that touch ``js``/``pyodide`` (see docs/ARCHITECTURE.md); the router
 only sees the :class:`~hybrid_router.local.runtime.LocalRuntime` protocol it implements. Import it only
 inside Pyodide.
+
+The module object comes from ``transformers_js_py.import_transformers_js``; calls go to the raw JS
+objects (``module.js_obj``) so that classes are constructed with ``new`` and options are real JS
+objects. Every JS proxy created for a call is destroyed when the call is over.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from pyodide.ffi import JsException, create_proxy  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, JsProxy, create_proxy, to_js  # type: ignore[import-not-found]
 
 from ..errors import InferenceError, ModelLoadError
 from ..manifest import ModelEntry
@@ -20,20 +24,37 @@ from ..manifest import ModelEntry
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
+def _js(value: Any) -> Any:
+    import js  # type: ignore[import-not-found]
+
+    return to_js(value, dict_converter=js.Object.fromEntries)
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _destroy(*proxies: Any) -> None:
+    for p in proxies:
+        if isinstance(p, JsProxy) and hasattr(p, "destroy"):
+            p.destroy()
+
+
+def _tensor_to_numpy(tensor: Any) -> np.ndarray:
+    dims = tensor.dims.to_py()
+    data = tensor.data.to_py()  # a copy into Python memory
+    return np.asarray(data, dtype=np.float32).reshape(dims)
+
+
 class TransformersJsRuntime:
     """Pipelines of Transformers.js, created once per (task, model, dtype, device) and reused.
 
-    ``tjs`` is the module proxy returned by ``transformers_js_py.import_transformers_js``.
     Concurrent first calls for the same pipeline share one load.
     """
 
-    def __init__(self, tjs: Any, *, device: str = "wasm") -> None:
-        self._tjs = tjs
+    def __init__(self, module: Any, *, device: str = "wasm") -> None:
+        self._tjs = getattr(module, "js_obj", module)  # the raw JS module
         self.device = device
         self._pipelines: dict[tuple[str, str, str, str], asyncio.Future[Any]] = {}
 
@@ -53,7 +74,7 @@ class TransformersJsRuntime:
             except BaseException as exc:
                 del self._pipelines[key]
                 fut.set_exception(exc)
-                fut.exception()  # mark retrieved: waiters re-raise it below
+                fut.exception()  # retrieved: concurrent waiters re-raise it
                 raise
         return await asyncio.shield(fut)
 
@@ -64,9 +85,9 @@ class TransformersJsRuntime:
                 on_progress({**data, "model": model.id, "dtype": dtype})
 
         callback = create_proxy(progress)
+        options = _js({"dtype": dtype, "device": self.device, "progress_callback": callback})
         try:
-            return await self._tjs.pipeline(task, model.id, {"dtype": dtype, "device": self.device,
-                                                              "progress_callback": callback})
+            return await self._tjs.pipeline(task, model.id, options)
         except JsException as exc:
             raise ModelLoadError(
                 f"could not load {model.id} ({dtype}) for {task}: {_message(exc)}",
@@ -80,9 +101,84 @@ class TransformersJsRuntime:
     async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
                                  normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
         pipe = await self._pipeline("feature-extraction", model, dtype, on_progress)
+        output = None
         try:
-            output = await pipe(list(texts), {"pooling": pooling, "normalize": normalize})
-            return np.asarray(output.to_numpy(), dtype=np.float32)
+            output = await pipe(_js(list(texts)), _js({"pooling": pooling, "normalize": normalize}))
+            return _tensor_to_numpy(output)
         except JsException as exc:
             raise InferenceError(f"{model.id} failed on {len(texts)} text(s): {_message(exc)}",
                                  model=model.id, dtype=dtype, task="feature-extraction") from exc
+        finally:
+            if output is not None and hasattr(output, "dispose"):
+                output.dispose()  # frees the tensor's ORT buffers where it has any
+            _destroy(output)
+
+    async def count_chat_tokens(self, model: ModelEntry, dtype: str, messages: list[dict[str, str]],
+                                on_progress: ProgressFn | None = None) -> int:
+        """Tokens of the prompt as the model sees it: chat template applied, generation prompt added."""
+        pipe = await self._pipeline("text-generation", model, dtype, on_progress)
+        ids = None
+        try:
+            ids = pipe.tokenizer.apply_chat_template(_js(messages), _js(
+                {"tokenize": True, "add_generation_prompt": True, "return_tensor": False}))
+            return int(ids.length)
+        except JsException as exc:
+            raise InferenceError(f"{model.id}: could not apply the chat template: {_message(exc)}",
+                                 model=model.id) from exc
+        finally:
+            _destroy(ids)
+
+    async def generate(self, model: ModelEntry, dtype: str, messages: list[dict[str, str]], *,
+                       max_new_tokens: int, temperature: float, on_text: Callable[[str], None] | None = None,
+                       on_progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Chat completion on the device, streaming text pieces to ``on_text``.
+
+        Greedy when ``temperature`` is 0. Cancelling the task interrupts generation at the next token
+        (Transformers.js's InterruptableStoppingCriteria) and re-raises.
+        """
+        pipe = await self._pipeline("text-generation", model, dtype, on_progress)
+        tokens_out = 0
+
+        def on_token(_ids: Any) -> None:
+            nonlocal tokens_out
+            tokens_out += 1
+
+        def on_piece(text: Any) -> None:
+            if on_text is not None and text:
+                on_text(str(text))
+
+        js_text, js_token = create_proxy(on_piece), create_proxy(on_token)
+        stopper = self._tjs.InterruptableStoppingCriteria.new()
+        streamer = self._tjs.TextStreamer.new(pipe.tokenizer, _js({
+            "skip_prompt": True, "skip_special_tokens": True,
+            "callback_function": js_text, "token_callback_function": js_token}))
+        options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "streamer": streamer,
+                                   "stopping_criteria": stopper, "return_full_text": False,
+                                   "do_sample": temperature > 0}
+        if temperature > 0:
+            options["temperature"] = temperature
+
+        def release(_: Any = None) -> None:
+            _destroy(js_text, js_token, streamer, stopper)
+
+        running = asyncio.ensure_future(pipe(_js(messages), _js(options)))
+        try:
+            output = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # stop at the next token; the callbacks must outlive the JS promise, so free them when it settles
+            stopper.interrupt()
+            running.add_done_callback(lambda f: (release(), f.cancelled() or f.exception()))
+            raise
+        except JsException as exc:
+            release()
+            raise InferenceError(f"{model.id} failed while generating: {_message(exc)}",
+                                 model=model.id, dtype=dtype, task="text-generation") from exc
+        try:
+            result = output.to_py()
+        finally:
+            _destroy(output)
+            release()
+        generated = result[0]["generated_text"]
+        text = generated[-1]["content"] if isinstance(generated, list) else str(generated)
+        return {"text": text, "tokens_out": tokens_out,
+                "finish_reason": "length" if tokens_out >= max_new_tokens else "stop"}
