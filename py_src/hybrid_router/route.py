@@ -7,7 +7,18 @@ before the answer (each a :class:`FallbackStep`). Reason codes in use:
 - ``"task-default"``: the task's default side (embeddings run on the device);
 - ``"explicit"``: the caller asked for a target or a model;
 - ``"fallback"``: the first choice failed and the other side answered (see ``fallbacks``);
-- ``"policy"``: a routing policy (privacy, budget, tier) decided.
+- ``"privacy"``: privacy ``"local-only"`` kept it on the device;
+- ``"local-unavailable"``: there is no on-device model for the task;
+- ``"context-length"``: the input does not fit the on-device context window;
+- ``"budget"``: today's cloud budget is spent;
+- ``"tier"``: the user tier decided (free: device, enterprise: cloud first);
+- ``"complexity"``: the prompt's complexity estimate reached the threshold;
+- ``"cloud-unavailable"``: the rules preferred the cloud but none is configured;
+- ``"default"``: nothing sent it elsewhere, so the device;
+- ``"policy"``: a routing policy decided (kept for compatibility; the codes above are more precise).
+
+The order in which these rules apply is in :mod:`hybrid_router.routing`. ``complexity`` is the
+estimate's score when one was computed.
 
 New fields are added with defaults; ``to_wire`` follows the dataclass fields, so they reach the wire
 without touching it.
@@ -22,10 +33,18 @@ from typing import Any, Literal, get_args
 from hybrid_router.errors import error_to_wire
 
 __all__ = [
+    "REASON_BUDGET",
+    "REASON_CLOUD_UNAVAILABLE",
+    "REASON_COMPLEXITY",
+    "REASON_CONTEXT_LENGTH",
+    "REASON_DEFAULT",
     "REASON_EXPLICIT",
     "REASON_FALLBACK",
+    "REASON_LOCAL_UNAVAILABLE",
     "REASON_POLICY",
+    "REASON_PRIVACY",
     "REASON_TASK_DEFAULT",
+    "REASON_TIER",
     "TARGETS",
     "FallbackStep",
     "Route",
@@ -39,6 +58,14 @@ REASON_TASK_DEFAULT = "task-default"
 REASON_EXPLICIT = "explicit"
 REASON_FALLBACK = "fallback"
 REASON_POLICY = "policy"
+REASON_PRIVACY = "privacy"
+REASON_LOCAL_UNAVAILABLE = "local-unavailable"
+REASON_CONTEXT_LENGTH = "context-length"
+REASON_BUDGET = "budget"
+REASON_TIER = "tier"
+REASON_COMPLEXITY = "complexity"
+REASON_CLOUD_UNAVAILABLE = "cloud-unavailable"
+REASON_DEFAULT = "default"
 
 
 def _check_target(target: str) -> None:
@@ -84,6 +111,7 @@ class Route:
     cost_usd: float = 0.0
     device: str | None = None
     dtype: str | None = None
+    complexity: float | None = None
 
     def __post_init__(self) -> None:
         _check_target(self.target)

@@ -1,0 +1,386 @@
+"""Routing policies and the decision: pure functions over frozen dataclasses.
+
+:func:`decide` looks at the :class:`Facts` of one request under a :class:`Policy` and returns a
+:class:`Decision` (target, reason code, the rule as a sentence, and the side to fall back to). The
+rules are applied in this order; the first that decides wins:
+
+1. **privacy** ``"local-only"``: the device, never the cloud (no fallback). A request only the cloud
+   could serve (``route="cloud"``, input over the local context window, no local model) raises
+   ``PolicyError``.
+2. **explicit route** (the call's ``route``, else the policy's default): ``"local"`` or ``"cloud"``
+   pins that side, with no fallback. ``"cloud"`` raises ``PolicyError`` when the tier forbids it,
+   the budget is spent, no cloud is configured, or the task runs only on the device.
+3. **task default**: embeddings and the other analysis tasks run on the device.
+4. **local capability**: no local generation model -> cloud (``"local-unavailable"``); prompt tokens +
+   ``max_tokens`` over the local context window -> cloud (``"context-length"``). With no cloud to send
+   it to, ``ModelLoadError`` / ``ContextLengthError``.
+5. **budget** (``daily_budget_usd``, spend of the current day): once spent, ``over_budget="local"``
+   keeps every remaining request on the device (``"budget"``); ``"refuse"`` raises ``PolicyError``
+   for a request that rules 6-7 would send to the cloud and lets the others run locally. Either way
+   there is no cloud fallback. A request that steps 2 or 4 need in the cloud raises ``PolicyError``.
+6. **tier** (:data:`TIERS`): ``free`` stays on the device here; ``enterprise`` goes to the cloud;
+   ``pro`` goes on to rule 7.
+7. **complexity**: an estimate ``>= complexity_threshold`` -> cloud (``"complexity"``).
+8. **default**: the device (``"default"``).
+
+A cloud outcome of rules 6-7 with no cloud configured is served on the device instead
+(``"cloud-unavailable"``). Fallback (``policy.fallback``, only for ``route="auto"``): from the device
+to the cloud when privacy, a configured cloud and the budget allow it; from the cloud to the device
+when a local model exists and the input fits its context window.
+
+``decide`` raises ``PolicyError`` for contradictions (always with a hint), and ``ContextLengthError``
+/ ``ModelLoadError`` when no side can serve the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from hybrid_router import validation
+from hybrid_router.complexity import DEFAULT_THRESHOLD
+from hybrid_router.errors import ContextLengthError, ModelLoadError, PolicyError, ValidationError
+from hybrid_router.route import (
+    REASON_BUDGET,
+    REASON_CLOUD_UNAVAILABLE,
+    REASON_COMPLEXITY,
+    REASON_CONTEXT_LENGTH,
+    REASON_DEFAULT,
+    REASON_EXPLICIT,
+    REASON_LOCAL_UNAVAILABLE,
+    REASON_PRIVACY,
+    REASON_TASK_DEFAULT,
+    REASON_TIER,
+    Target,
+)
+
+__all__ = [
+    "CLOUD_TASKS",
+    "OVER_BUDGET",
+    "PRIVACY",
+    "ROUTES",
+    "TIERS",
+    "Decision",
+    "Facts",
+    "Policy",
+    "TierRules",
+    "decide",
+]
+
+ROUTES = ("auto", "local", "cloud")
+PRIVACY = ("allow-cloud", "local-only")
+OVER_BUDGET = ("local", "refuse")
+#: Tasks the cloud can serve; every other task (embeddings, analysis) runs on the device.
+CLOUD_TASKS = frozenset({"text-generation"})
+
+
+@dataclass(frozen=True, slots=True)
+class TierRules:
+    """What a user tier may use the cloud for (fallback to the cloud is allowed in every tier)."""
+
+    explicit_cloud: bool  # may a call ask for route="cloud"?
+    complexity_cloud: bool  # do complex prompts go to the cloud (rule 7)?
+    cloud_first: bool  # does every generation go to the cloud (rule 6)?
+    summary: str
+
+
+#: The tiers. Over-context input and local failures go to the cloud in every tier.
+TIERS: Mapping[str, TierRules] = MappingProxyType(
+    {
+        "free": TierRules(
+            explicit_cloud=False,
+            complexity_cloud=False,
+            cloud_first=False,
+            summary="the cloud only for what the device cannot do (over-context input, local failures)",
+        ),
+        "pro": TierRules(
+            explicit_cloud=True,
+            complexity_cloud=True,
+            cloud_first=False,
+            summary="complex prompts go to the cloud, the rest stay on the device",
+        ),
+        "enterprise": TierRules(
+            explicit_cloud=True,
+            complexity_cloud=True,
+            cloud_first=True,
+            summary="cloud first: generations go to the cloud, the device serves when the cloud fails",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How requests are routed; see the module docstring. ``replace`` checks the new combination."""
+
+    route: str = "auto"
+    privacy: str = "allow-cloud"
+    tier: str = "pro"
+    daily_budget_usd: float | None = None
+    over_budget: str = "local"
+    complexity_threshold: float = DEFAULT_THRESHOLD
+    fallback: bool = True
+
+    def __post_init__(self) -> None:
+        validation.choice(self.route, ROUTES, "route")
+        validation.choice(self.privacy, PRIVACY, "privacy")
+        validation.choice(self.tier, TIERS, "tier")
+        validation.choice(self.over_budget, OVER_BUDGET, "over_budget")
+        if self.daily_budget_usd is not None:
+            object.__setattr__(self, "daily_budget_usd", _number(self.daily_budget_usd, "daily_budget_usd"))
+        threshold = _number(self.complexity_threshold, "complexity_threshold")
+        if threshold > 1:
+            raise ValidationError(
+                f"complexity_threshold must be between 0 and 1, got {threshold}",
+                hint="Pass a threshold in [0, 1]; the estimator's calibrated one is the default.",
+                field="complexity_threshold",
+            )
+        object.__setattr__(self, "complexity_threshold", threshold)
+        if not isinstance(self.fallback, bool):
+            raise ValidationError(
+                f"fallback must be true or false, got {validation.type_name(self.fallback)}",
+                field="fallback",
+            )
+        if self.route == "cloud":
+            _check_cloud_allowed(self, "the default route 'cloud'")
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _number(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValidationError(
+            f"{field} must be a number >= 0, got {value!r}",
+            hint=f"Pass {field} as a number >= 0" + (" (or null: no limit)." if "budget" in field else "."),
+            field=field,
+            got=validation.type_name(value),
+        )
+    return float(value)
+
+
+def _check_cloud_allowed(policy: Policy, what: str) -> None:
+    """Contradictions between a demand for the cloud and the policy (privacy, tier)."""
+    if policy.privacy == "local-only":
+        raise PolicyError(
+            f"{what} contradicts privacy 'local-only', which never sends anything to the cloud",
+            hint="Use route 'auto' or 'local', or set privacy to 'allow-cloud'.",
+            privacy=policy.privacy,
+            route="cloud",
+        )
+    if not TIERS[policy.tier].explicit_cloud:
+        raise PolicyError(
+            f"{what} is not available in the {policy.tier!r} tier ({TIERS[policy.tier].summary})",
+            hint="Use route 'auto' (the cloud still serves what the device cannot), or upgrade the tier.",
+            tier=policy.tier,
+            route="cloud",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the router knows about one request when it decides.
+
+    ``tokens_in`` is the prompt counted with the local tokenizer (None when unknown),
+    ``context_length`` the local model's window, ``route`` the call's own route (None: the policy's).
+    """
+
+    task: str = "text-generation"
+    route: str | None = None
+    tokens_in: int | None = None
+    context_length: int | None = None
+    max_tokens: int = 0
+    complexity: float | None = None
+    complexity_reasons: tuple[str, ...] = ()
+    local_available: bool = True
+    cloud_available: bool = False
+    spent_today_usd: float = 0.0
+
+    def fits_locally(self) -> bool:
+        """Whether prompt + ``max_tokens`` fit the local window (True when either is unknown)."""
+        if self.tokens_in is None or self.context_length is None:
+            return True
+        return self.tokens_in + self.max_tokens <= self.context_length
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where to run first, why (``reason`` code and ``rule`` sentence), and where to go if it fails."""
+
+    target: Target
+    reason: str
+    rule: str
+    fallback_target: Target | None = None
+
+
+def decide(facts: Facts, policy: Policy) -> Decision:
+    """Apply the rules of the module docstring, in order."""
+    route = policy.route if facts.route is None else validation.choice(facts.route, ROUTES, "route")
+    if policy.privacy == "local-only":
+        return _local_only(facts, policy, route)
+    if route != "auto":
+        return _explicit(facts, policy, route)
+    if facts.task not in CLOUD_TASKS:
+        return Decision("local", REASON_TASK_DEFAULT, f"{facts.task} runs on the device")
+    if (needed := _capability(facts)) is not None:
+        return _needs_cloud(facts, policy, needed)
+    decision = _preference(facts, policy)
+    if decision.target == "cloud" and not facts.cloud_available:
+        decision = Decision("local", REASON_CLOUD_UNAVAILABLE, f"{decision.rule}, but no cloud is configured")
+    if _budget_spent(facts, policy):
+        return _over_budget(facts, policy, decision)
+    return _with_fallback(decision, facts, policy)
+
+
+def _local_only(facts: Facts, policy: Policy, route: str) -> Decision:
+    if route == "cloud":
+        _check_cloud_allowed(policy, "route 'cloud'")
+    if not facts.local_available:
+        raise PolicyError(
+            f"privacy is 'local-only' but there is no on-device model for {facts.task}",
+            hint="Build the local model (./hr build), or set privacy to 'allow-cloud'.",
+            privacy=policy.privacy,
+            task=facts.task,
+        )
+    if not facts.fits_locally():
+        raise PolicyError(
+            f"privacy is 'local-only' but {_too_long(facts)}",
+            hint="Shorten the input or lower max_tokens, or set privacy to 'allow-cloud'.",
+            privacy=policy.privacy,
+            tokens_in=facts.tokens_in,
+            max_tokens=facts.max_tokens,
+            context_length=facts.context_length,
+        )
+    return Decision("local", REASON_PRIVACY, "privacy is 'local-only': everything stays on the device")
+
+
+def _explicit(facts: Facts, policy: Policy, route: str) -> Decision:
+    if route == "local":
+        _require_local(facts, "route 'local'")
+        return Decision("local", REASON_EXPLICIT, "the call asked for the device (route 'local')")
+    _check_cloud_allowed(policy, "route 'cloud'")
+    if facts.task not in CLOUD_TASKS:
+        raise PolicyError(
+            f"route 'cloud' is not available for {facts.task}, which runs only on the device",
+            hint="Leave route out (or 'local') for this task.",
+            task=facts.task,
+        )
+    _require_cloud(facts, "route 'cloud'")
+    _require_budget(facts, policy, "route 'cloud'")
+    return Decision("cloud", REASON_EXPLICIT, "the call asked for the cloud (route 'cloud')")
+
+
+def _capability(facts: Facts) -> Decision | None:
+    """A cloud decision when the device cannot serve the request (rule 4), else None."""
+    if not facts.local_available:
+        return Decision("cloud", REASON_LOCAL_UNAVAILABLE, f"no on-device model for {facts.task}")
+    if not facts.fits_locally():
+        return Decision("cloud", REASON_CONTEXT_LENGTH, _too_long(facts))
+    return None
+
+
+def _needs_cloud(facts: Facts, policy: Policy, decision: Decision) -> Decision:
+    if not facts.cloud_available:
+        _require_local(facts, "the request")  # raises: the device cannot serve it either
+    _require_budget(facts, policy, f"this request ({decision.rule})")
+    return decision  # no fallback: the device cannot serve it
+
+
+def _preference(facts: Facts, policy: Policy) -> Decision:
+    """Rules 6-8: tier, complexity, default (before the budget and availability checks)."""
+    tier = TIERS[policy.tier]
+    if tier.cloud_first:
+        return Decision("cloud", REASON_TIER, f"{policy.tier} tier: {tier.summary}")
+    if not tier.complexity_cloud:
+        return Decision("local", REASON_TIER, f"{policy.tier} tier: {tier.summary}")
+    score = facts.complexity
+    if score is not None and score >= policy.complexity_threshold:
+        why = f" ({', '.join(facts.complexity_reasons)})" if facts.complexity_reasons else ""
+        return Decision(
+            "cloud",
+            REASON_COMPLEXITY,
+            f"complexity {score:.2f} >= threshold {policy.complexity_threshold:.2f}{why}",
+        )
+    shown = "unknown" if score is None else f"{score:.2f} < threshold {policy.complexity_threshold:.2f}"
+    return Decision("local", REASON_DEFAULT, f"a simple prompt (complexity {shown}) stays on the device")
+
+
+def _over_budget(facts: Facts, policy: Policy, preferred: Decision) -> Decision:
+    """Rule 5 (after rules 6-8 were looked at, for ``over_budget="refuse"``); never a cloud fallback."""
+    if policy.over_budget == "local":
+        spent, budget = _money(facts.spent_today_usd), _money(policy.daily_budget_usd or 0.0)
+        rule = f"today's cloud budget is spent ({spent} of {budget}): staying on the device"
+        return Decision("local", REASON_BUDGET, rule)
+    if preferred.target == "cloud":
+        _require_budget(facts, policy, f"this request ({preferred.rule})")  # raises
+    return preferred
+
+
+def _with_fallback(decision: Decision, facts: Facts, policy: Policy) -> Decision:
+    fallback: Target | None = None
+    if policy.fallback and decision.target == "local" and facts.cloud_available:
+        fallback = "cloud"
+    elif policy.fallback and decision.target == "cloud" and facts.local_available and facts.fits_locally():
+        fallback = "local"
+    return dataclasses.replace(decision, fallback_target=fallback)
+
+
+def _require_local(facts: Facts, what: str) -> None:
+    if not facts.local_available:
+        raise ModelLoadError(
+            f"{what} needs the device, but there is no on-device model for {facts.task}",
+            hint="Build the local model (./hr build), or configure a cloud provider.",
+            task=facts.task,
+        )
+    if not facts.fits_locally():
+        raise ContextLengthError(
+            _too_long(facts),
+            hint="Shorten the input or lower max_tokens, or configure a cloud provider and use route 'auto'.",
+            tokens_in=facts.tokens_in,
+            max_tokens=facts.max_tokens,
+            context_length=facts.context_length,
+        )
+
+
+def _require_cloud(facts: Facts, what: str) -> None:
+    if not facts.cloud_available:
+        raise PolicyError(
+            f"{what} needs the cloud, but no cloud provider is configured",
+            hint="Configure a cloud provider on the server (the relay), or use route 'auto' or 'local'.",
+            route="cloud",
+        )
+
+
+def _budget_spent(facts: Facts, policy: Policy) -> bool:
+    return policy.daily_budget_usd is not None and facts.spent_today_usd >= policy.daily_budget_usd
+
+
+def _require_budget(facts: Facts, policy: Policy, what: str) -> None:
+    if _budget_spent(facts, policy):
+        raise PolicyError(
+            f"{what} needs the cloud, but today's cloud budget is spent "
+            f"({_money(facts.spent_today_usd)} of {_money(policy.daily_budget_usd or 0.0)})",
+            hint="Raise daily_budget_usd, wait until tomorrow, or make the request one the device can serve.",
+            spent_today_usd=facts.spent_today_usd,
+            daily_budget_usd=policy.daily_budget_usd,
+            over_budget=policy.over_budget,
+        )
+
+
+def _too_long(facts: Facts) -> str:
+    return (
+        f"the prompt ({facts.tokens_in} tokens) plus max_tokens ({facts.max_tokens}) exceeds the "
+        f"on-device context window of {facts.context_length} tokens"
+    )
+
+
+def _money(usd: float) -> str:
+    return f"${usd:.4f}"
