@@ -1,9 +1,11 @@
-"""Test doubles for the core: a deterministic fake runtime and a small in-memory manifest."""
+"""Test doubles for the core: a deterministic fake runtime and cloud, and a small in-memory manifest."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +14,11 @@ import numpy.typing as npt
 
 from hybrid_router.local.runtime import ProgressCallback
 from hybrid_router.manifest import Manifest, ModelEntry
+from hybrid_router.providers.base import Completion, Delta, StreamItem, Usage
 
 FAKE_DIMS = 8
+#: The context window of the fake generator (prompt tokens + max_tokens must fit in it).
+FAKE_LLM_CONTEXT = 2048
 _SHA = "0" * 64
 
 
@@ -48,13 +53,13 @@ def _model(mid: str, tasks: list[str], **extra: Any) -> dict[str, Any]:
 
 
 def fake_manifest_dict() -> dict[str, Any]:
-    """Two embedding models (the first is the default) and one generator."""
+    """Two embedding models (the first is the default) and one generator (``FAKE_LLM_CONTEXT`` tokens)."""
     return {
         "schema": 1,
         "models": [
             _model("fake-embed", ["feature-extraction"], pooling="mean", normalize=True),
             _model("fake-embed-cls", ["feature-extraction"], pooling="cls", normalize=False),
-            _model("fake-llm", ["text-generation"]),
+            _model("fake-llm", ["text-generation"], context_length=FAKE_LLM_CONTEXT),
         ],
     }
 
@@ -78,13 +83,36 @@ class FakeCall:
     normalize: bool
 
 
+def pieces_of(text: str) -> list[str]:
+    """The fake tokenisation: each word with the spaces after it is one token."""
+    return re.findall(r"\S+\s*", text)
+
+
+def fake_token_count(messages: Sequence[Mapping[str, str]]) -> int:
+    """What ``FakeRuntime.count_chat_tokens`` returns: words + 3 per message + 1 (the template)."""
+    return sum(len(m["content"].split()) + 3 for m in messages) + 1
+
+
+@dataclass
+class FakeGenerateCall:
+    model: str
+    dtype: str
+    messages: list[dict[str, str]]
+    max_new_tokens: int
+    temperature: float
+
+
 @dataclass
 class FakeRuntime:
-    """A ``LocalRuntime`` that computes vectors from a hash (deliberately not unit norm).
+    """A ``LocalRuntime`` that computes vectors from a hash (deliberately not unit norm) and generates
+    ``reply`` word by word.
 
-    ``fail`` makes the next calls raise it; ``output`` replaces the computed array (to test shape
-    checks); ``gate``, when set, makes calls wait on it after ``started`` is set (to test cancellation);
-    ``cancelled`` records whether a call saw ``CancelledError``.
+    Embeddings: ``fail`` makes the next calls raise it; ``output`` replaces the computed array (to test
+    shape checks). Generation: ``generate_fail`` is raised after ``fail_after`` pieces were streamed
+    (0: before any text, like a load failure); ``count_fail`` makes token counting raise;
+    ``token_count`` overrides the count. ``gate``, when set, makes calls wait on it after ``started``
+    is set (generation: after ``gate_after`` pieces), to test cancellation; ``cancelled`` records
+    whether a call saw ``CancelledError``.
     """
 
     fail: BaseException | None = None
@@ -96,6 +124,15 @@ class FakeRuntime:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
     calls: list[FakeCall] = field(default_factory=list)
+    reply: str = "Hello from the device."
+    generate_fail: BaseException | None = None
+    fail_after: int = 0
+    count_fail: BaseException | None = None
+    token_count: int | None = None
+    gate_after: int = 0
+    device: str = "wasm"
+    generate_calls: list[FakeGenerateCall] = field(default_factory=list)
+    count_calls: list[list[dict[str, str]]] = field(default_factory=list)
 
     async def feature_extraction(
         self,
@@ -123,3 +160,155 @@ class FakeRuntime:
         if self.output is not None:
             return self.output  # type: ignore[no-any-return]
         return np.stack([fake_vector(t, model.id) for t in texts])
+
+    async def _wait_gate(self) -> None:
+        if self.gate is not None:
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+
+    def _progress(self, model: ModelEntry, dtype: str, on_progress: ProgressCallback | None) -> None:
+        for event in self.progress_events:
+            if on_progress is not None:
+                on_progress({**event, "model": model.id, "dtype": dtype})
+
+    async def count_chat_tokens(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: list[dict[str, str]],
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        self.count_calls.append([dict(m) for m in messages])
+        self._progress(model, dtype, on_progress)
+        await asyncio.sleep(0)
+        if self.count_fail is not None:
+            raise self.count_fail
+        return fake_token_count(messages) if self.token_count is None else self.token_count
+
+    async def generate(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: list[dict[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        on_text: Callable[[str], None] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        self.generate_calls.append(
+            FakeGenerateCall(model.id, dtype, [dict(m) for m in messages], max_new_tokens, temperature)
+        )
+        self._progress(model, dtype, on_progress)
+        self.started.set()
+        try:
+            return await self._generate(max_new_tokens, on_text)
+        except asyncio.CancelledError:
+            self.cancelled = True  # interrupted wherever it was
+            raise
+
+    async def _generate(self, max_new_tokens: int, on_text: Callable[[str], None] | None) -> dict[str, Any]:
+        pieces = pieces_of(self.reply)[:max_new_tokens]
+        for index, piece in enumerate(pieces):
+            if self.generate_fail is not None and index == self.fail_after:
+                raise self.generate_fail
+            if index == self.gate_after:
+                await self._wait_gate()
+            if on_text is not None:
+                on_text(piece)
+            await asyncio.sleep(0)  # let the reader run, as the JS event loop would
+        if self.generate_fail is not None:
+            raise self.generate_fail
+        if self.gate_after == len(pieces):
+            await self._wait_gate()
+        return {
+            "text": "".join(pieces),
+            "tokens_out": len(pieces),
+            "finish_reason": "length" if len(pieces) < len(pieces_of(self.reply)) else "stop",
+        }
+
+
+@dataclass
+class FakeCloud:
+    """A ``CloudProvider`` that answers ``reply`` word by word and records every call.
+
+    ``fail`` is raised after ``fail_after`` deltas were streamed (0: before any text; ``complete``
+    raises it at once). ``gate`` makes calls wait after ``started`` is set; ``usage`` None leaves the
+    usage out of the completion; ``can_stream`` False makes it a provider without streaming.
+    """
+
+    name: str = "fake-cloud"
+    model: str = "fake-gpt"
+    can_stream: bool = True
+    max_temperature: float = 2.0
+    reply: str = "Hello from the cloud."
+    fail: BaseException | None = None
+    fail_after: int = 0
+    usage: tuple[int, int] | None = (40, 5)
+    gate: asyncio.Event | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def _record(
+        self, method: str, messages: Sequence[Any], max_tokens: int | None, temperature: float | None
+    ) -> None:
+        self.calls.append(
+            {
+                "method": method,
+                "messages": [dict(m) for m in messages],
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+            }
+        )
+
+    async def _wait(self) -> None:
+        self.started.set()
+        if self.gate is not None:
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+
+    def _completion(self, text: str) -> Completion:
+        usage = Usage(*self.usage) if self.usage is not None else None
+        return Completion(text=text, usage=usage, model=self.model, finish_reason="stop", raw_id="fake-1")
+
+    async def complete(
+        self,
+        messages: Sequence[Any],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        self._record("complete", messages, max_tokens, temperature)
+        await self._wait()
+        if self.fail is not None:
+            raise self.fail
+        return self._completion(self.reply)
+
+    async def stream(
+        self,
+        messages: Sequence[Any],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[StreamItem]:
+        self._record("stream", messages, max_tokens, temperature)
+        await self._wait()
+        pieces = pieces_of(self.reply)
+        for index, piece in enumerate(pieces):
+            if self.fail is not None and index == self.fail_after:
+                raise self.fail
+            yield Delta(piece)
+        if self.fail is not None:
+            raise self.fail
+        yield self._completion("".join(pieces))

@@ -13,7 +13,9 @@ Contract of every method:
   :class:`~hybrid_router.errors.InferenceError` when it fails while running; anything else it raises
   is wrapped as ``InferenceError`` by the caller.
 
-Token counting and generation join this protocol when the router needs them.
+Generation takes OpenAI-style chat messages (``[{"role", "content"}]``); the runtime applies the
+model's chat template. ``generate`` streams text pieces to ``on_text`` as they are decoded and returns
+``{"text", "tokens_out", "finish_reason"}`` (``"stop"`` or ``"length"``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import numpy.typing as npt
 
 from hybrid_router.manifest import ModelEntry
 
-__all__ = ["LocalRuntime", "ProgressCallback"]
+__all__ = ["LocalRuntime", "ProgressCallback", "TextCallback"]
 
 #: Receives one progress event (a plain dict) per call; must not block.
 ProgressCallback = Callable[[dict[str, Any]], None]
+#: Receives each piece of generated text as it is decoded; must not block.
+TextCallback = Callable[[str], None]
 
 
 class LocalRuntime(Protocol):
@@ -48,5 +52,33 @@ class LocalRuntime(Protocol):
         """One pooled embedding per text, in order: float32 of shape ``(len(texts), dims)``.
 
         ``pooling`` is ``"mean"`` or ``"cls"`` (from the manifest); ``dtype`` one of ``model.dtypes``.
+        """
+        ...
+
+    async def count_chat_tokens(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: list[dict[str, str]],
+        on_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Tokens of ``messages`` as the model sees them: chat template applied, generation prompt added."""
+        ...
+
+    async def generate(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: list[dict[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        on_text: TextCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """A chat completion (greedy when ``temperature`` is 0), streaming pieces to ``on_text``.
+
+        Returns ``{"text": str, "tokens_out": int, "finish_reason": "stop" | "length"}``;
+        cancelling the task interrupts generation at the next token and re-raises.
         """
         ...
