@@ -1,0 +1,178 @@
+"""A generation request, checked: ``prompt`` or ``messages``, ``max_tokens``, ``temperature``, ``route``.
+
+The page sends ``prompt`` (a string, sent as one user message) *or* ``messages`` (OpenAI chat
+messages ``[{"role": "system"|"user"|"assistant", "content": str}, ...]`` with at least one user
+message, the last of which is not blank). ``max_tokens`` is 1..4096 (default 256); ``temperature`` is
+0..2 (default: greedy on the device, the provider's default in the cloud); ``route`` is ``"auto"``,
+``"local"`` or ``"cloud"`` (default: the policy's). Every failure is a ``ValidationError`` with a hint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hybrid_router import validation
+from hybrid_router.errors import ValidationError
+from hybrid_router.routing import ROUTES
+
+__all__ = ["DEFAULT_MAX_TOKENS", "MAX_MAX_TOKENS", "MAX_MESSAGES", "PARAMS", "ROLES", "ChatRequest"]
+
+DEFAULT_MAX_TOKENS = 256
+MAX_MAX_TOKENS = 4096
+MAX_TEMPERATURE = 2.0
+MAX_MESSAGES = 512
+ROLES = ("system", "user", "assistant")
+#: The parameters a generation call accepts (the wire's and :meth:`ChatRequest.from_params`'s).
+PARAMS = ("prompt", "messages", "max_tokens", "temperature", "route")
+
+_MESSAGES_HINT = 'Pass messages as [{"role": "user", "content": "..."}] (roles: system, user, assistant).'
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A checked generation request; ``messages`` always holds the conversation (a prompt becomes one
+    user message). ``temperature`` None means "not given"."""
+
+    messages: tuple[tuple[str, str], ...]
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float | None = None
+    route: str | None = None
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        prompt: object = None,
+        messages: object = None,
+        max_tokens: object = None,
+        temperature: object = None,
+        route: object = None,
+    ) -> ChatRequest:
+        """Check the parameters as they come from the page (see the module docstring)."""
+        if (prompt is None) == (messages is None):
+            raise ValidationError(
+                "pass either prompt or messages" + (", not both" if prompt is not None else ""),
+                hint='Pass prompt: "..." for one question, or messages: [...] for a conversation.',
+                field="prompt",
+            )
+        pairs = _prompt(prompt) if messages is None else _messages(messages)
+        return cls(
+            messages=pairs,
+            max_tokens=(
+                DEFAULT_MAX_TOKENS
+                if max_tokens is None
+                else validation.positive_int(max_tokens, "max_tokens", maximum=MAX_MAX_TOKENS)
+            ),
+            temperature=None if temperature is None else _temperature(temperature),
+            route=None if route is None else validation.choice(route, ROUTES, "route"),
+        )
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any], *, where: str = "generate") -> ChatRequest:
+        """:meth:`from_params` on a dict of wire params; unknown keys are refused."""
+        validation.known_keys(params, PARAMS, where=where)
+        return cls.from_params(**{k: params.get(k) for k in PARAMS})
+
+    @property
+    def chat(self) -> list[dict[str, str]]:
+        """The messages as OpenAI-style dicts (a fresh list: callees may keep it)."""
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    @property
+    def last_user_text(self) -> str:
+        return next(content for role, content in reversed(self.messages) if role == "user")
+
+    @property
+    def chars(self) -> int:
+        return sum(len(content) for _, content in self.messages)
+
+
+def _prompt(prompt: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(prompt, str):
+        raise ValidationError(
+            f"prompt must be a string, got {validation.type_name(prompt)}",
+            hint="Pass prompt as a string, or a conversation as messages.",
+            field="prompt",
+            got=validation.type_name(prompt),
+        )
+    _check_text(prompt, "prompt")
+    if not prompt.strip():
+        raise ValidationError("prompt must not be blank", hint="Send a non-empty prompt.", field="prompt")
+    return (("user", prompt),)
+
+
+def _messages(messages: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(messages, list | tuple) or not messages:
+        raise ValidationError(
+            f"messages must be a non-empty array, got {validation.type_name(messages)}"
+            + (" (empty)" if isinstance(messages, list | tuple) else ""),
+            hint=_MESSAGES_HINT,
+            field="messages",
+        )
+    if len(messages) > MAX_MESSAGES:
+        raise ValidationError(
+            f"messages has {len(messages)} items, more than the limit of {MAX_MESSAGES}",
+            hint="Drop or summarise the oldest turns of the conversation.",
+            field="messages",
+            count=len(messages),
+            limit=MAX_MESSAGES,
+        )
+    pairs: list[tuple[str, str]] = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, Mapping):
+            raise ValidationError(
+                f"{where} must be an object, got {validation.type_name(message)}",
+                hint=_MESSAGES_HINT,
+                field=where,
+            )
+        validation.known_keys(message, ("role", "content"), where=where)
+        role = validation.choice(message.get("role"), ROLES, f"{where}.role")
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise ValidationError(
+                f"{where}.content must be a string, got {validation.type_name(content)}",
+                hint=_MESSAGES_HINT,
+                field=f"{where}.content",
+                got=validation.type_name(content),
+            )
+        _check_text(content, f"{where}.content")
+        pairs.append((role, content))
+    users = [content for role, content in pairs if role == "user"]
+    if not users or not users[-1].strip():
+        raise ValidationError(
+            "messages must contain a user message, and the last one must not be blank",
+            hint=_MESSAGES_HINT,
+            field="messages",
+        )
+    return tuple(pairs)
+
+
+def _check_text(text: str, field: str) -> None:
+    if len(text) > validation.MAX_TEXT_CHARS:
+        raise ValidationError(
+            f"{field} has {len(text)} characters, more than the limit of {validation.MAX_TEXT_CHARS}",
+            hint="Shorten the text (or split the work into several calls).",
+            field=field,
+            length=len(text),
+            limit=validation.MAX_TEXT_CHARS,
+        )
+
+
+def _temperature(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_TEMPERATURE
+    ):
+        raise ValidationError(
+            f"temperature must be a number between 0 and {MAX_TEMPERATURE:g}, got {value!r}",
+            hint="Pass a temperature in [0, 2] (0: deterministic), or leave it out.",
+            field="temperature",
+            got=validation.type_name(value),
+        )
+    return float(value)
