@@ -38,6 +38,24 @@ export class HybridRouterError extends Error {
   }
 }
 
+/**
+ * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
+ *   temperature?: number, route?: "auto" | "local" | "cloud", signal?: AbortSignal,
+ *   onProgress?: (e: ProgressEvent) => void }} GenerateOptions
+ * @typedef {{ tokens_in: number, tokens_out: number }} Usage
+ */
+
+/** camelCase option -> snake_case wire key */
+const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", dailyBudgetUSD: "daily_budget_usd",
+  overBudget: "over_budget" });
+
+/** @param {Record<string, any>} options */
+function generateParams(options) {
+  /** @type {Record<string, any>} */ const params = {};
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) params[SNAKE[k] ?? k] = v;
+  return params;
+}
+
 /** @param {string} message @param {any} [details] */
 const abortError = (message, details = {}) => new HybridRouterError({
   name: "AbortError", message, hint: "The call was cancelled; call again if you still need the result.", details,
@@ -54,12 +72,13 @@ export class HybridRouter {
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal }} [options]
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0] }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
     const router = new HybridRouter(options);
     await router.#ready(options);
+    if (options.policy) await router.configure(options.policy);
     return router;
   }
 
@@ -159,6 +178,75 @@ export class HybridRouter {
   embed(texts, options = {}) {
     const { model, dtype, ...rest } = options;
     return this.call("embed", { texts, model: model ?? null, dtype: dtype ?? null }, rest);
+  }
+
+  /**
+   * Text generation, on the device or in the cloud as the routing policy decides.
+   * @param {GenerateOptions} options
+   * @returns {Promise<{ text: string, route: Route, usage: Usage }>}
+   */
+  async generate(options) {
+    const { signal, onProgress, ...rest } = options ?? {};
+    return this.call("generate", generateParams(rest), { signal, onProgress });
+  }
+
+  /**
+   * Streaming generation: an async iterable of `{ delta }` chunks, ending with `{ done: true, route, usage }`.
+   * Breaking out of the loop (or aborting `signal`) cancels the request.
+   * @param {GenerateOptions} options
+   * @returns {AsyncIterable<{ delta?: string, done?: boolean, route?: Route, usage?: Usage }>}
+   */
+  stream(options) {
+    const { signal, onProgress, ...rest } = options ?? {};
+    const router = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        /** @type {any[]} */ const queue = [];
+        /** @type {(() => void) | null} */ let wake = null;
+        const inner = new AbortController();
+        const onAbort = () => inner.abort();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        if (signal?.aborted) inner.abort();
+        let finished = false;
+        /** @type {any} */ let failure = null;
+        const done = router.call("stream", generateParams(rest), {
+          signal: inner.signal, onProgress,
+          onChunk: (value) => { queue.push(value); wake?.(); },
+        }).then((final) => { queue.push(final); finished = true; wake?.(); },
+          (err) => { failure = err; finished = true; wake?.(); });
+        try {
+          while (true) {
+            if (queue.length) { yield queue.shift(); continue; }
+            if (finished) { if (failure) throw failure; return; }
+            await new Promise((resolve) => { wake = () => { wake = null; resolve(undefined); }; });
+          }
+        } finally {
+          signal?.removeEventListener("abort", onAbort);
+          if (!finished) inner.abort(); // the consumer stopped early: cancel the request
+          await done;
+        }
+      },
+    };
+  }
+
+  /**
+   * What the router has done so far.
+   * @returns {Promise<{ requests: number, local: number, cloud: number, fallbacks: number, errors: number, cloudCostUSD: number, savedUSD: number }>}
+   */
+  async stats() {
+    const s = await this.call("stats", {});
+    return { requests: s.requests, local: s.local, cloud: s.cloud, fallbacks: s.fallbacks, errors: s.errors,
+      cloudCostUSD: s.cloud_cost_usd, savedUSD: s.saved_usd };
+  }
+
+  /**
+   * Change the routing policy of this router.
+   * @param {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string, dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse" }} policy
+   */
+  configure(policy) {
+    /** @type {Record<string, any>} */ const params = {};
+    for (const [k, v] of Object.entries(policy)) params[SNAKE[k] ?? k] = v;
+    return this.call("configure", params);
   }
 
   /** Stop the worker; pending calls reject with an AbortError. */

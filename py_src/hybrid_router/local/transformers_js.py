@@ -41,6 +41,38 @@ def _destroy(*proxies: Any) -> None:
             p.destroy()
 
 
+def _ints(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.data.to_py(), dtype=np.int64).reshape(tensor.dims.to_py())
+
+
+def _restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) -> None:
+    """Rows cut by truncation end in a content token instead of ``sep_id``: make it ``sep_id`` again."""
+    if not isinstance(sep_id, int) or mask.size == 0:
+        return
+    from pyodide.code import run_js  # type: ignore[import-not-found]
+
+    ids = _ints(input_ids)
+    width = ids.shape[1]
+    rows = [int(r) * width + width - 1 for r in np.nonzero((mask[:, -1] == 1) & (ids[:, -1] != sep_id))[0]]
+    if rows:  # BigInt64Array elements can only be set from JS (a Python int arrives as a Number)
+        set_ids = run_js("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
+        try:
+            set_ids(input_ids, _js(rows), sep_id)
+        finally:
+            _destroy(set_ids)
+
+
+def _dispose(tensors: Any) -> None:
+    """Free the ORT buffers of a model's output tensors (a JS object of Tensors)."""
+    if tensors is None:
+        return
+    for key in tensors.object_keys():
+        value = getattr(tensors, key)
+        if hasattr(value, "dispose"):
+            value.dispose()
+        _destroy(value)
+
+
 def _tensor_to_numpy(tensor: Any) -> np.ndarray:
     dims = tensor.dims.to_py()
     data = tensor.data.to_py()  # a copy into Python memory
@@ -100,18 +132,34 @@ class TransformersJsRuntime:
 
     async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
                                  normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
+        """The feature-extraction pipeline's steps (tokenize, run, pool), with reference truncation.
+
+        Transformers.js truncates after adding special tokens, so a text longer than the window loses
+        its final ``[SEP]``; Hugging Face tokenizers (the reference) truncate first and keep it. We put
+        it back before running the model, then pool in numpy.
+        """
         pipe = await self._pipeline("feature-extraction", model, dtype, on_progress)
-        output = None
+        inputs = outputs = None
         try:
-            output = await pipe(_js(list(texts)), _js({"pooling": pooling, "normalize": normalize}))
-            return _tensor_to_numpy(output)
+            inputs = pipe.tokenizer(_js(list(texts)), _js({"padding": True, "truncation": True}))
+            mask = _ints(inputs.attention_mask)
+            _restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
+            outputs = await pipe.model(inputs)
+            hidden = _tensor_to_numpy(outputs.last_hidden_state)
         except JsException as exc:
             raise InferenceError(f"{model.id} failed on {len(texts)} text(s): {_message(exc)}",
                                  model=model.id, dtype=dtype, task="feature-extraction") from exc
         finally:
-            if output is not None and hasattr(output, "dispose"):
-                output.dispose()  # frees the tensor's ORT buffers where it has any
-            _destroy(output)
+            _dispose(outputs)
+            _destroy(inputs, outputs)
+        if pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if normalize:
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32)
 
     async def count_chat_tokens(self, model: ModelEntry, dtype: str, messages: list[dict[str, str]],
                                 on_progress: ProgressFn | None = None) -> int:
