@@ -56,6 +56,89 @@ function drawMatrix(texts, vectors) {
   $("matrix").replaceChildren(table);
 }
 
+const COLORS = { local: "#12805c", cloud: "#7a3ff2", fallbacks: "#f79009", errors: "#b42318" };
+
+/** Bars of requests by route (local, cloud, fallbacks, errors), drawn as SVG. @param {any} stats */
+function drawRouting(stats) {
+  const keys = /** @type {const} */ (["local", "cloud", "fallbacks", "errors"]);
+  const max = Math.max(1, ...keys.map((k) => stats[k]));
+  const bars = keys.map((k, i) => {
+    const w = Math.round((stats[k] / max) * 130);
+    const y = 10 + i * 32;
+    return `<text x="0" y="${y + 15}" font-size="11" fill="#667085">${k}</text>` +
+      `<rect x="62" y="${y}" width="${Math.max(w, 1)}" height="22" rx="4" fill="${COLORS[k]}"></rect>` +
+      `<text x="${68 + w}" y="${y + 15}" font-size="11">${stats[k]}</text>`;
+  }).join("");
+  $("routing-chart").innerHTML = bars;
+  const money = (/** @type {number} */ x) => "$" + x.toFixed(x < 0.01 ? 6 : 4);
+  const share = stats.requests ? Math.round((100 * stats.local) / stats.requests) : 0;
+  $("routing-stats").innerHTML = `<dt>requests</dt><dd>${stats.requests}</dd><dt>served on device</dt><dd>${share}%</dd>` +
+    `<dt>cloud spend</dt><dd>${money(stats.cloudCostUSD)}</dd><dt>saved</dt><dd>${money(stats.savedUSD)}</dd>`;
+}
+
+/** A one-line explanation of a route record. @param {any} r @param {any} usage */
+function explain(r, usage) {
+  const falls = (r.fallbacks || []).map((/** @type {any} */ f) =>
+    `<span class="fallback">${f.target} failed (${f.error_name}: ${f.message})</span>`).join(" → ");
+  const cost = r.cost_usd ? `, ~$${r.cost_usd.toFixed(6)}` : "";
+  return `<span class="badge ${r.target}">${r.target}</span> ${r.model} — ${r.reason}: ${r.rule}` +
+    `${falls ? ` · ${falls} → served by ${r.target}` : ""} · ${usage?.tokens_in ?? r.tokens_in} in / ` +
+    `${usage?.tokens_out ?? r.tokens_out} out tokens, ${Math.round(r.ms)} ms${cost}`;
+}
+
+/** @param {any} router */
+function setUpChat(router) {
+  const input = /** @type {HTMLInputElement} */ ($("chat-input"));
+  const send = /** @type {HTMLButtonElement} */ ($("chat-send"));
+  const stop = /** @type {HTMLButtonElement} */ ($("chat-stop"));
+  const log = $("chat-log");
+  /** @type {{ role: string, content: string }[]} */ const history = [];
+  /** @type {AbortController | null} */ let running = null;
+  input.disabled = send.disabled = false;
+  const refresh = async () => drawRouting(await router.stats());
+  refresh();
+  /** @type {HTMLSelectElement} */ ($("privacy-select")).onchange = async (e) => {
+    await router.configure({ privacy: /** @type {HTMLSelectElement} */ (e.target).value });
+  };
+  stop.onclick = () => running?.abort();
+  /** @type {HTMLFormElement} */ ($("chat-form")).onsubmit = async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || running) return;
+    input.value = "";
+    history.push({ role: "user", content: text });
+    const mine = document.createElement("div");
+    mine.className = "msg user"; mine.textContent = text;
+    const answer = document.createElement("div");
+    answer.className = "msg assistant";
+    const body = document.createElement("span");
+    const why = document.createElement("span");
+    why.className = "why"; why.textContent = "routing…";
+    answer.append(body, why);
+    log.append(mine, answer);
+    running = new AbortController();
+    send.disabled = true; stop.disabled = false;
+    try {
+      const route = /** @type {HTMLSelectElement} */ ($("route-select")).value;
+      const maxTokens = Number(/** @type {HTMLInputElement} */ ($("max-tokens")).value) || 128;
+      for await (const chunk of router.stream({ messages: history, maxTokens, route, signal: running.signal })) {
+        if (chunk.delta) { body.textContent += chunk.delta; log.scrollTop = log.scrollHeight; }
+        if (chunk.done) why.innerHTML = explain(chunk.route, chunk.usage);
+      }
+      history.push({ role: "assistant", content: body.textContent || "" });
+    } catch (err) {
+      why.innerHTML = "";
+      why.textContent = `${err.name}: ${err.message}${err.hint ? ` — ${err.hint}` : ""}`;
+      why.classList.add("error");
+      history.pop();
+    } finally {
+      running = null;
+      send.disabled = false; stop.disabled = true;
+      refresh();
+    }
+  };
+}
+
 async function main() {
   let router;
   try {
@@ -68,6 +151,16 @@ async function main() {
   const i = router.info;
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
     `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ""}; ready in ${(i.timings.ready / 1000).toFixed(1)} s.`;
+  try {
+    const info = await router.call("info", {});
+    const c = info.cloud;
+    $("cloud-label").textContent = c && c.available
+      ? `Cloud tier: ${c.label || c.model}${c.default_tier ? " (the default cloud tier: a bigger model on llama-server, on this machine)" : ""}.`
+      : "Cloud tier: none configured — everything runs on this device.";
+    setUpChat(router);
+  } catch (err) {
+    $("cloud-label").textContent = `Chat unavailable: ${err.name}: ${err.message}`;
+  }
   const button = /** @type {HTMLButtonElement} */ ($("embed"));
   button.disabled = false;
   button.onclick = async () => {
