@@ -10,17 +10,21 @@ files of that folder with their size and sha256:
 
 :attr:`Variant.files` is the union of both, i.e. everything one download of that dtype fetches;
 :attr:`ModelEntry.files` is every file of the built folder. Pure Python (stdlib only): runs in Pyodide.
+
+An optional top-level ``cloud_prices`` section holds the cloud models' list prices
+(:mod:`hybrid_router.prices`): :attr:`Manifest.cloud_prices` and :meth:`Manifest.price_for`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from .errors import ModelLoadError, ValidationError
+from .prices import CloudPrice, CloudPrices
 
 __all__ = ["SCHEMA", "Conversion", "FileInfo", "Manifest", "ModelEntry", "Source", "Variant"]
 
@@ -282,6 +286,7 @@ class Manifest:
 
     models: tuple[ModelEntry, ...]
     schema: int = SCHEMA
+    cloud_prices: CloudPrices = field(default_factory=CloudPrices)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
@@ -299,7 +304,8 @@ class Manifest:
         ids = [m.id for m in models]
         if dups := sorted({i for i in ids if ids.count(i) > 1}):
             raise _fail("models", f"duplicate ids {dups}")
-        return cls(models=tuple(models), schema=schema)
+        prices = CloudPrices.from_dict(d["cloud_prices"]) if "cloud_prices" in d else CloudPrices()
+        return cls(models=tuple(models), schema=schema, cloud_prices=prices)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -326,3 +332,7 @@ class Manifest:
     def for_task(self, task: str) -> tuple[ModelEntry, ...]:
         """The models that can do ``task``, in manifest order (the first is the task's default)."""
         return tuple(m for m in self.models if task in m.tasks)
+
+    def price_for(self, model: str | None) -> CloudPrice:
+        """The list price of the cloud model ``model`` (see :mod:`hybrid_router.prices`)."""
+        return self.cloud_prices.price_for(model)

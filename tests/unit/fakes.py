@@ -53,7 +53,8 @@ def _model(mid: str, tasks: list[str], **extra: Any) -> dict[str, Any]:
 
 
 def fake_manifest_dict() -> dict[str, Any]:
-    """Two embedding models (the first is the default) and one generator (``FAKE_LLM_CONTEXT`` tokens)."""
+    """Two embedding models (the first is the default), one generator (``FAKE_LLM_CONTEXT`` tokens), and
+    a price table: ``fake-gpt`` (FakeCloud's model) at 1/2 USD per Mtok, anything else at 10/20."""
     return {
         "schema": 1,
         "models": [
@@ -61,6 +62,10 @@ def fake_manifest_dict() -> dict[str, Any]:
             _model("fake-embed-cls", ["feature-extraction"], pooling="cls", normalize=False),
             _model("fake-llm", ["text-generation"], context_length=FAKE_LLM_CONTEXT),
         ],
+        "cloud_prices": {
+            "default": {"input_usd_per_mtok": 10.0, "output_usd_per_mtok": 20.0, "note": "fake"},
+            "fake-gpt": {"input_usd_per_mtok": 1.0, "output_usd_per_mtok": 2.0, "source": "fake"},
+        },
     }
 
 
