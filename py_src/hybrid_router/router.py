@@ -2,31 +2,63 @@
 
 The worker glue does ``Dispatcher(router.handlers(), send)``: each wire method maps to one router
 method, whose params are checked here (unknown keys are refused so a misspelt option is not ignored).
+
+Wire methods: ``embed``, ``generate`` and ``stream`` (params ``prompt`` | ``messages``, ``max_tokens``,
+``temperature``, ``route``; ``stream`` sends each ``{"delta"}`` as a chunk and returns the final
+``{"done": true, "route", "usage", "finish_reason"}``), ``stats``, ``configure`` (policy fields, see
+:class:`~hybrid_router.routing.Policy`) and ``info``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from typing import Any, cast
 
-from hybrid_router import embeddings, validation
+from hybrid_router import embeddings, generation, validation
+from hybrid_router.chat import PARAMS
 from hybrid_router.embeddings import EmbedResult
+from hybrid_router.generation import GenerateResult
+from hybrid_router.ledger import Ledger
 from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.manifest import Manifest
 from hybrid_router.protocol import CallContext, Handler
+from hybrid_router.providers.base import CloudProvider
+from hybrid_router.routing import TIERS, Policy
 
-__all__ = ["Router"]
+__all__ = ["POLICY_FIELDS", "Router"]
+
+#: What ``configure`` may change: the fields of :class:`~hybrid_router.routing.Policy`.
+POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(Policy))
 
 
 class Router:
-    """Routes each call to the device (and, later, the cloud) and records why in its ``Route``."""
+    """Routes each call to the device or the cloud and records why in its ``Route``.
+
+    ``cloud`` is the configured provider (None: the device only); ``cloud_label`` how the page names
+    it (e.g. "llama-server on this machine, the default cloud tier"). ``ledger`` defaults to one priced
+    with the manifest's ``cloud_prices`` and the cloud's model.
+    """
 
     def __init__(
-        self, runtime: LocalRuntime, manifest: Manifest, *, clock: Callable[[], float] = time.perf_counter
+        self,
+        runtime: LocalRuntime,
+        manifest: Manifest,
+        *,
+        cloud: CloudProvider | None = None,
+        cloud_label: str | None = None,
+        policy: Policy | None = None,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.runtime = runtime
         self.manifest = manifest
+        self.cloud = cloud
+        self.cloud_label = cloud_label
+        self.policy = policy if policy is not None else Policy()
+        self.ledger = ledger if ledger is not None else Ledger(manifest, cloud_model=_model_of(cloud))
         self._clock = clock
 
     async def embed(
@@ -48,10 +80,53 @@ class Router:
             clock=self._clock,
         )
 
+    async def generate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[dict[str, str]] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        route: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> GenerateResult:
+        """The answer to ``prompt`` or ``messages``, routed (see :mod:`hybrid_router.generation`)."""
+        params = _params(prompt, messages, max_tokens, temperature, route)
+        return await generation.generate(params, on_progress=on_progress, **self._generation_kwargs())
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[dict[str, str]] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        route: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """``{"delta"}`` items, then ``{"done": True, "route", "usage", "finish_reason"}``; close it
+        (``contextlib.aclosing``) when stopping early."""
+        params = _params(prompt, messages, max_tokens, temperature, route)
+        return generation.stream(params, on_progress=on_progress, **self._generation_kwargs())
+
+    def stats(self) -> dict[str, Any]:
+        """The ledger's counters (see :mod:`hybrid_router.ledger`)."""
+        return self.ledger.stats()
+
+    def configure(self, **changes: Any) -> Policy:
+        """Change policy fields (checked together; nothing changes if the result is refused)."""
+        validation.known_keys(changes, POLICY_FIELDS, where="configure")
+        self.policy = self.policy.replace(**changes)
+        return self.policy
+
     def info(self) -> dict[str, Any]:
-        """The version and the models the router can use, as plain data."""
+        """The version, the models, the cloud and the policy, as plain data."""
         from hybrid_router import __version__  # the package imports this module: read it at call time
 
+        cloud = None
+        if self.cloud is not None:
+            label = self.cloud_label or f"{self.cloud.name} ({self.cloud.model})"
+            cloud = {"kind": self.cloud.name, "model": self.cloud.model, "label": label}
         return {
             "version": __version__,
             "models": [
@@ -66,11 +141,31 @@ class Router:
                 }
                 for m in self.manifest.models
             ],
+            "cloud": cloud,
+            "policy": self.policy.to_wire(),
+            "tiers": {name: rules.summary for name, rules in TIERS.items()},
         }
 
     def handlers(self) -> dict[str, Handler]:
         """The wire methods, for :class:`~hybrid_router.protocol.Dispatcher`."""
-        return {"embed": self._handle_embed, "info": self._handle_info}
+        return {
+            "configure": self._handle_configure,
+            "embed": self._handle_embed,
+            "generate": self._handle_generate,
+            "info": self._handle_info,
+            "stats": self._handle_stats,
+            "stream": self._handle_stream,
+        }
+
+    def _generation_kwargs(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "manifest": self.manifest,
+            "cloud": self.cloud,
+            "policy": self.policy,
+            "ledger": self.ledger,
+            "clock": self._clock,
+        }
 
     async def _handle_embed(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         validation.known_keys(params, ("texts", "model", "dtype"), where="embed")
@@ -82,6 +177,40 @@ class Router:
         )
         return result.to_wire()
 
+    async def _handle_generate(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        # The params go to generation unchanged: it checks them (and records a bad call in the ledger).
+        result = await generation.generate(params, on_progress=ctx.progress, **self._generation_kwargs())
+        return result.to_wire()
+
+    async def _handle_stream(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        final: dict[str, Any] = {}
+        chunks = generation.stream(params, on_progress=ctx.progress, **self._generation_kwargs())
+        async with aclosing(chunks) as items:
+            async for item in items:
+                if item.get("done"):
+                    final = item
+                else:
+                    ctx.chunk(item)
+        return final
+
+    async def _handle_stats(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        validation.known_keys(params, (), where="stats")
+        return self.stats()
+
+    async def _handle_configure(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {"policy": self.configure(**params).to_wire()}
+
     async def _handle_info(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         validation.known_keys(params, (), where="info")
         return self.info()
+
+
+def _model_of(cloud: CloudProvider | None) -> str | None:
+    return cloud.model if cloud is not None else None
+
+
+def _params(
+    prompt: object, messages: object, max_tokens: object, temperature: object, route: object
+) -> dict[str, Any]:
+    values = (prompt, messages, max_tokens, temperature, route)
+    return {key: value for key, value in zip(PARAMS, values, strict=True) if value is not None}
