@@ -3,8 +3,9 @@
 A dtype spec is the manifest's ``conversion.dtypes[<dtype>]`` object:
 
 - ``{}``: fp32, the export itself;
-- ``{"quantize": "weight-only-int8", "gather": "int8"|"int8t"|"fp16"|"none", "keep_fp32": [name parts]}``
-  (:mod:`.weight_only_int8`; MatMul nodes whose name contains a ``keep_fp32`` string stay fp32);
+- ``{"quantize": "weight-only-int8", "gather": "int8"|"int8t"|"fp16"|"none", "keep_fp32": [name parts],
+  "fp16": [name parts]}`` (:mod:`.weight_only_int8`; MatMul nodes whose name contains a ``keep_fp32``
+  string stay fp32, those matching an ``fp16`` string are stored fp16, the others int8);
 - ``{"quantize": "matmul-nbits", "block_size": 32, "accuracy_level": 4, "gather": "fp16"}``: 4-bit
   ``MatMulNBits`` (symmetric), then the token embedding compressed like weight-only-int8's ``gather``;
 - ``{"quantize": "dynamic-int8", "per_channel": true}``: onnxruntime's dynamic int8 (``MatMulInteger``).
@@ -28,7 +29,8 @@ def make_dtype(fp32: Path, dst: Path, spec: Mapping[str, Any]) -> None:
     """Write ``dst`` (a quantized copy of ``fp32``) as ``spec`` says."""
     method = spec.get("quantize")
     if method == "weight-only-int8":
-        weight_only_int8(fp32, dst, gather=spec.get("gather", "int8"), keep=tuple(spec.get("keep_fp32", ())))
+        weight_only_int8(fp32, dst, gather=spec.get("gather", "int8"), keep=tuple(spec.get("keep_fp32", ())),
+                         half=tuple(spec.get("fp16", ())))
     elif method == "matmul-nbits":
         with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
             mid = Path(tmp) / "nbits.onnx"

@@ -50,7 +50,8 @@ def _int8(w: Any, axis: int | None) -> tuple[Any, Any, Any]:
 
 
 def _targets(
-    graph: Any, inits: dict[str, Any], *, gather: str, matmul: bool, keep: tuple[str, ...]
+    graph: Any, inits: dict[str, Any], *, gather: str, matmul: bool, keep: tuple[str, ...],
+    half: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Weight name -> how to store it (``int8:1``, ``int8:0``, ``int8:tensor``, ``fp16``), in graph order."""
     import onnx
@@ -63,7 +64,9 @@ def _targets(
     out: dict[str, str] = {}
     for node in _all_nodes(graph):
         if node.op_type == "MatMul" and matmul and len(node.input) == 2 and fp32_matrix(node.input[1]):
-            if not any(k in node.name for k in keep):
+            if any(k in node.name for k in half):
+                out.setdefault(node.input[1], "fp16")
+            elif not any(k in node.name for k in keep):
                 out.setdefault(node.input[1], "int8:1")
         elif node.op_type == "Gather" and gather_mode and fp32_matrix(node.input[0]):
             if inits[node.input[0]].dims[0] > 1000:
@@ -72,11 +75,13 @@ def _targets(
 
 
 def weight_only_int8(
-    src: Path, dst: Path, *, gather: str = "int8", matmul: bool = True, keep: tuple[str, ...] = ()
+    src: Path, dst: Path, *, gather: str = "int8", matmul: bool = True, keep: tuple[str, ...] = (),
+    half: tuple[str, ...] = (),
 ) -> int:
     """Write ``dst`` from ``src``; return how many weight tensors were compressed.
 
-    ``keep``: MatMul nodes whose name contains one of these strings keep their fp32 weight.
+    ``keep``: MatMul nodes whose name contains one of these strings keep their fp32 weight;
+    ``half``: MatMul nodes whose name contains one of these store it as fp16 (+ ``Cast``), the rest int8.
     """
     import numpy as np
     import onnx
@@ -89,7 +94,7 @@ def weight_only_int8(
     inits = {t.name: t for t in graph.initializer}
     done: dict[str, str] = {}
     new_nodes = []
-    for name, mode in _targets(graph, inits, gather=gather, matmul=matmul, keep=keep).items():
+    for name, mode in _targets(graph, inits, gather=gather, matmul=matmul, keep=keep, half=half).items():
         w = numpy_helper.to_array(inits[name]).astype(np.float32)
         graph.initializer.remove(inits[name])
         if mode == "fp16":
