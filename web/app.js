@@ -154,8 +154,8 @@ async function main() {
   try {
     const info = await router.call("info", {});
     const c = info.cloud;
-    $("cloud-label").textContent = c && c.available
-      ? `Cloud tier: ${c.label || c.model}${c.default_tier ? " (the default cloud tier: a bigger model on llama-server, on this machine)" : ""}.`
+    $("cloud-label").textContent = c
+      ? `Cloud tier: ${c.label || c.model}. Local model: ${info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none"}.`
       : "Cloud tier: none configured — everything runs on this device.";
     setUpChat(router);
   } catch (err) {

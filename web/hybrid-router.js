@@ -72,13 +72,12 @@ export class HybridRouter {
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0] }} [options]
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number } }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
     const router = new HybridRouter(options);
     await router.#ready(options);
-    if (options.policy) await router.configure(options.policy);
     return router;
   }
 
@@ -89,7 +88,7 @@ export class HybridRouter {
     this.#worker = new Worker(url, { type: "module", name: "hybrid-router" });
   }
 
-  /** @param {{ bootUrl?: string, signal?: AbortSignal }} options */
+  /** @param {{ bootUrl?: string, signal?: AbortSignal, policy?: Record<string, any>, cloud?: { timeoutMs?: number, maxRetries?: number } }} options */
   #ready(options) {
     return new Promise((resolve, reject) => {
       const fail = (/** @type {HybridRouterError} */ err) => { this.#die(err); reject(err); };
@@ -111,7 +110,12 @@ export class HybridRouter {
       };
       this.#worker.onmessageerror = () => this.#die(new HybridRouterError({ name: "WorkerError",
         message: "a message from the worker could not be read", hint: "Reload the page." }));
-      this.#worker.postMessage({ type: "init", options: { bootUrl: options.bootUrl } });
+      /** @type {Record<string, any>} */ const policy = {};
+      for (const [k, v] of Object.entries(options.policy ?? {})) policy[SNAKE[k] ?? k] = v;
+      const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
+        max_retries: options.cloud?.maxRetries };
+      this.#worker.postMessage({ type: "init", options: { bootUrl: options.bootUrl, policy,
+        cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) } });
     });
   }
 

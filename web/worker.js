@@ -94,6 +94,10 @@ async function boot(options) {
   app = await worker.start(post, pyodide.toPy({
     transformers_url: transformersUrl,
     manifest_url: abs(boot.models_manifest),
+    cloud_config_url: abs(boot.cloud_config || "/api/cloud/config"),
+    cloud_base_url: abs(boot.cloud_base_url || "/api/cloud"),
+    cloud: options.cloud || {},
+    policy: options.policy || {},
     device: "wasm",
   }));
   const info = worker.boot_info().toJs({ dict_converter: Object.fromEntries });

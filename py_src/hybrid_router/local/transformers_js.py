@@ -168,7 +168,8 @@ class TransformersJsRuntime:
         ids = None
         try:
             ids = pipe.tokenizer.apply_chat_template(_js(messages), _js(
-                {"tokenize": True, "add_generation_prompt": True, "return_tensor": False}))
+                {"tokenize": True, "add_generation_prompt": True, "return_tensor": False,
+                 "return_dict": False}))
             return int(ids.length)
         except JsException as exc:
             raise InferenceError(f"{model.id}: could not apply the chat template: {_message(exc)}",
