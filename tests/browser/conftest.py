@@ -18,7 +18,13 @@ from tests.harness import (
     stop_server,
 )
 
+from tests.faults import FaultProxy
+
 __all__ = ["REPO", "RouterPage", "load_json", "open_router_page"]
+
+CLOUD_MODEL = "qwen2.5-coder-0.5b-instruct"
+#: a key the relay adds upstream: the tests check that the page never sees it
+RELAY_KEY = "sk-test-relay-key-never-in-the-page"
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +56,40 @@ def router_page(browser: Any, server: Server) -> Iterator[RouterPage]:
     rp.page.context.close()
 
 
+
+
+# --- the cloud side: a real llama-server (Qwen2.5-Coder-0.5B-Instruct), behind the fault proxy, behind serve.py
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[Any]:
+    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
+
+    ensure_llama_server()
+    with LlamaServer(ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"), alias=CLOUD_MODEL,
+                     extra_args=("--api-key", RELAY_KEY)) as server:  # only the relay knows the key
+        server.start()
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fault_proxy(llama: Any) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(llama.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def cloud_server(tmp_path_factory: pytest.TempPathFactory, fault_proxy: FaultProxy) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("serve-cloud"), cloud={
+        "base_url": fault_proxy.url, "model": CLOUD_MODEL, "api_key": RELAY_KEY,
+        "label": "Qwen2.5-Coder-0.5B-Instruct on llama-server (test cloud)"})
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def proxy(fault_proxy: FaultProxy) -> FaultProxy:
+    """The fault proxy with an empty plan (every request forwarded) at the start of a test."""
+    fault_proxy.plan()
+    return fault_proxy

@@ -1,0 +1,105 @@
+"""Local generation in a real browser: SmolLM2-135M-Instruct through Transformers.js, against transformers on torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.harness import RouterPage, open_router_page
+
+pytestmark = pytest.mark.browser
+
+MODEL = "SmolLM2-135M-Instruct"
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Give me three tips for staying focused while studying.",
+]
+NEW_TOKENS = 32
+
+
+@pytest.fixture(scope="module")
+def reference() -> list[str]:
+    """Greedy continuations from the reference implementation: transformers on torch, same weights."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from builder.models import source_dir
+
+    folder = str(source_dir(MODEL))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    out = []
+    for prompt in PROMPTS:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt")
+        with torch.no_grad():
+            gen = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
+        out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, server: Any) -> Any:
+    rp = open_router_page(browser, server)
+    yield rp
+    rp.page.context.close()
+
+
+def _generate(rp: RouterPage, prompt: str, **options: Any) -> dict[str, Any]:
+    return rp.call("return await router.generate({ prompt: arg.prompt, ...arg.options });",
+                   {"prompt": prompt, "options": {"maxTokens": NEW_TOKENS, "route": "local", **options}})
+
+
+def test_greedy_output_equals_the_torch_reference(page: RouterPage, reference: list[str]) -> None:
+    for prompt, expected in zip(PROMPTS, reference, strict=True):
+        result = _generate(page, prompt)
+        assert result["text"].strip() == expected.strip(), prompt
+        route = result["route"]
+        assert route["target"] == "local" and route["model"] == MODEL and route["cost_usd"] == 0
+        assert 0 < result["usage"]["tokens_out"] <= NEW_TOKENS and result["usage"]["tokens_in"] > 10
+
+
+def test_stream_yields_deltas_then_done_and_matches_generate(page: RouterPage) -> None:
+    chunks = page.call("""const out = [];
+        for await (const c of router.stream({ prompt: arg, maxTokens: 24, route: "local" })) out.push(c);
+        return out;""", PROMPTS[0])
+    deltas = [c["delta"] for c in chunks[:-1]]
+    assert len(deltas) >= 2 and all(isinstance(d, str) and d for d in deltas)
+    final = chunks[-1]
+    assert final["done"] is True and final["route"]["target"] == "local"
+    whole = _generate(page, PROMPTS[0], maxTokens=24)
+    assert "".join(deltas).strip() == whole["text"].strip()
+
+
+def test_abort_mid_stream_stops_local_generation(page: RouterPage) -> None:
+    result = page.call("""const c = new AbortController(); let got = 0;
+        try {
+          for await (const chunk of router.stream({ prompt: arg, maxTokens: 200, route: "local", signal: c.signal })) {
+            if (chunk.delta) { got++; if (got === 2) c.abort(); }
+          }
+          return { name: "no error", got };
+        } catch (e) { return { name: e.name, got, hint: e.hint }; }""", "Tell me a long story about a dragon.")
+    assert result["name"] == "AbortError" and result["got"] == 2 and result["hint"]
+    stats = page.call("return await router.stats();")
+    assert stats["errors"] >= 1  # the aborted request is counted, not lost
+    after = _generate(page, "Say hi.", maxTokens=8)  # the worker is free again
+    assert after["text"]
+
+
+def test_bad_generation_input_is_a_validation_error(page: RouterPage) -> None:
+    for bad in ({}, {"prompt": 5}, {"prompt": "x", "messages": [{"role": "user", "content": "y"}]},
+                {"prompt": "x", "maxTokens": -1}, {"messages": [{"role": "wizard", "content": "x"}]}):
+        err = page.error_of("await router.generate(arg)", bad)
+        assert err["name"] == "ValidationError", (bad, err)
+        assert err["hint"]
+
+
+def test_no_cloud_configured_keeps_everything_local(page: RouterPage) -> None:
+    err = page.error_of("await router.generate({ prompt: 'hi', route: 'cloud' })")
+    assert err["name"] == "PolicyError" and err["hint"]
+    complex_prompt = ("Prove that the square root of 2 is irrational, then derive the closed form of the sum of "
+                      "the first n cubes and explain each step of the induction rigorously.")
+    result = _generate(page, complex_prompt, route="auto", maxTokens=8)
+    assert result["route"]["target"] == "local"
