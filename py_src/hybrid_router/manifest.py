@@ -31,7 +31,7 @@ __all__ = ["SCHEMA", "Conversion", "FileInfo", "Manifest", "ModelEntry", "Source
 #: The manifest schema this module reads.
 SCHEMA = 1
 
-_TASKS = frozenset({"feature-extraction", "text-generation"})
+_TASKS = frozenset({"automatic-speech-recognition", "feature-extraction", "text-generation"})
 _DEVICES = frozenset({"any", "wasm", "webgpu"})
 
 

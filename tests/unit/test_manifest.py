@@ -30,7 +30,7 @@ def manifest() -> Manifest:
 
 def test_real_manifest_models(manifest: Manifest) -> None:
     assert manifest.schema == 1
-    assert manifest.ids == ("all-MiniLM-L6-v2", "SmolLM2-135M-Instruct")
+    assert manifest.ids[:2] == ("all-MiniLM-L6-v2", "SmolLM2-135M-Instruct")  # the task defaults first
     mini = manifest.model("all-MiniLM-L6-v2")
     assert mini.tasks == ("feature-extraction",)
     assert mini.hf_id == "sentence-transformers/all-MiniLM-L6-v2"
@@ -42,6 +42,10 @@ def test_real_manifest_models(manifest: Manifest) -> None:
     assert llm.tasks == ("text-generation",) and llm.context_length == 8192
     assert llm.pooling is None and llm.normalize is None
     assert llm.default_dtype == "fp32"
+    whisper = manifest.model("whisper-tiny.en")
+    assert whisper.tasks == ("automatic-speech-recognition",) and whisper.conversion.recipe == "ct2-whisper"
+    assert {"onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx", "preprocessor_config.json",
+            "generation_config.json", "tokenizer.json"} <= set(whisper.variant("fp32").files)
 
 
 def test_real_manifest_files(manifest: Manifest) -> None:
