@@ -34,7 +34,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 import zipfile
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -361,7 +360,8 @@ def ensure_gguf(name: str = DEFAULT_GGUF, *, verify: bool = False) -> Path:
 
 # ---------------------------------------------------------------- running the server
 
-_LIVE: weakref.WeakSet[LlamaServer] = weakref.WeakSet()
+#: strong references: a started server that its owner forgot is still stopped at exit
+_LIVE: set[LlamaServer] = set()
 
 
 @atexit.register
