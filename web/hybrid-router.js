@@ -56,6 +56,68 @@ function generateParams(options) {
   return params;
 }
 
+/** @param {string} message @param {string} hint @param {any} [details] */
+const validationError = (message, hint, details = {}) =>
+  new HybridRouterError({ name: "ValidationError", message, hint, details: { field: "audio", ...details } });
+
+/** @param {Uint8Array} head */
+const isWav = (head) => {
+  const tag = (/** @type {number} */ at) => String.fromCharCode(...head.subarray(at, at + 4));
+  return head.length >= 12 && (tag(0) === "RIFF" || tag(0) === "RF64") && tag(8) === "WAVE";
+};
+
+/**
+ * Decode a compressed recording (webm/ogg/mp3...) to 16 kHz mono with the page's audio stack.
+ * @param {ArrayBuffer} bytes
+ */
+async function decodeWithAudioContext(bytes) {
+  const Offline = /** @type {any} */ (globalThis).OfflineAudioContext;
+  if (!Offline) {
+    throw validationError("audio is not a WAV file, and there is no AudioContext here to decode it",
+      "Pass a WAV file or a Float32Array of 16 kHz mono samples (workers have no AudioContext).");
+  }
+  let buffer;
+  try {
+    buffer = await new Offline({ numberOfChannels: 1, length: 1, sampleRate: 16000 }).decodeAudioData(bytes);
+  } catch (err) {
+    throw validationError(`audio could not be decoded: ${err}`,
+      "Pass a WAV file, a Float32Array of 16 kHz mono samples, or a format this browser can play.");
+  }
+  const out = new Float32Array(buffer.length);
+  for (let c = 0; c < buffer.numberOfChannels; c++) {
+    const channel = buffer.getChannelData(c);
+    for (let i = 0; i < out.length; i++) out[i] += channel[i] / buffer.numberOfChannels;
+  }
+  return out;
+}
+
+/**
+ * The wire params of `transcribe`: `{ audio, sampling_rate }` for samples, `{ wav }` for a WAV file.
+ * @param {unknown} audio @param {number | undefined} samplingRate
+ * @returns {Promise<Record<string, any>>}
+ */
+async function audioParams(audio, samplingRate) {
+  if (audio instanceof Float32Array) return { audio, sampling_rate: samplingRate ?? 16000 };
+  if (Array.isArray(audio) || audio instanceof Float64Array) {
+    return { audio: Float32Array.from(/** @type {ArrayLike<number>} */ (audio)), sampling_rate: samplingRate ?? 16000 };
+  }
+  /** @type {ArrayBuffer} */ let bytes;
+  if (typeof Blob !== "undefined" && audio instanceof Blob) bytes = await audio.arrayBuffer();
+  else if (audio instanceof ArrayBuffer) bytes = audio;
+  else if (audio instanceof Uint8Array) bytes = audio.slice().buffer;
+  else {
+    const got = audio === null ? "null" : ArrayBuffer.isView(audio) ? audio.constructor.name : typeof audio;
+    throw validationError(`audio must be a Float32Array, a Blob/File or an ArrayBuffer, got ${got}`,
+      "Pass a Float32Array of 16 kHz mono samples, or a WAV Blob/File (e.g. from an <input type=file>).",
+      { got });
+  }
+  if (bytes.byteLength === 0) {
+    throw validationError("audio is empty", "Record or pick some audio first.");
+  }
+  if (isWav(new Uint8Array(bytes, 0, Math.min(12, bytes.byteLength)))) return { wav: bytes };
+  return { audio: await decodeWithAudioContext(bytes), sampling_rate: 16000 };
+}
+
 /** @param {string} message @param {any} [details] */
 const abortError = (message, details = {}) => new HybridRouterError({
   name: "AbortError", message, hint: "The call was cancelled; call again if you still need the result.", details,
@@ -182,6 +244,21 @@ export class HybridRouter {
   embed(texts, options = {}) {
     const { model, dtype, ...rest } = options;
     return this.call("embed", { texts, model: model ?? null, dtype: dtype ?? null }, rest);
+  }
+
+  /**
+   * Speech to text on the device (whisper-tiny.en). `audio` is a Float32Array of mono samples (16 kHz unless
+   * `samplingRate` says otherwise), or a Blob/File/ArrayBuffer of a WAV file (PCM or float, any rate and
+   * channel count: the worker decodes, downmixes and resamples it). Other formats (webm, ogg, mp3, e.g. a
+   * MediaRecorder recording) are decoded here with the page's AudioContext where there is one.
+   * @param {Float32Array | number[] | Blob | ArrayBuffer | Uint8Array} audio
+   * @param {CallOptions & { samplingRate?: number, model?: string, dtype?: string }} [options]
+   * @returns {Promise<{ text: string, model: string, dtype: string, seconds: number, route: Route }>}
+   */
+  async transcribe(audio, options = {}) {
+    const { samplingRate, model, dtype, ...rest } = options;
+    const params = { model: model ?? null, dtype: dtype ?? null, ...(await audioParams(audio, samplingRate)) };
+    return this.call("transcribe", params, rest);
   }
 
   /**

@@ -109,7 +109,8 @@ def to_hf(job: Job, dest: Path) -> None:
 
     ct2 = read_ct2(job.weights)
     if ct2.spec != "WhisperSpec":
-        raise BuildError(f"{job.weights}: a {ct2.spec} model, not Whisper", hint="fix source.path in the manifest")
+        raise BuildError(f"{job.weights}: a {ct2.spec} model, not Whisper",
+                         hint="fix source.path in the manifest")
     ct2cfg = json.loads((job.source / "config.json").read_text())
     n_enc, n_dec = _layers(ct2, "encoder"), _layers(ct2, "decoder")
     vocab, d = ct2.get("decoder/embeddings/weight").shape
@@ -144,7 +145,9 @@ def to_hf(job: Job, dest: Path) -> None:
     model = WhisperForConditionalGeneration(cfg).eval()
     missing, unexpected = model.load_state_dict(_state_dict(ct2, d, n_enc, n_dec), strict=False)
     if [m for m in missing if m != "proj_out.weight"] or unexpected:
-        raise BuildError(f"{job.model_id}: weights do not map onto Whisper: missing {missing}, extra {unexpected}")
+        raise BuildError(
+            f"{job.model_id}: weights do not map onto Whisper: missing {missing}, extra {unexpected}"
+        )
     model.tie_weights()
     gen = GenerationConfig.from_model_config(model.config)
     no_timestamps = tid("<|notimestamps|>")

@@ -17,9 +17,10 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 
-from hybrid_router import embeddings, generation, validation
+from hybrid_router import audio, embeddings, generation, transcription, validation
 from hybrid_router.chat import PARAMS
 from hybrid_router.embeddings import EmbedResult
+from hybrid_router.errors import ValidationError
 from hybrid_router.generation import GenerateResult
 from hybrid_router.ledger import Ledger
 from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
@@ -27,6 +28,7 @@ from hybrid_router.manifest import Manifest
 from hybrid_router.protocol import CallContext, Handler
 from hybrid_router.providers.base import CloudProvider
 from hybrid_router.routing import TIERS, Policy
+from hybrid_router.transcription import TranscribeResult
 
 __all__ = ["POLICY_FIELDS", "Router"]
 
@@ -74,6 +76,28 @@ class Router:
             self.runtime,
             self.manifest,
             texts,
+            model_id=model,
+            dtype=dtype,
+            on_progress=on_progress,
+            clock=self._clock,
+        )
+
+    async def transcribe(
+        self,
+        audio: object,
+        *,
+        sampling_rate: int = 16_000,
+        model: str | None = None,
+        dtype: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> TranscribeResult:
+        """The text spoken in ``audio`` (WAV bytes, or float samples at ``sampling_rate``), on the device
+        (see :mod:`hybrid_router.transcription`)."""
+        return await transcription.transcribe(
+            self.runtime,
+            self.manifest,
+            audio,
+            sampling_rate=sampling_rate,
             model_id=model,
             dtype=dtype,
             on_progress=on_progress,
@@ -155,6 +179,7 @@ class Router:
             "info": self._handle_info,
             "stats": self._handle_stats,
             "stream": self._handle_stream,
+            "transcribe": self._handle_transcribe,
         }
 
     def _generation_kwargs(self) -> dict[str, Any]:
@@ -171,6 +196,32 @@ class Router:
         validation.known_keys(params, ("texts", "model", "dtype"), where="embed")
         result = await self.embed(
             cast(Sequence[str], params.get("texts")),  # embed checks it at run time
+            model=params.get("model"),
+            dtype=params.get("dtype"),
+            on_progress=ctx.progress,
+        )
+        return result.to_wire()
+
+    async def _handle_transcribe(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """``audio`` (float samples at ``sampling_rate``, default 16000) or ``wav`` (a WAV file's bytes)."""
+        validation.known_keys(params, ("audio", "wav", "sampling_rate", "model", "dtype"), where="transcribe")
+        given = [key for key in ("audio", "wav") if params.get(key) is not None]
+        if len(given) != 1:
+            raise ValidationError(
+                "transcribe needs exactly one of audio (samples) and wav (a WAV file), got "
+                + (" and ".join(given) or "neither"),
+                hint="Pass a Float32Array of 16 kHz mono samples, or a WAV Blob/File.",
+                field="audio",
+            )
+        if given == ["wav"] and not audio.is_wav_bytes(params["wav"]):
+            raise ValidationError(
+                f"wav must be the bytes of a WAV file, got {validation.type_name(params['wav'])}",
+                hint="Pass the file as an ArrayBuffer or Uint8Array (the client does this for a Blob).",
+                field="wav",
+            )
+        result = await self.transcribe(
+            params[given[0]],
+            sampling_rate=params.get("sampling_rate", audio.SAMPLE_RATE),
             model=params.get("model"),
             dtype=params.get("dtype"),
             on_progress=ctx.progress,

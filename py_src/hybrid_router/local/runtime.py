@@ -82,3 +82,14 @@ class LocalRuntime(Protocol):
         cancelling the task interrupts generation at the next token and re-raises.
         """
         ...
+
+    async def transcribe(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        audio: npt.NDArray[np.float32],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """The text spoken in ``audio`` (16 kHz mono float32 samples, any length: long audio is chunked)."""
+        ...

@@ -231,3 +231,43 @@ class TransformersJsRuntime:
         text = generated[-1]["content"] if isinstance(generated, list) else str(generated)
         return {"text": text, "tokens_out": tokens_out,
                 "finish_reason": "length" if tokens_out >= max_new_tokens else "stop"}
+
+    async def transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
+                         on_progress: ProgressFn | None = None) -> str:
+        """Speech to text with the automatic-speech-recognition pipeline (Whisper), greedy.
+
+        ``audio``: 16 kHz mono float32 samples, handed to JS as a Float32Array (one copy). Audio over 30 s
+        is cut into 30 s windows with 5 s of overlap, which the pipeline merges. Cancelling the task stops
+        decoding at the next token (InterruptableStoppingCriteria) and re-raises.
+        """
+        import js  # type: ignore[import-not-found]
+
+        pipe = await self._pipeline("automatic-speech-recognition", model, dtype, on_progress)
+        samples = np.ascontiguousarray(audio, dtype="<f4")
+        raw = to_js(samples.tobytes())  # a Uint8Array over a fresh ArrayBuffer (aligned for Float32Array)
+        floats = js.Float32Array.new(raw.buffer, 0, samples.size)
+        stopper = self._tjs.InterruptableStoppingCriteria.new()
+        options: dict[str, Any] = {"stopping_criteria": stopper, "return_timestamps": False}
+        if samples.size > 30 * 16_000:
+            options.update(chunk_length_s=30, stride_length_s=5)
+
+        def release(_: Any = None) -> None:
+            _destroy(raw, floats, stopper)
+
+        running = asyncio.ensure_future(pipe(floats, _js(options)))
+        try:
+            output = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            stopper.interrupt()  # JS keeps the arrays until the promise settles: free them then
+            running.add_done_callback(lambda f: (release(), f.cancelled() or f.exception()))
+            raise
+        except JsException as exc:
+            release()
+            seconds = samples.size / 16_000
+            raise InferenceError(f"{model.id} failed on {seconds:.1f} s of audio: {_message(exc)}",
+                                 model=model.id, dtype=dtype, task="automatic-speech-recognition") from exc
+        try:
+            return str(output.text)
+        finally:
+            _destroy(output)
+            release()
