@@ -118,6 +118,24 @@ async function audioParams(audio, samplingRate) {
   return { audio: await decodeWithAudioContext(bytes), sampling_rate: 16000 };
 }
 
+/** @type {Promise<boolean> | null} */ let persistence = null;
+
+/**
+ * Ask once per page for persistent storage, so the browser does not evict cached models under pressure
+ * (only a page may ask: workers have no `persist()`). Headless browsers answer false.
+ */
+export function requestPersistence() {
+  const storage = /** @type {any} */ (globalThis.navigator)?.storage;
+  persistence ??= (async () => {
+    try {
+      return (await storage?.persisted?.()) || Boolean(await storage?.persist?.());
+    } catch {
+      return false;
+    }
+  })();
+  return persistence;
+}
+
 /** @param {string} message @param {any} [details] */
 const abortError = (message, details = {}) => new HybridRouterError({
   name: "AbortError", message, hint: "The call was cancelled; call again if you still need the result.", details,
@@ -134,7 +152,7 @@ export class HybridRouter {
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number } }} [options]
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu" }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
@@ -150,7 +168,7 @@ export class HybridRouter {
     this.#worker = new Worker(url, { type: "module", name: "hybrid-router" });
   }
 
-  /** @param {{ bootUrl?: string, signal?: AbortSignal, policy?: Record<string, any>, cloud?: { timeoutMs?: number, maxRetries?: number } }} options */
+  /** @param {{ bootUrl?: string, signal?: AbortSignal, policy?: Record<string, any>, cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: string }} options */
   #ready(options) {
     return new Promise((resolve, reject) => {
       const fail = (/** @type {HybridRouterError} */ err) => { this.#die(err); reject(err); };
@@ -176,7 +194,9 @@ export class HybridRouter {
       for (const [k, v] of Object.entries(options.policy ?? {})) policy[SNAKE[k] ?? k] = v;
       const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
         max_retries: options.cloud?.maxRetries };
+      requestPersistence();
       this.#worker.postMessage({ type: "init", options: { bootUrl: options.bootUrl, policy,
+        cacheBudgetBytes: options.cacheBudgetBytes, device: options.device,
         cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) } });
     });
   }
@@ -328,6 +348,71 @@ export class HybridRouter {
     /** @type {Record<string, any>} */ const params = {};
     for (const [k, v] of Object.entries(policy)) params[SNAKE[k] ?? k] = v;
     return this.call("configure", params);
+  }
+
+  /**
+   * Download models into the model cache (IndexedDB), verified against the manifest. `onProgress` gets
+   * per-file events (`status` initiate | progress | done, `model`, `file`, `loaded`, `total`) and
+   * `{ status: "progress_total", loaded, total, progress }` (bytes over the manifest's total, ending at
+   * exactly 100). Aborting `signal` stops the download; the next preload resumes where it stopped.
+   * Rejects with a StorageError (with a hint) when a file cannot be stored: the model then runs from memory.
+   * @param {string | (string | { id: string, dtype?: string })[]} modelIds
+   * @param {CallOptions & { dtype?: string }} [options]
+   * @returns {Promise<{ files: number, bytes: number, from_cache: number, fetched: number, models: { id: string, dtype: string }[], events: any[] }>}
+   */
+  preload(modelIds, options = {}) {
+    const { dtype, ...rest } = options;
+    return this.call("preload", { models: typeof modelIds === "string" ? [modelIds] : modelIds, dtype: dtype ?? null }, rest);
+  }
+
+  /**
+   * The models in the cache: `[{ id, dtypes, bytes, files, partial_files, last_used (s since the epoch), known }]`.
+   * @param {CallOptions} [options]
+   */
+  cachedModels(options = {}) {
+    return this.call("cached_models", {}, options);
+  }
+
+  /** Delete a model from the cache. @param {string} id @param {CallOptions} [options] */
+  deleteModel(id, options = {}) {
+    return this.call("delete_model", { model: id }, options);
+  }
+
+  /**
+   * What the cache did: `[{ kind: "integrity" | "stale" | "storage" | "evicted" | "resumed" | "deleted",
+   * model, file, message, at, error? }]`, oldest first.
+   * @param {CallOptions} [options]
+   */
+  cacheEvents(options = {}) {
+    return this.call("cache_events", {}, options);
+  }
+
+  /**
+   * Cap the cache at `budgetBytes` (null: no cap); least recently used models are evicted to stay under it.
+   * @param {{ budgetBytes: number | null }} settings
+   */
+  configureCache(settings) {
+    return this.call("configure_cache", { budget_bytes: settings.budgetBytes ?? null });
+  }
+
+  /**
+   * What this device can take: `{ webgpu: { adapter, fallback, real_gpu, shader_f16, max_buffer_size, ... },
+   * device_memory_gb, hardware_concurrency, cross_origin_isolated, storage: { usage, quota, free, persisted },
+   * online, cache, choices: { [model]: { dtype, device, why } } }`.
+   * @param {CallOptions} [options]
+   */
+  capabilities(options = {}) {
+    return this.call("capabilities", {}, options);
+  }
+
+  /**
+   * The manifest's models for `task`, usable first and best first, each with where and how it would run
+   * and why: `[{ model, task, usable, device, dtype, download_bytes, cached, memory_mb, score, reasons }]`.
+   * @param {{ task?: string } & CallOptions} [options]
+   */
+  recommendModels(options = {}) {
+    const { task, ...rest } = options;
+    return this.call("recommend_models", { task: task ?? null }, rest);
   }
 
   /** Stop the worker; pending calls reject with an AbortError. */

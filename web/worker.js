@@ -9,6 +9,9 @@
  * After that, messages are the data-only protocol of docs/ARCHITECTURE.md, answered by Python.
  */
 
+import { customCache, guardedFetch, openModelStore } from "./idb-store.js";
+import { estimateStorage, probeCapabilities } from "./capabilities.js";
+
 /** @type {any} */ let app = null;
 /** @type {any[]} */ const early = [];
 
@@ -87,6 +90,15 @@ async function boot(options) {
   tjs.env.backends.onnx.wasm.wasmPaths = { mjs: abs(boot.ort.mjs), wasm: abs(boot.ort.wasm) };
   tjs.env.backends.onnx.wasm.numThreads = self.crossOriginIsolated
     ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  // One model cache: ours in IndexedDB (verified against the manifest, installed as env.customCache by
+  // Python); Transformers.js's own Cache Storage is off and it may not fetch model files itself.
+  tjs.env.useBrowserCache = false;
+  const store = await openModelStore().catch((/** @type {any} */ e) => {
+    console.warn("IndexedDB is not available: models run from memory", e);
+    return null;
+  });
+  if (store) tjs.env.fetch = guardedFetch(new URL(abs(boot.models_url)).pathname);
+  const capabilities = await probeCapabilities();
   mark("transformers");
 
   bootProgress("router", 0.85);
@@ -94,19 +106,21 @@ async function boot(options) {
   app = await worker.start(post, pyodide.toPy({
     transformers_url: transformersUrl,
     manifest_url: abs(boot.models_manifest),
+    models_url: abs(boot.models_url),
+    cache_budget_bytes: options.cacheBudgetBytes ?? null,
     cloud_config_url: abs(boot.cloud_config || "/api/cloud/config"),
     cloud_base_url: abs(boot.cloud_base_url || "/api/cloud"),
     cloud: options.cloud || {},
     policy: options.policy || {},
-    device: "wasm",
-  }));
+    device: options.device ?? null, // null: chosen per model from the capabilities
+  }), { store, customCache, capabilities, estimateStorage });
   const info = worker.boot_info().toJs({ dict_converter: Object.fromEntries });
   worker.destroy();
   mark("ready");
   bootProgress("ready", 1);
   post({ id: null, type: "ready", info: { ...info, pyodide: boot.pyodide.version,
     transformers: boot.transformers.version, crossOriginIsolated: self.crossOriginIsolated,
-    threads: tjs.env.backends.onnx.wasm.numThreads, timings } });
+    threads: tjs.env.backends.onnx.wasm.numThreads, modelCache: Boolean(store), timings } });
   for (const message of early.splice(0)) app.receive(message);
 }
 

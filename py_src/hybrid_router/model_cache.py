@@ -342,7 +342,7 @@ class ModelCache:
         whole are counted done without reading them (they are checked when used) and the rest are
         fetched and stored. Progress: per-file events (``initiate``, ``progress``, ``done`` with
         ``from_cache``) and ``progress_total`` with the bytes done over the manifest's total, ending at
-        exactly 100. Files that could not be stored are held in memory either way; with
+        exactly 100; cache events as ``{"status": "cache-event", "kind", ...}``. Files that could not be stored are held in memory either way; with
         ``fail_on_storage`` their StorageError is raised at the end.
         """
         refs: dict[str, FileRef] = {}
@@ -352,7 +352,11 @@ class ModelCache:
         progress = _Progress(refs, on_progress)
         progress.overall(force=True)
         summary = {"files": len(refs), "bytes": progress.total, "from_cache": 0, "fetched": 0}
-        with self.listening(None) as seen:
+        def forward(event: dict[str, Any]) -> None:
+            if on_progress is not None:
+                on_progress({"status": "cache-event", **event})
+
+        with self.listening(forward) as seen:
             for ref in refs.values():
                 progress.file(ref, "initiate", 0)
                 cached = await self._stored_whole(ref)

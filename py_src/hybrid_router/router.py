@@ -25,6 +25,7 @@ from hybrid_router.generation import GenerateResult
 from hybrid_router.ledger import Ledger
 from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.manifest import Manifest
+from hybrid_router.model_manager import ModelManager
 from hybrid_router.protocol import CallContext, Handler
 from hybrid_router.providers.base import CloudProvider
 from hybrid_router.routing import TIERS, Policy
@@ -41,7 +42,9 @@ class Router:
 
     ``cloud`` is the configured provider (None: the device only); ``cloud_label`` how the page names
     it (e.g. "llama-server on this machine, the default cloud tier"). ``ledger`` defaults to one priced
-    with the manifest's ``cloud_prices`` and the cloud's model.
+    with the manifest's ``cloud_prices`` and the cloud's model. ``models`` adds model management (preload,
+    the model cache, capabilities, recommendations: :mod:`hybrid_router.model_manager`) and fills
+    ``route.device`` of local results with where the model ran.
     """
 
     def __init__(
@@ -54,7 +57,9 @@ class Router:
         policy: Policy | None = None,
         ledger: Ledger | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        models: ModelManager | None = None,
     ) -> None:
+        self.models = models
         self.runtime = runtime
         self.manifest = manifest
         self.cloud = cloud
@@ -172,6 +177,18 @@ class Router:
 
     def handlers(self) -> dict[str, Handler]:
         """The wire methods, for :class:`~hybrid_router.protocol.Dispatcher`."""
+        if self.models is None:
+            return self._task_handlers()
+        models = self.models
+
+        def annotated(handler: Handler) -> Handler:
+            async def run(params: dict[str, Any], ctx: CallContext) -> Any:
+                return models.annotate(await handler(params, ctx))
+            return run
+
+        return {**{k: annotated(h) for k, h in self._task_handlers().items()}, **models.handlers()}
+
+    def _task_handlers(self) -> dict[str, Handler]:
         return {
             "configure": self._handle_configure,
             "embed": self._handle_embed,

@@ -11,8 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
-from .errors import ModelLoadError
+from .capabilities import Capabilities, choose_device
+from .errors import ModelLoadError, StorageError
 from .manifest import Manifest
+from .model_cache import ModelCache
+from .model_manager import ModelManager, adapt_manifest
 from .protocol import Dispatcher
 from .providers.base import CloudProvider
 from .retry import RetryPolicy
@@ -57,11 +60,35 @@ def cloud_provider(config: dict[str, Any], base_url: str, options: dict[str, Any
                 timeout=float(options.get("timeout_s", 60.0)), retry=retry)
 
 
-async def start(post_message: Callable[[Any], None], config: Any) -> WorkerApp:
+async def _cached_dtypes(cache: ModelCache | None) -> dict[str, list[str]]:
+    if cache is None:
+        return {}
+    try:
+        return {m["id"]: m["dtypes"] for m in await cache.list()}
+    except StorageError:  # IndexedDB failing is not a reason to stop: the dtype choice just ignores it
+        return {}
+
+
+def _install_cache(env: Any, cache: ModelCache, edge: Any) -> None:
+    """Make ``cache`` Transformers.js's only cache: its ``customCache``, Cache Storage off."""
+    import asyncio
+
+    from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+
+    # lives as long as the worker: Transformers.js calls it for every model file
+    lookup = create_proxy(lambda key: asyncio.ensure_future(cache.match(str(key))))
+    env.useBrowserCache = False
+    env.useCustomCache = True
+    env.customCache = edge.customCache(lookup)
+
+
+async def start(post_message: Callable[[Any], None], config: Any, edge: Any = None) -> WorkerApp:
     """Create the router in the worker.
 
-    ``config``: absolute URLs ``transformers_url``, ``manifest_url``, ``cloud_config_url``,
-    ``cloud_base_url``; ``device``; ``cloud`` options (``timeout_s``, ``max_retries``); ``policy``.
+    ``config``: absolute URLs ``transformers_url``, ``manifest_url``, ``models_url``, ``cloud_config_url``,
+    ``cloud_base_url``; ``device``; ``cloud`` options (``timeout_s``, ``max_retries``); ``policy``;
+    ``cache_budget_bytes``. ``edge`` (JS): ``store`` (web/idb-store.js's ModelStore, null without
+    IndexedDB), ``customCache`` (its factory), ``capabilities`` (web/capabilities.js's probe).
     """
     from transformers_js_py import import_transformers_js  # type: ignore[import-not-found]
 
@@ -78,12 +105,34 @@ async def start(post_message: Callable[[Any], None], config: Any) -> WorkerApp:
                              hint="Serve the app with serve.py from the repository root (./hr run).",
                              url=cfg["manifest_url"], status=status)
     manifest = Manifest.from_dict(manifest_data)
+    facts = edge.capabilities.to_py() if edge is not None and edge.capabilities else {}
+    caps = Capabilities.from_facts(facts)
+    cache = None
+    if edge is not None and edge.store and cfg.get("models_url"):
+        from .store_idb import IdbStore
+
+        store = IdbStore(edge.store)
+        cache = ModelCache(manifest, store, base_url=cfg["models_url"], budget_bytes=cfg.get("cache_budget_bytes"))
+        _install_cache(module.js_obj.env, cache, edge)
+    cached = await _cached_dtypes(cache)
+    manifest, choices = adapt_manifest(manifest, caps, cached)
+    if cache is not None:
+        cache.manifest = manifest
     _, cloud_config = await _fetch_json(cfg["cloud_config_url"])
     cloud = cloud_provider(cloud_config or {}, cfg["cloud_base_url"], cfg.get("cloud") or {})
     label = (cloud_config or {}).get("label") if cloud else None
     policy = Policy().replace(**(cfg.get("policy") or {}))
-    runtime = TransformersJsRuntime(module, device=cfg.get("device", "wasm"))
-    router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy)
+    forced = cfg.get("device")  # create({ device }) pins one device for every model
+    runtime = TransformersJsRuntime(module, device=forced or "wasm", cache=cache,
+                                    device_for=None if forced else (lambda m: choose_device(m, caps)))
+
+    async def estimate() -> dict[str, Any]:
+        probe = await edge.estimateStorage()
+        return dict(probe.to_py())
+
+    models = ModelManager(manifest, cache, caps, estimate=estimate if edge is not None else None,
+                          device_of=runtime.device_of, choices=choices)
+    router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models)
     return WorkerApp(router, post_message)
 
 

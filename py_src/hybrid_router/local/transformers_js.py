@@ -12,16 +12,20 @@ objects. Every JS proxy created for a call is destroyed when the call is over.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from pyodide.ffi import JsException, JsProxy, create_proxy, to_js  # type: ignore[import-not-found]
 
-from ..errors import InferenceError, ModelLoadError
+from ..errors import InferenceError, LocalError, ModelLoadError
 from ..manifest import ModelEntry
+from ..model_cache import ModelCache
 
 ProgressFn = Callable[[dict[str, Any]], None]
+#: Transformers.js's download events: with the model cache, ours (from the network or the store) replace them
+_FILE_EVENTS = frozenset({"initiate", "download", "progress", "done", "progress_total"})
 
 
 def _js(value: Any) -> Any:
@@ -73,6 +77,21 @@ def _dispose(tensors: Any) -> None:
         _destroy(value)
 
 
+def _falls_back_to_wasm(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A task method that, when it fails on WebGPU, moves the model to wasm and runs once more there."""
+    @functools.wraps(method)
+    async def run(self: TransformersJsRuntime, model: ModelEntry, *args: Any, **kwargs: Any) -> Any:
+        device = self.device_of(model)
+        try:
+            return await method(self, model, *args, **kwargs)
+        except InferenceError as exc:
+            if device != "webgpu" or self.device_of(model) != "webgpu":
+                raise
+            self._demote(model, exc)
+            return await method(self, model, *args, **kwargs)
+    return run
+
+
 def _tensor_to_numpy(tensor: Any) -> np.ndarray:
     dims = tensor.dims.to_py()
     data = tensor.data.to_py()  # a copy into Python memory
@@ -85,10 +104,32 @@ class TransformersJsRuntime:
     Concurrent first calls for the same pipeline share one load.
     """
 
-    def __init__(self, module: Any, *, device: str = "wasm") -> None:
+    def __init__(self, module: Any, *, device: str = "wasm", cache: ModelCache | None = None,
+                 device_for: Callable[[ModelEntry], str] | None = None) -> None:
         self._tjs = getattr(module, "js_obj", module)  # the raw JS module
         self.device = device
+        #: model files come from here, verified, before Transformers.js reads them (its customCache)
+        self.cache = cache
+        self._device_for = device_for
+        self._demoted: dict[str, str] = {}
+        #: each time WebGPU failed for a model and it moved to wasm: {model, error_name, message}
+        self.device_fallbacks: list[dict[str, str]] = []
         self._pipelines: dict[tuple[str, str, str, str], asyncio.Future[Any]] = {}
+
+    def device_of(self, model: ModelEntry) -> str:
+        """Where ``model`` runs: the device chosen for it (capabilities), or wasm once WebGPU failed for it."""
+        if model.id in self._demoted:
+            return "wasm"
+        return self._device_for(model) if self._device_for is not None else self.device
+
+    def _demote(self, model: ModelEntry, exc: LocalError) -> None:
+        """WebGPU failed for ``model``: run it on wasm from now on (its WebGPU pipelines are dropped)."""
+        self._demoted[model.id] = exc.message
+        self.device_fallbacks.append({"model": model.id, "error_name": exc.name, "message": exc.message})
+        for key in [k for k in self._pipelines if k[1] == model.id and k[3] == "webgpu"]:
+            fut = self._pipelines.pop(key)
+            if fut.done() and not fut.exception() and hasattr(fut.result(), "dispose"):
+                asyncio.ensure_future(fut.result().dispose())
 
     @property
     def loaded(self) -> list[dict[str, str]]:
@@ -96,13 +137,22 @@ class TransformersJsRuntime:
                 for (t, m, d, dev), fut in self._pipelines.items() if fut.done() and not fut.exception()]
 
     async def _pipeline(self, task: str, model: ModelEntry, dtype: str, on_progress: ProgressFn | None) -> Any:
-        key = (task, model.id, dtype, self.device)
+        device = self.device_of(model)
+        key = (task, model.id, dtype, device)
         fut = self._pipelines.get(key)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
             self._pipelines[key] = fut
             try:
-                fut.set_result(await self._load(task, model, dtype, on_progress))
+                fut.set_result(await self._load(task, model, dtype, device, on_progress))
+            except ModelLoadError as exc:
+                del self._pipelines[key]
+                fut.set_exception(exc)
+                fut.exception()
+                if device != "webgpu":
+                    raise
+                self._demote(model, exc)  # WebGPU could not take it: the same model on wasm
+                return await self._pipeline(task, model, dtype, on_progress)
             except BaseException as exc:
                 del self._pipelines[key]
                 fut.set_exception(exc)
@@ -110,26 +160,38 @@ class TransformersJsRuntime:
                 raise
         return await asyncio.shield(fut)
 
-    async def _load(self, task: str, model: ModelEntry, dtype: str, on_progress: ProgressFn | None) -> Any:
-        def progress(event: Any) -> None:
+    async def _load(self, task: str, model: ModelEntry, dtype: str, device: str,
+                    on_progress: ProgressFn | None) -> Any:
+        def tagged(data: dict[str, Any]) -> None:
             if on_progress is not None:
-                data = event.to_py() if hasattr(event, "to_py") else dict(event)
                 on_progress({**data, "model": model.id, "dtype": dtype})
 
+        def progress(event: Any) -> None:
+            data = event.to_py() if hasattr(event, "to_py") else dict(event)
+            # with the cache, the files were fetched and verified above: Transformers.js only re-reads them
+            if self.cache is None or data.get("status") not in _FILE_EVENTS:
+                tagged(data)
+
+        refs = self.cache.files(model.id, dtype) if self.cache is not None else []
         callback = create_proxy(progress)
-        options = _js({"dtype": dtype, "device": self.device, "progress_callback": callback})
+        options = _js({"dtype": dtype, "device": device, "progress_callback": callback})
         try:
+            if self.cache is not None:  # every file read and checked against the manifest, held for the load
+                await self.cache.ensure([(model.id, dtype)], on_progress=tagged, hold=True)
             return await self._tjs.pipeline(task, model.id, options)
         except JsException as exc:
             raise ModelLoadError(
-                f"could not load {model.id} ({dtype}) for {task}: {_message(exc)}",
+                f"could not load {model.id} ({dtype}) for {task} on {device}: {_message(exc)}",
                 hint="Check that the model is built (./hr build) and served under /models/; "
                 "reload the page if the cache was cleared.",
-                model=model.id, dtype=dtype, task=task,
+                model=model.id, dtype=dtype, task=task, device=device,
             ) from exc
         finally:
             callback.destroy()
+            if self.cache is not None:
+                self.cache.release(refs)
 
+    @_falls_back_to_wasm
     async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
                                  normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
         """The feature-extraction pipeline's steps (tokenize, run, pool), with reference truncation.
@@ -161,6 +223,7 @@ class TransformersJsRuntime:
             pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
 
+    @_falls_back_to_wasm
     async def count_chat_tokens(self, model: ModelEntry, dtype: str, messages: list[dict[str, str]],
                                 on_progress: ProgressFn | None = None) -> int:
         """Tokens of the prompt as the model sees it: chat template applied, generation prompt added."""
