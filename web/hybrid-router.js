@@ -141,6 +141,69 @@ const abortError = (message, details = {}) => new HybridRouterError({
   name: "AbortError", message, hint: "The call was cancelled; call again if you still need the result.", details,
 });
 
+/**
+ * @typedef {{ id: string, score: number, text: string }} SearchHit
+ */
+
+/** A handle on one vector index of the worker (from `router.openIndex(name)`). */
+export class VectorIndex {
+  /** @type {HybridRouter} */ #router;
+  /**
+   * @param {HybridRouter} router
+   * @param {{ name: string, model: string, dims: number | null, count: number, persistent: boolean }} info
+   */
+  constructor(router, info) {
+    this.#router = router;
+    /** @type {string} */ this.name = info.name;
+    /** @type {string} the embedding model of its vectors */ this.model = info.model;
+    /** @type {number | null} */ this.dims = info.dims;
+    /** @type {number} items, as of the last call */ this.count = info.count;
+    /** @type {boolean} false: IndexedDB was unavailable, the index lives in memory only */
+    this.persistent = info.persistent;
+  }
+
+  /**
+   * Embed `texts` and store them under `ids` (an id already there gets the new text).
+   * @param {string[]} ids @param {string[]} texts @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<{ added: number, replaced: number, count: number, route: Route }>}
+   */
+  async add(ids, texts, options = {}) {
+    const out = await this.#router.call("index_add", { name: this.name, ids, texts }, options);
+    this.count = out.count;
+    return out;
+  }
+
+  /**
+   * The `topK` (default 10) items most similar to `query`, best first: `[{ id, score, text }]` (score is
+   * the cosine similarity); the array's `route` property is the route record.
+   * @param {string} query @param {{ topK?: number, signal?: AbortSignal }} [options]
+   * @returns {Promise<SearchHit[] & { route?: Route }>}
+   */
+  async search(query, options = {}) {
+    const { topK, signal } = options;
+    const out = await this.#router.call("index_search", { name: this.name, query, top_k: topK ?? 10 }, { signal });
+    this.count = out.count;
+    return Object.assign(out.results, { route: out.route });
+  }
+
+  /**
+   * Remove items by id (unknown ids are reported in `missing`).
+   * @param {string[]} ids @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<{ removed: number, missing: string[], count: number }>}
+   */
+  async remove(ids, options = {}) {
+    const out = await this.#router.call("index_remove", { name: this.name, ids }, options);
+    this.count = out.count;
+    return out;
+  }
+
+  /** Delete the whole index, from memory and from IndexedDB. */
+  async drop() {
+    await this.#router.call("index_drop", { name: this.name });
+    this.count = 0;
+  }
+}
+
 export class HybridRouter {
   /** @type {Worker} */ #worker;
   /** @type {Map<number, { resolve: (v: any) => void, reject: (e: any) => void, onProgress?: (e: any) => void, onChunk?: (v: any) => void, cleanup: () => void }>} */
@@ -279,6 +342,25 @@ export class HybridRouter {
     const { samplingRate, model, dtype, ...rest } = options;
     const params = { model: model ?? null, dtype: dtype ?? null, ...(await audioParams(audio, samplingRate)) };
     return this.call("transcribe", params, rest);
+  }
+
+  /**
+   * Open (or create) the vector index `name`: exact cosine search over this router's embeddings, kept in
+   * the worker and persisted in IndexedDB across reloads. `model` fixes the embedding model when the index
+   * is created (default: the manifest's first embedding model).
+   * @param {string} name
+   * @param {{ model?: string, signal?: AbortSignal }} [options]
+   * @returns {Promise<VectorIndex>}
+   */
+  async openIndex(name, options = {}) {
+    const { model, signal } = options;
+    const info = await this.call("index_open", { name, model: model ?? null }, { signal });
+    return new VectorIndex(this, info);
+  }
+
+  /** The names of the stored vector indexes. @returns {Promise<string[]>} */
+  async listIndexes() {
+    return (await this.call("index_list", {})).names;
   }
 
   /**

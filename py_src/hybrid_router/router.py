@@ -6,7 +6,9 @@ method, whose params are checked here (unknown keys are refused so a misspelt op
 Wire methods: ``embed``, ``generate`` and ``stream`` (params ``prompt`` | ``messages``, ``max_tokens``,
 ``temperature``, ``route``; ``stream`` sends each ``{"delta"}`` as a chunk and returns the final
 ``{"done": true, "route", "usage", "finish_reason"}``), ``stats``, ``configure`` (policy fields, see
-:class:`~hybrid_router.routing.Policy`) and ``info``.
+:class:`~hybrid_router.routing.Policy`), ``info``, ``transcribe`` (``audio`` samples at ``sampling_rate``
+or ``wav`` bytes) and the vector index methods ``index_open``, ``index_add``, ``index_search``,
+``index_remove``, ``index_drop``, ``index_list`` (:mod:`hybrid_router.vector_index`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from hybrid_router.protocol import CallContext, Handler
 from hybrid_router.providers.base import CloudProvider
 from hybrid_router.routing import TIERS, Policy
 from hybrid_router.transcription import TranscribeResult
+from hybrid_router.vector_index import Indexes, IndexStore, MemoryIndexStore
 
 __all__ = ["POLICY_FIELDS", "Router"]
 
@@ -58,6 +61,7 @@ class Router:
         ledger: Ledger | None = None,
         clock: Callable[[], float] = time.perf_counter,
         models: ModelManager | None = None,
+        index_store: IndexStore | None = None,
     ) -> None:
         self.models = models
         self.runtime = runtime
@@ -67,6 +71,13 @@ class Router:
         self.policy = policy if policy is not None else Policy()
         self.ledger = ledger if ledger is not None else Ledger(manifest, cloud_model=_model_of(cloud))
         self._clock = clock
+        #: named vector indexes over this router's embeddings (in memory unless a store is given)
+        self.indexes = Indexes(
+            index_store if index_store is not None else MemoryIndexStore(),
+            self.embed,
+            default_model=lambda: embeddings.embedding_model(self.manifest).id,
+            clock=clock,
+        )
 
     async def embed(
         self,
@@ -197,6 +208,7 @@ class Router:
             "stats": self._handle_stats,
             "stream": self._handle_stream,
             "transcribe": self._handle_transcribe,
+            **self.indexes.handlers(),
         }
 
     def _generation_kwargs(self) -> dict[str, Any]:

@@ -132,8 +132,23 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
 
     models = ModelManager(manifest, cache, caps, estimate=estimate if edge is not None else None,
                           device_of=runtime.device_of, choices=choices)
-    router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models)
+    router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models,
+                    index_store=await _index_store())
     return WorkerApp(router, post_message)
+
+
+async def _index_store() -> Any:
+    """The vector indexes' IndexedDB store, or None (indexes then live in memory only)."""
+    from .errors import StorageError
+    from .index_store_idb import IdbIndexStore
+
+    try:
+        return await IdbIndexStore.open()
+    except StorageError as exc:
+        import js  # type: ignore[import-not-found]
+
+        js.console.warn(f"vector indexes stay in memory: {exc.message}")
+        return None
 
 
 def boot_info() -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""The vector index's store in the browser: ``web/index-store.js`` (IndexedDB) from Python in the worker.
+
+One of the edge modules that touch ``js``/``pyodide`` (import it only inside Pyodide). It implements
+:class:`~hybrid_router.vector_index.IndexStore`; vectors cross the boundary as one Float32Array per call.
+Browser errors become :class:`~hybrid_router.errors.StorageError` (a full disk says so in its hint).
+Every JS proxy made for a call is destroyed before it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import js  # type: ignore[import-not-found]
+import numpy as np
+from pyodide.ffi import JsException, JsProxy, to_js  # type: ignore[import-not-found]
+
+from .errors import StorageError
+from .vector_index import IndexMeta, StoredIndex, Vectors
+
+__all__ = ["IdbIndexStore"]
+
+
+def _destroy(*proxies: Any) -> None:
+    for p in proxies:
+        if isinstance(p, JsProxy) and hasattr(p, "destroy"):
+            p.destroy()
+
+
+def _storage_error(what: str, exc: JsException) -> StorageError:
+    js_error = getattr(exc, "js_error", None)
+    name = str(getattr(js_error, "name", "") or "Error")
+    message = str(getattr(js_error, "message", "") or exc)
+    if name == "QuotaExceededError":
+        hint = "Browser storage is full: drop indexes you no longer need or delete cached models."
+    else:
+        hint = ("IndexedDB failed (private browsing or a browser setting may block it); "
+                "the index keeps working in memory until the page is closed.")
+    return StorageError(f"the vector index store could not {what}: {name}: {message}", hint=hint,
+                        js_name=name)
+
+
+class IdbIndexStore:
+    """:class:`~hybrid_router.vector_index.IndexStore` over an ``IndexStore`` of ``web/index-store.js``."""
+
+    persistent = True
+
+    def __init__(self, js_store: Any) -> None:
+        self._js = js_store
+
+    @classmethod
+    async def open(cls, module_url: str | None = None) -> IdbIndexStore:
+        """Import ``web/index-store.js`` (next to the worker's script by default) and open the database."""
+        from pyodide.code import run_js  # type: ignore[import-not-found]
+
+        url = module_url or str(js.URL.new("./index-store.js", js.location.href).href)
+        module = await run_js(f"import({json.dumps(url)})")
+        try:
+            return cls(await module.openIndexStore())
+        except JsException as exc:
+            raise _storage_error("open its database", exc) from exc
+        finally:
+            _destroy(module)
+
+    async def load(self, name: str) -> StoredIndex | None:
+        try:
+            row = await self._js.load(name)
+        except JsException as exc:
+            raise _storage_error(f"read the index {name!r}", exc) from exc
+        if row is None:
+            return None
+        try:
+            meta = row.meta.to_py()
+            dims = meta.get("dims")
+            ids, texts = list(row.ids.to_py()), list(row.texts.to_py())
+            flat = np.frombuffer(row.vectors.to_bytes(), dtype="<f4").astype(np.float32)
+        finally:
+            _destroy(row)
+        vectors = flat.reshape(len(ids), int(dims or 0)) if ids else np.zeros((0, int(dims or 0)), np.float32)
+        return StoredIndex(IndexMeta(str(meta["name"]), str(meta["model"]), dims), ids, texts, vectors)
+
+    async def save_meta(self, meta: IndexMeta) -> None:
+        data = to_js(meta.to_dict(), dict_converter=js.Object.fromEntries)
+        try:
+            await self._js.saveMeta(data)
+        except JsException as exc:
+            raise _storage_error(f"save the index {meta.name!r}", exc) from exc
+        finally:
+            _destroy(data)
+
+    async def put(self, name: str, ids: list[str], texts: list[str], vectors: Vectors) -> None:
+        flat = np.ascontiguousarray(vectors, dtype="<f4")
+        js_ids, js_texts, raw = to_js(ids), to_js(texts), to_js(flat.tobytes())
+        floats = js.Float32Array.new(raw.buffer, raw.byteOffset, flat.size)
+        try:
+            await self._js.put(name, js_ids, js_texts, floats)
+        except JsException as exc:
+            raise _storage_error(f"write {len(ids)} item(s) of {name!r}", exc) from exc
+        finally:
+            _destroy(js_ids, js_texts, raw, floats)
+
+    async def delete(self, name: str, ids: list[str]) -> None:
+        js_ids = to_js(ids)
+        try:
+            await self._js.delete(name, js_ids)
+        except JsException as exc:
+            raise _storage_error(f"delete {len(ids)} item(s) of {name!r}", exc) from exc
+        finally:
+            _destroy(js_ids)
+
+    async def drop(self, name: str) -> None:
+        try:
+            await self._js.drop(name)
+        except JsException as exc:
+            raise _storage_error(f"drop the index {name!r}", exc) from exc
+
+    async def names(self) -> list[str]:
+        try:
+            keys = await self._js.names()
+        except JsException as exc:
+            raise _storage_error("list its indexes", exc) from exc
+        try:
+            return [str(k) for k in keys.to_py()]
+        finally:
+            _destroy(keys)
