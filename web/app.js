@@ -1,6 +1,7 @@
 // @ts-check
 /** The demo page: boot progress, model download progress, and a sentence-similarity matrix. */
 import { HybridRouter } from "./hybrid-router.js";
+import { setUpSearch, setUpTranscription } from "./speech-search.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const downloads = new Map();
@@ -161,6 +162,8 @@ async function main() {
   } catch (err) {
     $("cloud-label").textContent = `Chat unavailable: ${err.name}: ${err.message}`;
   }
+  setUpTranscription(router);
+  setUpSearch(router).catch((err) => { $("search-count").textContent = `Search unavailable: ${err.name}: ${err.message}`; });
   const button = /** @type {HTMLButtonElement} */ ($("embed"));
   button.disabled = false;
   button.onclick = async () => {

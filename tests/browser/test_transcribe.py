@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import wave
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,3 +166,40 @@ def test_transcription_stays_on_the_local_server(router_page: RouterPage) -> Non
     urls = router_page.requests.urls
     assert any(u.endswith("/onnx/decoder_model_merged.onnx") and MODEL in u for u in urls), urls
     assert router_page.requests.foreign(router_page.server.origin) == []
+
+
+def test_the_page_transcribes_a_file_and_the_microphone(playwright_instance: Any, server: Any,
+                                                        tmp_path: Path) -> None:
+    """The transcription panel: a WAV file picked in the file input, then a recording from Chromium's fake
+    microphone (fed the same speech at 48 kHz), which MediaRecorder encodes as webm/Opus and the client
+    decodes with the page's OfflineAudioContext before the worker transcribes it."""
+    from tests.harness import CHROMIUM_FLAGS, chromium_path
+
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(_wav(speak(SENTENCES[1], rate=48_000)[0], 48_000))
+    browser = playwright_instance.chromium.launch(
+        executable_path=chromium_path(), headless=True,
+        args=[*CHROMIUM_FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+              f"--use-file-for-fake-audio-capture={wav}%noloop"])
+    try:
+        page = browser.new_context(permissions=["microphone"]).new_page()
+        page.goto(server.url)
+        page.wait_for_function("!document.getElementById('asr-file').disabled", timeout=120_000)
+        page.set_input_files("#asr-file", str(wav))
+        done = ("(document.getElementById('asr-route').textContent + "
+                "document.getElementById('asr-error').textContent).length > 0")
+        page.wait_for_function(done, timeout=300_000)
+        assert page.inner_text("#asr-error") == ""
+        assert word_error_rate(SENTENCES[1], page.inner_text("#asr-text")) <= MAX_WER
+        assert "local" in page.inner_text("#asr-route") and MODEL in page.inner_text("#asr-route")
+        assert page.is_enabled("#asr-record")
+        page.evaluate("document.getElementById('asr-route').textContent = ''")
+        page.click("#asr-record")
+        page.wait_for_timeout(int(len(speak(SENTENCES[1])[0]) / 16) + 1500)  # the whole sentence, in ms
+        page.click("#asr-record")
+        page.wait_for_function(done, timeout=300_000)
+        assert page.inner_text("#asr-error") == ""
+        heard = page.inner_text("#asr-text")
+        assert word_error_rate(SENTENCES[1], heard) <= MAX_WER, heard
+    finally:
+        browser.close()
