@@ -20,7 +20,8 @@ One request goes through these steps:
 
 6. the answer's :class:`~hybrid_router.route.Route` records the target, the reason (``"fallback"``
    when the other side answered), the rule, the fallback chain, usage, cost (cloud only, from the
-   manifest's price table) and the wall time; the :class:`~hybrid_router.ledger.Ledger` records it.
+   manifest's price table), the wall time and the time it took to decide (``decision_ms``: steps 1-4);
+   the :class:`~hybrid_router.ledger.Ledger` records it.
 
 Streaming (:func:`stream`) yields ``{"delta": text}`` items, then ``{"done": True, "route", "usage",
 "finish_reason"}``. A side that fails *before* its first delta falls back transparently; once a
@@ -167,6 +168,7 @@ class _Run:
         self.started = clock()
         self.tokens_in: int | None = None
         self.complexity: float | None = None
+        self.decision_ms = 0.0
         self.fallbacks: list[FallbackStep] = []
         self.tried: Target | None = None
         self.recorded = False
@@ -179,6 +181,7 @@ class _Run:
         if plan.local_failure is not None:
             self.fallbacks.append(self.sides.step("local", plan.local_failure))
         self.tried = plan.decision.target
+        self.decision_ms = (self.clock() - self.started) * 1000.0
         return plan.decision
 
     def fall_back_or_raise(
@@ -230,6 +233,7 @@ class _Run:
             device=output.device,
             dtype=output.dtype,
             complexity=self.complexity,
+            decision_ms=self.decision_ms,
         )
         self.ledger.record_route(route)
         self.recorded = True

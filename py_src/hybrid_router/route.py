@@ -18,7 +18,8 @@ before the answer (each a :class:`FallbackStep`). Reason codes in use:
 - ``"policy"``: a routing policy decided (kept for compatibility; the codes above are more precise).
 
 The order in which these rules apply is in :mod:`hybrid_router.routing`. ``complexity`` is the
-estimate's score when one was computed.
+estimate's score when one was computed; ``decision_ms`` the router's own time to choose the side
+(request checks, token count, complexity estimate, rules), 0 where there is nothing to choose.
 
 New fields are added with defaults; ``to_wire`` follows the dataclass fields, so they reach the wire
 without touching it.
@@ -112,6 +113,7 @@ class Route:
     device: str | None = None
     dtype: str | None = None
     complexity: float | None = None
+    decision_ms: float = 0.0
 
     def __post_init__(self) -> None:
         _check_target(self.target)

@@ -125,6 +125,14 @@ async def test_messages_max_tokens_and_temperature_reach_the_runtime():
     assert env.runtime.count_calls == [messages]
 
 
+async def test_the_route_records_the_time_taken_to_decide_whole_or_streamed():
+    env = Env()
+    whole = (await env.generate(prompt=SIMPLE)).route
+    assert 0 <= whole.decision_ms <= whole.ms
+    done = (await env.stream(prompt=COMPLEX))[-1]["route"]
+    assert done["target"] == "cloud" and 0 <= done["decision_ms"] <= done["ms"]
+
+
 # -- the cloud answers -----------------------------------------------------------------------------------
 
 

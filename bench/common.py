@@ -1,0 +1,71 @@
+"""What the benchmarks share: statistics, the header (command and machine), a table printer, and one
+serve.py + Chromium for a run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.harness import Server, launch_browser, start_server, stop_server
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def p95(xs: Sequence[float]) -> float:
+    """The nearest-rank 95th percentile (with 10-30 samples: the largest or second largest)."""
+    return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def header(title: str) -> None:
+    """The title, the exact command, and the machine (cores, CPU, load: the machine may be shared)."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{title}")
+    print(f"command: ./hr bench {' '.join(sys.argv[1:])}")
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}; "
+          f"load average at start {load}")
+
+
+def table(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]) -> None:
+    """Rows under ``columns`` (name, width; the first column left-aligned); floats with one decimal."""
+    def cell(value: Any, width: int, first: bool) -> str:
+        text = "" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+        return f"{text:<{width}}" if first else f"{text:>{width}}"
+
+    print(" ".join(cell(name, w, i == 0) for i, (name, w) in enumerate(columns)))
+    print("-" * (sum(w for _, w in columns) + len(columns) - 1))
+    for row in rows:
+        print(" ".join(cell(v, w, i == 0) for i, (v, (_, w)) in enumerate(zip(row, columns, strict=True))))
+
+
+@contextlib.contextmanager
+def server_and_browser() -> Iterator[tuple[Server, Any]]:
+    """serve.py (no cloud) and a headless Chromium, both stopped on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        server = start_server(Path(tmp))
+        try:
+            browser = launch_browser(p)
+            try:
+                yield server, browser
+            finally:
+                browser.close()
+        finally:
+            stop_server(server)
