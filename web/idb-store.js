@@ -173,7 +173,7 @@ export class ModelStore {
       return null;
     } catch (error) {
       const e = /** @type {any} */ (error);
-      return `${e?.name ?? "Error"}: ${e?.message ?? e}`;
+      return [e?.name ?? "Error", e?.message].filter(Boolean).join(": ");
     }
   }
 

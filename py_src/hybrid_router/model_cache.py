@@ -351,7 +351,7 @@ class ModelCache:
                 refs.setdefault(ref.key, ref)
         progress = _Progress(refs, on_progress)
         progress.overall(force=True)
-        summary = {"files": len(refs), "bytes": progress.total, "from_cache": 0, "fetched": 0}
+        summary = {"files": len(refs), "bytes": progress.total, "from_cache": 0, "from_memory": 0, "fetched": 0}
         def forward(event: dict[str, Any]) -> None:
             if on_progress is not None:
                 on_progress({"status": "cache-event", **event})
@@ -359,6 +359,10 @@ class ModelCache:
         with self.listening(forward) as seen:
             for ref in refs.values():
                 progress.file(ref, "initiate", 0)
+                if ref.key in self._hot:  # verified earlier and held (e.g. it could not be stored)
+                    progress.file(ref, "done", ref.size, from_cache=False, from_memory=True)
+                    summary["from_memory"] += 1
+                    continue
                 cached = await self._stored_whole(ref)
                 if cached and not hold:
                     progress.file(ref, "done", ref.size, from_cache=True)

@@ -68,7 +68,7 @@ class IdbStore:
             await self._js.putRecord(_js(record))
         except JsException as exc:
             if _name(exc) == "QuotaExceededError":
-                raise StoreFull(f"QuotaExceededError: {_text(exc)}") from exc
+                raise StoreFull(": ".join(x for x in ("QuotaExceededError", _text(exc)) if x)) from exc
             raise _storage_error(f"write {record.get('key')}", exc) from exc
 
     async def delete(self, key: str) -> None:

@@ -162,6 +162,8 @@ async def test_preload_with_no_room_raises_storage_error_and_the_model_runs_from
     assert info.value.hint and info.value.details["files"] == ["alpha/config.json", "alpha/onnx/model.onnx"]
     requests = len(store.requests)
     # the pipeline that follows reads the bytes held in memory: no second download
+    summary = await cache.ensure([("alpha", "fp32")], hold=True)
+    assert summary["from_memory"] == 2 and summary["fetched"] == 0
     assert await cache.match(key("alpha/onnx/model.onnx")) == FILES["alpha/onnx/model.onnx"]
     assert len(store.requests) == requests
 

@@ -295,6 +295,7 @@ class TransformersJsRuntime:
         return {"text": text, "tokens_out": tokens_out,
                 "finish_reason": "length" if tokens_out >= max_new_tokens else "stop"}
 
+    @_falls_back_to_wasm
     async def transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
                          on_progress: ProgressFn | None = None) -> str:
         """Speech to text with the automatic-speech-recognition pipeline (Whisper), greedy.
