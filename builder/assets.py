@@ -41,6 +41,8 @@ from .common import (
 )
 
 STAMP = ".complete"
+#: earlier wheels of the project kept next to the newest (a running serve.py may still point at one)
+KEEP_APP_BUILDS = 4
 
 
 @dataclass(frozen=True)
@@ -174,9 +176,11 @@ def build_app_wheel(cache: Path) -> Built:
             raise BuildError(f"building the project wheel failed:\n{proc.stderr[-3000:]}",
                              hint="run `./hr python -m pip wheel --no-deps .` to see the full error")
         _stamp(tmp, key)
-    for old in (cache / "app").iterdir():  # keep the folder small: old source keys are never served again
-        if old.is_dir() and old.name != key and not old.name.startswith("."):
-            shutil.rmtree(old, ignore_errors=True)
+    # keep the folder small, but not so small that a server started before this build loses its wheel
+    older = sorted((p for p in (cache / "app").iterdir() if p.is_dir() and p.name != key and not p.name.startswith(".")),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in older[KEEP_APP_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
     return Built(url, final, True)
 
 

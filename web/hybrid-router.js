@@ -20,8 +20,10 @@ export const ERROR_NAMES = Object.freeze([
 ]);
 
 /**
- * @typedef {{ target: "local" | "cloud", reason: string, rule?: string, model: string, ms: number,
- *   fallbacks?: any[], tokens_in?: number, tokens_out?: number, cost_usd?: number }} Route
+ * @typedef {{ target: "local" | "cloud", model: string, error_name: string, message: string }} FallbackStep
+ * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string, ms: number,
+ *   fallbacks: FallbackStep[], tokens_in: number, tokens_out: number, cost_usd: number,
+ *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number }} Route
  * @typedef {{ vectors: number[][], dims: number, model: string, dtype?: string, route: Route }} EmbedResult
  * @typedef {{ stage?: string, status?: string, step?: string, progress?: number, file?: string,
  *   loaded?: number, total?: number, model?: string }} ProgressEvent

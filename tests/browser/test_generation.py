@@ -73,6 +73,22 @@ def test_stream_yields_deltas_then_done_and_matches_generate(page: RouterPage) -
     assert "".join(deltas).strip() == whole["text"].strip()
 
 
+def test_deltas_arrive_while_the_model_is_still_generating(page: RouterPage) -> None:
+    """Ordering, not timing: a call sent after the first delta is answered before the stream ends.
+
+    If the generation loop never yielded to the worker's event loop, every delta (and that reply)
+    would only be delivered after the last token.
+    """
+    order = page.call("""const order = []; let asked = false;
+        for await (const c of router.stream({ prompt: arg, maxTokens: 48, route: "local" })) {
+          if (c.delta && !asked) { asked = true; router.stats().then(() => order.push("stats")); }
+          order.push(c.done ? "done" : "delta");
+        }
+        return order;""", "Tell me a long story about a dragon.")
+    assert "stats" in order and order.index("stats") < order.index("done"), order
+    assert order.count("delta") >= 2
+
+
 def test_abort_mid_stream_stops_local_generation(page: RouterPage) -> None:
     result = page.call("""const c = new AbortController(); let got = 0;
         try {
@@ -82,10 +98,10 @@ def test_abort_mid_stream_stops_local_generation(page: RouterPage) -> None:
           return { name: "no error", got };
         } catch (e) { return { name: e.name, got, hint: e.hint }; }""", "Tell me a long story about a dragon.")
     assert result["name"] == "AbortError" and result["got"] == 2 and result["hint"]
-    stats = page.call("return await router.stats();")
-    assert stats["errors"] >= 1  # the aborted request is counted, not lost
     after = _generate(page, "Say hi.", maxTokens=8)  # the worker is free again
     assert after["text"]
+    stats = page.call("return await router.stats();")
+    assert stats["errors"] >= 1  # the aborted request is counted, not lost
 
 
 def test_bad_generation_input_is_a_validation_error(page: RouterPage) -> None:

@@ -66,6 +66,39 @@ def _restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) 
             _destroy(set_ids)
 
 
+#: pipelines whose model runs a token-by-token generation loop
+_GENERATIVE = ("text-generation", "automatic-speech-recognition")
+
+_YIELD_JS = """(pipe) => {
+  const model = pipe.model;
+  if (!model || model.__hybridRouterYields) return;
+  const forward = model.forward.bind(model);
+  const tick = () => new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => { channel.port1.close(); resolve(); };
+    channel.port2.postMessage(null);
+  });
+  model.forward = async (...args) => { await tick(); return forward(...args); };
+  model.__hybridRouterYields = true;
+}"""
+
+
+def _yield_between_steps(pipe: Any) -> None:
+    """Let the worker's event loop run before every decoding step.
+
+    ONNX Runtime WASM's generation loop never gives the worker a turn between tokens, so without this
+    the streamed pieces (and a cancel message from the page) would only be handled after the last token:
+    no streaming and no interruption. One macrotask per step (a MessageChannel message) is enough.
+    """
+    from pyodide.code import run_js  # type: ignore[import-not-found]
+
+    install = run_js(_YIELD_JS)
+    try:
+        install(pipe)
+    finally:
+        _destroy(install)
+
+
 def _dispose(tensors: Any) -> None:
     """Free the ORT buffers of a model's output tensors (a JS object of Tensors)."""
     if tensors is None:
@@ -105,12 +138,17 @@ class TransformersJsRuntime:
     """
 
     def __init__(self, module: Any, *, device: str = "wasm", cache: ModelCache | None = None,
-                 device_for: Callable[[ModelEntry], str] | None = None) -> None:
+                 device_for: Callable[[ModelEntry], str] | None = None, webgpu_adapter: bool = True) -> None:
         self._tjs = getattr(module, "js_obj", module)  # the raw JS module
         self.device = device
         #: model files come from here, verified, before Transformers.js reads them (its customCache)
         self.cache = cache
         self._device_for = device_for
+        # Transformers.js 4.3.1 chains every session creation on one promise (webInitChain) and never
+        # recovers from a rejection: one failed WebGPU load makes every later load in this worker fail,
+        # wasm included. So WebGPU is never tried without an adapter; a model asked for on WebGPU then
+        # runs on wasm, recorded as a device fallback.
+        self.webgpu_adapter = webgpu_adapter
         self._demoted: dict[str, str] = {}
         #: each time WebGPU failed for a model and it moved to wasm: {model, error_name, message}
         self.device_fallbacks: list[dict[str, str]] = []
@@ -120,7 +158,13 @@ class TransformersJsRuntime:
         """Where ``model`` runs: the device chosen for it (capabilities), or wasm once WebGPU failed for it."""
         if model.id in self._demoted:
             return "wasm"
-        return self._device_for(model) if self._device_for is not None else self.device
+        device = self._device_for(model) if self._device_for is not None else self.device
+        if device == "webgpu" and not self.webgpu_adapter:
+            self._demote(model, ModelLoadError(
+                f"{model.id}: WebGPU was asked for, but this browser offers no WebGPU adapter "
+                "(navigator.gpu.requestAdapter() returned null); it runs on wasm", model=model.id))
+            return "wasm"
+        return device
 
     def _demote(self, model: ModelEntry, exc: LocalError) -> None:
         """WebGPU failed for ``model``: run it on wasm from now on (its WebGPU pipelines are dropped)."""
@@ -178,7 +222,10 @@ class TransformersJsRuntime:
         try:
             if self.cache is not None:  # every file read and checked against the manifest, held for the load
                 await self.cache.ensure([(model.id, dtype)], on_progress=tagged, hold=True)
-            return await self._tjs.pipeline(task, model.id, options)
+            pipe = await self._tjs.pipeline(task, model.id, options)
+            if task in _GENERATIVE:
+                _yield_between_steps(pipe)
+            return pipe
         except JsException as exc:
             raise ModelLoadError(
                 f"could not load {model.id} ({dtype}) for {task} on {device}: {_message(exc)}",
