@@ -68,17 +68,19 @@ def _targets(params: Mapping[str, Any], manifest: Manifest) -> list[tuple[str, s
 class ModelManager:
     """``cache`` None: no IndexedDB (models run from memory). ``estimate`` reads the storage figures
     again for :meth:`capabilities`; ``device_of`` says where a model runs now (the runtime's view,
-    with WebGPU failures moved to wasm)."""
+    with WebGPU failures moved to wasm) and ``device_fallbacks`` lists those failures."""
 
     def __init__(self, manifest: Manifest, cache: ModelCache | None, caps: Capabilities, *,
                  estimate: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
                  device_of: Callable[[ModelEntry], str] | None = None,
+                 device_fallbacks: Callable[[], list[dict[str, str]]] | None = None,
                  choices: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.manifest = manifest
         self.cache = cache
         self.caps = caps
         self._estimate = estimate
         self._device_of = device_of
+        self._device_fallbacks = device_fallbacks
         self.choices = dict(choices or {})
 
     def _need_cache(self) -> ModelCache:
@@ -97,7 +99,11 @@ class ModelManager:
         if self._estimate is not None:
             est = await self._estimate()
             self.caps = self.caps.with_storage(est.get("usage"), est.get("quota"), est.get("persisted"))
-        return {**self.caps.to_wire(), "cache": self.cache is not None, "choices": self.choices}
+        fallbacks = list(self._device_fallbacks()) if self._device_fallbacks else []
+        devices = {m.id: self._device_of(m) for m in self.manifest.models} if self._device_of else {}
+        choices = {mid: {**c, "device": devices.get(mid, c.get("device"))} for mid, c in self.choices.items()}
+        return {**self.caps.to_wire(), "cache": self.cache is not None, "choices": choices,
+                "device_fallbacks": fallbacks}
 
     async def recommend(self, task: str | None) -> list[dict[str, Any]]:
         await self.capabilities()

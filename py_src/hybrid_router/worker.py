@@ -124,14 +124,16 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     policy = Policy().replace(**(cfg.get("policy") or {}))
     forced = cfg.get("device")  # create({ device }) pins one device for every model
     runtime = TransformersJsRuntime(module, device=forced or "wasm", cache=cache,
-                                    device_for=None if forced else (lambda m: choose_device(m, caps)))
+                                    device_for=None if forced else (lambda m: choose_device(m, caps)),
+                                    webgpu_adapter=caps.adapter)
 
     async def estimate() -> dict[str, Any]:
         probe = await edge.estimateStorage()
         return dict(probe.to_py())
 
     models = ModelManager(manifest, cache, caps, estimate=estimate if edge is not None else None,
-                          device_of=runtime.device_of, choices=choices)
+                          device_of=runtime.device_of, device_fallbacks=lambda: runtime.device_fallbacks,
+                          choices=choices)
     router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models,
                     index_store=await _index_store())
     return WorkerApp(router, post_message)
