@@ -2,6 +2,7 @@
 /** The demo page: boot progress, model download progress, and a sentence-similarity matrix. */
 import { HybridRouter } from "./hybrid-router.js";
 import { setUpSearch, setUpTranscription } from "./speech-search.js";
+import { setUpModels } from "./models-panel.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const downloads = new Map();
@@ -16,7 +17,7 @@ function showProgress(e) {
     $("boot-status").textContent = e.step === "ready" ? "Ready." : `Loading ${e.step}${e.detail ? ` (${e.detail})` : ""}…`;
     return;
   }
-  if (!e.file) return;
+  if (!e.file || e.status === "cache-event") return;
   const key = `${e.model || e.name}/${e.file}`;
   let row = downloads.get(key);
   if (!row) {
@@ -162,6 +163,7 @@ async function main() {
   } catch (err) {
     $("cloud-label").textContent = `Chat unavailable: ${err.name}: ${err.message}`;
   }
+  setUpModels(router).catch((err) => { $("caps-report").textContent = `Model manager unavailable: ${err.name}: ${err.message}`; });
   setUpTranscription(router);
   setUpSearch(router).catch((err) => { $("search-count").textContent = `Search unavailable: ${err.name}: ${err.message}`; });
   const button = /** @type {HTMLButtonElement} */ ($("embed"));

@@ -288,3 +288,28 @@ def test_delete_and_list(browser: Any, cache_server: Server) -> None:
         assert err["name"] == "ValidationError" and MINILM in err["hint"]
     finally:
         s.close()
+
+
+def test_the_page_downloads_lists_and_deletes_a_model_and_reports_the_device(browser: Any,
+                                                                           cache_server: Server) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(cache_server.url)
+        row = page.locator("#models-table tr", has_text=MINILM)
+        row.wait_for(timeout=120_000)
+        assert "not cached" in row.inner_text()
+        report = page.locator("#caps-report").inner_text()
+        for fact in ("WebGPU", "device memory", "CPU cores", "cross-origin isolated", "storage", "online", MINILM):
+            assert fact in report, report
+        row.locator("select").select_option("q8")
+        row.locator("button", has_text="Download").click()
+        page.wait_for_function("""(id) => [...document.querySelectorAll('#models-table tr')]
+            .some((tr) => tr.textContent.includes(id) && tr.textContent.includes('q8 ·'))""", arg=MINILM, timeout=120_000)
+        assert f"{variant_bytes(MINILM, 'q8') / 1e6:.1f} MB" in row.inner_text()
+        row.locator("button", has_text="Delete").click()
+        page.wait_for_function("""(id) => [...document.querySelectorAll('#models-table tr')]
+            .some((tr) => tr.textContent.includes(id) && tr.textContent.includes('not cached'))""", arg=MINILM)
+        assert "deleted" in page.locator("#cache-events").inner_text()
+    finally:
+        context.close()

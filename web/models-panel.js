@@ -1,0 +1,110 @@
+// @ts-check
+/**
+ * The page's model manager and capability report: every model of the manifest with what is cached
+ * (dtypes, size, last use), download with one overall progress bar (cancellable, resumable), delete,
+ * the recommendation for this device, the cache's events; and what this device can take.
+ */
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/** @param {number | null | undefined} bytes */
+const mb = (bytes) => (bytes == null ? "?" : `${(bytes / 1e6).toFixed(1)} MB`);
+/** @param {string} tag @param {Record<string, any>} [props] @param {(Node | string)[]} [children] */
+function el(tag, props = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+/** @param {any} caps */
+function renderCapabilities(caps) {
+  const gpu = caps.webgpu;
+  const gpuText = gpu.real_gpu ? `real GPU${gpu.info.vendor ? ` (${gpu.info.vendor})` : ""}`
+    : gpu.adapter ? "software fallback adapter only (counts as no GPU)" : gpu.api ? "no adapter" : "not available";
+  const rows = [
+    ["WebGPU", `${gpuText}${gpu.adapter ? `; shader-f16 ${gpu.shader_f16 ? "yes" : "no"}; max buffer ${mb(gpu.max_buffer_size)}` : ""}`],
+    ["device memory", caps.device_memory_gb == null ? "unknown" : `${caps.device_memory_gb} GB (as the browser reports it)`],
+    ["CPU cores", String(caps.hardware_concurrency ?? "unknown")],
+    ["cross-origin isolated", caps.cross_origin_isolated ? "yes (multi-threaded WASM)" : "no (one WASM thread)"],
+    ["storage", `${mb(caps.storage.usage)} used of ${mb(caps.storage.quota)}; persistent: ${caps.storage.persisted ? "yes" : "no"}`],
+    ["online", caps.online ? "yes" : "no (local models keep working)"],
+    ["model cache", caps.cache ? "IndexedDB, every file checked against the manifest's sha256" : "none (models run from memory)"],
+    ...Object.entries(caps.choices).map(([id, c]) => [id, `${c.dtype} on ${c.device}: ${/** @type {any} */ (c).why}`]),
+    ...caps.device_fallbacks.map((/** @type {any} */ f) => [`${f.model}: WebGPU failed`, `${f.error_name}: ${f.message}`]),
+  ];
+  $("caps-report").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]));
+}
+
+/** @param {any} router */
+export async function setUpModels(router) {
+  const info = await router.call("info", {});
+  /** @type {Map<string, AbortController>} */ const running = new Map();
+
+  async function refresh() {
+    const [caps, cached, events] = await Promise.all([router.capabilities(), router.cachedModels(), router.cacheEvents()]);
+    renderCapabilities(caps);
+    const byId = new Map(cached.map((/** @type {any} */ m) => [m.id, m]));
+    const recs = new Map();
+    for (const r of await router.recommendModels()) if (!recs.has(r.model)) recs.set(r.model, r);
+    const rows = info.models.map((/** @type {any} */ m) => modelRow(m, byId.get(m.id), recs.get(m.id)));
+    for (const m of cached) if (!m.known) rows.push(modelRow({ id: m.id, tasks: [], dtypes: [], default_dtype: "" }, m, null));
+    $("models-table").replaceChildren(...rows);
+    $("cache-events").replaceChildren(...events.slice(-8).reverse().map((/** @type {any} */ e) =>
+      el("li", { className: e.kind === "integrity" || e.kind === "storage" ? "error" : "" },
+        [`${new Date(e.at * 1000).toLocaleTimeString()} ${e.kind}: ${e.message}`])));
+  }
+
+  /** @param {any} m @param {any} cached @param {any} rec */
+  function modelRow(m, cached, rec) {
+    const select = el("select", {}, m.dtypes.map((/** @type {string} */ d) =>
+      el("option", { value: d, textContent: d, selected: d === (rec?.dtype ?? m.default_dtype) })));
+    const bar = el("div", { className: "bar" }, [el("div", { style: "width:0%" })]);
+    const status = el("span", { className: "muted" });
+    const download = el("button", { textContent: "Download" });
+    const cancel = el("button", { textContent: "Cancel", disabled: true });
+    const remove = el("button", { textContent: "Delete", disabled: !cached });
+    download.onclick = async () => {
+      const controller = new AbortController();
+      running.set(m.id, controller);
+      download.disabled = true; cancel.disabled = false;
+      try {
+        await router.preload([{ id: m.id, dtype: /** @type {HTMLSelectElement} */ (select).value }], {
+          signal: controller.signal,
+          onProgress: (/** @type {any} */ e) => {
+            if (e.status !== "progress_total") return;
+            /** @type {HTMLElement} */ (bar.firstElementChild).style.width = `${e.progress}%`;
+            status.textContent = `${mb(e.loaded)} / ${mb(e.total)} (${e.progress.toFixed(1)}%)`;
+          },
+        });
+      } catch (err) {
+        status.textContent = err.name === "AbortError" ? "cancelled: the next download resumes where it stopped"
+          : `${err.name}: ${err.message} — ${err.hint ?? ""}`;
+      } finally {
+        running.delete(m.id);
+        await refresh();
+      }
+    };
+    cancel.onclick = () => running.get(m.id)?.abort();
+    remove.onclick = async () => { await router.deleteModel(m.id); await refresh(); };
+    const have = cached
+      ? `${cached.dtypes.join(", ") || "partial"} · ${mb(cached.bytes)} · ${cached.files} files` +
+        `${cached.partial_files ? ` (+${cached.partial_files} partial)` : ""} · used ${new Date(cached.last_used * 1000).toLocaleString()}`
+      : "not cached";
+    const advice = rec ? `${rec.usable ? "fits this device" : "does not fit"}: ${rec.reasons.join("; ")}` : "not in the manifest";
+    return el("tr", {}, [
+      el("td", {}, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: m.tasks.join(", ") })]),
+      el("td", { textContent: have }),
+      el("td", {}, [select, download, cancel, remove, bar, status]),
+      el("td", { className: "muted", textContent: advice }),
+    ]);
+  }
+
+  $("budget-form").onsubmit = async (event) => {
+    event.preventDefault();
+    const value = /** @type {HTMLInputElement} */ ($("budget-mb")).value;
+    const result = await router.configureCache({ budgetBytes: value ? Number(value) * 1e6 : null });
+    $("budget-status").textContent = result.budget_bytes == null ? "no budget" :
+      `budget ${mb(result.budget_bytes)}${result.evicted.length ? `; evicted ${result.evicted.join(", ")}` : ""}`;
+    await refresh();
+  };
+  await refresh();
+}
