@@ -1,0 +1,98 @@
+"""Speech to text latency in a real browser (Chromium, WASM): whisper-tiny.en on espeak-ng speech.
+
+Rows: model load + first transcription on a fresh context (the model comes from the server), then warm
+transcriptions of each sample as a 16 kHz Float32Array and as a 48 kHz WAV file (decoded and resampled
+in the worker), with the real-time factor (latency / audio duration; < 1 is faster than real time), and
+the first transcription after a page reload (the model comes from the browser's cache).
+Timed inside the page with performance.now(); the machine and its load are printed with the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.harness import launch_browser, open_router_page, start_server, stop_server
+from tests.speech import SENTENCES, speak
+
+CREATE = """async () => {
+  const { HybridRouter } = await import("/hybrid-router.js");
+  window.router = await HybridRouter.create();
+  return window.router.info;
+}"""
+
+TIMED = """async ({ samples, wav, runs }) => {
+  const audio = samples ? Float32Array.from(samples)
+    : new Blob([Uint8Array.from(atob(wav), (c) => c.charCodeAt(0))]);
+  const times = [];
+  let text = "";
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    text = (await window.router.transcribe(audio)).text;
+    times.push(performance.now() - t0);
+  }
+  return { times, text };
+}"""
+
+
+def _p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
+
+
+def _row(what: str, seconds: float, times: list[float], text: str = "") -> dict[str, Any]:
+    median = statistics.median(times)
+    return {"what": what, "audio_s": seconds, "median_ms": median, "p95_ms": _p95(times), "n": len(times),
+            "rtf": median / 1000 / seconds, "text": text}
+
+
+def run(runs: int = 5) -> list[dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    rows: list[dict[str, Any]] = []
+    clips = [(text, *speak(text)) for text in SENTENCES]
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        server = start_server(Path(tmp))
+        browser = launch_browser(p)
+        try:
+            rp = open_router_page(browser, server, create=False)  # fresh context: nothing cached
+            info = rp.page.evaluate(CREATE)
+            first_text, first_samples, _ = clips[0]
+            seconds = len(first_samples) / 16_000
+            cold = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
+            rows.append(_row("model load + first transcription (from the server)", seconds, cold["times"]))
+            for text, samples, _ in clips:
+                seconds = len(samples) / 16_000
+                warm = rp.page.evaluate(TIMED, {"samples": samples.tolist(), "wav": None, "runs": runs})
+                label = f"Float32Array 16 kHz: {text[:28]}..."
+                rows.append(_row(label, seconds, warm["times"], warm["text"]))
+                wav48 = base64.b64encode(speak(text, rate=48_000)[1]).decode()
+                warm = rp.page.evaluate(TIMED, {"samples": None, "wav": wav48, "runs": runs})
+                rows.append(_row("  same as a 48 kHz WAV Blob", seconds, warm["times"], warm["text"]))
+            rp.page.reload()
+            rp.page.evaluate(CREATE)
+            again = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
+            rows.append(_row("after a reload: load + first (browser cache)", len(first_samples) / 16_000,
+                             again["times"]))
+            rp.page.context.close()
+        finally:
+            browser.close()
+            stop_server(server)
+    _print(rows, info)
+    return rows
+
+
+def _print(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nwhisper-tiny.en fp32, Transformers.js {info.get('transformers')}, "
+          f"{info.get('threads')} thread(s), {os.cpu_count()} CPU(s), load average {load:.1f}")
+    print(f"{'measurement':<54} {'audio s':>7} {'median ms':>10} {'p95 ms':>8} {'RTF':>5} {'n':>3}")
+    print("-" * 92)
+    for r in rows:
+        print(f"{r['what']:<54} {r['audio_s']:>7.2f} {r['median_ms']:>10.0f} {r['p95_ms']:>8.0f} "
+              f"{r['rtf']:>5.2f} {r['n']:>3}")
+    texts = sorted({r["text"] for r in rows if r["text"]})
+    print("texts: " + " | ".join(texts))

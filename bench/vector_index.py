@@ -1,0 +1,112 @@
+"""Vector index latency in a real browser (Chromium, WASM; all-MiniLM-L6-v2 fp32 embeddings).
+
+For indexes of 100 and 1,000 items: the time to add them (embedding included), the search latency
+(query embedding + exact numpy cosine over every item + top 10), a search of the bare index cost
+(the same query twice: Transformers.js recomputes the embedding, so the difference to ``embed`` alone
+is the index's share), and the first search after a page reload (the index read back from IndexedDB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.harness import REPO, launch_browser, open_router_page, start_server, stop_server
+
+SENTENCES: list[str] = json.loads((REPO / "tests" / "data" / "sentences.json").read_text())["sentences"]
+QUERY = "How can I get back into my account?"
+
+CREATE = """async () => {
+  const { HybridRouter } = await import("/hybrid-router.js");
+  window.router = await HybridRouter.create();
+  await window.router.embed(["warm up"]);
+}"""
+
+ADD = """async ({ name, ids, texts }) => {
+  const index = await window.router.openIndex(name);
+  const t0 = performance.now();
+  for (let i = 0; i < ids.length; i += 256) await index.add(ids.slice(i, i + 256), texts.slice(i, i + 256));
+  return performance.now() - t0;
+}"""
+
+SEARCH = """async ({ name, query, runs }) => {
+  const index = await window.router.openIndex(name);
+  const search = [], embed = [];
+  for (let i = 0; i < runs; i++) {
+    let t0 = performance.now();
+    await index.search(query, { topK: 10 });
+    search.push(performance.now() - t0);
+    t0 = performance.now();
+    await window.router.embed([query]);
+    embed.push(performance.now() - t0);
+  }
+  return { search, embed };
+}"""
+
+REOPEN = """async ({ name, query }) => {
+  const t0 = performance.now();
+  const index = await window.router.openIndex(name);
+  const opened = performance.now() - t0;
+  await index.search(query, { topK: 10 });
+  return { opened, first: performance.now() - t0, count: index.count };
+}"""
+
+
+def _texts(n: int) -> list[str]:
+    return [f"{SENTENCES[i % len(SENTENCES)]} (note {i})" for i in range(n)]
+
+
+def _p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
+
+
+def run(runs: int = 20) -> list[dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        server = start_server(Path(tmp))
+        browser = launch_browser(p)
+        try:
+            rp = open_router_page(browser, server, create=False)
+            rp.page.evaluate(CREATE)
+            for n in (100, 1_000):
+                name = f"bench-{n}"
+                texts = _texts(n)
+                ms = rp.page.evaluate(ADD, {"name": name, "ids": [f"n{i}" for i in range(n)], "texts": texts})
+                rows.append({"what": f"add {n} items (embedding included)", "median_ms": ms, "p95_ms": ms,
+                             "n": 1, "per_item_ms": ms / n})
+                t = rp.page.evaluate(SEARCH, {"name": name, "query": QUERY, "runs": runs})
+                rows.append({"what": f"search top 10 of {n}", "median_ms": statistics.median(t["search"]),
+                             "p95_ms": _p95(t["search"]), "n": runs, "per_item_ms": None})
+                rows.append({"what": "  of which embedding the query (embed alone)",
+                             "median_ms": statistics.median(t["embed"]), "p95_ms": _p95(t["embed"]),
+                             "n": runs, "per_item_ms": None})
+            rp.page.reload()
+            rp.page.evaluate(CREATE)
+            r = rp.page.evaluate(REOPEN, {"name": "bench-1000", "query": QUERY})
+            rows.append({"what": f"after a reload: open ({r['count']} items from IndexedDB)",
+                         "median_ms": r["opened"], "p95_ms": r["opened"], "n": 1, "per_item_ms": None})
+            rows.append({"what": "after a reload: open + first search", "median_ms": r["first"],
+                         "p95_ms": r["first"], "n": 1, "per_item_ms": None})
+            rp.page.context.close()
+        finally:
+            browser.close()
+            stop_server(server)
+    _print(rows)
+    return rows
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nvector index (all-MiniLM-L6-v2 fp32, 384 dims), {os.cpu_count()} CPU(s), "
+          f"load average {load:.1f}")
+    print(f"{'measurement':<50} {'median ms':>10} {'p95 ms':>8} {'ms/item':>8} {'n':>4}")
+    print("-" * 84)
+    for r in rows:
+        per = "" if r["per_item_ms"] is None else f"{r['per_item_ms']:.1f}"
+        print(f"{r['what']:<50} {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {per:>8} {r['n']:>4}")
