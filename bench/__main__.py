@@ -1,11 +1,11 @@
-"""./hr bench [embeddings|transcribe|vector_index] [--runs N] -- run a benchmark and print its table."""
+"""./hr bench NAME [--runs N] -- run the benchmark NAME (one of BENCHES) and print its table."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-BENCHES = ("embeddings", "transcribe", "vector_index")
+BENCHES = ("embeddings", "generation", "overhead", "transcribe", "vector_index")
 
 
 def main() -> None:
