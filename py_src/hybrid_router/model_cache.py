@@ -236,7 +236,8 @@ class ModelCache:
 
     def __init__(self, manifest: Manifest, store: CacheStore, *, base_url: str,
                  budget_bytes: int | None = None, chunk_bytes: int = CHUNK_BYTES,
-                 clock: Callable[[], float] = time.time, max_events: int = 200) -> None:
+                 clock: Callable[[], float] = time.time, max_events: int = 200,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         if chunk_bytes <= 0:
             raise ValueError("chunk_bytes must be positive")
         self.manifest = manifest
@@ -246,6 +247,7 @@ class ModelCache:
         self.chunk_bytes = chunk_bytes
         self.budget_bytes = _budget(budget_bytes)
         self._clock = clock
+        self._timer = timer
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._listeners: list[EventFn] = []
         self._hot: dict[str, Handle] = {}
@@ -341,7 +343,7 @@ class ModelCache:
         (:meth:`match` hands them out; :meth:`release` drops them). Without it, files already stored
         whole are counted done without reading them (they are checked when used) and the rest are
         fetched and stored. Progress: per-file events (``initiate``, ``progress``, ``done`` with
-        ``from_cache``) and ``progress_total`` with the bytes done over the manifest's total, ending at
+        ``from_cache`` and ``ms``, the time to fetch or read and check it) and ``progress_total`` with the bytes done over the manifest's total, ending at
         exactly 100; cache events as ``{"status": "cache-event", "kind", ...}``. Files that could not be stored are held in memory either way; with
         ``fail_on_storage`` their StorageError is raised at the end.
         """
@@ -358,6 +360,7 @@ class ModelCache:
 
         with self.listening(forward) as seen:
             for ref in refs.values():
+                started = self._timer()
                 progress.file(ref, "initiate", 0)
                 if ref.key in self._hot:  # verified earlier and held (e.g. it could not be stored)
                     progress.file(ref, "done", ref.size, from_cache=False, from_memory=True)
@@ -374,7 +377,8 @@ class ModelCache:
                 cached = cached and "integrity" not in mine
                 if hold or failed:
                     self._hot[ref.key] = data
-                progress.file(ref, "done", ref.size, from_cache=cached, stored=not failed)
+                progress.file(ref, "done", ref.size, from_cache=cached, stored=not failed,
+                              ms=round((self._timer() - started) * 1000, 1))
                 summary["from_cache" if cached else "fetched"] += 1
         storage = [e for e in seen if e["kind"] == "storage"]
         summary["events"] = seen
