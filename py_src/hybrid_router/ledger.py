@@ -74,6 +74,8 @@ class Ledger:
         self._totals = _Totals()
         self._day = today()
         self._spent = 0.0
+        #: called after every recorded request (the worker saves the state so a reload keeps the budget)
+        self.listeners: list[Callable[[Ledger], None]] = []
 
     def cost(self, model: str | None, tokens_in: int, tokens_out: int) -> float:
         """The estimated price of a cloud call to ``model`` with that usage."""
@@ -109,6 +111,8 @@ class Ledger:
         elif target == "local":
             totals.local += 1
             totals.saved_usd += self.cost(self.cloud_model, tokens_in, tokens_out)
+        for listener in self.listeners:
+            listener(self)
 
     def record_route(self, route: Route) -> None:
         """A request answered as ``route`` says."""

@@ -13,6 +13,7 @@ from typing import Any
 from . import __version__
 from .capabilities import Capabilities, choose_device
 from .errors import ModelLoadError, StorageError
+from .ledger import Ledger
 from .manifest import Manifest
 from .model_cache import ModelCache
 from .model_manager import ModelManager, adapt_manifest
@@ -134,9 +135,50 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     models = ModelManager(manifest, cache, caps, estimate=estimate if edge is not None else None,
                           device_of=runtime.device_of, device_fallbacks=lambda: runtime.device_fallbacks,
                           choices=choices)
+    ledger = await _persistent_ledger(manifest, cloud)
     router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models,
-                    index_store=await _index_store())
+                    index_store=await _index_store(), ledger=ledger)
     return WorkerApp(router, post_message)
+
+
+async def _persistent_ledger(manifest: Manifest, cloud: CloudProvider | None) -> Ledger:
+    """The cost ledger, restored from IndexedDB and saved after every request, so that the daily cloud
+    budget and the stats survive a reload. Without IndexedDB it lives in memory only."""
+    import asyncio
+    import json
+
+    import js  # type: ignore[import-not-found]
+    from pyodide.code import run_js  # type: ignore[import-not-found]
+    from pyodide.ffi import JsException  # type: ignore[import-not-found]
+
+    cloud_model = cloud.model if cloud is not None else None
+    url = str(js.URL.new("./state-store.js", js.location.href).href)
+    try:
+        store = await (await run_js(f"import({json.dumps(url)})")).openStateStore()
+        saved = await store.get("ledger")
+    except JsException as exc:
+        js.console.warn(f"the cost ledger stays in memory: {exc}")
+        return Ledger(manifest, cloud_model=cloud_model)
+    ledger = Ledger(manifest, cloud_model=cloud_model)
+    if saved:
+        try:
+            ledger = Ledger.from_state(json.loads(saved), manifest, cloud_model=cloud_model)
+        except (ValueError, KeyError, TypeError) as exc:
+            js.console.warn(f"the saved cost ledger was unreadable and starts afresh: {exc}")
+    pending: list[asyncio.Task[None]] = []
+
+    async def save(state: dict[str, Any]) -> None:
+        try:
+            await store.put("ledger", json.dumps(state))
+        except JsException as exc:
+            js.console.warn(f"the cost ledger could not be saved: {exc}")
+
+    def on_record(current: Ledger) -> None:
+        pending[:] = [t for t in pending if not t.done()]
+        pending.append(asyncio.ensure_future(save(current.to_state())))
+
+    ledger.listeners.append(on_record)
+    return ledger
 
 
 async def _index_store() -> Any:

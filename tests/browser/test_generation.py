@@ -119,3 +119,21 @@ def test_no_cloud_configured_keeps_everything_local(page: RouterPage) -> None:
                       "the first n cubes and explain each step of the induction rigorously.")
     result = _generate(page, complex_prompt, route="auto", maxTokens=8)
     assert result["route"]["target"] == "local"
+
+
+def test_stats_and_the_daily_spend_survive_a_reload(browser: Any, server: Any) -> None:
+    """The ledger is saved in IndexedDB: a reload (same profile) keeps the counts, so a budget holds."""
+    rp = open_router_page(browser, server)
+    try:
+        rp.call("return await router.generate({ prompt: 'Say hi.', maxTokens: 2, route: 'local' });")
+        before = rp.call("return await router.stats();")
+        assert before["requests"] >= 1
+        rp.page.reload()
+        rp.page.evaluate("""async () => {
+            const { HybridRouter } = await import("/hybrid-router.js");
+            window.router = await HybridRouter.create();
+        }""")
+        after = rp.call("return await router.stats();")
+        assert after["requests"] == before["requests"] and after["local"] == before["local"]
+    finally:
+        rp.page.context.close()

@@ -171,3 +171,23 @@ def test_an_unreadable_state_is_a_validation_error(state):
     with pytest.raises(ValidationError) as info:
         Ledger.from_state(state, Prices())
     assert info.value.hint
+
+
+def test_listeners_hear_every_recorded_request_and_state_round_trips() -> None:
+    from hybrid_router.ledger import Ledger
+
+    class Prices:
+        def price_for(self, model: str | None) -> object:
+            class P:
+                def cost(self, tin: int, tout: int) -> float:
+                    return (tin + tout) * 1e-6
+            return P()
+
+    ledger = Ledger(Prices(), cloud_model="m")  # type: ignore[arg-type]
+    heard: list[dict[str, object]] = []
+    ledger.listeners.append(lambda l: heard.append(l.to_state()))
+    ledger.record(target="cloud", tokens_in=10, tokens_out=5, cost_usd=0.5)
+    ledger.record(target="local", tokens_in=3, tokens_out=2)
+    assert len(heard) == 2
+    restored = Ledger.from_state(heard[-1], Prices(), cloud_model="m")  # type: ignore[arg-type]
+    assert restored.stats()["requests"] == 2 and restored.spent_today() == 0.5
