@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.harness import CHROMIUM_FLAGS, chromium_path, free_port, load_json, start_server, stop_server, REPO
+from tests.harness import CHROMIUM_FLAGS, REPO, chromium_path, free_port, load_json, start_server, stop_server
 
 from .common import header, median, table
 
@@ -41,7 +41,8 @@ def _timed(page: Any, js: str) -> tuple[float, float]:
     got = page.evaluate(f"""async () => {{
       const router = window.router, events = [], onProgress = (e) => events.push(e);
       const t0 = performance.now(); {js}; const ms = performance.now() - t0;
-      return {{ ms, files_ms: events.filter((e) => e.status === 'done').reduce((s, e) => s + (e.ms || 0), 0) }};
+      const files_ms = events.filter((e) => e.status === 'done').reduce((s, e) => s + (e.ms || 0), 0);
+      return {{ ms, files_ms }};
     }}""")
     return float(got["ms"]), float(got["files_ms"])
 
@@ -103,15 +104,15 @@ def run(runs: int = 3, models: tuple[str, ...] | None = None) -> list[list[Any]]
                                         f"await router.preload([{{ id: '{model}', dtype: '{dtype}' }}])")
                     preload.append(ms)
                     shutil.rmtree(profile, ignore_errors=True)
-                rows.append([f"{model} {dtype}", _variant_mb(model, dtype), median(network), median(net_files),
-                             median(cached), median(cache_files), median(preload), fetched_net / 1e6,
-                             fetched_cache / 1e6, runs])
+                rows.append([f"{model} {dtype}", _variant_mb(model, dtype), median(network),
+                             median(net_files), median(cached), median(cache_files), median(preload),
+                             fetched_net / 1e6, fetched_cache / 1e6, runs])
         finally:
             stop_server(server)
     table([("model", 28), ("MB", 6), ("network ms", 11), ("files", 7), ("cache ms", 9), ("files", 7),
            ("preload ms", 11), ("net MB", 7), ("cache MB", 9), ("n", 3)], rows)
-    print("network / cache ms: the first call after start-up (median), of which 'files': fetching (download, "
-          "sha256, store) or reading back (IndexedDB, sha256) the model's files; the rest is pipeline creation "
-          "and one inference. preload: download + sha256 + store only. net / cache MB: bytes fetched from "
-          "/models/ during the call.")
+    print("network / cache ms: the first call after start-up (median), of which 'files': fetching "
+          "(download, sha256, store) or reading back (IndexedDB, sha256) the model's files; the rest is "
+          "pipeline creation and one inference. preload: download + sha256 + store only. net / cache MB: "
+          "bytes fetched from /models/ during the call.")
     return rows

@@ -28,6 +28,10 @@ _MB = 1e6
 MEMORY_SHARE = 0.5
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -55,10 +59,11 @@ class Capabilities:
     def from_facts(cls, facts: Mapping[str, Any] | None) -> Capabilities:
         """Read the probe's output (``web/capabilities.js``); anything missing or malformed is unknown."""
         f = facts or {}
-        gpu = f.get("webgpu") if isinstance(f.get("webgpu"), Mapping) else {}
-        storage = f.get("storage") if isinstance(f.get("storage"), Mapping) else {}
-        features = gpu.get("features") if isinstance(gpu.get("features"), list | tuple) else []
-        info = gpu.get("info") if isinstance(gpu.get("info"), Mapping) else {}
+        gpu = _mapping(f.get("webgpu"))
+        storage = _mapping(f.get("storage"))
+        raw_features = gpu.get("features")
+        features = raw_features if isinstance(raw_features, list | tuple) else []
+        info = _mapping(gpu.get("info"))
 
         def opt_int(value: Any) -> int | None:
             n = _num(value)
@@ -98,7 +103,8 @@ class Capabilities:
     def memory_mb(self) -> float | None:
         return None if self.device_memory_gb is None else self.device_memory_gb * 1024
 
-    def with_storage(self, usage: int | None, quota: int | None, persisted: bool | None = None) -> Capabilities:
+    def with_storage(self, usage: int | None, quota: int | None,
+                     persisted: bool | None = None) -> Capabilities:
         from dataclasses import replace
 
         return replace(self, storage_usage=usage, storage_quota=quota,
@@ -200,8 +206,8 @@ def _assess(model: ModelEntry, task: str, caps: Capabilities, cached_dtypes: Seq
         reasons.append("already cached on this device: no download")
     elif free is not None and download > free:
         score -= 0.4
-        reasons.append(f"{download / _MB:.0f} MB download does not fit the {free / _MB:.0f} MB of storage left: "
-                       "it would run from memory and download again next time")
+        reasons.append(f"{download / _MB:.0f} MB download does not fit the {free / _MB:.0f} MB of storage "
+                       "left: it would run from memory and download again next time")
     else:
         reasons.append(f"{download / _MB:.0f} MB to download" +
                        (f" ({free / _MB:.0f} MB of storage left)" if free is not None else ""))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -150,8 +151,8 @@ class FileRecord:
         """The record, or None for one this version cannot read (it is then treated as missing)."""
         try:
             return cls(key=str(d["key"]), model=str(d["model"]), path=str(d["path"]), size=int(d["size"]),
-                       sha256=str(d["sha256"]), chunk_bytes=int(d["chunk_bytes"]), complete=bool(d["complete"]),
-                       last_used=float(d.get("last_used") or 0.0))
+                       sha256=str(d["sha256"]), chunk_bytes=int(d["chunk_bytes"]),
+                       complete=bool(d["complete"]), last_used=float(d.get("last_used") or 0.0))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -213,8 +214,8 @@ class _Progress:
         if self.emit is None:
             return
         pct = 100.0 if ref.size == 0 else 100.0 * loaded / ref.size
-        self.emit({"status": status, "model": ref.model, "file": ref.path, "loaded": loaded, "total": ref.size,
-                   "progress": pct, **extra})
+        self.emit({"status": status, "model": ref.model, "file": ref.path, "loaded": loaded,
+                   "total": ref.size, "progress": pct, **extra})
         self.overall(force=status != "progress")
 
     def overall(self, force: bool = False) -> None:
@@ -343,9 +344,10 @@ class ModelCache:
         (:meth:`match` hands them out; :meth:`release` drops them). Without it, files already stored
         whole are counted done without reading them (they are checked when used) and the rest are
         fetched and stored. Progress: per-file events (``initiate``, ``progress``, ``done`` with
-        ``from_cache`` and ``ms``, the time to fetch or read and check it) and ``progress_total`` with the bytes done over the manifest's total, ending at
-        exactly 100; cache events as ``{"status": "cache-event", "kind", ...}``. Files that could not be stored are held in memory either way; with
-        ``fail_on_storage`` their StorageError is raised at the end.
+        ``from_cache`` and ``ms``, the time to fetch or read and check it) and ``progress_total`` with
+        the bytes done over the manifest's total, ending at exactly 100; cache events as
+        ``{"status": "cache-event", "kind", ...}``. Files that could not be stored are held in memory
+        either way; with ``fail_on_storage`` their StorageError is raised at the end.
         """
         refs: dict[str, FileRef] = {}
         for model_id, dtype in models:
@@ -353,7 +355,8 @@ class ModelCache:
                 refs.setdefault(ref.key, ref)
         progress = _Progress(refs, on_progress)
         progress.overall(force=True)
-        summary = {"files": len(refs), "bytes": progress.total, "from_cache": 0, "from_memory": 0, "fetched": 0}
+        summary: dict[str, Any] = {"files": len(refs), "bytes": progress.total, "from_cache": 0,
+                                   "from_memory": 0, "fetched": 0}
         def forward(event: dict[str, Any]) -> None:
             if on_progress is not None:
                 on_progress({"status": "cache-event", **event})
@@ -371,7 +374,7 @@ class ModelCache:
                     progress.file(ref, "done", ref.size, from_cache=True)
                     summary["from_cache"] += 1
                     continue
-                data = await self._obtain(ref, lambda n, r=ref: progress.file(r, "progress", n))
+                data = await self._obtain(ref, functools.partial(progress.file, ref, "progress"))
                 mine = {e["kind"] for e in seen if e["file"] == ref.path and e["model"] == ref.model}
                 failed = "storage" in mine
                 cached = cached and "integrity" not in mine
@@ -390,7 +393,7 @@ class ModelCache:
 
     # --- listing and deleting
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def stored_models(self) -> list[dict[str, Any]]:
         """Stored models: ``{id, dtypes (complete ones), bytes, files, partial_bytes, last_used, known}``."""
         by_model: dict[str, list[FileRecord]] = {}
         for rec in await self._records():
@@ -456,7 +459,7 @@ class ModelCache:
         if flight is None:
             flight = _Flight(asyncio.get_running_loop().create_task(self._fetch_verified(ref)))
             self._flights[ref.key] = flight
-            flight.task.add_done_callback(lambda _t, f=flight: self._land(ref.key, f))
+            flight.task.add_done_callback(functools.partial(self._land, ref.key, flight))
         if on_bytes is not None:
             flight.listeners.append(on_bytes)
         flight.waiters += 1
@@ -472,7 +475,7 @@ class ModelCache:
             if on_bytes is not None and on_bytes in flight.listeners:
                 flight.listeners.remove(on_bytes)
 
-    def _land(self, key: str, flight: _Flight) -> None:
+    def _land(self, key: str, flight: _Flight, _task: object = None) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
 
@@ -497,8 +500,8 @@ class ModelCache:
                 await self._touch(rec)
                 self._progress_of(ref)(ref.size)
                 return data
-            self._record("integrity", ref, f"{ref.key}: the stored copy is {problem}; evicted and fetched again",
-                         problem=problem)
+            message = f"{ref.key}: the stored copy is {problem}; evicted and fetched again"
+            self._record("integrity", ref, message, problem=problem)
             await self.store.delete(ref.key)
             rec = None
         return await self._download(ref, rec)
@@ -512,7 +515,9 @@ class ModelCache:
             return f"truncated ({length} of {ref.size} bytes)" if length < ref.size else \
                 f"too long ({length} of {ref.size} bytes)"
         digest = await self.store.digest(data)
-        return None if digest == ref.sha256 else f"corrupted (sha256 {digest[:12]}… instead of {ref.sha256[:12]}…)"
+        if digest == ref.sha256:
+            return None
+        return f"corrupted (sha256 {digest[:12]}… instead of {ref.sha256[:12]}…)"
 
     async def _download(self, ref: FileRef, partial: FileRecord | None) -> Handle:
         start = 0
@@ -566,9 +571,11 @@ class ModelCache:
             return True
         plan = plan_eviction(usage_by_model, need, min(limits), protect=[ref.model])
         if plan is None:
-            by_budget = self.budget_bytes is not None and self.budget_bytes == min(limits)
-            why = (f"the cache budget of {self.budget_bytes / _MB:.1f} MB" if by_budget else
-                   f"the browser's storage quota ({(quota - usage) / _MB:.1f} MB free of {quota / _MB:.1f} MB)")
+            budget = self.budget_bytes
+            by_budget = budget is not None and budget == min(limits)
+            why = (f"the cache budget of {(budget or 0) / _MB:.1f} MB" if by_budget else
+                   f"the browser's storage quota ({(quota - usage) / _MB:.1f} MB free of "
+                   f"{quota / _MB:.1f} MB)")
             await self._not_stored(ref, f"{need / _MB:.1f} MB do not fit in {why}", budget=by_budget)
             return False
         for model_id in plan:
@@ -585,8 +592,8 @@ class ModelCache:
     async def _not_stored(self, ref: FileRef, why: str, budget: bool = False) -> None:
         hint = ("Raise the cache budget or delete cached models; the model runs from memory meanwhile."
                 if budget else
-                "Free storage for this site (delete cached models or other site data) or allow it more space; "
-                "the model runs from memory meanwhile and is downloaded again next time.")
+                "Free storage for this site (delete cached models or other site data) or allow it more "
+                "space; the model runs from memory meanwhile and is downloaded again next time.")
         error = StorageError(f"{ref.key} was not stored: {why}", hint=hint, model=ref.model, file=ref.path)
         self._record("storage", ref, error.message, error=error.to_wire())
 
@@ -610,5 +617,5 @@ def _budget(value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ValidationError(f"the cache budget must be a number of bytes or null, got {value!r}",
-                              hint="Pass budgetBytes as a non-negative number (e.g. 500e6), or null for none.")
+                              hint="Pass budgetBytes as a non-negative number (e.g. 500e6), or null.")
     return int(value)

@@ -30,8 +30,9 @@ __all__ = ["ModelManager", "adapt_manifest"]
 _NO_CACHE_HINT = "This browser gave the worker no IndexedDB: models run from memory and download each time."
 
 
-def adapt_manifest(manifest: Manifest, caps: Capabilities,
-                   cached: Mapping[str, list[str]] | None = None) -> tuple[Manifest, dict[str, dict[str, str]]]:
+def adapt_manifest(
+    manifest: Manifest, caps: Capabilities, cached: Mapping[str, list[str]] | None = None
+) -> tuple[Manifest, dict[str, dict[str, str]]]:
     """The manifest with each model's default dtype chosen for this device (:func:`choose_dtype`), so
     every task that takes the default gets it; and the choices ``{model: {dtype, device, why}}``."""
     models: list[ModelEntry] = []
@@ -107,7 +108,7 @@ class ModelManager:
 
     async def recommend(self, task: str | None) -> list[dict[str, Any]]:
         await self.capabilities()
-        cached = {m["id"]: m["dtypes"] for m in await self.cache.list()} if self.cache else {}
+        cached = {m["id"]: m["dtypes"] for m in await self.cache.stored_models()} if self.cache else {}
         return [r.to_wire() for r in recommend(self.manifest, self.caps, task, cached)]
 
     def annotate(self, value: Any) -> Any:
@@ -137,7 +138,7 @@ class ModelManager:
 
     async def _handle_list(self, params: dict[str, Any], ctx: CallContext) -> list[dict[str, Any]]:
         validation.known_keys(params, (), where="cachedModels")
-        return await self.cache.list() if self.cache else []
+        return await self.cache.stored_models() if self.cache else []
 
     async def _handle_delete(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         validation.known_keys(params, ("model",), where="deleteModel")

@@ -120,5 +120,5 @@ class IdbStore:
         finally:
             callback.destroy()
         error = result.storeError
-        return Download(data=result.data, length=int(result.length), store_error=None if error is None else str(error),
-                        restarted=bool(result.restarted))
+        return Download(data=result.data, length=int(result.length),
+                        store_error=None if error is None else str(error), restarted=bool(result.restarted))

@@ -65,7 +65,7 @@ async def _cached_dtypes(cache: ModelCache | None) -> dict[str, list[str]]:
     if cache is None:
         return {}
     try:
-        return {m["id"]: m["dtypes"] for m in await cache.list()}
+        return {m["id"]: m["dtypes"] for m in await cache.stored_models()}
     except StorageError:  # IndexedDB failing is not a reason to stop: the dtype choice just ignores it
         return {}
 
@@ -113,7 +113,8 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         from .store_idb import IdbStore
 
         store = IdbStore(edge.store)
-        cache = ModelCache(manifest, store, base_url=cfg["models_url"], budget_bytes=cfg.get("cache_budget_bytes"))
+        cache = ModelCache(manifest, store, base_url=cfg["models_url"],
+                           budget_bytes=cfg.get("cache_budget_bytes"))
         _install_cache(module.js_obj.env, cache, edge)
     cached = await _cached_dtypes(cache)
     manifest, choices = adapt_manifest(manifest, caps, cached)

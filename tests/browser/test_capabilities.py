@@ -31,7 +31,9 @@ def _close(rp: RouterPage) -> None:
 def test_the_report_covers_gpu_memory_cores_isolation_storage_and_network(router_page: RouterPage) -> None:
     caps = router_page.call("return await router.capabilities();")
     assert caps["webgpu"]["real_gpu"] is False  # no GPU on the test machine
-    assert caps["hardware_concurrency"] >= 1 and caps["cross_origin_isolated"] is True and caps["online"] is True
+    assert (
+        caps["hardware_concurrency"] >= 1 and caps["cross_origin_isolated"] is True and caps["online"] is True
+    )
     assert caps["device_memory_gb"] is None or caps["device_memory_gb"] > 0
     assert caps["storage"]["quota"] > 0 and caps["storage"]["usage"] >= 0 and caps["cache"] is True
     assert caps["choices"][MINILM] == {**caps["choices"][MINILM], "device": "wasm", "dtype": "fp32"}

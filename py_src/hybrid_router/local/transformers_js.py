@@ -155,7 +155,7 @@ class TransformersJsRuntime:
         self._pipelines: dict[tuple[str, str, str, str], asyncio.Future[Any]] = {}
 
     def device_of(self, model: ModelEntry) -> str:
-        """Where ``model`` runs: the device chosen for it (capabilities), or wasm once WebGPU failed for it."""
+        """Where ``model`` runs: the device chosen for it (capabilities), or wasm once WebGPU failed."""
         if model.id in self._demoted:
             return "wasm"
         device = self._device_for(model) if self._device_for is not None else self.device
