@@ -28,6 +28,11 @@ class BuildError(Exception):
         self.hint = hint
 
 
+class SkipBuild(BuildError):
+    """Something a model needs is not on this machine (e.g. its training data): the build skips that model,
+    says why, and goes on with the others."""
+
+
 def cache_root() -> Path:
     root = Path(os.environ.get("HYBRID_ROUTER_CACHE", Path.home() / ".cache" / "hybrid-router"))
     root.mkdir(parents=True, exist_ok=True)

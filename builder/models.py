@@ -26,7 +26,18 @@ from typing import Any
 
 from hybrid_router.manifest import FileInfo, Manifest, ModelEntry, Source
 
-from .common import REPO, BuildError, atomic_dir, cache_root, key_of, log, pip_download, progress, sha256_file
+from .common import (
+    REPO,
+    BuildError,
+    SkipBuild,
+    atomic_dir,
+    cache_root,
+    key_of,
+    log,
+    pip_download,
+    progress,
+    sha256_file,
+)
 from .convert import DTYPE_SUFFIX, Job, Recipe, conversion_dtypes, get_recipe
 
 MANIFEST_PATH = REPO / "models_manifest.json"
@@ -51,8 +62,12 @@ def models_root() -> Path:
 
 def tool_versions(recipe: Recipe) -> dict[str, str]:
     """Versions of the distributions that shape the recipe's output (they key the cache)."""
+    return _versions(recipe.tools)
+
+
+def _versions(dists: Sequence[str]) -> dict[str, str]:
     out = {}
-    for dist in recipe.tools:
+    for dist in dists:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -82,11 +97,27 @@ def source_folder(source: Source) -> Path:
     return cache_root() / "sources" / f"{source.package}-{source.version}"
 
 
+def reference_key(entry: ModelEntry) -> str:
+    """What keys the reference folder: the model key, or only what the recipe's reference step depends on."""
+    recipe = get_recipe(entry.conversion.recipe)
+    if recipe.reference_inputs is None:
+        return model_key(entry)
+    return key_of(
+        {
+            "format": BUILD_FORMAT,
+            "source": entry.source.to_dict(),
+            "recipe": recipe.name,
+            "reference": recipe.reference_inputs(entry.conversion.to_dict()),
+            "tools": _versions(recipe.reference_tools),
+        }
+    )
+
+
 def reference_dir(entry: ModelEntry) -> Path:
     """The original HF folder: the extracted source, or what the recipe's reference step made of it."""
     if get_recipe(entry.conversion.recipe).reference is None:
         return source_folder(entry.source)
-    return cache_root() / "references" / entry.id / model_key(entry)
+    return cache_root() / "references" / entry.id / reference_key(entry)
 
 
 def source_dir(model_id: str, manifest: Manifest | None = None) -> Path:
@@ -135,6 +166,20 @@ def verify_folder(model_id: str, folder: Path, expected: Mapping[str, FileInfo])
             hint="the conversion is not reproducible here or a tool version changed (the log lists them); "
             "to accept the new files on purpose rebuild with --update-manifest and commit the manifest",
         )
+    return got
+
+
+def verify_names(model_id: str, folder: Path, expected: Mapping[str, FileInfo]) -> dict[str, FileInfo]:
+    """For recipes that are not bit-reproducible (trained weights): the same file names as ``expected``;
+    files whose bytes differ are reported, not refused (the recipe's own quality gate vouches for them)."""
+    got = scan_folder(folder)
+    if set(got) != set(expected):
+        verify_folder(model_id, folder, expected)  # raises, naming the missing and unexpected files
+    differ = sorted(p for p, info in got.items() if info != expected[p])
+    if differ:
+        log(f"{model_id}: {len(differ)} file(s) differ from the manifest's hashes ({', '.join(differ)}): "
+            "expected for trained weights (CPU kernels differ between machines); the training met its "
+            "min_metric")
     return got
 
 
@@ -223,15 +268,31 @@ def _stamp_path(out: Path) -> Path:
     return out.with_name(out.name + ".stamp.json")
 
 
-def _up_to_date(out: Path, files: Mapping[str, FileInfo], reference: Path) -> bool:
+def _up_to_date(out: Path, files: Mapping[str, FileInfo], reference: Path, recipe: Recipe) -> bool:
     try:
         stamp = json.loads(_stamp_path(out).read_text())
     except (OSError, ValueError):
         return False
-    if stamp.get("files") != {p: f.to_dict() for p, f in files.items()} or not reference.is_dir():
+    built = stamp.get("files")
+    if not isinstance(built, dict) or not reference.is_dir():
+        return False
+    wanted = {p: f.to_dict() for p, f in files.items()}
+    # trained weights: the same files (by name) as the manifest, with this machine's bytes
+    if built != wanted and (recipe.reproducible or set(built) != set(wanted)):
         return False
     # cheap: every file still there with its size (the hashes were checked when the stamp was written)
-    return all((out / p).is_file() and (out / p).stat().st_size == f.size for p, f in files.items())
+    return all((out / p).is_file() and (out / p).stat().st_size == f["size"] for p, f in built.items())
+
+
+def _stamped_files(out: Path) -> dict[str, FileInfo]:
+    stamp = json.loads(_stamp_path(out).read_text())
+    return {p: FileInfo(f["size"], f["sha256"]) for p, f in stamp["files"].items()}
+
+
+def training_result(entry: ModelEntry) -> dict[str, Any] | None:
+    """What the training step of a built task model reached (its ``training.json``), or None."""
+    path = model_dir(entry) / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -252,10 +313,11 @@ def build_model(
             hint="make them agree in the manifest (or rebuild with --update-manifest)",
         )
     out = model_dir(entry)
-    if not force and not update_manifest and _up_to_date(out, entry.files, reference_dir(entry)):
+    if not force and not update_manifest and _up_to_date(out, entry.files, reference_dir(entry), recipe):
         log(f"{entry.id}: up to date ({out})")
-        return dict(entry.files)
+        return _stamped_files(out)
     t0 = time.monotonic()
+    verify = verify_folder if recipe.reproducible else verify_names
     src = fetch_source(entry.source)
     job = Job(entry.id, src, src / entry.source.weights, entry.conversion.params)
     reference = ensure_reference(entry, recipe, job, force=force)
@@ -265,9 +327,9 @@ def build_model(
         with atomic_dir(out) as tmp:  # a failed conversion or check leaves nothing behind
             tmp.chmod(0o755)  # mkdtemp's 0700 would hide the folder from a server run by another user
             recipe.export(job, reference, tmp)
-            got = scan_folder(tmp) if update_manifest else verify_folder(entry.id, tmp, entry.files)
+            got = scan_folder(tmp) if update_manifest else verify(entry.id, tmp, entry.files)
     else:  # built before under the same key: the manifest's file list changed, check the files again
-        got = scan_folder(out) if update_manifest else verify_folder(entry.id, out, entry.files)
+        got = scan_folder(out) if update_manifest else verify(entry.id, out, entry.files)
     if update_manifest:
         split_variants(got, dtypes)  # every ONNX file must belong to a dtype
     _write_json(_stamp_path(out), {"key": out.name, "files": {p: f.to_dict() for p, f in got.items()}})
@@ -277,9 +339,13 @@ def build_model(
 
 
 def update_manifest_files(
-    path: Path, built: Mapping[str, tuple[Sequence[str], Mapping[str, FileInfo]]]
+    path: Path,
+    built: Mapping[str, tuple[Sequence[str], Mapping[str, FileInfo]]],
+    trained: Mapping[str, Any] | None = None,
 ) -> None:
-    """Rewrite the file lists (sizes and hashes) of the given models in the manifest at ``path``."""
+    """Rewrite the file lists (sizes and hashes) of the given models in the manifest at ``path``, and the
+    ``metrics.training`` of the ``trained`` ones (what their training step reached)."""
+    trained = trained or {}
     data = json.loads(path.read_text(encoding="utf-8"))
     for raw in data["models"]:
         if raw["id"] in built:
@@ -288,6 +354,8 @@ def update_manifest_files(
             raw["files"] = common
             old = raw.get("variants", {})
             raw["variants"] = {d: {**old.get(d, {}), "files": own[d]} for d in dtypes}
+            if raw["id"] in trained:
+                raw["metrics"] = {**raw.get("metrics", {}), "training": trained[raw["id"]]}
     Manifest.from_dict(data)  # what we write must read back
     _write_json(path, data)
     log(f"updated the file lists of {', '.join(built)} in {path}")
@@ -335,12 +403,20 @@ def build_models(
     manifest = load_manifest(path)
     entries = [manifest.model(i) for i in ids] if ids else list(manifest.models)
     with _locked():
-        built = {}
+        built, trained = {}, {}
         for entry in entries:
-            files = build_model(entry, force=force, update_manifest=update_manifest)
+            try:
+                files = build_model(entry, force=force, update_manifest=update_manifest)
+            except SkipBuild as exc:
+                log(f"{entry.id}: skipped: {exc}")
+                log(f"{entry.id}: the router has no on-device model for {', '.join(entry.tasks)} without it; "
+                    f"an install that reaches the Hugging Face hub can use {entry.hf_id} instead")
+                continue
             built[entry.id] = (conversion_dtypes(entry.conversion.params), files)
+            if (result := training_result(entry)) is not None:
+                trained[entry.id] = result
         if update_manifest:
-            update_manifest_files(path, built)  # the stamps hold the built files: now up to date
+            update_manifest_files(path, built, trained)  # the stamps hold the built files: now up to date
             manifest = load_manifest(path)
         return write_index(manifest)
 
