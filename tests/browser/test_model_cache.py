@@ -326,3 +326,23 @@ def test_the_page_downloads_lists_and_deletes_a_model_and_reports_the_device(bro
         assert "deleted" in page.locator("#cache-events").inner_text()
     finally:
         context.close()
+
+
+def test_a_byte_budget_evicts_the_least_recently_used_model(browser: Any, cache_server: Server) -> None:
+    asr = next((m for m in MODELS if "automatic-speech-recognition" in MODELS[m]["tasks"]), None)
+    if asr is None:
+        pytest.skip("no second model small enough for this test in the manifest")
+    small, large = variant_bytes(MINILM, "q8"), variant_bytes(asr)
+    s = Session.open(browser.new_context(), cache_server, options={"cacheBudgetBytes": small + large - 1})
+    try:
+        s.call("await router.preload([{ id: 'all-MiniLM-L6-v2', dtype: 'q8' }]);")
+        s.call("await router.preload([arg]);", asr)  # both do not fit: the least recently used one goes
+        assert [m["id"] for m in s.call("return await router.cachedModels();")] == [asr]
+        evicted = [e for e in s.call("return await router.cacheEvents();") if e["kind"] == "evicted"]
+        assert [e["model"] for e in evicted] == [MINILM]
+        result = s.call("return await router.configureCache({ budgetBytes: 1000 });")
+        assert result["evicted"] == [asr] and s.call("return await router.cachedModels();") == []
+        err = s.error_of("await router.preload([{ id: 'all-MiniLM-L6-v2', dtype: 'q8' }])")
+        assert err["name"] == "StorageError" and "budget" in err["message"] and "budget" in err["hint"]
+    finally:
+        s.close()
