@@ -177,3 +177,22 @@ async def test_without_indexeddb_the_cache_methods_say_so():
 
 async def _const(value: dict[str, Any]) -> dict[str, Any]:
     return value
+
+
+async def test_the_router_serves_the_manager_methods_and_fills_route_device():
+    from tests.unit.fakes import FakeRuntime, fake_manifest
+
+    from hybrid_router import Dispatcher, Router
+
+    m = fake_manifest()
+    mgr = ModelManager(m, None, Capabilities.from_facts(facts()), device_of=lambda model: "webgpu")
+    router = Router(FakeRuntime(), m, models=mgr)
+    handlers = router.handlers()
+    assert {"preload", "cached_models", "delete_model", "capabilities", "recommend_models"} <= set(handlers)
+    sent: list[dict[str, Any]] = []
+    dispatcher = Dispatcher(handlers, sent.append)
+    dispatcher.receive({"id": 1, "type": "call", "method": "embed", "params": {"texts": ["a"]}})
+    await dispatcher.drain()
+    (reply,) = [x for x in sent if x["type"] == "result"]
+    assert reply["value"]["route"]["device"] == "webgpu"
+    assert set(Router(FakeRuntime(), m).handlers()) < set(handlers)  # without a manager: the tasks only
