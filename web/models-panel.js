@@ -56,7 +56,7 @@ export async function setUpModels(router) {
   /** @param {any} m @param {any} cached @param {any} rec */
   function modelRow(m, cached, rec) {
     const select = el("select", {}, m.dtypes.map((/** @type {string} */ d) =>
-      el("option", { value: d, textContent: d, selected: d === (rec?.dtype ?? m.default_dtype) })));
+      el("option", { value: d, textContent: d, selected: d === (cached?.dtypes?.[0] ?? rec?.dtype ?? m.default_dtype) })));
     const bar = el("div", { className: "bar" }, [el("div", { style: "width:0%" })]);
     const status = el("span", { className: "muted" });
     const download = el("button", { textContent: "Download" });
