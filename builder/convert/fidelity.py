@@ -266,6 +266,12 @@ def check_models(manifest: Manifest, ids: Sequence[str] | None = None) -> dict[s
             results[entry.id] = check_encoder(entry, folder, reference)
         elif "text-generation" in entry.tasks:
             results[entry.id] = check_llm(entry, folder, reference)
+        elif "automatic-speech-recognition" in entry.tasks:
+            from .fidelity_asr import check_asr
+
+            results[entry.id] = check_asr(entry, folder, reference)
+        else:
+            continue
         print(json.dumps({entry.id: results[entry.id]}, indent=1), flush=True)
     return results
 

@@ -203,3 +203,12 @@ def test_the_page_transcribes_a_file_and_the_microphone(playwright_instance: Any
         assert word_error_rate(SENTENCES[1], heard) <= MAX_WER, heard
     finally:
         browser.close()
+
+
+def test_q8_transcribes_like_fp32(router_page: RouterPage, samples: list[tuple[np.ndarray, bytes]],
+                                  reference: list[str]) -> None:
+    """The smaller variant ships only because it transcribes identically (see the manifest's dtype_reason)."""
+    for (audio, _), ref in zip(samples, reference, strict=True):
+        result = transcribe_samples(router_page, audio, dtype="q8")
+        assert result["dtype"] == "q8" and result["route"]["dtype"] == "q8"
+        assert normalize(result["text"]) == normalize(ref), (result["text"], ref)
