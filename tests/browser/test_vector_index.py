@@ -25,9 +25,8 @@ SCORE_TOL = 2e-4
 
 @pytest.fixture(scope="module")
 def st_model() -> Any:
-    from sentence_transformers import SentenceTransformer
-
     from builder.models import source_dir
+    from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(source_dir(MODEL)), device="cpu")
 

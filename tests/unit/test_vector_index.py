@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.unit.fakes import FakeRuntime, fake_manifest, fake_vector
 
 from hybrid_router.errors import StorageError, ValidationError
 from hybrid_router.protocol import Dispatcher
 from hybrid_router.router import Router
-from hybrid_router.vector_index import IndexMeta, Indexes, MemoryIndexStore, VectorIndex
-from tests.unit.fakes import FakeRuntime, fake_manifest, fake_vector
+from hybrid_router.vector_index import Indexes, IndexMeta, MemoryIndexStore, VectorIndex
 
 WORDS = [f"document number {i} about {topic}" for i, topic in
          enumerate(["cats", "dogs", "routing", "the cloud", "numpy", "speech", "music", "rain"] * 5)]
