@@ -25,6 +25,11 @@ export const ERROR_NAMES = Object.freeze([
  *   fallbacks: FallbackStep[], tokens_in: number, tokens_out: number, cost_usd: number,
  *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number }} Route
  * @typedef {{ vectors: number[][], dims: number, model: string, dtype?: string, route: Route }} EmbedResult
+ * @typedef {{ labels: { label: string, score: number }[], model: string, dtype: string, route: Route }} ClassifyResult
+ * @typedef {{ text: string, label: string, start: number, end: number, score: number }} NamedEntity
+ * @typedef {{ entities: NamedEntity[], model: string, dtype: string, route: Route }} NerResult
+ * @typedef {{ results: { index: number, score: number, document: string }[], model: string, dtype: string,
+ *   route: Route }} RerankResult
  * @typedef {{ stage?: string, status?: string, step?: string, progress?: number, file?: string,
  *   loaded?: number, total?: number, model?: string }} ProgressEvent
  * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void }} CallOptions
@@ -329,6 +334,49 @@ export class HybridRouter {
   embed(texts, options = {}) {
     const { model, dtype, ...rest } = options;
     return this.call("embed", { texts, model: model ?? null, dtype: dtype ?? null }, rest);
+  }
+
+  /**
+   * Text classification on the device, labels best first. Without `labels`: the sentiment classifier
+   * (NEGATIVE / POSITIVE). With `labels`: zero-shot over them with the NLI model (scores sum to 1 unless
+   * `multiLabel`; the hypothesis is `hypothesisTemplate` with the label for `{}`, "This example is {}." by default).
+   * @param {string} text
+   * @param {CallOptions & { labels?: string[], model?: string, dtype?: string, multiLabel?: boolean,
+   *   hypothesisTemplate?: string }} [options]
+   * @returns {Promise<ClassifyResult>}
+   */
+  classify(text, options = {}) {
+    const { labels, model, dtype, multiLabel, hypothesisTemplate, ...rest } = options;
+    return this.call("classify", {
+      text, labels: labels ?? null, model: model ?? null, dtype: dtype ?? null, multi_label: multiLabel ?? false,
+      hypothesis_template: hypothesisTemplate ?? null,
+    }, rest);
+  }
+
+  /**
+   * Named entities on the device (PER, ORG, LOC, MISC), in text order; `start`/`end` are offsets into `text`
+   * (`text.slice(start, end) === entity.text`).
+   * @param {string} text
+   * @param {CallOptions & { model?: string, dtype?: string }} [options]
+   * @returns {Promise<NerResult>}
+   */
+  ner(text, options = {}) {
+    const { model, dtype, ...rest } = options;
+    return this.call("ner", { text, model: model ?? null, dtype: dtype ?? null }, rest);
+  }
+
+  /**
+   * Reranks `documents` by relevance to `query` with the cross-encoder on the device, best first (the best
+   * `topK`, all by default); `index` is the document's position in `documents`, `score` in 0..1.
+   * @param {string} query
+   * @param {string[]} documents
+   * @param {CallOptions & { topK?: number, model?: string, dtype?: string }} [options]
+   * @returns {Promise<RerankResult>}
+   */
+  rerank(query, documents, options = {}) {
+    const { topK, model, dtype, ...rest } = options;
+    return this.call("rerank", { query, documents, top_k: topK ?? null, model: model ?? null, dtype: dtype ?? null },
+      rest);
   }
 
   /**

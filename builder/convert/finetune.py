@@ -90,7 +90,9 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> Any:
     return out
 
 
-def _encoded_batch(rows: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int) -> dict[str, Any]:
+def _encoded_batch(
+    rows: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int
+) -> dict[str, Any]:
     ids = _pad(rows, pad_id)
     batch = {"input_ids": ids, "attention_mask": (_pad([[1] * len(r) for r in rows], 0))}
     batch["token_type_ids"] = _pad(types, 0) if types is not None else ids.new_zeros(ids.shape)
@@ -163,7 +165,9 @@ def _limit(items: list[Any], n: int, rng: random.Random) -> list[Any]:
     return items
 
 
-def prepare_sst2(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rng: random.Random) -> Prepared:
+def prepare_sst2(
+    tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rng: random.Random
+) -> Prepared:
     train = [(s, None, y) for s, y in task_data.read_sst2(files["train"])]
     dev = [(s, None, y) for s, y in task_data.read_sst2(files["dev"])]
     train = _limit(train, spec["train_limit"], rng)
@@ -191,32 +195,44 @@ def prepare_nli(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rn
 # ---------------------------------------------------------------- token classification (CoNLL-2003)
 
 
-def align_word_labels(word_ids: Sequence[int | None], tags: Sequence[int]) -> list[int]:
-    """Label the first word piece of each word; the other pieces and special tokens get -100 (ignored)."""
+def align_word_labels(word_ids: Sequence[int | None], tags: Sequence[int], *,
+                      inside: Mapping[int, int] | None = None) -> list[int]:
+    """Label the first word piece of each word; special tokens get -100 (ignored), and so do the other
+    pieces, unless ``inside`` (tag -> its ``I-`` tag) is given: then they continue the word's entity, so
+    that every piece the model sees in a raw text has a trained label (``label_all_pieces``)."""
     out, prev = [], None
     for w in word_ids:
-        out.append(-100 if w is None or w == prev else tags[w])
+        if w is None:
+            out.append(-100)
+        elif w != prev:
+            out.append(tags[w])
+        else:
+            out.append(-100 if inside is None else inside[tags[w]])
         prev = w
     return out
 
 
-def prepare_conll(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rng: random.Random) -> Prepared:
+def prepare_conll(
+    tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rng: random.Random
+) -> Prepared:
     import torch
 
     labels = task_data.NER_LABELS
     train = _limit(task_data.read_conll(files["train"]), spec["train_limit"], rng)
     dev = task_data.read_conll(files["dev"])
+    inside = {i: labels.index("I-" + t[2:]) if t != "O" else i for i, t in enumerate(labels)}
 
-    def encode(sentences: Sequence[tuple[list[str], list[str]]]) -> tuple[list[Any], list[list[int]]]:
+    def encode(sentences: Sequence[tuple[list[str], list[str]]],
+               pieces: Mapping[int, int] | None) -> tuple[list[Any], list[list[int]]]:
         enc = tok([s[0] for s in sentences], is_split_into_words=True, truncation=True,
                   max_length=spec["max_length"])
         rows = [enc["input_ids"][i] for i in range(len(sentences))]
-        tags = [align_word_labels(enc.word_ids(i), [labels.index(t) for t in s[1]])
+        tags = [align_word_labels(enc.word_ids(i), [labels.index(t) for t in s[1]], inside=pieces)
                 for i, s in enumerate(sentences)]
         return rows, tags
 
-    train_ids, train_tags = encode(train)
-    dev_ids, dev_tags = encode(dev)
+    train_ids, train_tags = encode(train, inside if spec.get("label_all_pieces") else None)
+    dev_ids, dev_tags = encode(dev, None)  # scored per word (its first piece), as CoNLL is
     lengths = [len(r) for r in train_ids]
 
     def epoch(rng: random.Random) -> list[Any]:
@@ -243,7 +259,8 @@ def prepare_conll(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], 
                 pred.append([labels[row[k]] for k in keep])
         return {**entity_f1(gold, pred), "dev_sentences": len(dev_ids)}
 
-    info = {"train": f"CoNLL-2003 eng.train ({len(train)} sentences, IOB1 -> BIO)",
+    info = {"train": f"CoNLL-2003 eng.train ({len(train)} sentences, IOB1 -> BIO"
+            + (", every word piece labelled)" if spec.get("label_all_pieces") else ")"),
             "dev": f"CoNLL-2003 eng.testa ({len(dev)} sentences)"}
     return Prepared(labels, "token", epoch, loss, evaluate, info)
 
@@ -300,7 +317,8 @@ def prepare_scifact(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any]
     n_titles = int(spec.get("title_queries", 0))
     if n_titles:
         pick = random.Random(spec["seed"] + 1).sample(allowed, min(n_titles, len(allowed)))
-        t_vecs = cached_embeddings(base, weights, [sf.titles[doc_ids[j]] for j in pick], name="scifact-titles")
+        titles = [sf.titles[doc_ids[j]] for j in pick]
+        t_vecs = cached_embeddings(base, weights, titles, name="scifact-titles")
         t_hits = top_k(t_vecs, doc_vecs[allowed], depth + 1)
         for row, j in enumerate(pick):
             negs = [sf.bodies[doc_ids[allowed[k]]] for k in t_hits[row] if allowed[k] != j][:depth]
@@ -348,7 +366,8 @@ def prepare_scifact(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any]
     info = {"train": f"SciFact train claims ({len(fit_q)}) with their relevant abstracts"
             + (f" + {n_titles} corpus titles as pseudo-queries" if n_titles else "")
             + f", {n_neg} hard negatives each from the bi-encoder's top {depth}",
-            "dev": f"{len(dev_q)} held-out SciFact train claims, bi-encoder top {spec.get('dev_depth', 20)} reranked",
+            "dev": f"{len(dev_q)} held-out SciFact train claims, bi-encoder top "
+            f"{spec.get('dev_depth', 20)} reranked",
             "groups": len(groups)}
     return Prepared(("relevance",), "sequence", epoch, loss, evaluate, info)
 
@@ -365,7 +384,9 @@ def train_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest's ``conversion.train`` with the defaults filled in."""
     spec = {**DEFAULTS, **dict(params.get("train", {}))}
     if spec.get("dataset") not in DATASETS:
-        raise BuildError(f"conversion.train.dataset must be one of {sorted(DATASETS)}, got {spec.get('dataset')!r}")
+        raise BuildError(
+            f"conversion.train.dataset must be one of {sorted(DATASETS)}, got {spec.get('dataset')!r}"
+        )
     return spec
 
 
@@ -390,7 +411,11 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
     """Fine-tune the source encoder as ``job.params["train"]`` says; write the HF folder into ``dest``."""
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
     from transformers.utils import logging as hf_logging
 
     spec = train_spec(job.params)
@@ -410,7 +435,8 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
     hf_logging.set_verbosity_error()  # "newly initialized: classifier.*" is the point here
     try:
         model = cls.from_pretrained(str(job.source), num_labels=len(labels),
-                                    id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+                                    id2label=dict(enumerate(labels)),
+                                    label2id={n: i for i, n in enumerate(labels)})
     finally:
         hf_logging.set_verbosity(verbosity)
     if spec["freeze_embeddings"]:
@@ -472,7 +498,8 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
         f"in {train_s / 60:.1f} min")
     if reached < float(spec["min_metric"]):
         raise BuildError(
-            f"{job.model_id}: {metric_name} {reached:.4f} is below the manifest's min_metric {spec['min_metric']}",
+            f"{job.model_id}: {metric_name} {reached:.4f} is below the manifest's min_metric "
+            f"{spec['min_metric']}",
             hint="the training did not reach the quality the manifest asks for: check the data files and "
             "the hyper-parameters (and that max_minutes did not cut it short)",
         )

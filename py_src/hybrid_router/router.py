@@ -8,7 +8,9 @@ Wire methods: ``embed``, ``generate`` and ``stream`` (params ``prompt`` | ``mess
 ``{"done": true, "route", "usage", "finish_reason"}``), ``stats``, ``configure`` (policy fields, see
 :class:`~hybrid_router.routing.Policy`), ``info``, ``transcribe`` (``audio`` samples at ``sampling_rate``
 or ``wav`` bytes) and the vector index methods ``index_open``, ``index_add``, ``index_search``,
-``index_remove``, ``index_drop``, ``index_list`` (:mod:`hybrid_router.vector_index`).
+``index_remove``, ``index_drop``, ``index_list`` (:mod:`hybrid_router.vector_index`), and the task models'
+``classify`` (``text``, ``labels`` for zero-shot, ``model``), ``ner`` (``text``) and ``rerank`` (``query``,
+``documents``, ``top_k``) (:mod:`hybrid_router.tasks`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 
-from hybrid_router import audio, embeddings, generation, transcription, validation
+from hybrid_router import audio, embeddings, generation, tasks, transcription, validation
 from hybrid_router.chat import PARAMS
 from hybrid_router.embeddings import EmbedResult
 from hybrid_router.errors import ValidationError
@@ -208,6 +210,9 @@ class Router:
             "stats": self._handle_stats,
             "stream": self._handle_stream,
             "transcribe": self._handle_transcribe,
+            "classify": self._handle_classify,
+            "ner": self._handle_ner,
+            "rerank": self._handle_rerank,
             **self.indexes.handlers(),
         }
 
@@ -229,6 +234,52 @@ class Router:
             dtype=params.get("dtype"),
             on_progress=ctx.progress,
         )
+        return result.to_wire()
+
+    async def classify(self, text: str, *, labels: Sequence[str] | None = None, model: str | None = None,
+                       dtype: str | None = None, multi_label: bool = False,
+                       hypothesis_template: str | None = None,
+                       on_progress: ProgressCallback | None = None) -> tasks.ClassifyResult:
+        """The labels of ``text``, best first: the classifier's, or zero-shot over ``labels``."""
+        return await tasks.classify(self.runtime, self.manifest, text, labels=labels, model_id=model,
+                                    dtype=dtype, multi_label=multi_label,
+                                    hypothesis_template=hypothesis_template, on_progress=on_progress,
+                                    clock=self._clock)
+
+    async def ner(self, text: str, *, model: str | None = None, dtype: str | None = None,
+                  on_progress: ProgressCallback | None = None) -> tasks.NerResult:
+        """The named entities of ``text`` with their character offsets."""
+        return await tasks.ner(self.runtime, self.manifest, text, model_id=model, dtype=dtype,
+                               on_progress=on_progress, clock=self._clock)
+
+    async def rerank(self, query: str, documents: Sequence[str], *, top_k: int | None = None,
+                     model: str | None = None, dtype: str | None = None,
+                     on_progress: ProgressCallback | None = None) -> tasks.RerankResult:
+        """``documents`` ordered by relevance to ``query`` by the cross-encoder (the best ``top_k``)."""
+        return await tasks.rerank(self.runtime, self.manifest, query, documents, top_k=top_k, model_id=model,
+                                  dtype=dtype, on_progress=on_progress, clock=self._clock)
+
+    async def _handle_classify(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        allowed = ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template")
+        validation.known_keys(params, allowed, where="classify")
+        result = await self.classify(params.get("text"), labels=params.get("labels"),  # type: ignore[arg-type]
+                                     model=params.get("model"), dtype=params.get("dtype"),
+                                     multi_label=bool(params.get("multi_label", False)),
+                                     hypothesis_template=params.get("hypothesis_template"),
+                                     on_progress=ctx.progress)
+        return result.to_wire()
+
+    async def _handle_ner(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        validation.known_keys(params, ("text", "model", "dtype"), where="ner")
+        result = await self.ner(params.get("text"), model=params.get("model"),  # type: ignore[arg-type]
+                                dtype=params.get("dtype"), on_progress=ctx.progress)
+        return result.to_wire()
+
+    async def _handle_rerank(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        validation.known_keys(params, ("query", "documents", "top_k", "model", "dtype"), where="rerank")
+        result = await self.rerank(params.get("query"), params.get("documents"),  # type: ignore[arg-type]
+                                   top_k=params.get("top_k"), model=params.get("model"),
+                                   dtype=params.get("dtype"), on_progress=ctx.progress)
         return result.to_wire()
 
     async def _handle_transcribe(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

@@ -93,3 +93,52 @@ class LocalRuntime(Protocol):
     ) -> str:
         """The text spoken in ``audio`` (16 kHz mono float32 samples, any length: long audio is chunked)."""
         ...
+
+    async def text_classification(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        texts: list[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Per text, every label of the classifier with its probability (softmax of the logits)."""
+        ...
+
+    async def zero_shot_classification(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        text: str,
+        labels: list[str],
+        *,
+        hypothesis_template: str,
+        multi_label: bool,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[tuple[str, float]]:
+        """Each candidate label with its score, by an NLI model (Transformers.js's zero-shot pipeline)."""
+        ...
+
+    async def token_classification(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        text: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every word piece of ``text`` in order (special tokens excluded): ``{"word", "entity", "score",
+        "index"}``, ``word`` as the tokenizer spells the piece (``##`` marks a continuation)."""
+        ...
+
+    async def cross_encoder_scores(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        query: str,
+        documents: list[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[float]:
+        """One relevance logit per (query, document) pair, in the order of ``documents``."""
+        ...

@@ -382,3 +382,89 @@ class TransformersJsRuntime:
         finally:
             _destroy(output)
             release()
+
+    async def _logits(self, pipe: Any, model: ModelEntry, dtype: str, task: str, texts: list[str],
+                      pairs: list[str] | None = None, *, batch: int = 16) -> np.ndarray:
+        """The classifier's logits for ``texts`` (and ``pairs``: the second text of each), with reference
+        truncation (the final [SEP] kept, as in feature_extraction), in batches of ``batch``."""
+        rows = []
+        for start in range(0, len(texts), batch):
+            options: dict[str, Any] = {"padding": True, "truncation": True}
+            if pairs is not None:
+                options["text_pair"] = pairs[start : start + batch]
+            inputs = outputs = None
+            try:
+                inputs = pipe.tokenizer(_js(texts[start : start + batch]), _js(options))
+                mask = _ints(inputs.attention_mask)
+                _restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
+                outputs = await pipe.model(inputs)
+                rows.append(_tensor_to_numpy(outputs.logits))
+            except JsException as exc:
+                raise InferenceError(f"{model.id} failed on {len(texts)} input(s): {_message(exc)}",
+                                     model=model.id, dtype=dtype, task=task) from exc
+            finally:
+                _dispose(outputs)
+                _destroy(inputs, outputs)
+        return np.concatenate(rows, axis=0)
+
+    @_falls_back_to_wasm
+    async def text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
+                                  on_progress: ProgressFn | None = None) -> list[list[tuple[str, float]]]:
+        """The text-classification pipeline's model and labels (config ``id2label``), every label's softmax
+        probability, best first; tokenized as the reference does (final [SEP] kept on long texts)."""
+        pipe = await self._pipeline("text-classification", model, dtype, on_progress)
+        config = pipe.model.config.id2label
+        names = config.to_py() if hasattr(config, "to_py") else config
+        id2label = {int(k): str(v) for k, v in names.items()}
+        logits = await self._logits(pipe, model, dtype, "text-classification", list(texts))
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        return [sorted(((id2label.get(j, f"LABEL_{j}"), float(p)) for j, p in enumerate(row)),
+                       key=lambda x: -x[1]) for row in probs]
+
+    @_falls_back_to_wasm
+    async def zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
+                                       hypothesis_template: str, multi_label: bool,
+                                       on_progress: ProgressFn | None = None) -> list[tuple[str, float]]:
+        """Transformers.js's zero-shot-classification pipeline (one NLI pass per label)."""
+        pipe = await self._pipeline("zero-shot-classification", model, dtype, on_progress)
+        output = None
+        try:
+            output = await pipe(text, _js(list(labels)),
+                                _js({"hypothesis_template": hypothesis_template, "multi_label": multi_label}))
+            result = output.to_py()
+        except JsException as exc:
+            raise InferenceError(f"{model.id} failed on zero-shot classification: {_message(exc)}",
+                                 model=model.id, dtype=dtype, task="zero-shot-classification") from exc
+        finally:
+            _destroy(output)
+        return [(str(lab), float(s)) for lab, s in zip(result["labels"], result["scores"], strict=True)]
+
+    @_falls_back_to_wasm
+    async def token_classification(self, model: ModelEntry, dtype: str, text: str, *,
+                                   on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
+        """Transformers.js's token-classification pipeline with ``ignore_labels: []``: every word piece."""
+        pipe = await self._pipeline("token-classification", model, dtype, on_progress)
+        output = None
+        try:
+            output = await pipe(text, _js({"ignore_labels": []}))
+            rows = output.to_py()
+        except JsException as exc:
+            raise InferenceError(f"{model.id} failed on token classification: {_message(exc)}",
+                                 model=model.id, dtype=dtype, task="token-classification") from exc
+        finally:
+            _destroy(output)
+        if rows and isinstance(rows[0], list):  # a batch of one
+            rows = rows[0]
+        return [{"word": str(r["word"]), "entity": str(r["entity"]), "score": float(r["score"]),
+                 "index": int(r["index"])} for r in rows]
+
+    @_falls_back_to_wasm
+    async def cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
+                                   on_progress: ProgressFn | None = None) -> list[float]:
+        """A cross-encoder's relevance logit per (query, document): the text-classification pipeline's
+        tokenizer on pairs and its model, in batches of 16."""
+        pipe = await self._pipeline("text-classification", model, dtype, on_progress)
+        logits = await self._logits(pipe, model, dtype, "text-ranking", [query] * len(documents),
+                                    list(documents))
+        return [float(x) for x in logits[:, 0]]

@@ -1,0 +1,207 @@
+"""The task models' router methods (classify, ner, rerank) and the entity grouping, on a fake runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+from tests.unit.fakes import fake_manifest_dict
+
+from hybrid_router.entities import group_entities, piece_offsets
+from hybrid_router.errors import InferenceError, ValidationError
+from hybrid_router.manifest import Manifest, ModelEntry
+from hybrid_router.router import Router
+
+SHA = "0" * 64
+
+
+def _entry(mid: str, tasks_: list[str]) -> dict[str, Any]:
+    base = fake_manifest_dict()["models"][0]
+    return {**base, "id": mid, "tasks": tasks_}
+
+
+def manifest() -> Manifest:
+    data = fake_manifest_dict()
+    data["models"] += [
+        _entry("sentiment", ["text-classification"]),
+        _entry("nli", ["zero-shot-classification"]),
+        _entry("ner", ["token-classification"]),
+        _entry("reranker", ["text-ranking"]),
+    ]
+    return Manifest.from_dict(data)
+
+
+class TaskRuntime:
+    """Answers the four task calls from simple rules; records them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.tokens: list[dict[str, Any]] = []
+        self.fail: BaseException | None = None
+
+    async def text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
+                                  on_progress: Any = None) -> list[list[tuple[str, float]]]:
+        self.calls.append(("text-classification", model.id, dtype))
+        if self.fail:
+            raise self.fail
+        good, bad = [("NEGATIVE", 0.2), ("POSITIVE", 0.8)], [("NEGATIVE", 0.9), ("POSITIVE", 0.1)]
+        return [good if "good" in t else bad for t in texts]
+
+    async def zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
+                                       hypothesis_template: str, multi_label: bool,
+                                       on_progress: Any = None) -> list[tuple[str, float]]:
+        self.calls.append(("zero-shot-classification", model.id, hypothesis_template))
+        raw = [2.0 if lab in text else 0.0 for lab in labels]
+        total = sum(math.exp(x) for x in raw)
+        return [(lab, math.exp(x) / total) for lab, x in zip(labels, raw, strict=True)]
+
+    async def token_classification(self, model: ModelEntry, dtype: str, text: str, *,
+                                   on_progress: Any = None) -> list[dict[str, Any]]:
+        self.calls.append(("token-classification", model.id, dtype))
+        return self.tokens
+
+    async def cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
+                                   on_progress: Any = None) -> list[float]:
+        self.calls.append(("text-ranking", model.id, dtype))
+        words = set(query.lower().split())
+        return [float(len(words & set(d.lower().split()))) - 1.0 for d in documents]
+
+
+@pytest.fixture
+def runtime() -> TaskRuntime:
+    return TaskRuntime()
+
+
+@pytest.fixture
+def router(runtime: TaskRuntime) -> Router:
+    return Router(runtime, manifest())  # type: ignore[arg-type]
+
+
+def test_classify_uses_the_classifier_and_sorts(router: Router, runtime: TaskRuntime) -> None:
+    result = asyncio.run(router.classify("a good film")).to_wire()
+    assert result["labels"] == [{"label": "POSITIVE", "score": 0.8}, {"label": "NEGATIVE", "score": 0.2}]
+    assert result["model"] == "sentiment" and result["dtype"] == "q8"
+    route = result["route"]
+    assert route["target"] == "local" and route["reason"] == "task-default" and route["model"] == "sentiment"
+    assert runtime.calls == [("text-classification", "sentiment", "q8")]
+
+
+def test_classify_with_labels_is_zero_shot(router: Router, runtime: TaskRuntime) -> None:
+    result = asyncio.run(router.classify("news about sports today", labels=["politics", "sports"])).to_wire()
+    assert [x["label"] for x in result["labels"]] == ["sports", "politics"]
+    assert abs(sum(x["score"] for x in result["labels"]) - 1) < 1e-9
+    assert result["model"] == "nli"
+    assert runtime.calls[0] == ("zero-shot-classification", "nli", "This example is {}.")
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"text": 3}, "text"), ({"text": "  "}, "text"), ({"text": "x", "labels": "sports"}, "labels"),
+    ({"text": "x", "labels": []}, "labels"), ({"text": "x", "labels": ["a", "a"]}, "labels"),
+    ({"text": "x", "labels": ["a"], "hypothesis_template": "no slot"}, "hypothesis_template"),
+    ({"text": "x", "model": "nli"}, "model"),
+])
+def test_classify_refuses_bad_input(router: Router, kwargs: dict[str, Any], field: str) -> None:
+    text = kwargs.pop("text")
+    with pytest.raises(ValidationError) as err:
+        asyncio.run(router.classify(text, **kwargs))
+    assert err.value.details["field"] == field and err.value.hint
+
+
+def test_runtime_failure_is_an_inference_error(router: Router, runtime: TaskRuntime) -> None:
+    runtime.fail = RuntimeError("boom")
+    with pytest.raises(InferenceError, match="boom"):
+        asyncio.run(router.classify("x"))
+
+
+def test_rerank_orders_and_cuts(router: Router) -> None:
+    docs = ["cats purr", "dogs bark at cats", "the weather", "dogs and cats and birds"]
+    result = asyncio.run(router.rerank("dogs cats", docs, top_k=2)).to_wire()
+    assert [r["index"] for r in result["results"]] == [1, 3]
+    assert all(r["document"] == docs[r["index"]] for r in result["results"])
+    assert result["results"][0]["score"] == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert result["route"]["model"] == "reranker"
+    everything = asyncio.run(router.rerank("dogs cats", docs)).to_wire()["results"]
+    assert len(everything) == 4 and everything[-1]["index"] == 2
+
+
+@pytest.mark.parametrize(("query", "docs", "top_k"), [("", ["a"], None), ("q", "a", None), ("q", [], None),
+                                                       ("q", ["a"], 0), ("q", ["a"], 1.5)])
+def test_rerank_refuses_bad_input(router: Router, query: Any, docs: Any, top_k: Any) -> None:
+    with pytest.raises(ValidationError):
+        asyncio.run(router.rerank(query, docs, top_k=top_k))
+
+
+def test_handlers_on_the_wire(router: Router, runtime: TaskRuntime) -> None:
+    handlers = router.handlers()
+    assert {"classify", "ner", "rerank"} <= set(handlers)
+
+    class Ctx:
+        progress = None
+
+    out = asyncio.run(handlers["classify"]({"text": "good", "labels": None, "model": None, "dtype": None,
+                                            "multi_label": False, "hypothesis_template": None}, Ctx()))  # type: ignore[arg-type]
+    assert out["labels"][0]["label"] == "POSITIVE"
+    with pytest.raises(ValidationError, match="unknown parameter"):
+        asyncio.run(handlers["ner"]({"text": "x", "lables": 1}, Ctx()))  # type: ignore[arg-type]
+
+
+def _tok(word: str, entity: str, score: float = 0.9) -> dict[str, Any]:
+    return {"word": word, "entity": entity, "score": score, "index": 0}
+
+
+def test_ner_groups_pieces_into_spans(router: Router, runtime: TaskRuntime) -> None:
+    text = "Angela Merkel visited São Paulo, Brazil."
+    runtime.tokens = [_tok("angela", "B-PER"), _tok("mer", "I-PER"), _tok("##kel", "I-PER", 0.7),
+                      _tok("visited", "O"), _tok("sao", "B-LOC"), _tok("paulo", "I-LOC"), _tok(",", "O"),
+                      _tok("brazil", "B-LOC"), _tok(".", "O")]
+    result = asyncio.run(router.ner(text)).to_wire()
+    ents = result["entities"]
+    assert [(e["text"], e["label"]) for e in ents] == [("Angela Merkel", "PER"), ("São Paulo", "LOC"),
+                                                        ("Brazil", "LOC")]
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in ents)
+    assert ents[0]["score"] == pytest.approx((0.9 + 0.9 + 0.7) / 3)
+
+
+def test_grouping_rules() -> None:
+    text = "EU and UK talks in New York"
+    toks = [_tok("eu", "B-ORG"), _tok("and", "O"), _tok("uk", "I-LOC"), _tok("talks", "O"), _tok("in", "O"),
+            _tok("new", "B-LOC"), _tok("york", "B-LOC")]
+    ents = group_entities(text, toks)
+    # I- after O starts an entity (conlleval); B- after B- of the same type starts another one
+    expected = [("EU", "ORG"), ("UK", "LOC"), ("New", "LOC"), ("York", "LOC")]
+    assert [(e.text, e.label) for e in ents] == expected
+    # a continuation piece never starts an entity of its own, and extends the word's entity
+    ents = group_entities("Johnson said", [_tok("john", "B-PER"), _tok("##son", "O"), _tok("said", "O")])
+    assert [(e.text, e.start, e.end) for e in ents] == [("Johnson", 0, 7)]
+
+
+def test_offsets_survive_unknown_pieces_and_odd_spacing() -> None:
+    text = "Visit  ☃☃ Zürich\tnow"
+    # the pipeline drops [UNK] (a special token): the next piece is found further on
+    assert piece_offsets(text, ["visit", "zurich", "now"]) == [(0, 5), (10, 16), (17, 20)]
+    assert piece_offsets("abc", ["xyz"]) == [None]
+
+
+def test_offsets_match_the_reference_tokenizer() -> None:
+    """Our offsets equal those of the Hugging Face tokenizer of all-MiniLM-L6-v2 (when it is built)."""
+    from builder.common import BuildError
+    from builder.models import source_dir
+
+    try:
+        folder = source_dir("all-MiniLM-L6-v2")
+    except BuildError:
+        pytest.skip("all-MiniLM-L6-v2 is not built (./hr build): no reference tokenizer")
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_padding()  # the packaged tokenizer.json pads to 128
+    tok.no_truncation()
+    texts = ["Dr. Émilie O'Neil-Smith moved to Köln (Germany) in 2019, working for the U.N.!",
+             "naïve café owners in Zürich don't pay €5 for 'ÅÄÖ' snacks"]
+    for text in texts:
+        enc = tok.encode(text, add_special_tokens=False)
+        pieces = [t for t in enc.tokens if t != "[UNK]"]
+        expected = [o for t, o in zip(enc.tokens, enc.offsets, strict=True) if t != "[UNK]"]
+        assert piece_offsets(text, pieces) == expected
