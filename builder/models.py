@@ -415,7 +415,7 @@ def build_models(
             built[entry.id] = (conversion_dtypes(entry.conversion.params), files)
             if (result := training_result(entry)) is not None:
                 trained[entry.id] = result
-        if update_manifest:
+        if update_manifest and built:
             update_manifest_files(path, built, trained)  # the stamps hold the built files: now up to date
             manifest = load_manifest(path)
         return write_index(manifest)
