@@ -212,3 +212,17 @@ def test_q8_transcribes_like_fp32(router_page: RouterPage, samples: list[tuple[n
         result = transcribe_samples(router_page, audio, dtype="q8")
         assert result["dtype"] == "q8" and result["route"]["dtype"] == "q8"
         assert normalize(result["text"]) == normalize(ref), (result["text"], ref)
+
+
+def test_audio_over_30_s_is_transcribed_in_overlapping_windows(router_page: RouterPage) -> None:
+    """Whisper hears 30 s at a time: longer audio goes through 30 s windows with 5 s of overlap, merged by
+    the pipeline on their common tokens. Words at the seams may change, so only the word error rate bar
+    applies. (The sentences differ: the merge can drop a phrase repeated across a seam.)"""
+    from builder.convert.fidelity_asr import SENTENCES as DISTINCT
+
+    gap = np.zeros(24_000, np.float32)  # 1.5 s of silence between the sentences
+    audio = np.concatenate([part for text in DISTINCT for part in (speak(text)[0], gap)])
+    assert len(audio) > 32 * 16_000
+    result = transcribe_samples(router_page, audio)
+    assert word_error_rate(" ".join(DISTINCT), result["text"]) <= MAX_WER, result["text"]
+    assert result["seconds"] == pytest.approx(len(audio) / 16_000, abs=1e-3)
