@@ -1,9 +1,9 @@
 """Vector index latency in a real browser (Chromium, WASM; all-MiniLM-L6-v2 fp32 embeddings).
 
 For indexes of 100 and 1,000 items: the time to add them (embedding included), the search latency
-(query embedding + exact numpy cosine over every item + top 10), a search of the bare index cost
-(the same query twice: Transformers.js recomputes the embedding, so the difference to ``embed`` alone
-is the index's share), and the first search after a page reload (the index read back from IndexedDB).
+(query embedding + exact numpy cosine over every item + top 10) next to ``embed`` of the query alone (the
+difference is the index's own share), and the open and first search after a page reload (the index read
+back from IndexedDB).
 """
 
 from __future__ import annotations
