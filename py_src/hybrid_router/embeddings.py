@@ -48,27 +48,7 @@ class EmbedResult:
 
 def embedding_model(manifest: Manifest, model_id: str | None = None) -> ModelEntry:
     """``model_id`` if it is an embedding model of the manifest, else the manifest's first one."""
-    candidates = manifest.for_task(TASK)
-    names = ", ".join(m.id for m in candidates) or "(none)"
-    if model_id is None:
-        if not candidates:
-            raise ValidationError(
-                "the models manifest has no embedding model",
-                hint="Add a model with the task 'feature-extraction' to models_manifest.json and rebuild.",
-                task=TASK,
-            )
-        return candidates[0]
-    for entry in candidates:
-        if entry.id == model_id:
-            return entry
-    known = model_id in manifest.ids
-    raise ValidationError(
-        f"model {model_id!r} " + ("does not compute embeddings" if known else "is not in the manifest"),
-        hint=f"Use an embedding model ({names}), or leave model unset for the default.",
-        field="model",
-        model=model_id,
-        task=TASK,
-    )
+    return manifest.choose(TASK, model_id, kind="embedding", does="compute embeddings")
 
 
 async def embed(
