@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid_router import validation
-from hybrid_router.errors import HybridRouterError, InferenceError, ValidationError
+from hybrid_router.errors import HybridRouterError, InferenceError
 from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.route import REASON_TASK_DEFAULT, Route

@@ -345,16 +345,17 @@ class Manifest:
         candidates = self.for_task(task)
         if model_id is None:
             if not candidates:
-                raise ValidationError(f"the models manifest has no {kind} model",
-                                      hint=f"Add a model with the task '{task}' to models_manifest.json and rebuild.",
-                                      task=task)
+                raise ValidationError(
+                    f"the models manifest has no {kind} model",
+                    hint=f"Add a model with the task '{task}' to models_manifest.json and rebuild.", task=task)
             return candidates[0]
         for entry in candidates:
             if entry.id == model_id:
                 return entry
         names = ", ".join(m.id for m in candidates) or "(none)"
+        problem = f"does not {does}" if model_id in self.ids else "is not in the manifest"
         raise ValidationError(
-            f"model {model_id!r} " + (f"does not {does}" if model_id in self.ids else "is not in the manifest"),
+            f"model {model_id!r} {problem}",
             hint=f"Use {'an' if kind[0] in 'aeiou' else 'a'} {kind} model ({names}), or leave model unset "
             "for the default.",
             field="model", model=model_id, task=task,

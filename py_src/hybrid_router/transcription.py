@@ -13,7 +13,7 @@ from typing import Any
 
 from hybrid_router import audio as audio_mod
 from hybrid_router import validation
-from hybrid_router.errors import HybridRouterError, InferenceError, ValidationError
+from hybrid_router.errors import HybridRouterError, InferenceError
 from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.route import REASON_TASK_DEFAULT, Route
