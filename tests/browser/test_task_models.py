@@ -1,0 +1,190 @@
+"""The task models we train (sentiment, named entities, NLI / zero-shot, reranker) in a real browser: each loads
+through the worker, answers the committed examples (tests/data/task_examples.json) correctly, and gives the
+same labels as onnxruntime in CPython on the same ONNX file.
+
+The models are built only where the training data is (../shared/data): elsewhere these tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.harness import REPO, RouterPage, load_json
+
+pytestmark = pytest.mark.browser
+
+EXAMPLES: dict[str, Any] = load_json(REPO / "tests" / "data" / "task_examples.json")
+TASKS = {"sentiment": "text-classification", "ner": "token-classification", "nli": "zero-shot-classification",
+         "rerank": "text-ranking"}
+
+
+def _built() -> dict[str, tuple[str, Path, str]]:
+    """kind -> (model id, built folder, default dtype) for the task models that are built."""
+    from builder.models import load_manifest, models_root
+
+    index_path = models_root() / "index.json"
+    index = json.loads(index_path.read_text())["models"] if index_path.is_file() else {}
+    manifest = load_manifest()
+    out = {}
+    for kind, task in TASKS.items():
+        for entry in manifest.for_task(task):
+            if entry.id in index:
+                out[kind] = (entry.id, Path(index[entry.id]["dir"]), entry.default_dtype)
+                break
+    return out
+
+
+BUILT = _built()
+
+
+def model(kind: str) -> tuple[str, Path, str]:
+    if kind not in BUILT:
+        pytest.skip(f"no {TASKS[kind]} model is built: the task models train from ../shared/data "
+                    "(set HYBRID_ROUTER_DATA and run ./hr build)")
+    return BUILT[kind]
+
+
+# ---------------------------------------------------------------- the CPython reference (onnxruntime)
+
+
+class Onnx:
+    """The built folder's ONNX file of ``dtype`` in onnxruntime, with the HF tokenizer of the same folder."""
+
+    def __init__(self, folder: Path, dtype: str) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        from builder.convert.recipe import onnx_file
+
+        self.tok = AutoTokenizer.from_pretrained(str(folder))
+        self.session = ort.InferenceSession(str(folder / onnx_file(dtype)), providers=["CPUExecutionProvider"])
+        config = json.loads((folder / "config.json").read_text())
+        self.id2label = {int(k): v for k, v in config["id2label"].items()}
+        self.label2id = {k.lower(): int(v) for k, v in config["label2id"].items()}
+
+    def logits(self, first: list[str], second: list[str] | None = None) -> np.ndarray:
+        enc = self.tok(first, second, padding=True, truncation=True, return_tensors="np")
+        names = {i.name for i in self.session.get_inputs()}
+        return np.asarray(self.session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items()
+                                                         if k in names})[0])
+
+    def zero_shot(self, text: str, labels: list[str], template: str = "This example is {}.") -> list[str]:
+        """Transformers.js's zero-shot pipeline: softmax of the entailment logits over the labels."""
+        entail = [self.logits([text], [template.replace("{}", lab)])[0, self.label2id["entailment"]]
+                  for lab in labels]
+        return [labels[i] for i in np.argsort(-np.asarray(entail), kind="stable")]
+
+    def entities(self, text: str) -> list[tuple[str, str, int, int]]:
+        from hybrid_router.entities import group_entities
+
+        enc = self.tok(text, truncation=True)
+        logits = self.logits([text])[0]
+        tokens = []
+        for pos, piece in enumerate(self.tok.convert_ids_to_tokens(enc["input_ids"])):
+            if piece in self.tok.all_special_tokens:
+                continue
+            probs = np.exp(logits[pos] - logits[pos].max())
+            probs /= probs.sum()
+            best = int(probs.argmax())
+            tokens.append({"word": piece, "entity": self.id2label[best], "score": float(probs[best])})
+        return [(e.text, e.label, e.start, e.end) for e in group_entities(text, tokens)]
+
+
+def _classify(rp: RouterPage, text: str, **options: Any) -> dict[str, Any]:
+    return rp.call("return await router.classify(arg.text, arg.options);", {"text": text, "options": options})
+
+
+# ---------------------------------------------------------------- the tests
+
+
+def test_sentiment(router_page: RouterPage) -> None:
+    mid, folder, dtype = model("sentiment")
+    ref = Onnx(folder, dtype)
+    texts = [e["text"] for e in EXAMPLES["sentiment"]]
+    expected_ref = [ref.id2label[int(i)] for i in ref.logits(texts).argmax(-1)]
+    for example, cpython in zip(EXAMPLES["sentiment"], expected_ref, strict=True):
+        result = _classify(router_page, example["text"])
+        labels = result["labels"]
+        assert [x["label"] for x in labels][0] == example["label"], (example, labels)
+        assert labels[0]["label"] == cpython  # Transformers.js == onnxruntime
+        assert math.isclose(sum(x["score"] for x in labels), 1.0, abs_tol=1e-4)
+        assert result["model"] == mid and result["dtype"] == dtype
+        route = result["route"]
+        assert route["target"] == "local" and route["reason"] == "task-default" and route["model"] == mid
+
+
+def test_named_entities(router_page: RouterPage) -> None:
+    mid, folder, dtype = model("ner")
+    ref = Onnx(folder, dtype)
+    for example in EXAMPLES["entities"]:
+        text = example["text"]
+        result = router_page.call("return await router.ner(arg);", text)
+        got = [(e["text"], e["label"]) for e in result["entities"]]
+        assert got == [tuple(x) for x in example["entities"]], (text, result["entities"])
+        assert all(text[e["start"]:e["end"]] == e["text"] for e in result["entities"])
+        assert all(0 < e["score"] <= 1 for e in result["entities"])
+        spans = [(e["text"], e["label"], e["start"], e["end"]) for e in result["entities"]]
+        assert spans == ref.entities(text)  # Transformers.js == onnxruntime
+        assert result["model"] == mid and result["route"]["target"] == "local"
+
+
+def test_zero_shot_classification(router_page: RouterPage) -> None:
+    mid, folder, dtype = model("nli")
+    ref = Onnx(folder, dtype)
+    for example in EXAMPLES["zero_shot"]:
+        result = _classify(router_page, example["text"], labels=example["labels"])
+        order = [x["label"] for x in result["labels"]]
+        assert order[0] == example["label"], (example["text"], result["labels"])
+        assert order == ref.zero_shot(example["text"], example["labels"])
+        assert math.isclose(sum(x["score"] for x in result["labels"]), 1.0, abs_tol=1e-4)
+        assert result["model"] == mid
+
+
+def test_nli_through_zero_shot(router_page: RouterPage) -> None:
+    """SNLI test premises: of an entailed and a contradicted hypothesis, the entailed one scores higher."""
+    _, folder, dtype = model("nli")
+    ref = Onnx(folder, dtype)
+    for example in EXAMPLES["nli"]:
+        labels = [example["contradicted"], example["entailed"]]
+        result = _classify(router_page, example["premise"], labels=labels, hypothesisTemplate="{}")
+        order = [x["label"] for x in result["labels"]]
+        assert order[0] == example["entailed"], (example, result["labels"])
+        assert order == ref.zero_shot(example["premise"], labels, "{}")
+
+
+def test_rerank(router_page: RouterPage) -> None:
+    mid, folder, dtype = model("rerank")
+    ref = Onnx(folder, dtype)
+    for example in EXAMPLES["rerank"]:
+        docs = example["documents"]
+        result = router_page.call("return await router.rerank(arg.query, arg.documents, { topK: 2 });", example)
+        results = result["results"]
+        assert len(results) == 2 and results[0]["index"] == example["best"], (example["query"], results)
+        assert all(r["document"] == docs[r["index"]] for r in results)
+        assert results[0]["score"] >= results[1]["score"] and 0 < results[1]["score"] < 1
+        cpython = ref.logits([example["query"]] * len(docs), docs)[:, 0]
+        assert [r["index"] for r in results] == list(np.argsort(-cpython, kind="stable")[:2])
+        for r in results:  # the score is the logit's sigmoid
+            assert math.isclose(r["score"], 1 / (1 + math.exp(-cpython[r["index"]])), abs_tol=2e-3)
+        assert result["model"] == mid and result["route"]["model"] == mid
+
+
+def test_bad_calls_are_validation_errors(router_page: RouterPage) -> None:
+    err = router_page.error_of("await router.classify(42)")
+    assert err["name"] == "ValidationError" and err["hint"]
+    err = router_page.error_of("await router.rerank('q', 'not a list')")
+    assert err["name"] == "ValidationError" and err["details"]["field"] == "documents"
+    err = router_page.error_of("await router.ner('')")
+    assert err["name"] == "ValidationError"
+
+
+def test_task_models_stay_on_the_local_server(router_page: RouterPage) -> None:
+    model("sentiment")
+    _classify(router_page, "a private sentence about my health")
+    assert router_page.requests.foreign(router_page.server.origin) == []
