@@ -1,5 +1,5 @@
-"""Quality of the task models we train: the standard metrics, for torch (the trained folder), the fp32 ONNX and
-the q8 ONNX files (onnxruntime on CPU), and how often q8 agrees with torch on the dev sets.
+"""Quality of the task models we train: the standard metrics, for torch (the trained folder), the fp32
+ONNX and the q8 ONNX files (onnxruntime on CPU), and how often q8 agrees with torch on the dev sets.
 
     ./hr python eval/task_models.py --data ../shared/data [--models ID ...] [--depth 100] [--update-manifest]
 
@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py_src"), str(ROOT)]
 
 import numpy as np  # noqa: E402
-
 from builder import models as bm  # noqa: E402
 from builder.convert import task_data  # noqa: E402
 from builder.convert.finetune import entity_f1  # noqa: E402
@@ -84,19 +83,33 @@ def onnx_runner(path: Path, threads: int) -> Runner:
     return run
 
 
-def encode_batches(tok: Any, first: Sequence[str] | Sequence[list[str]], second: Sequence[str] | None = None,
-                   *, max_length: int, batch_size: int = 32,
-                   words: bool = False) -> tuple[list[int], list[Batch], Any]:
+def encode_batches(
+    tok: Any,
+    first: Sequence[str] | Sequence[list[str]],
+    second: Sequence[str] | None = None,
+    *,
+    max_length: int,
+    batch_size: int = 32,
+    words: bool = False,
+) -> tuple[list[int], list[Batch], Any]:
     """Inputs sorted by length into padded numpy batches: (the items' order, the batches, the encoding)."""
-    enc = tok(list(first), list(second) if second is not None else None, truncation=True, max_length=max_length,
-              is_split_into_words=words)
+    enc = tok(
+        list(first),
+        list(second) if second is not None else None,
+        truncation=True,
+        max_length=max_length,
+        is_split_into_words=words,
+    )
     n = len(first)
     order = sorted(range(n), key=lambda i: len(enc["input_ids"][i]))
     groups, batches = [], []
     for s in range(0, n, batch_size):
         idx = order[s : s + batch_size]
         width = max(len(enc["input_ids"][i]) for i in idx)
-        batch = {k: np.zeros((len(idx), width), np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        batch = {
+            k: np.zeros((len(idx), width), np.int64)
+            for k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         for r, i in enumerate(idx):
             ln = len(enc["input_ids"][i])
             batch["input_ids"][r, :ln] = enc["input_ids"][i]
@@ -127,8 +140,14 @@ def agreement(a: Sequence[Any], b: Sequence[Any]) -> float:
 # ---------------------------------------------------------------- one function per task
 
 
-def eval_classifier(entry: Any, tok: Any, runners: dict[str, Runner], test: list[tuple[str, str | None, int]],
-                    dev: list[tuple[str, str | None, int]] | None, max_length: int) -> dict[str, Any]:
+def eval_classifier(
+    entry: Any,
+    tok: Any,
+    runners: dict[str, Runner],
+    test: list[tuple[str, str | None, int]],
+    dev: list[tuple[str, str | None, int]] | None,
+    max_length: int,
+) -> dict[str, Any]:
     """Accuracy on ``test`` per variant; agreement with torch on ``dev`` (``test`` when None)."""
 
     def predict(run: Runner, items: list[tuple[str, str | None, int]]) -> list[int]:
@@ -145,7 +164,9 @@ def eval_classifier(entry: Any, tok: Any, runners: dict[str, Runner], test: list
     for name, run in runners.items():
         t0 = time.perf_counter()
         preds = predict(run, test)
-        res[f"{name}_accuracy"] = round(float(np.mean([p == x[2] for p, x in zip(preds, test, strict=True)])), 4)
+        res[f"{name}_accuracy"] = round(
+            float(np.mean([p == x[2] for p, x in zip(preds, test, strict=True)])), 4
+        )
         dev_preds[name] = predict(run, dev) if dev is not None else preds
         log(f"{entry.id} {name}: accuracy {res[f'{name}_accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)")
     for name in runners:
@@ -156,8 +177,14 @@ def eval_classifier(entry: Any, tok: Any, runners: dict[str, Runner], test: list
     return res
 
 
-def eval_ner(entry: Any, tok: Any, runners: dict[str, Runner], test: list[tuple[list[str], list[str]]],
-             dev: list[tuple[list[str], list[str]]], max_length: int) -> dict[str, Any]:
+def eval_ner(
+    entry: Any,
+    tok: Any,
+    runners: dict[str, Runner],
+    test: list[tuple[list[str], list[str]]],
+    dev: list[tuple[list[str], list[str]]],
+    max_length: int,
+) -> dict[str, Any]:
     labels = [entry_label(entry, i) for i in range(len(task_data.NER_LABELS))]
 
     def predict(run: Runner, sents: list[tuple[list[str], list[str]]]) -> list[list[str]]:
@@ -200,22 +227,39 @@ def entry_label(entry: Any, i: int) -> str:
     return str(config["id2label"][str(i)])
 
 
-def eval_reranker(entry: Any, tok: Any, runners: dict[str, Runner], sf: Any, spec: dict[str, Any], depth: int,
-                  max_length: int, base: Path, weights: Path) -> dict[str, Any]:
+def eval_reranker(
+    entry: Any,
+    tok: Any,
+    runners: dict[str, Runner],
+    sf: Any,
+    spec: dict[str, Any],
+    depth: int,
+    max_length: int,
+    base: Path,
+    weights: Path,
+) -> dict[str, Any]:
     doc_ids = list(sf.corpus)
     doc_vecs = cached_embeddings(base, weights, [sf.corpus[d] for d in doc_ids], name="scifact-corpus")
     test_q = sorted(sf.test, key=int)
     q_vecs = embed(base, [sf.queries[q] for q in test_q], desc="embed test queries")
     hits = top_k(q_vecs, doc_vecs, depth)
     first = {q: [doc_ids[j] for j in hits[i]] for i, q in enumerate(test_q)}
-    res: dict[str, Any] = {"bi_encoder_ndcg@10": round(ndcg_at_k(first, sf.test), 4), "depth": depth,
-                           "test_queries": len(test_q)}
+    res: dict[str, Any] = {
+        "bi_encoder_ndcg@10": round(ndcg_at_k(first, sf.test), 4),
+        "depth": depth,
+        "test_queries": len(test_q),
+    }
     log(f"bi-encoder alone: nDCG@10 {res['bi_encoder_ndcg@10']:.4f}")
 
     def rerank(run: Runner, queries: list[str], lists: dict[str, list[str]]) -> dict[str, list[str]]:
         pairs = [(q, d) for q in queries for d in lists[q]]
-        order, batches, _ = encode_batches(tok, [sf.queries[q] for q, _ in pairs], [sf.corpus[d] for _, d in pairs],
-                                           max_length=max_length, batch_size=32)
+        order, batches, _ = encode_batches(
+            tok,
+            [sf.queries[q] for q, _ in pairs],
+            [sf.corpus[d] for _, d in pairs],
+            max_length=max_length,
+            batch_size=32,
+        )
         scores = np.zeros(len(pairs), np.float32)
         scores[order] = np.concatenate([lg.reshape(-1) for lg in logits_of(run, batches)])
         out, k = {}, 0
@@ -229,7 +273,10 @@ def eval_reranker(entry: Any, tok: Any, runners: dict[str, Runner], sf: Any, spe
         if name in runners:
             t0 = time.perf_counter()
             res[f"{name}_ndcg@10"] = round(ndcg_at_k(rerank(runners[name], test_q, first), sf.test), 4)
-            log(f"{entry.id} {name}: reranked nDCG@10 {res[f'{name}_ndcg@10']:.4f} ({time.perf_counter() - t0:.0f} s)")
+            log(
+                f"{entry.id} {name}: reranked nDCG@10 {res[f'{name}_ndcg@10']:.4f} "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
     # dev: the train claims held out from training (the same draw as the training's), their bi-encoder top 20
     import random
 
@@ -274,8 +321,14 @@ def evaluate(entry: Any, data: Path, *, depth: int, threads: int) -> dict[str, A
         order = list(range(len(snli_dev)))
         random.Random(spec["seed"]).shuffle(order)
         held = [snli_dev[i] for i in order[: int(spec.get("holdout", 1000))]]
-        res = eval_classifier(entry, tok, runners, [(p.a, p.b, p.label) for p in test],
-                              [(p.a, p.b, p.label) for p in held], max_length)
+        res = eval_classifier(
+            entry,
+            tok,
+            runners,
+            [(p.a, p.b, p.label) for p in test],
+            [(p.a, p.b, p.label) for p in held],
+            max_length,
+        )
         res["test_set"] = "SNLI test"
     elif dataset == "conll2003":
         test = task_data.read_conll(data / "conll2003" / "eng.testb")
@@ -283,9 +336,13 @@ def evaluate(entry: Any, data: Path, *, depth: int, threads: int) -> dict[str, A
         res = eval_ner(entry, tok, runners, test, dev, max_length)
         res["test_set"] = "CoNLL-2003 eng.testb"
     elif dataset == "scifact":
-        sf = task_data.read_scifact(files["corpus"], files["queries"], files["qrels_train"], files["qrels_test"])
+        sf = task_data.read_scifact(
+            files["corpus"], files["queries"], files["qrels_train"], files["qrels_test"]
+        )
         source = bm.source_folder(entry.source)
-        res = eval_reranker(entry, tok, runners, sf, spec, depth, max_length, source, source / entry.source.weights)
+        res = eval_reranker(
+            entry, tok, runners, sf, spec, depth, max_length, source, source / entry.source.weights
+        )
         res["test_set"] = "SciFact test (BEIR)"
     else:
         raise SystemExit(f"{entry.id}: no evaluation for dataset {dataset!r}")
@@ -314,11 +371,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=bm.MANIFEST_PATH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.data is None or not Path(args.data).is_dir():
-        print("error: no data folder: pass --data (../shared/data) or set HYBRID_ROUTER_DATA", file=sys.stderr)
+        print(
+            "error: no data folder: pass --data (../shared/data) or set HYBRID_ROUTER_DATA", file=sys.stderr
+        )
         return 2
     manifest = bm.load_manifest(args.manifest)
-    entries = [m for m in manifest.models if m.conversion.recipe == "finetune-encoder"
-               and (not args.models or m.id in args.models)]
+    entries = [
+        m
+        for m in manifest.models
+        if m.conversion.recipe == "finetune-encoder" and (not args.models or m.id in args.models)
+    ]
     results = {}
     for entry in entries:
         if not (bm.model_dir(entry) / "config.json").is_file() or not bm.reference_dir(entry).is_dir():

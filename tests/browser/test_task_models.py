@@ -1,5 +1,5 @@
-"""The task models we train (sentiment, named entities, NLI / zero-shot, reranker) in a real browser: each loads
-through the worker, answers the committed examples (tests/data/task_examples.json) correctly, and gives the
+"""The task models we train (sentiment, named entities, NLI / zero-shot, reranker) in a real browser: each
+loads through the worker, answers the committed examples (tests/data/task_examples.json) correctly, and gives the
 same labels as onnxruntime in CPython on the same ONNX file.
 
 The models are built only where the training data is (../shared/data): elsewhere these tests skip, saying so.
@@ -20,8 +20,12 @@ from tests.harness import REPO, RouterPage, load_json
 pytestmark = pytest.mark.browser
 
 EXAMPLES: dict[str, Any] = load_json(REPO / "tests" / "data" / "task_examples.json")
-TASKS = {"sentiment": "text-classification", "ner": "token-classification", "nli": "zero-shot-classification",
-         "rerank": "text-ranking"}
+TASKS = {
+    "sentiment": "text-classification",
+    "ner": "token-classification",
+    "nli": "zero-shot-classification",
+    "rerank": "text-ranking",
+}
 
 
 def _built() -> dict[str, tuple[str, Path, str]]:
@@ -45,8 +49,10 @@ BUILT = _built()
 
 def model(kind: str) -> tuple[str, Path, str]:
     if kind not in BUILT:
-        pytest.skip(f"no {TASKS[kind]} model is built: the task models train from ../shared/data "
-                    "(set HYBRID_ROUTER_DATA and run ./hr build)")
+        pytest.skip(
+            f"no {TASKS[kind]} model is built: the task models train from ../shared/data "
+            "(set HYBRID_ROUTER_DATA and run ./hr build)"
+        )
     return BUILT[kind]
 
 
@@ -58,12 +64,13 @@ class Onnx:
 
     def __init__(self, folder: Path, dtype: str) -> None:
         import onnxruntime as ort
+        from builder.convert.recipe import onnx_file
         from transformers import AutoTokenizer
 
-        from builder.convert.recipe import onnx_file
-
         self.tok = AutoTokenizer.from_pretrained(str(folder))
-        self.session = ort.InferenceSession(str(folder / onnx_file(dtype)), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(folder / onnx_file(dtype)), providers=["CPUExecutionProvider"]
+        )
         config = json.loads((folder / "config.json").read_text())
         self.id2label = {int(k): v for k, v in config["id2label"].items()}
         self.label2id = {k.lower(): int(v) for k, v in config["label2id"].items()}
@@ -71,13 +78,16 @@ class Onnx:
     def logits(self, first: list[str], second: list[str] | None = None) -> np.ndarray:
         enc = self.tok(first, second, padding=True, truncation=True, return_tensors="np")
         names = {i.name for i in self.session.get_inputs()}
-        return np.asarray(self.session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items()
-                                                         if k in names})[0])
+        return np.asarray(
+            self.session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0]
+        )
 
     def zero_shot(self, text: str, labels: list[str], template: str = "This example is {}.") -> list[str]:
         """Transformers.js's zero-shot pipeline: softmax of the entailment logits over the labels."""
-        entail = [self.logits([text], [template.replace("{}", lab)])[0, self.label2id["entailment"]]
-                  for lab in labels]
+        entail = [
+            self.logits([text], [template.replace("{}", lab)])[0, self.label2id["entailment"]]
+            for lab in labels
+        ]
         return [labels[i] for i in np.argsort(-np.asarray(entail), kind="stable")]
 
     def entities(self, text: str) -> list[tuple[str, str, int, int]]:
@@ -127,7 +137,7 @@ def test_named_entities(router_page: RouterPage) -> None:
         result = router_page.call("return await router.ner(arg);", text)
         got = [(e["text"], e["label"]) for e in result["entities"]]
         assert got == [tuple(x) for x in example["entities"]], (text, result["entities"])
-        assert all(text[e["start"]:e["end"]] == e["text"] for e in result["entities"])
+        assert all(text[e["start"] : e["end"]] == e["text"] for e in result["entities"])
         assert all(0 < e["score"] <= 1 for e in result["entities"])
         spans = [(e["text"], e["label"], e["start"], e["end"]) for e in result["entities"]]
         assert spans == ref.entities(text)  # Transformers.js == onnxruntime
@@ -163,7 +173,9 @@ def test_rerank(router_page: RouterPage) -> None:
     ref = Onnx(folder, dtype)
     for example in EXAMPLES["rerank"]:
         docs = example["documents"]
-        result = router_page.call("return await router.rerank(arg.query, arg.documents, { topK: 2 });", example)
+        result = router_page.call(
+            "return await router.rerank(arg.query, arg.documents, { topK: 2 });", example
+        )
         results = result["results"]
         assert len(results) == 2 and results[0]["index"] == example["best"], (example["query"], results)
         assert all(r["document"] == docs[r["index"]] for r in results)

