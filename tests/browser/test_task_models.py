@@ -1,6 +1,6 @@
 """The task models we train (sentiment, named entities, NLI / zero-shot, reranker) in a real browser: each
-loads through the worker, answers the committed examples (tests/data/task_examples.json) correctly, and gives the
-same labels as onnxruntime in CPython on the same ONNX file.
+loads through the worker, answers the committed examples (tests/data/task_examples.json) correctly, and
+gives the same labels as onnxruntime in CPython on the same ONNX file.
 
 The models are built only where the training data is (../shared/data): elsewhere these tests skip, saying so.
 """
