@@ -338,18 +338,19 @@ export class HybridRouter {
 
   /**
    * Text classification on the device, labels best first. Without `labels`: the sentiment classifier
-   * (NEGATIVE / POSITIVE). With `labels`: zero-shot over them with the NLI model (scores sum to 1 unless
+   * (NEGATIVE / POSITIVE). With `labels`: zero-shot over them with the NLI model, or by embedding similarity where
+   * no NLI model is installed; with `examples` ({ label: [texts] }): few-shot by example centroids (scores sum to 1 unless
    * `multiLabel`; the hypothesis is `hypothesisTemplate` with the label for `{}`, "This example is {}." by default).
    * @param {string} text
-   * @param {CallOptions & { labels?: string[], model?: string, dtype?: string, multiLabel?: boolean,
+   * @param {CallOptions & { labels?: string[], examples?: Record<string, string[]>, model?: string, dtype?: string, multiLabel?: boolean,
    *   hypothesisTemplate?: string }} [options]
    * @returns {Promise<ClassifyResult>}
    */
   classify(text, options = {}) {
-    const { labels, model, dtype, multiLabel, hypothesisTemplate, ...rest } = options;
+    const { labels, examples, model, dtype, multiLabel, hypothesisTemplate, ...rest } = options;
     return this.call("classify", {
       text, labels: labels ?? null, model: model ?? null, dtype: dtype ?? null, multi_label: multiLabel ?? false,
-      hypothesis_template: hypothesisTemplate ?? null,
+      hypothesis_template: hypothesisTemplate ?? null, examples: examples ?? null,
     }, rest);
   }
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 
-from hybrid_router import audio, embeddings, generation, tasks, transcription, validation
+from hybrid_router import audio, embeddings, generation, similarity, tasks, transcription, validation
 from hybrid_router.chat import PARAMS
 from hybrid_router.embeddings import EmbedResult
 from hybrid_router.errors import ValidationError
@@ -238,9 +238,18 @@ class Router:
 
     async def classify(self, text: str, *, labels: Sequence[str] | None = None, model: str | None = None,
                        dtype: str | None = None, multi_label: bool = False,
-                       hypothesis_template: str | None = None,
+                       hypothesis_template: str | None = None, examples: Any = None,
                        on_progress: ProgressCallback | None = None) -> tasks.ClassifyResult:
-        """The labels of ``text``, best first: the classifier's, or zero-shot over ``labels``."""
+        """The labels of ``text``, best first: the classifier's; zero-shot over ``labels`` (by the NLI
+        model, or by embedding similarity where none is installed); few-shot by ``examples`` centroids."""
+        if examples is not None:
+            return await similarity.classify_by_examples(
+                self.runtime, self.manifest, tasks.text_arg(text), examples, on_progress=on_progress,
+                clock=self._clock)
+        if labels is not None and model is None and not self.manifest.for_task(tasks.ZERO_SHOT):
+            return await similarity.classify_by_labels(
+                self.runtime, self.manifest, tasks.text_arg(text), labels, on_progress=on_progress,
+                clock=self._clock)
         return await tasks.classify(self.runtime, self.manifest, text, labels=labels, model_id=model,
                                     dtype=dtype, multi_label=multi_label,
                                     hypothesis_template=hypothesis_template, on_progress=on_progress,
@@ -255,14 +264,20 @@ class Router:
     async def rerank(self, query: str, documents: Sequence[str], *, top_k: int | None = None,
                      model: str | None = None, dtype: str | None = None,
                      on_progress: ProgressCallback | None = None) -> tasks.RerankResult:
-        """``documents`` ordered by relevance to ``query`` by the cross-encoder (the best ``top_k``)."""
+        """``documents`` ordered by relevance to ``query`` (the best ``top_k``): by the cross-encoder, or
+        by embedding similarity where none is installed."""
+        if model is None and not self.manifest.for_task(tasks.RERANK):
+            return await similarity.rerank_by_similarity(
+                self.runtime, self.manifest, tasks.text_arg(query, "query"), documents, top_k,
+                on_progress=on_progress, clock=self._clock)
         return await tasks.rerank(self.runtime, self.manifest, query, documents, top_k=top_k, model_id=model,
                                   dtype=dtype, on_progress=on_progress, clock=self._clock)
 
     async def _handle_classify(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        allowed = ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template")
+        allowed = ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template", "examples")
         validation.known_keys(params, allowed, where="classify")
         result = await self.classify(params.get("text"), labels=params.get("labels"),  # type: ignore[arg-type]
+                                     examples=params.get("examples"),
                                      model=params.get("model"), dtype=params.get("dtype"),
                                      multi_label=bool(params.get("multi_label", False)),
                                      hypothesis_template=params.get("hypothesis_template"),

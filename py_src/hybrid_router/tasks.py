@@ -120,6 +120,11 @@ def task_model(manifest: Manifest, task: str, model_id: str | None = None) -> Mo
     )
 
 
+def text_arg(value: object, field: str = "text") -> str:
+    """``value`` checked as a task's text argument (a non-empty string within the size limit)."""
+    return _text(value, field)
+
+
 def _text(value: object, field: str = "text") -> str:
     if not isinstance(value, str):
         raise ValidationError(

@@ -110,3 +110,28 @@ def test_boot_and_embedding_stay_on_the_local_server(browser: Any, server: Any) 
         assert rp.requests.foreign(server.origin) == []
     finally:
         rp.page.context.close()
+
+
+def test_few_shot_classification_matches_numpy_on_the_reference_vectors(router_page: RouterPage) -> None:
+    """classify(text, { examples }) = softmax(cosine to the example centroids / 0.05), as numpy computes it
+    on sentence-transformers vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    from builder.models import source_dir
+
+    examples = {"weather": ["It will rain tomorrow.", "A sunny and warm afternoon."],
+                "finance": ["The stock fell by five percent.", "Interest rates are going up."]}
+    text = "Expect heavy snow and strong winds tonight."
+    got = router_page.call("return await router.classify(arg.text, { examples: arg.examples });",
+                           {"text": text, "examples": examples})
+    model = SentenceTransformer(str(source_dir(MODEL)), device="cpu")
+    vec = lambda xs: np.asarray(model.encode(xs, normalize_embeddings=True), dtype=np.float64)  # noqa: E731
+    q = vec([text])[0]
+    cents = [vec(v).mean(axis=0) for v in examples.values()]
+    cos = np.array([c @ q / np.linalg.norm(c) for c in cents]) / 0.05
+    probs = np.exp(cos - cos.max()) / np.exp(cos - cos.max()).sum()
+    expected = dict(zip(examples, probs, strict=True))
+    assert got["labels"][0]["label"] == "weather"
+    for item in got["labels"]:
+        assert item["score"] == pytest.approx(expected[item["label"]], abs=1e-3)
+    assert got["route"]["target"] == "local" and "few-shot" in got["route"]["rule"]
