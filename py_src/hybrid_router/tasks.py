@@ -207,11 +207,11 @@ async def classify(
                               hint='For example "This text is about {}."', field="hypothesis_template")
     entry = task_model(manifest, ZERO_SHOT, model_id)
     resolved = entry.variant(validation.optional_str(dtype, "dtype")).dtype
-    raw, route = await _run(
+    pairs, route = await _run(
         lambda: runtime.zero_shot_classification(entry, resolved, item, names, hypothesis_template=template,
                                                  multi_label=bool(multi_label), on_progress=on_progress),
         entry, resolved, ZERO_SHOT, f"1 text and {len(names)} labels", clock)
-    scored = _scores(raw, entry, resolved, ZERO_SHOT)
+    scored = _scores(pairs, entry, resolved, ZERO_SHOT)
     if sorted(n for n, _ in scored) != sorted(names):
         raise InferenceError(f"{entry.id} did not score exactly the labels asked for", model=entry.id)
     return ClassifyResult(scored, entry.id, resolved, route)
