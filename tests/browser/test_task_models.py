@@ -173,18 +173,29 @@ def test_rerank(router_page: RouterPage) -> None:
     ref = Onnx(folder, dtype)
     for example in EXAMPLES["rerank"]:
         docs = example["documents"]
-        result = router_page.call(
-            "return await router.rerank(arg.query, arg.documents, { topK: 2 });", example
-        )
+        result = router_page.call("return await router.rerank(arg.query, arg.documents, { topK: 2 });", example)
         results = result["results"]
         assert len(results) == 2 and results[0]["index"] == example["best"], (example["query"], results)
         assert all(r["document"] == docs[r["index"]] for r in results)
         assert results[0]["score"] >= results[1]["score"] and 0 < results[1]["score"] < 1
         cpython = ref.logits([example["query"]] * len(docs), docs)[:, 0]
         assert [r["index"] for r in results] == list(np.argsort(-cpython, kind="stable")[:2])
-        for r in results:  # the score is the logit's sigmoid
-            assert math.isclose(r["score"], 1 / (1 + math.exp(-cpython[r["index"]])), abs_tol=2e-3)
-        assert result["model"] == mid and result["route"]["model"] == mid
+        assert result["model"] == mid and result["route"]["model"] == mid and result["dtype"] == dtype
+
+
+def test_rerank_scores_are_the_cross_encoders_sigmoid(router_page: RouterPage) -> None:
+    """fp32: the browser's scores are onnxruntime's logits through a sigmoid. (q8 only keeps the order:
+    ONNX Runtime Web computes the int8 weights' MatMuls differently from native onnxruntime, about 0.2 apart
+    in logit on these examples.)"""
+    _, folder, _ = model("rerank")
+    ref = Onnx(folder, "fp32")
+    example = EXAMPLES["rerank"][0]
+    result = router_page.call(
+        "return await router.rerank(arg.query, arg.documents, { dtype: 'fp32' });", example
+    )
+    logits = ref.logits([example["query"]] * len(example["documents"]), example["documents"])[:, 0]
+    for r in result["results"]:
+        assert math.isclose(r["score"], 1 / (1 + math.exp(-logits[r["index"]])), abs_tol=1e-4)
 
 
 def test_bad_calls_are_validation_errors(router_page: RouterPage) -> None:
