@@ -173,7 +173,8 @@ def test_rerank(router_page: RouterPage) -> None:
     ref = Onnx(folder, dtype)
     for example in EXAMPLES["rerank"]:
         docs = example["documents"]
-        result = router_page.call("return await router.rerank(arg.query, arg.documents, { topK: 2 });", example)
+        js = "return await router.rerank(arg.query, arg.documents, { topK: 2 });"
+        result = router_page.call(js, example)
         results = result["results"]
         assert len(results) == 2 and results[0]["index"] == example["best"], (example["query"], results)
         assert all(r["document"] == docs[r["index"]] for r in results)
