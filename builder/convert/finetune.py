@@ -6,7 +6,11 @@ the ``task`` (optimum's: ``text-classification`` or ``token-classification``), a
 - ``dataset``: which reader and objective (:data:`DATASETS`: ``sst2``, ``conll2003``, ``nli``, ``scifact``);
 - ``files``: ``{role: {"path", "sha256"}}`` relative to the data folder (checked before training);
 - hyper-parameters: ``max_length``, ``batch_size``, ``epochs``, ``max_steps`` (0: epochs decide), ``lr``,
-  ``warmup``, ``weight_decay``, ``freeze_embeddings``, ``train_limit`` (0: all), task options;
+  ``warmup``, ``weight_decay``, ``freeze_embeddings``, ``train_limit`` (0: all), and the dataset's options:
+  ``label_all_pieces`` (conll2003: every word piece gets its word's label, ``I-`` after the first, so that
+  raw text, split into pieces the model was trained on, is labelled everywhere), ``holdout`` (nli: SNLI dev
+  pairs kept out of training for the dev metric), ``title_queries``, ``negatives``, ``negatives_from``,
+  ``dev_queries``, ``dev_depth`` (scifact, see :func:`prepare_scifact`);
 - ``seed``, ``threads`` (torch threads; 2 here), ``max_minutes`` (a safety stop: training ends there and
   says so in ``training.json``; the step budget is chosen to end well before it);
 - ``metric`` and ``min_metric``: the dev metric the build must reach, else it fails.
