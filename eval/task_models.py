@@ -124,11 +124,12 @@ def logits_of(run: Runner, batches: list[Batch]) -> list[Any]:
     return [run(b) for b in batches]
 
 
-def variants(entry: Any, threads: int) -> dict[str, Runner]:
+def variants(entry: Any, threads: int, only: Sequence[str] = ()) -> dict[str, Runner]:
+    """torch (the trained folder) and each ONNX dtype of ``entry`` (``only`` these, when given)."""
     folder = bm.model_dir(entry)
     out = {"torch": torch_runner(bm.reference_dir(entry), threads)}
-    for dtype in ("fp32", "q8"):
-        if dtype in entry.variants:
+    for dtype in entry.variants:
+        if not only or dtype in only:
             out[dtype] = onnx_runner(folder / onnx_file(dtype), threads)
     return out
 
@@ -298,7 +299,9 @@ def eval_reranker(
 # ---------------------------------------------------------------- driver
 
 
-def evaluate(entry: Any, data: Path, *, depth: int, threads: int) -> dict[str, Any]:
+def evaluate(
+    entry: Any, data: Path, *, depth: int, threads: int, dtypes: Sequence[str] = ()
+) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     spec = dict(entry.conversion.params["train"])
@@ -306,7 +309,7 @@ def evaluate(entry: Any, data: Path, *, depth: int, threads: int) -> dict[str, A
     folder = bm.model_dir(entry)
     tok = AutoTokenizer.from_pretrained(str(folder))
     max_length = int(json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"])
-    runners = variants(entry, threads)
+    runners = variants(entry, threads, dtypes)
     t0 = time.perf_counter()
     dataset = spec["dataset"]
     if dataset == "sst2":
@@ -366,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", help="model ids (default: every finetune-encoder model built)")
     parser.add_argument("--depth", type=int, default=100, help="bi-encoder candidates the reranker reorders")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtypes", nargs="*", default=[], help="ONNX dtypes to measure (default: all)")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
     parser.add_argument("--update-manifest", action="store_true", help="write metrics.eval into the manifest")
     parser.add_argument("--manifest", type=Path, default=bm.MANIFEST_PATH, help=argparse.SUPPRESS)
@@ -387,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"{entry.id}: not built (./hr build with the data): skipped")
             continue
         log(f"{entry.id}: evaluating")
-        results[entry.id] = evaluate(entry, Path(args.data), depth=args.depth, threads=args.threads)
+        results[entry.id] = evaluate(
+            entry, Path(args.data), depth=args.depth, threads=args.threads, dtypes=args.dtypes
+        )
         print(json.dumps({entry.id: results[entry.id]}, indent=1), flush=True)
         if args.out:
             args.out.write_text(json.dumps(results, indent=2) + "\n")
