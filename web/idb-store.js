@@ -57,6 +57,25 @@ export class ModelStore {
     return this.db.transaction(store, mode).objectStore(store);
   }
 
+  /**
+   * Hold the Web Lock "<database>:<key>" across every tab and worker of this origin, so that one of them
+   * at a time checks, downloads and stores a given file (the others then find it stored).
+   * Resolves, once held, to the function that releases it. Aborting `signal` withdraws a waiting request,
+   * and releases the lock if it was granted meanwhile. Without Web Locks (an old browser), resolves at once.
+   * @param {string} key @param {{ signal?: AbortSignal }} [options] @returns {Promise<() => void>}
+   */
+  lock(key, { signal } = {}) {
+    const locks = globalThis.navigator?.locks;
+    if (!locks) return Promise.resolve(() => {});
+    return new Promise((resolve, reject) => {
+      locks.request(`${this.db.name}:${key}`, { signal }, () => new Promise((release) => {
+        const free = () => release(undefined);
+        signal?.addEventListener("abort", free, { once: true });
+        resolve(free);
+      })).catch(reject);
+    });
+  }
+
   /** @returns {Promise<any[]>} every file record */
   records() {
     return done(this.#store("files").getAll());

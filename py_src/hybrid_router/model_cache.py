@@ -7,6 +7,8 @@ from the network:
 
 - a stored file is read, measured and hashed before it is used; a corrupted or truncated entry is
   evicted, recorded as an ``integrity`` event and fetched again;
+- one tab (or worker) at a time checks and fetches a given file (:meth:`CacheStore.exclusive`): two tabs
+  opened together download each file once, and the second reads it from the store;
 - a download resumes from the chunks already stored (a ``Range`` request) and is verified as a whole;
   a resumed download that does not verify is fetched once more from the start; bytes from the server
   that do not match the manifest are a :class:`~hybrid_router.errors.ModelLoadError`;
@@ -34,6 +36,7 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -116,6 +119,12 @@ class CacheStore(Protocol):
 
     async def estimate(self) -> dict[str, Any]:
         """``{"usage": bytes, "quota": bytes}`` (``navigator.storage.estimate()``)."""
+        ...
+
+    def exclusive(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold ``key`` against every other user of the same storage (other tabs and workers of the
+        origin: Web Locks in the browser) while one of them checks, downloads and stores it. Cancelling
+        the wait withdraws the request."""
         ...
 
 
@@ -253,6 +262,8 @@ class ModelCache:
         self._listeners: list[EventFn] = []
         self._hot: dict[str, Handle] = {}
         self._flights: dict[str, _Flight] = {}
+        #: where each file's bytes last came from: "store" (verified from IndexedDB) or "network"
+        self._came_from: dict[str, str] = {}
 
     # --- what the keys mean
 
@@ -377,7 +388,8 @@ class ModelCache:
                 data = await self._obtain(ref, functools.partial(progress.file, ref, "progress"))
                 mine = {e["kind"] for e in seen if e["file"] == ref.path and e["model"] == ref.model}
                 failed = "storage" in mine
-                cached = cached and "integrity" not in mine
+                # stored here before, or by another tab while this one waited for the file's lock
+                cached = self._came_from.get(ref.key) == "store"
                 if hold or failed:
                     self._hot[ref.key] = data
                 progress.file(ref, "done", ref.size, from_cache=cached, stored=not failed,
@@ -487,6 +499,12 @@ class ModelCache:
         return on_bytes
 
     async def _fetch_verified(self, ref: FileRef) -> Handle:
+        # Another tab may be downloading this very file into the same store: take turns, so the file is
+        # fetched and written once and the second one reads it stored (its check below passes).
+        async with self.store.exclusive(ref.key):
+            return await self._fetch_verified_held(ref)
+
+    async def _fetch_verified_held(self, ref: FileRef) -> Handle:
         rec = FileRecord.from_dict(await self.store.get_record(ref.key) or {})
         if rec is not None and not rec.matches(ref):
             self._record("stale", ref, f"{ref.key}: the stored file is another version "
@@ -499,11 +517,13 @@ class ModelCache:
             if problem is None:
                 await self._touch(rec)
                 self._progress_of(ref)(ref.size)
+                self._came_from[ref.key] = "store"
                 return data
             message = f"{ref.key}: the stored copy is {problem}; evicted and fetched again"
             self._record("integrity", ref, message, problem=problem)
             await self.store.delete(ref.key)
             rec = None
+        self._came_from[ref.key] = "network"
         return await self._download(ref, rec)
 
     async def _check(self, ref: FileRef, data: Handle | None) -> str | None:

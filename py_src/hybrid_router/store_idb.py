@@ -10,7 +10,8 @@ IndexedDB failure a ``StorageError``; cancelling a download aborts its fetch, th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import js  # type: ignore[import-not-found]
@@ -98,6 +99,21 @@ class IdbStore:
     async def estimate(self) -> dict[str, Any]:
         result = await self._js.estimate()
         return {"usage": int(result.usage), "quota": int(result.quota)}
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        controller = js.AbortController.new()
+        try:
+            release = await self._js.lock(key, _js({"signal": controller.signal}))
+        except asyncio.CancelledError:
+            controller.abort()  # withdraws the request, or releases the lock if it was just granted
+            raise
+        except JsException as exc:
+            raise _storage_error(f"take the lock on {key}", exc) from exc
+        try:
+            yield
+        finally:
+            release()
 
     async def download(self, url: str, key: str, *, start: int, size: int, chunk_bytes: int, store: bool,
                        on_bytes: Callable[[int], None]) -> Download:

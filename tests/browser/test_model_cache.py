@@ -284,6 +284,33 @@ def test_cancelling_a_preload_stops_the_download_and_the_next_one_resumes(browse
         s.close()
 
 
+def test_two_tabs_loading_the_same_model_download_each_file_once(browser: Any, cache_server: Server) -> None:
+    s = Session.open(browser.new_context(), cache_server)
+    try:
+        tab2 = s.context.new_page()
+        tab2.goto(cache_server.url + "sandbox.html")
+        tab2.evaluate(CREATE, {})
+        start = "window.loading = router.preload([{ id: 'all-MiniLM-L6-v2', dtype: 'q8' }]);"
+        s.call(start)
+        tab2.evaluate(f"async () => {{ const router = window.router; {start} }}")
+        wait = "const r = await window.loading; return r;"
+        first = s.call(wait)
+        second = tab2.evaluate(f"async () => {{ {wait} }}")
+        urls = s.model_urls()
+        q8 = MODELS[MINILM]["variants"]["q8"]["files"]
+        expected = {f"{MINILM}/{p}" for p in [*MODELS[MINILM]["files"], *q8]}
+        assert sorted(urls) == sorted(expected)  # each file fetched once, by one of the two tabs
+        assert first["files"] == second["files"] == len(expected)
+        # what one tab fetched, the other read from IndexedDB (it waited for the file's lock)
+        assert first["fetched"] + second["fetched"] == len(expected)
+        assert first["from_cache"] + second["from_cache"] == len(expected)
+        (m,) = s.call("return await router.cachedModels();")
+        assert m["bytes"] == variant_bytes(MINILM, "q8") and m["partial_files"] == 0
+        assert s.call("return await router.cacheEvents();") == []
+    finally:
+        s.close()
+
+
 def test_delete_and_list(browser: Any, cache_server: Server) -> None:
     s = Session.open(browser.new_context(), cache_server)
     try:

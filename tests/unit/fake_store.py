@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,10 @@ class FakeStore:
     honour_range: bool = True
     #: downloads: (key, start) in order
     requests: list[tuple[str, int]] = field(default_factory=list)
+    #: per-key locks shared by every ModelCache over this store (like tabs over one IndexedDB)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: the keys, each time one was locked
+    lock_log: list[str] = field(default_factory=list)
     #: when set, a download waits on it after its first piece (to cancel it mid-way)
     gate: asyncio.Event | None = None
     piece: int = 4
@@ -153,6 +158,14 @@ class FakeStore:
         if self.refuse_after is not None and self.stored_bytes() + len(data) > self.refuse_after:
             raise StoreFull("QuotaExceededError: the quota has been exceeded")
         self.chunks[(key, index)] = data
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Web Locks' double: one holder per key among every cache sharing this store (tabs)."""
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self.lock_log.append(key)
+            yield
 
     async def download(
         self,

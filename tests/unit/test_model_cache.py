@@ -269,6 +269,48 @@ async def test_concurrent_callers_share_one_download_and_one_leaving_does_not_st
     assert len(store.requests) == 1
 
 
+async def test_two_tabs_on_one_store_download_a_file_once_and_the_second_reads_it_stored():
+    first, store = make()
+    second, _ = make(store)  # another tab: its own cache, the same IndexedDB
+    store.gate = asyncio.Event()
+    k = key("alpha/onnx/model.onnx")
+    a = asyncio.ensure_future(first.match(k))
+    b = asyncio.ensure_future(second.match(k))
+    await asyncio.sleep(0.01)
+    assert len(store.requests) == 1  # the second tab waits for the lock instead of downloading too
+    store.gate.set()
+    assert await a == await b == FILES["alpha/onnx/model.onnx"]
+    assert store.requests == [("alpha/onnx/model.onnx", 0)]
+    assert store.lock_log == ["alpha/onnx/model.onnx"] * 2
+
+
+async def test_two_tabs_preloading_together_split_fetched_and_from_cache():
+    first, store = make()
+    second, _ = make(store)
+    a, b = await asyncio.gather(first.ensure([("alpha", "fp32")]), second.ensure([("alpha", "fp32")]))
+    assert a["files"] == b["files"] == len(store.requests)
+    assert a["fetched"] + b["fetched"] == len(store.requests)  # each file fetched once
+    assert a["from_cache"] + b["from_cache"] == len(store.requests)
+
+
+async def test_a_tab_that_stops_waiting_for_the_lock_leaves_it_to_the_other():
+    first, store = make()
+    second, _ = make(store)
+    store.gate = asyncio.Event()
+    k = key("alpha/onnx/model.onnx")
+    a = asyncio.ensure_future(first.match(k))
+    b = asyncio.ensure_future(second.match(k))
+    await asyncio.sleep(0.01)
+    b.cancel()
+    store.gate.set()
+    assert await a == FILES["alpha/onnx/model.onnx"]
+    with pytest.raises(asyncio.CancelledError):
+        await b
+    assert not store.locks["alpha/onnx/model.onnx"].locked()
+    assert await second.match(k) == FILES["alpha/onnx/model.onnx"]  # read from the store
+    assert store.requests == [("alpha/onnx/model.onnx", 0)]
+
+
 async def test_budget_evicts_the_least_recently_used_model():
     cache, store = make(budget_bytes=70)
     await cache.ensure([("beta", None)])  # 47 bytes
