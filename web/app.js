@@ -3,6 +3,7 @@
 import { HybridRouter } from "./hybrid-router.js";
 import { setUpSearch, setUpTranscription } from "./speech-search.js";
 import { setUpModels } from "./models-panel.js";
+import { setUpTextTasks } from "./text-tasks.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const downloads = new Map();
@@ -165,6 +166,7 @@ async function main() {
   }
   setUpModels(router).catch((err) => { $("caps-report").textContent = `Model manager unavailable: ${err.name}: ${err.message}`; });
   setUpTranscription(router);
+  setUpTextTasks(router);
   setUpSearch(router).catch((err) => { $("search-count").textContent = `Search unavailable: ${err.name}: ${err.message}`; });
   const button = /** @type {HTMLButtonElement} */ ($("embed"));
   button.disabled = false;

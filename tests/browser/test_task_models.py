@@ -212,3 +212,67 @@ def test_task_models_stay_on_the_local_server(router_page: RouterPage) -> None:
     model("sentiment")
     _classify(router_page, "a private sentence about my health")
     assert router_page.requests.foreign(router_page.server.origin) == []
+
+
+def test_the_page_panels_classify_mark_entities_and_rerank(browser: Any, server: Any) -> None:
+    """The text-task panel of the page (web/text-tasks.js): each button answers with the model's result,
+    checked against onnxruntime on the same files, and shows the route record."""
+    for kind in ("sentiment", "ner", "nli", "rerank"):
+        model(kind)
+    page = browser.new_context().new_page()
+    try:
+        page.goto(server.url)
+        page.wait_for_function("!document.getElementById('rerank-go').disabled", timeout=120_000)
+
+        def run(prefix: str) -> None:
+            page.evaluate(f"document.getElementById('{prefix}-route').textContent = ''")
+            page.click(f"#{prefix}-go")
+            page.wait_for_function(
+                f"(document.getElementById('{prefix}-route').textContent + "
+                f"document.getElementById('{prefix}-error').textContent).length > 0",
+                timeout=300_000,
+            )
+            assert page.inner_text(f"#{prefix}-error") == ""
+            assert "local" in page.inner_text(f"#{prefix}-route")
+
+        def listed(prefix: str) -> list[tuple[float, str]]:
+            rows = page.eval_on_selector_all(
+                f"#{prefix}-results li", "(lis) => lis.map((li) => li.textContent)"
+            )
+            return [(float(r.split(" ", 1)[0]), r.split(" ", 1)[1].strip()) for r in rows]
+
+        text = page.input_value("#classify-text")
+        run("classify")  # no labels: the sentiment model
+        sentiment = Onnx(model("sentiment")[1], model("sentiment")[2])
+        best = sentiment.id2label[int(sentiment.logits([text])[0].argmax())]
+        assert listed("classify")[0][1] == best and model("sentiment")[0] in page.inner_text(
+            "#classify-route"
+        )
+
+        labels = ["battery life", "customer service", "the weather"]
+        page.fill("#classify-labels", ", ".join(labels))
+        run("classify")
+        nli = Onnx(model("nli")[1], model("nli")[2])
+        assert [label for _, label in listed("classify")] == nli.zero_shot(text, labels)
+        assert abs(sum(score for score, _ in listed("classify")) - 1) < 0.01
+
+        run("ner")
+        marks = page.eval_on_selector_all(
+            "#ner-output mark",
+            "(ms) => ms.map((m) => [m.firstChild.textContent, m.querySelector('small').textContent])",
+        )
+        ner = Onnx(model("ner")[1], model("ner")[2])
+        assert [tuple(m) for m in marks] == [
+            (t, label) for t, label, _, _ in ner.entities(page.input_value("#ner-text"))
+        ]
+        assert ("Paris", "LOC") in [tuple(m) for m in marks]
+
+        run("rerank")
+        query = page.input_value("#rerank-query")
+        docs = [d.strip() for d in page.input_value("#rerank-docs").split("\n") if d.strip()]
+        rr = Onnx(model("rerank")[1], model("rerank")[2])
+        order = np.argsort(-rr.logits([query] * len(docs), docs)[:, 0], kind="stable")
+        assert [doc for _, doc in listed("rerank")] == [docs[i] for i in order]
+        assert "fractures" in listed("rerank")[0][1]
+    finally:
+        page.context.close()
