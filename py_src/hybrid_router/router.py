@@ -265,11 +265,13 @@ class Router:
                      model: str | None = None, dtype: str | None = None,
                      on_progress: ProgressCallback | None = None) -> tasks.RerankResult:
         """``documents`` ordered by relevance to ``query`` (the best ``top_k``): by the cross-encoder, or
-        by embedding similarity where none is installed."""
-        if model is None and not self.manifest.for_task(tasks.RERANK):
+        by embedding similarity where none is installed or ``model`` names an embedding model."""
+        by_embedding = model in {m.id for m in self.manifest.for_task(embeddings.TASK)} - {
+            m.id for m in self.manifest.for_task(tasks.RERANK)}
+        if by_embedding or (model is None and not self.manifest.for_task(tasks.RERANK)):
             return await similarity.rerank_by_similarity(
                 self.runtime, self.manifest, tasks.text_arg(query, "query"), documents, top_k,
-                on_progress=on_progress, clock=self._clock)
+                model_id=model, dtype=dtype, on_progress=on_progress, clock=self._clock)
         return await tasks.rerank(self.runtime, self.manifest, query, documents, top_k=top_k, model_id=model,
                                   dtype=dtype, on_progress=on_progress, clock=self._clock)
 

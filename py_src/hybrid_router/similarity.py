@@ -91,14 +91,19 @@ async def classify_by_examples(runtime: LocalRuntime, manifest: Manifest, text: 
 
 
 async def rerank_by_similarity(runtime: LocalRuntime, manifest: Manifest, query: str, documents: object,
-                               top_k: int | None, *, on_progress: ProgressCallback | None = None,
+                               top_k: int | None, *, model_id: str | None = None, dtype: str | None = None,
+                               on_progress: ProgressCallback | None = None,
                                clock: Callable[[], float] = time.perf_counter) -> RerankResult:
+    """``documents`` by cosine similarity to ``query`` (a bi-encoder): where no cross-encoder is installed,
+    or when ``model_id`` names an embedding model."""
     docs = validation.texts(documents, field="documents", max_items=MAX_DOCUMENTS)
     k = len(docs) if top_k is None else validation.positive_int(top_k, "top_k")
-    result = await _vectors(runtime, manifest, [query, *docs], on_progress, clock)
+    result = await embeddings.embed(runtime, manifest, [query, *docs], model_id=model_id, dtype=dtype,
+                                    on_progress=on_progress, clock=clock)
     scores = result.vectors[1:] @ result.vectors[0]
     order = np.argsort(-scores, kind="stable")[:k]
-    route = result.route.replace(rule="no cross-encoder is installed: documents ranked by embedding "
-                                 f"similarity with {result.model} (bi-encoder)")
+    why = "the embedding model asked for" if model_id is not None else "no cross-encoder is installed"
+    route = result.route.replace(rule=f"{why}: documents ranked by embedding similarity with {result.model} "
+                                 "(bi-encoder)")
     ranked = [(int(i), float(scores[i]), docs[i]) for i in order]
     return RerankResult(ranked, result.model, result.dtype, route)

@@ -44,3 +44,20 @@ async def test_bad_examples_are_validation_errors(router: Router, bad: object) -
     with pytest.raises(ValidationError) as info:
         await router.classify("x", examples=bad)
     assert info.value.hint
+
+
+async def test_rerank_by_the_embedding_model_when_asked_even_with_a_cross_encoder_installed() -> None:
+    from tests.unit.fakes import fake_manifest_dict
+
+    from hybrid_router.manifest import Manifest
+
+    data = fake_manifest_dict()
+    embedder = next(m for m in data["models"] if "feature-extraction" in m["tasks"])
+    data["models"].append({**embedder, "id": "reranker", "tasks": ["text-ranking"]})
+    router = Router(FakeRuntime(), Manifest.from_dict(data))  # the fake runtime has no cross-encoder call
+    docs = ["alpha", "the query itself", "gamma"]
+    result = await router.rerank("the query itself", docs, model=embedder["id"])
+    assert [i for i, _, _ in result.results][0] == 1 and result.model == embedder["id"]
+    assert "embedding model asked for" in result.route.rule
+    with pytest.raises(ValidationError):  # neither an embedding model nor a cross-encoder
+        await router.rerank("q", docs, model="no-such-model")
