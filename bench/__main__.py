@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("cache", "embeddings", "generation", "overhead", "transcribe", "vector_index")
+BENCHES = ("cache", "embeddings", "generation", "overhead", "tasks", "transcribe", "vector_index")
 
 
 def main() -> None:

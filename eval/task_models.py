@@ -3,6 +3,11 @@ ONNX and the q8 ONNX files (onnxruntime on CPU), and how often q8 agrees with to
 
     ./hr python eval/task_models.py --data ../shared/data [--models ID ...] [--depth 100] [--update-manifest]
 
+Reranking the SciFact test set (300 claims x 100 passages of up to 256 tokens) takes about 20 minutes per
+ONNX dtype on 2 cores. To score a dtype elsewhere (more cores): ``--pairs-out pairs.npz --dtypes none``
+writes the tokenized pairs, ``eval/score_pairs.py`` scores them with the ONNX file on that machine, and
+``--scores q8=q8.npy`` here reads its logits instead of running q8 on the test pairs.
+
 - sentiment (``text-classification``): SST-2 dev accuracy;
 - NER (``token-classification``): CoNLL-2003 test (eng.testb) entity F1 (micro, exact spans, BIO as
   conlleval reads it), each word labelled by its first word piece;
@@ -118,6 +123,19 @@ def encode_batches(
         groups.append(idx)
         batches.append(batch)
     return [i for g in groups for i in g], batches, enc
+
+
+def save_pairs(path: Path, enc: Any) -> None:
+    """Tokenized pairs, in order, for ``eval/score_pairs.py``: every input_ids/token_type_ids row joined,
+    with the offsets where each row starts (a ragged array, without padding)."""
+    ids, types = enc["input_ids"], enc["token_type_ids"]
+    offsets = np.cumsum([0, *map(len, ids)]).astype(np.int64)
+    np.savez_compressed(
+        path,
+        input_ids=np.concatenate([np.asarray(r, np.int32) for r in ids]),
+        token_type_ids=np.concatenate([np.asarray(r, np.int8) for r in types]),
+        offsets=offsets,
+    )
 
 
 def logits_of(run: Runner, batches: list[Batch]) -> list[Any]:
@@ -238,7 +256,12 @@ def eval_reranker(
     max_length: int,
     base: Path,
     weights: Path,
+    pairs_out: Path | None = None,
+    scores_from: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
+    """``pairs_out``: also write the test pairs, tokenized, for ``eval/score_pairs.py`` (to score them on a
+    machine with more cores); ``scores_from``: {dtype: logits file} written by it, used instead of running
+    that dtype on the test pairs here (the dev queries still run here)."""
     doc_ids = list(sf.corpus)
     doc_vecs = cached_embeddings(base, weights, [sf.corpus[d] for d in doc_ids], name="scifact-corpus")
     test_q = sorted(sf.test, key=int)
@@ -252,7 +275,9 @@ def eval_reranker(
     }
     log(f"bi-encoder alone: nDCG@10 {res['bi_encoder_ndcg@10']:.4f}")
 
-    def rerank(run: Runner, queries: list[str], lists: dict[str, list[str]]) -> dict[str, list[str]]:
+    def rerank(
+        run: Runner | None, queries: list[str], lists: dict[str, list[str]], *, given: Path | None = None
+    ) -> dict[str, list[str]]:
         pairs = [(q, d) for q in queries for d in lists[q]]
         order, batches, _ = encode_batches(
             tok,
@@ -261,8 +286,14 @@ def eval_reranker(
             max_length=max_length,
             batch_size=32,
         )
-        scores = np.zeros(len(pairs), np.float32)
-        scores[order] = np.concatenate([lg.reshape(-1) for lg in logits_of(run, batches)])
+        if given is not None:
+            scores = np.load(given).astype(np.float32).reshape(-1)
+            if len(scores) != len(pairs):
+                raise SystemExit(f"{given}: {len(scores)} scores for {len(pairs)} pairs (another --depth?)")
+        else:
+            assert run is not None
+            scores = np.zeros(len(pairs), np.float32)
+            scores[order] = np.concatenate([lg.reshape(-1) for lg in logits_of(run, batches)])
         out, k = {}, 0
         for q in queries:
             s = scores[k : k + len(lists[q])]
@@ -270,10 +301,21 @@ def eval_reranker(
             out[q] = [lists[q][i] for i in np.argsort(-s, kind="stable")]
         return out
 
+    given = scores_from or {}
+    if pairs_out is not None:
+        queries = [sf.queries[q] for q in test_q for _ in first[q]]
+        passages = [sf.corpus[d] for q in test_q for d in first[q]]
+        save_pairs(pairs_out, encode_batches(tok, queries, passages, max_length=max_length)[2])
+        log(f"wrote the {sum(map(len, first.values()))} test pairs, tokenized, to {pairs_out}")
+        if not runners:
+            return res
     for name in ("fp32", "q8"):
-        if name in runners:
+        if name in runners or name in given:
             t0 = time.perf_counter()
-            res[f"{name}_ndcg@10"] = round(ndcg_at_k(rerank(runners[name], test_q, first), sf.test), 4)
+            ranked = rerank(runners.get(name), test_q, first, given=given.get(name))
+            res[f"{name}_ndcg@10"] = round(ndcg_at_k(ranked, sf.test), 4)
+            if name in given:
+                res[f"{name}_scored_by"] = "eval/score_pairs.py"
             log(
                 f"{entry.id} {name}: reranked nDCG@10 {res[f'{name}_ndcg@10']:.4f} "
                 f"({time.perf_counter() - t0:.0f} s)"
@@ -300,7 +342,8 @@ def eval_reranker(
 
 
 def evaluate(
-    entry: Any, data: Path, *, depth: int, threads: int, dtypes: Sequence[str] = ()
+    entry: Any, data: Path, *, depth: int, threads: int, dtypes: Sequence[str] = (),
+    pairs_out: Path | None = None, scores_from: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -309,7 +352,7 @@ def evaluate(
     folder = bm.model_dir(entry)
     tok = AutoTokenizer.from_pretrained(str(folder))
     max_length = int(json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"])
-    runners = variants(entry, threads, dtypes)
+    runners = {} if list(dtypes) == ["none"] else variants(entry, threads, dtypes)
     t0 = time.perf_counter()
     dataset = spec["dataset"]
     if dataset == "sst2":
@@ -344,7 +387,8 @@ def evaluate(
         )
         source = bm.source_folder(entry.source)
         res = eval_reranker(
-            entry, tok, runners, sf, spec, depth, max_length, source, source / entry.source.weights
+            entry, tok, runners, sf, spec, depth, max_length, source, source / entry.source.weights,
+            pairs_out=pairs_out, scores_from=scores_from,
         )
         res["test_set"] = "SciFact test (BEIR)"
     else:
@@ -371,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtypes", nargs="*", default=[], help="ONNX dtypes to measure (default: all)")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
+    parser.add_argument("--pairs-out", type=Path, help="reranker: write the test pairs, tokenized (.npz), "
+                        "for eval/score_pairs.py; with --dtypes none, only that")
+    parser.add_argument("--scores", nargs="*", default=[], metavar="DTYPE=FILE",
+                        help="reranker: that dtype's test-pair logits from eval/score_pairs.py (.npy)")
     parser.add_argument("--update-manifest", action="store_true", help="write metrics.eval into the manifest")
     parser.add_argument("--manifest", type=Path, default=bm.MANIFEST_PATH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -391,8 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"{entry.id}: not built (./hr build with the data): skipped")
             continue
         log(f"{entry.id}: evaluating")
+        scores_from = {k: Path(v) for k, _, v in (x.partition("=") for x in args.scores)}
         results[entry.id] = evaluate(
-            entry, Path(args.data), depth=args.depth, threads=args.threads, dtypes=args.dtypes
+            entry, Path(args.data), depth=args.depth, threads=args.threads, dtypes=args.dtypes,
+            pairs_out=args.pairs_out, scores_from=scores_from,
         )
         print(json.dumps({entry.id: results[entry.id]}, indent=1), flush=True)
         if args.out:
