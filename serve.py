@@ -6,7 +6,7 @@ Run it with the project's Python (``./hr run`` does all of it: set-up, build, se
 
     /                          web/ (the page, the worker, the client module /hybrid-router.js)
     /boot.json                 the URLs the worker boots from (written by the build into site.json)
-    /models_manifest.json      the model manifest
+    /models_manifest.json      the model manifest, less the models not built here
     /vendor/..., /app/...      versioned runtime files: cached for a year, immutable
     /models/<id>/<file>        built model folders (revalidated with ETag; Range requests supported)
     /api/cloud/config          which cloud the page talks to (kind, model, label; never the key)
@@ -140,6 +140,18 @@ async def relay(request: web.Request, cloud: CloudConfig, session: aiohttp.Clien
                                             "type": "relay_upstream_unreachable"}}, status=502)
 
 
+def served_manifest(manifest: dict[str, Any], built: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest as this server serves it: only the models it has built, so that the router never
+    chooses one it cannot download (a task model not trained here leaves its task to the fallbacks: the
+    embedding model, or the cloud). The others are listed under ``not_built`` with a hint."""
+    missing = [m["id"] for m in manifest["models"] if m["id"] not in built]
+    out = {**manifest, "models": [m for m in manifest["models"] if m["id"] in built]}
+    if missing:
+        out["not_built"] = [{"id": mid, "hint": "not built on this server: run ./hr build (the task models "
+                             "train only where their datasets are; see README)"} for mid in missing]
+    return out
+
+
 def _safe_join(base: Path, rel: str) -> Path | None:
     path = (base / rel).resolve()
     return path if path.is_file() and path.is_relative_to(base.resolve()) else None
@@ -172,7 +184,8 @@ def make_app(site: dict[str, Any], models: dict[str, Any], *, isolation: bool = 
                                   "models_url": "/models/"}, headers={"Cache-Control": REVALIDATE})
 
     async def manifest(_: web.Request) -> web.StreamResponse:
-        return file(ROOT / "models_manifest.json", REVALIDATE)
+        raw = json.loads((ROOT / "models_manifest.json").read_text(encoding="utf-8"))
+        return web.json_response(served_manifest(raw, model_dirs), headers={"Cache-Control": REVALIDATE})
 
     async def vendor(request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["path"]
