@@ -10,20 +10,10 @@
  *   chunks  keyPath ["key", "index"] { key, index, data: ArrayBuffer }  (chunk i holds bytes [i*chunk_bytes, (i+1)*chunk_bytes))
  */
 
+import { committed, done, openDatabase } from "./idb.js";
+
 export const DB_NAME = "hybrid-router-models";
 const DB_VERSION = 1;
-
-/** @template T @param {IDBRequest<T>} request @returns {Promise<T>} */
-const done = (request) => new Promise((resolve, reject) => {
-  request.onsuccess = () => resolve(request.result);
-  request.onerror = () => reject(request.error);
-});
-
-/** @param {IDBTransaction} tx @returns {Promise<void>} */
-const committed = (tx) => new Promise((resolve, reject) => {
-  tx.oncomplete = () => resolve();
-  tx.onabort = tx.onerror = () => reject(tx.error ?? new DOMException("the transaction was aborted", "AbortError"));
-});
 
 /** @param {string} key */
 const chunkRange = (key, last = Number.MAX_SAFE_INTEGER) => IDBKeyRange.bound([key, 0], [key, last]);
@@ -37,13 +27,10 @@ function named(name, message, extra = {}) {
 
 /** @param {string} [name] @returns {Promise<ModelStore>} */
 export async function openModelStore(name = DB_NAME) {
-  const request = indexedDB.open(name, DB_VERSION);
-  request.onupgradeneeded = () => {
-    const db = request.result;
-    if (!db.objectStoreNames.contains("files")) db.createObjectStore("files", { keyPath: "key" });
-    if (!db.objectStoreNames.contains("chunks")) db.createObjectStore("chunks", { keyPath: ["key", "index"] });
-  };
-  return new ModelStore(await done(request));
+  return new ModelStore(await openDatabase(name, DB_VERSION, {
+    files: { keyPath: "key" },
+    chunks: { keyPath: ["key", "index"] },
+  }));
 }
 
 export class ModelStore {

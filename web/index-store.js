@@ -10,33 +10,20 @@
  * Vectors cross to Python as ONE Float32Array of n * dims values (one copy), not n small ones.
  */
 
+import { committed, done, openDatabase } from "./idb.js";
+
 export const DB_NAME = "hybrid-router-indexes";
 const DB_VERSION = 1;
-
-/** @template T @param {IDBRequest<T>} request @returns {Promise<T>} */
-const done = (request) => new Promise((resolve, reject) => {
-  request.onsuccess = () => resolve(request.result);
-  request.onerror = () => reject(request.error);
-});
-
-/** @param {IDBTransaction} tx @returns {Promise<void>} */
-const committed = (tx) => new Promise((resolve, reject) => {
-  tx.oncomplete = () => resolve();
-  tx.onabort = tx.onerror = () => reject(tx.error ?? new DOMException("the transaction was aborted", "AbortError"));
-});
 
 /** Every item of index `name`: ids are strings, and arrays sort after strings in IndexedDB. @param {string} name */
 const itemsOf = (name) => IDBKeyRange.bound([name], [name, []]);
 
 /** @param {string} [name] @returns {Promise<IndexStore>} */
 export async function openIndexStore(name = DB_NAME) {
-  const request = indexedDB.open(name, DB_VERSION);
-  request.onupgradeneeded = () => {
-    const db = request.result;
-    if (!db.objectStoreNames.contains("indexes")) db.createObjectStore("indexes", { keyPath: "name" });
-    if (!db.objectStoreNames.contains("items")) db.createObjectStore("items", { keyPath: ["index", "id"] });
-  };
-  return new IndexStore(await done(request));
+  return new IndexStore(await openDatabase(name, DB_VERSION, {
+    indexes: { keyPath: "name" },
+    items: { keyPath: ["index", "id"] },
+  }));
 }
 
 export class IndexStore {

@@ -4,19 +4,13 @@
  * cloud budget survives a reload). Database `hybrid-router-state`, object store `kv`.
  */
 
-export const DB_NAME = "hybrid-router-state";
+import { committed, done, openDatabase } from "./idb.js";
 
-/** @template T @param {IDBRequest<T>} request @returns {Promise<T>} */
-const done = (request) => new Promise((resolve, reject) => {
-  request.onsuccess = () => resolve(request.result);
-  request.onerror = () => reject(request.error);
-});
+export const DB_NAME = "hybrid-router-state";
 
 /** @param {string} [name] */
 export async function openStateStore(name = DB_NAME) {
-  const request = indexedDB.open(name, 1);
-  request.onupgradeneeded = () => request.result.createObjectStore("kv");
-  const db = await done(request);
+  const db = await openDatabase(name, 1, { kv: {} });
   return {
     /** @param {string} key @returns {Promise<string | null>} JSON text */
     async get(key) {
@@ -26,7 +20,7 @@ export async function openStateStore(name = DB_NAME) {
     async put(key, json) {
       const tx = db.transaction("kv", "readwrite");
       tx.objectStore("kv").put(json, key);
-      await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = tx.onabort = () => reject(tx.error); });
+      await committed(tx);
     },
   };
 }
