@@ -244,11 +244,11 @@ class Router:
         model, or by embedding similarity where none is installed); few-shot by ``examples`` centroids."""
         if examples is not None:
             return await similarity.classify_by_examples(
-                self.runtime, self.manifest, tasks.text_arg(text), examples, on_progress=on_progress,
+                self.runtime, self.manifest, validation.text(text), examples, on_progress=on_progress,
                 clock=self._clock)
         if labels is not None and model is None and not self.manifest.for_task(tasks.ZERO_SHOT):
             return await similarity.classify_by_labels(
-                self.runtime, self.manifest, tasks.text_arg(text), labels, on_progress=on_progress,
+                self.runtime, self.manifest, validation.text(text), labels, on_progress=on_progress,
                 clock=self._clock)
         return await tasks.classify(self.runtime, self.manifest, text, labels=labels, model_id=model,
                                     dtype=dtype, multi_label=multi_label,
@@ -270,7 +270,7 @@ class Router:
             m.id for m in self.manifest.for_task(tasks.RERANK)}
         if by_embedding or (model is None and not self.manifest.for_task(tasks.RERANK)):
             return await similarity.rerank_by_similarity(
-                self.runtime, self.manifest, tasks.text_arg(query, "query"), documents, top_k,
+                self.runtime, self.manifest, validation.text(query, "query"), documents, top_k,
                 model_id=model, dtype=dtype, on_progress=on_progress, clock=self._clock)
         return await tasks.rerank(self.runtime, self.manifest, query, documents, top_k=top_k, model_id=model,
                                   dtype=dtype, on_progress=on_progress, clock=self._clock)

@@ -120,31 +120,6 @@ def task_model(manifest: Manifest, task: str, model_id: str | None = None) -> Mo
     )
 
 
-def text_arg(value: object, field: str = "text") -> str:
-    """``value`` checked as a task's text argument (a non-empty string within the size limit)."""
-    return _text(value, field)
-
-
-def _text(value: object, field: str = "text") -> str:
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{field} must be a string, got {validation.type_name(value)}",
-            hint=f"Pass {field} as a string.",
-            field=field,
-            got=validation.type_name(value),
-        )
-    if not value.strip():
-        raise ValidationError(f"{field} must not be empty", hint=f"Pass some text in {field}.", field=field)
-    if len(value) > validation.MAX_TEXT_CHARS:
-        raise ValidationError(
-            f"{field} has {len(value)} characters, more than the limit of {validation.MAX_TEXT_CHARS}",
-            hint="Split long documents into passages.",
-            field=field,
-            length=len(value),
-        )
-    return value
-
-
 async def _run(
     call: Callable[[], Awaitable[_T]], entry: ModelEntry, dtype: str, task: str, what: str,
     clock: Callable[[], float],
@@ -184,7 +159,7 @@ async def classify(
 ) -> ClassifyResult:
     """The labels of ``text`` with their scores, best first: the classifier's own labels, or, when
     ``labels`` are given, zero-shot over them (scores sum to 1 unless ``multi_label``)."""
-    item = _text(text)
+    item = validation.text(text)
     model_id = validation.optional_str(model_id, "model")
     if labels is None:
         entry = task_model(manifest, CLASSIFY, model_id)
@@ -223,7 +198,7 @@ async def ner(
     clock: Callable[[], float] = time.perf_counter,
 ) -> NerResult:
     """The named entities of ``text`` (PER, ORG, LOC, MISC for the CoNLL model), in text order."""
-    item = _text(text)
+    item = validation.text(text)
     entry = task_model(manifest, NER, validation.optional_str(model_id, "model"))
     resolved = entry.variant(validation.optional_str(dtype, "dtype")).dtype
     tokens, route = await _run(
@@ -243,7 +218,7 @@ async def rerank(
     clock: Callable[[], float] = time.perf_counter,
 ) -> RerankResult:
     """``documents`` ordered by relevance to ``query`` (the best ``top_k``, all when None)."""
-    q = _text(query, "query")
+    q = validation.text(query, "query")
     docs = validation.texts(documents, field="documents", max_items=MAX_DOCUMENTS)
     k = len(docs) if top_k is None else validation.positive_int(top_k, "top_k")
     entry = task_model(manifest, RERANK, validation.optional_str(model_id, "model"))

@@ -21,6 +21,7 @@ __all__ = [
     "known_keys",
     "optional_str",
     "positive_int",
+    "text",
     "texts",
     "type_name",
 ]
@@ -99,6 +100,27 @@ def texts(
                 limit=max_chars,
             )
     return list(value)
+
+
+def text(value: object, field: str = "text") -> str:
+    """A task's text argument: a non-empty string of at most ``MAX_TEXT_CHARS`` characters."""
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{field} must be a string, got {type_name(value)}",
+            hint=f"Pass {field} as a string.",
+            field=field,
+            got=type_name(value),
+        )
+    if not value.strip():
+        raise ValidationError(f"{field} must not be empty", hint=f"Pass some text in {field}.", field=field)
+    if len(value) > MAX_TEXT_CHARS:
+        raise ValidationError(
+            f"{field} has {len(value)} characters, more than the limit of {MAX_TEXT_CHARS}",
+            hint="Split long documents into passages.",
+            field=field,
+            length=len(value),
+        )
+    return value
 
 
 def optional_str(value: object, field: str) -> str | None:
