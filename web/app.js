@@ -4,8 +4,8 @@ import { HybridRouter } from "./hybrid-router.js";
 import { setUpSearch, setUpTranscription } from "./speech-search.js";
 import { setUpModels } from "./models-panel.js";
 import { setUpTextTasks } from "./text-tasks.js";
+import { $ } from "./page-parts.js";
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const downloads = new Map();
 
 /** @param {number} bytes */

@@ -5,7 +5,7 @@
  * the recommendation for this device, the cache's events; and what this device can take.
  */
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+import { $ } from "./page-parts.js";
 /** @param {number | null | undefined} bytes */
 const mb = (bytes) => (bytes == null ? "?" : `${(bytes / 1e6).toFixed(1)} MB`);
 /** @param {string} tag @param {Record<string, any>} [props] @param {(Node | string)[]} [children] */

@@ -4,17 +4,7 @@
  * vector index persisted in this browser). Wired by app.js once the router is ready.
  */
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-
-/** @param {any} err */
-const describe = (err) => `${err.name}: ${err.message}${err.hint ? `\n${err.hint}` : ""}`;
-
-/** @param {string} text */
-const escapeHtml = (text) => text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] ?? c);
-
-/** @param {any} r the route record */
-const routeLine = (r) => `<span class="badge ${r.target}">${r.target}</span> ${escapeHtml(r.model ?? "")} ` +
-  `(${r.dtype ?? ""}${r.device ? ", " + r.device : ""}) in ${r.ms.toFixed(0)} ms — ${escapeHtml(r.rule ?? r.reason)}`;
+import { $, describe, escapeHtml, routeLine } from "./page-parts.js";
 
 /** @param {import("./hybrid-router.js").HybridRouter} router */
 export function setUpTranscription(router) {

@@ -5,17 +5,7 @@
  * answer with its route record. Wired by app.js once the router is ready.
  */
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-
-/** @param {any} err */
-const describe = (err) => `${err.name}: ${err.message}${err.hint ? `\n${err.hint}` : ""}`;
-
-/** @param {string} text */
-const escapeHtml = (text) => text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] ?? c);
-
-/** @param {any} r the route record */
-const routeLine = (r) => `<span class="badge ${r.target}">${r.target}</span> ${escapeHtml(r.model ?? "")} ` +
-  `(${r.dtype ?? ""}${r.device ? ", " + r.device : ""}) in ${r.ms.toFixed(0)} ms — ${escapeHtml(r.rule ?? r.reason)}`;
+import { $, describe, escapeHtml, routeLine } from "./page-parts.js";
 
 /** One row of a score list: a bar as wide as the score (0..1), the number, the text. */
 const scoreRow = (/** @type {number} */ score, /** @type {string} */ text) => {

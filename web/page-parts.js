@@ -1,0 +1,14 @@
+// @ts-check
+/** What the page's panels share: element lookup, error text, HTML escaping, the route record's line. */
+
+export const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** An error as a person reads it: name, message, and the hint on what to do next. @param {any} err */
+export const describe = (err) => `${err.name}: ${err.message}${err.hint ? `\n${err.hint}` : ""}`;
+
+/** @param {string} text */
+export const escapeHtml = (text) => text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] ?? c);
+
+/** The route record as one line of HTML: badge, model, dtype/device, time, and the rule that decided. @param {any} r */
+export const routeLine = (r) => `<span class="badge ${r.target}">${r.target}</span> ${escapeHtml(r.model ?? "")} ` +
+  `(${r.dtype ?? ""}${r.device ? ", " + r.device : ""}) in ${r.ms.toFixed(0)} ms — ${escapeHtml(r.rule ?? r.reason)}`;
