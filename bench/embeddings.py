@@ -7,12 +7,11 @@ cache and Cache Storage) for the "cold" rows and on the same context for the "wa
 from __future__ import annotations
 
 import json
-import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from tests.harness import REPO, launch_browser, open_router_page, start_server, stop_server
+from tests.harness import REPO, open_router_page
+
+from bench.common import median, p95, server_and_browser
 
 SENTENCES: list[str] = json.loads((REPO / "tests" / "data" / "sentences.json").read_text())["sentences"]
 
@@ -34,51 +33,35 @@ TIMED = """async ({ texts, dtype, runs }) => {
 }"""
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def _p95(xs: list[float]) -> float:
-    return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
-
-
 def run(runs: int = 10) -> list[dict[str, Any]]:
-    from playwright.sync_api import sync_playwright
-
     rows: list[dict[str, Any]] = []
     batch = (SENTENCES * 2)[:32]
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        server = start_server(Path(tmp))
-        browser = launch_browser(p)
-        try:
-            for dtype in ("fp32", "q8"):
-                rp = open_router_page(browser, server, create=False)  # fresh context: cold HTTP cache
-                created = rp.page.evaluate(CREATE)
-                if dtype == "fp32":
-                    rows.append({"what": "cold start (worker created -> ready)", "dtype": "-", "median_ms": created["ms"],
-                                 "p95_ms": created["ms"], "n": 1})
-                    timings = created["info"]["timings"]
-                    rows.append({"what": f"  of which Pyodide runtime {timings['pyodide']} ms, packages "
-                                 f"{timings['packages'] - timings['pyodide']} ms", "dtype": "-", "median_ms": None,
-                                 "p95_ms": None, "n": 1})
-                load = rp.page.evaluate(TIMED, {"texts": ["warm up"], "dtype": dtype, "runs": 1})
-                rows.append({"what": "model load + first call (cold cache)", "dtype": dtype, "median_ms": load[0],
-                             "p95_ms": load[0], "n": 1})
-                for label, texts in (("embed 1 sentence", ["How do I reset my password?"]), ("embed 32 sentences", batch)):
-                    times = rp.page.evaluate(TIMED, {"texts": texts, "dtype": dtype, "runs": runs})
-                    rows.append({"what": label, "dtype": dtype, "median_ms": _median(times), "p95_ms": _p95(times),
-                                 "n": runs})
-                rp.page.context.close()
-            rp = open_router_page(browser, server, create=False)
-            rp.page.evaluate(CREATE)
-            rp.page.reload()
-            warm = rp.page.evaluate(CREATE)
-            rows.append({"what": "warm start (HTTP cache) -> ready", "dtype": "-", "median_ms": warm["ms"],
-                         "p95_ms": warm["ms"], "n": 1})
+    with server_and_browser() as (server, browser):
+        for dtype in ("fp32", "q8"):
+            rp = open_router_page(browser, server, create=False)  # fresh context: cold HTTP cache
+            created = rp.page.evaluate(CREATE)
+            if dtype == "fp32":
+                rows.append({"what": "cold start (worker created -> ready)", "dtype": "-", "median_ms": created["ms"],
+                             "p95_ms": created["ms"], "n": 1})
+                timings = created["info"]["timings"]
+                rows.append({"what": f"  of which Pyodide runtime {timings['pyodide']} ms, packages "
+                             f"{timings['packages'] - timings['pyodide']} ms", "dtype": "-", "median_ms": None,
+                             "p95_ms": None, "n": 1})
+            load = rp.page.evaluate(TIMED, {"texts": ["warm up"], "dtype": dtype, "runs": 1})
+            rows.append({"what": "model load + first call (cold cache)", "dtype": dtype, "median_ms": load[0],
+                         "p95_ms": load[0], "n": 1})
+            for label, texts in (("embed 1 sentence", ["How do I reset my password?"]), ("embed 32 sentences", batch)):
+                times = rp.page.evaluate(TIMED, {"texts": texts, "dtype": dtype, "runs": runs})
+                rows.append({"what": label, "dtype": dtype, "median_ms": median(times), "p95_ms": p95(times),
+                             "n": runs})
             rp.page.context.close()
-        finally:
-            browser.close()
-            stop_server(server)
+        rp = open_router_page(browser, server, create=False)
+        rp.page.evaluate(CREATE)
+        rp.page.reload()
+        warm = rp.page.evaluate(CREATE)
+        rows.append({"what": "warm start (HTTP cache) -> ready", "dtype": "-", "median_ms": warm["ms"],
+                     "p95_ms": warm["ms"], "n": 1})
+        rp.page.context.close()
     _print(rows)
     return rows
 

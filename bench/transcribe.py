@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import os
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from tests.harness import launch_browser, open_router_page, start_server, stop_server
+from tests.harness import open_router_page
 from tests.speech import SENTENCES, speak
+
+from bench.common import p95, server_and_browser
 
 CREATE = """async () => {
   const { HybridRouter } = await import("/hybrid-router.js");
@@ -39,48 +39,36 @@ TIMED = """async ({ samples, wav, runs }) => {
 }"""
 
 
-def _p95(xs: list[float]) -> float:
-    return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
-
-
 def _row(what: str, seconds: float, times: list[float], text: str = "") -> dict[str, Any]:
     median = statistics.median(times)
-    return {"what": what, "audio_s": seconds, "median_ms": median, "p95_ms": _p95(times), "n": len(times),
+    return {"what": what, "audio_s": seconds, "median_ms": median, "p95_ms": p95(times), "n": len(times),
             "rtf": median / 1000 / seconds, "text": text}
 
 
 def run(runs: int = 5) -> list[dict[str, Any]]:
-    from playwright.sync_api import sync_playwright
-
     rows: list[dict[str, Any]] = []
     clips = [(text, *speak(text)) for text in SENTENCES]
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        server = start_server(Path(tmp))
-        browser = launch_browser(p)
-        try:
-            rp = open_router_page(browser, server, create=False)  # fresh context: nothing cached
-            info = rp.page.evaluate(CREATE)
-            first_text, first_samples, _ = clips[0]
-            seconds = len(first_samples) / 16_000
-            cold = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
-            rows.append(_row("model load + first transcription (from the server)", seconds, cold["times"]))
-            for text, samples, _ in clips:
-                seconds = len(samples) / 16_000
-                warm = rp.page.evaluate(TIMED, {"samples": samples.tolist(), "wav": None, "runs": runs})
-                label = f"Float32Array 16 kHz: {text[:28]}..."
-                rows.append(_row(label, seconds, warm["times"], warm["text"]))
-                wav48 = base64.b64encode(speak(text, rate=48_000)[1]).decode()
-                warm = rp.page.evaluate(TIMED, {"samples": None, "wav": wav48, "runs": runs})
-                rows.append(_row("  same as a 48 kHz WAV Blob", seconds, warm["times"], warm["text"]))
-            rp.page.reload()
-            rp.page.evaluate(CREATE)
-            again = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
-            rows.append(_row("after a reload: load + first (browser cache)", len(first_samples) / 16_000,
-                             again["times"]))
-            rp.page.context.close()
-        finally:
-            browser.close()
-            stop_server(server)
+    with server_and_browser() as (server, browser):
+        rp = open_router_page(browser, server, create=False)  # fresh context: nothing cached
+        info = rp.page.evaluate(CREATE)
+        first_text, first_samples, _ = clips[0]
+        seconds = len(first_samples) / 16_000
+        cold = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
+        rows.append(_row("model load + first transcription (from the server)", seconds, cold["times"]))
+        for text, samples, _ in clips:
+            seconds = len(samples) / 16_000
+            warm = rp.page.evaluate(TIMED, {"samples": samples.tolist(), "wav": None, "runs": runs})
+            label = f"Float32Array 16 kHz: {text[:28]}..."
+            rows.append(_row(label, seconds, warm["times"], warm["text"]))
+            wav48 = base64.b64encode(speak(text, rate=48_000)[1]).decode()
+            warm = rp.page.evaluate(TIMED, {"samples": None, "wav": wav48, "runs": runs})
+            rows.append(_row("  same as a 48 kHz WAV Blob", seconds, warm["times"], warm["text"]))
+        rp.page.reload()
+        rp.page.evaluate(CREATE)
+        again = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
+        rows.append(_row("after a reload: load + first (browser cache)", len(first_samples) / 16_000,
+                         again["times"]))
+        rp.page.context.close()
     _print(rows, info)
     return rows
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from tests.harness import REPO, launch_browser, open_router_page, start_server, stop_server
+from tests.harness import REPO, open_router_page
+
+from bench.common import p95, server_and_browser
 
 SENTENCES: list[str] = json.loads((REPO / "tests" / "data" / "sentences.json").read_text())["sentences"]
 QUERY = "How can I get back into my account?"
@@ -60,43 +60,31 @@ def _texts(n: int) -> list[str]:
     return [f"{SENTENCES[i % len(SENTENCES)]} (note {i})" for i in range(n)]
 
 
-def _p95(xs: list[float]) -> float:
-    return sorted(xs)[max(0, round(0.95 * len(xs)) - 1)]
-
-
 def run(runs: int = 20) -> list[dict[str, Any]]:
-    from playwright.sync_api import sync_playwright
-
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        server = start_server(Path(tmp))
-        browser = launch_browser(p)
-        try:
-            rp = open_router_page(browser, server, create=False)
-            rp.page.evaluate(CREATE)
-            for n in (100, 1_000):
-                name = f"bench-{n}"
-                texts = _texts(n)
-                ms = rp.page.evaluate(ADD, {"name": name, "ids": [f"n{i}" for i in range(n)], "texts": texts})
-                rows.append({"what": f"add {n} items (embedding included)", "median_ms": ms, "p95_ms": ms,
-                             "n": 1, "per_item_ms": ms / n})
-                t = rp.page.evaluate(SEARCH, {"name": name, "query": QUERY, "runs": runs})
-                rows.append({"what": f"search top 10 of {n}", "median_ms": statistics.median(t["search"]),
-                             "p95_ms": _p95(t["search"]), "n": runs, "per_item_ms": None})
-                rows.append({"what": "  of which embedding the query (embed alone)",
-                             "median_ms": statistics.median(t["embed"]), "p95_ms": _p95(t["embed"]),
-                             "n": runs, "per_item_ms": None})
-            rp.page.reload()
-            rp.page.evaluate(CREATE)
-            r = rp.page.evaluate(REOPEN, {"name": "bench-1000", "query": QUERY})
-            rows.append({"what": f"after a reload: open ({r['count']} items from IndexedDB)",
-                         "median_ms": r["opened"], "p95_ms": r["opened"], "n": 1, "per_item_ms": None})
-            rows.append({"what": "after a reload: open + first search", "median_ms": r["first"],
-                         "p95_ms": r["first"], "n": 1, "per_item_ms": None})
-            rp.page.context.close()
-        finally:
-            browser.close()
-            stop_server(server)
+    with server_and_browser() as (server, browser):
+        rp = open_router_page(browser, server, create=False)
+        rp.page.evaluate(CREATE)
+        for n in (100, 1_000):
+            name = f"bench-{n}"
+            texts = _texts(n)
+            ms = rp.page.evaluate(ADD, {"name": name, "ids": [f"n{i}" for i in range(n)], "texts": texts})
+            rows.append({"what": f"add {n} items (embedding included)", "median_ms": ms, "p95_ms": ms,
+                         "n": 1, "per_item_ms": ms / n})
+            t = rp.page.evaluate(SEARCH, {"name": name, "query": QUERY, "runs": runs})
+            rows.append({"what": f"search top 10 of {n}", "median_ms": statistics.median(t["search"]),
+                         "p95_ms": p95(t["search"]), "n": runs, "per_item_ms": None})
+            rows.append({"what": "  of which embedding the query (embed alone)",
+                         "median_ms": statistics.median(t["embed"]), "p95_ms": p95(t["embed"]),
+                         "n": runs, "per_item_ms": None})
+        rp.page.reload()
+        rp.page.evaluate(CREATE)
+        r = rp.page.evaluate(REOPEN, {"name": "bench-1000", "query": QUERY})
+        rows.append({"what": f"after a reload: open ({r['count']} items from IndexedDB)",
+                     "median_ms": r["opened"], "p95_ms": r["opened"], "n": 1, "per_item_ms": None})
+        rows.append({"what": "after a reload: open + first search", "median_ms": r["first"],
+                     "p95_ms": r["first"], "n": 1, "per_item_ms": None})
+        rp.page.context.close()
     _print(rows)
     return rows
 
