@@ -74,10 +74,9 @@ THROUGHPUT = """async ({ body, arg }) => {
 
 
 def _built_tasks() -> set[str]:
-    from builder.models import load_manifest, models_root
+    from builder.models import load_manifest, read_index
 
-    index_path = models_root() / "index.json"
-    built = set(json.loads(index_path.read_text())["models"]) if index_path.is_file() else set()
+    built = set(read_index())
     return {task for entry in load_manifest().models for task in entry.tasks if entry.id in built}
 
 

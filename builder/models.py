@@ -373,6 +373,13 @@ def _locked() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def read_index() -> dict[str, Any]:
+    """The built models, by id, as the last build wrote them into ``$CACHE/models/index.json`` ({} when
+    nothing is built)."""
+    path = models_root() / "index.json"
+    return dict(json.loads(path.read_text(encoding="utf-8"))["models"]) if path.is_file() else {}
+
+
 def write_index(manifest: Manifest) -> dict[str, Any]:
     """``$CACHE/models/index.json``: where the built folder of each manifest model is (built ones only)."""
     models = {}

@@ -29,10 +29,9 @@ MANIFEST = load_json(REPO / "models_manifest.json")
 
 
 def _built_ids() -> set[str]:
-    from builder.models import models_root
+    from builder.models import read_index
 
-    index = models_root() / "index.json"
-    return set(load_json(index)["models"]) if index.is_file() else set()
+    return set(read_index())
 
 
 #: the models the test server serves: the built ones (task models need the training data)

@@ -30,10 +30,9 @@ TASKS = {
 
 def _built() -> dict[str, tuple[str, Path, str]]:
     """kind -> (model id, built folder, default dtype) for the task models that are built."""
-    from builder.models import load_manifest, models_root
+    from builder.models import load_manifest, read_index
 
-    index_path = models_root() / "index.json"
-    index = json.loads(index_path.read_text())["models"] if index_path.is_file() else {}
+    index = read_index()
     manifest = load_manifest()
     out = {}
     for kind, task in TASKS.items():
