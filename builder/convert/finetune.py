@@ -11,8 +11,9 @@ the ``task`` (optimum's: ``text-classification`` or ``token-classification``), a
   raw text, split into pieces the model was trained on, is labelled everywhere), ``holdout`` (nli: SNLI dev
   pairs kept out of training for the dev metric), ``title_queries``, ``negatives``, ``negatives_from``,
   ``dev_queries``, ``dev_depth`` (scifact, see :func:`prepare_scifact`);
-- ``seed``, ``threads`` (torch threads; 2 here), ``max_minutes`` (a safety stop: training ends there and
-  says so in ``training.json``; the step budget is chosen to end well before it);
+- ``seed``, ``max_minutes`` (a safety stop: training ends there and says so in ``training.json``; the step
+  budget is chosen to end well before it). The training uses every core (``HYBRID_ROUTER_TRAIN_THREADS``
+  overrides it); the thread count does not key the trained folder;
 - ``metric`` and ``min_metric``: the dev metric the build must reach, else it fails.
 
 The training step is the recipe's ``reference`` step: the fine-tuned HF folder (safetensors, config with
@@ -51,7 +52,7 @@ TRAINING_FILE = "training.json"
 
 DEFAULTS: Mapping[str, Any] = {
     "max_length": 128, "batch_size": 32, "epochs": 1, "max_steps": 0, "lr": 5e-5, "warmup": 0.06,
-    "weight_decay": 0.01, "freeze_embeddings": True, "train_limit": 0, "seed": 42, "threads": 2,
+    "weight_decay": 0.01, "freeze_embeddings": True, "train_limit": 0, "seed": 42,
     "max_minutes": 15, "min_metric": 0.0,
 }
 
@@ -425,7 +426,8 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
     spec = train_spec(job.params)
     files = task_data.verified_files(spec["files"])
     started = time.monotonic()
-    torch.set_num_threads(int(spec["threads"]))
+    threads = train_threads()
+    torch.set_num_threads(threads)
     random.seed(spec["seed"])
     np.random.seed(spec["seed"])
     torch.manual_seed(spec["seed"])
@@ -492,7 +494,7 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
         "dataset": spec["dataset"], "trained_on": prepared.info["train"], "dev": prepared.info["dev"],
         "metric": metric_name, "value": round(reached, 4), "dev_metrics": _rounded(metrics),
         "steps": done, "planned_steps": total, "epochs": round(done / per_epoch, 3),
-        "stopped_early": stopped_early, "seed": spec["seed"], "threads": spec["threads"],
+        "stopped_early": stopped_early, "seed": spec["seed"], "threads": threads,
         "train_minutes": round(train_s / 60, 2), "train_cpu_minutes": round(train_cpu_s / 60, 2),
         "eval_minutes": round((time.monotonic() - t_eval) / 60, 2),
         "total_minutes": round((time.monotonic() - started) / 60, 2), "torch": torch.__version__,
@@ -508,6 +510,14 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
             "the hyper-parameters (and that max_minutes did not cut it short)",
         )
     return result
+
+
+def train_threads() -> int:
+    """Torch threads for a training: ``HYBRID_ROUTER_TRAIN_THREADS``, else every core of this machine."""
+    explicit = os.environ.get("HYBRID_ROUTER_TRAIN_THREADS", "").strip()
+    if explicit:
+        return max(1, int(explicit))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def _rounded(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -530,7 +540,8 @@ TRAIN_REVISION = 1
 def training_inputs(conversion: Mapping[str, Any]) -> dict[str, Any]:
     """What the trained weights depend on: the head (``task``), ``train`` and the training code's revision
     (not the export's dtypes: changing a quantization re-exports without retraining)."""
-    return {"task": conversion.get("task"), "train": conversion.get("train"), "revision": TRAIN_REVISION}
+    train = {k: v for k, v in dict(conversion.get("train") or {}).items() if k != "threads"}
+    return {"task": conversion.get("task"), "train": train, "revision": TRAIN_REVISION}
 
 
 RECIPE = Recipe(
