@@ -102,7 +102,7 @@ async function boot(options) {
   mark("transformers");
 
   bootProgress("router", 0.85);
-  const worker = pyodide.pyimport("hybrid_router.worker");
+  const worker = pyodide.pyimport("hybrid_router.browser.worker");
   app = await worker.start(post, pyodide.toPy({
     transformers_url: transformersUrl,
     manifest_url: abs(boot.models_manifest),

@@ -1,7 +1,7 @@
 """Hybrid Router: route AI requests between on-device models and a cloud LLM.
 
-The pure core lives here; the browser edges (``local.transformers_js``, the worker glue) are imported
-by the worker only.
+The pure core lives here; the browser edges (``hybrid_router.browser``: the worker glue, Transformers.js,
+pyfetch, IndexedDB) are imported by the worker only. See docs/ARCHITECTURE.md for the module map.
 """
 
 from hybrid_router.embeddings import EmbedResult
@@ -22,7 +22,7 @@ from hybrid_router.errors import (
     ValidationError,
     error_to_wire,
 )
-from hybrid_router.local.runtime import LocalRuntime
+from hybrid_router.runtime import LocalRuntime
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.protocol import CallContext, Dispatcher, to_plain
 from hybrid_router.route import FallbackStep, Route

@@ -1,31 +1,20 @@
-"""What the device can take, and which models fit it: pure functions over facts probed in the browser.
+"""What the device can take: the facts probed in the browser, as one frozen value.
 
 ``web/capabilities.js`` probes the facts once in the worker (WebGPU adapter and its limits,
 ``navigator.deviceMemory``, ``hardwareConcurrency``, cross-origin isolation, the storage estimate,
 ``navigator.onLine``); :meth:`Capabilities.from_facts` reads them. A software adapter (SwiftShader,
-``isFallbackAdapter``) is *not* a GPU here: it runs WebGPU code correctly but slower than wasm.
-
-- :func:`choose_device`: ``webgpu`` only with a real adapter (and a model that may use it), else ``wasm``;
-- :func:`choose_dtype`: the manifest's default dtype (chosen by measurement), unless the device has too
-  little memory or storage for it, or a real GPU with ``shader-f16`` and an ``fp16`` variant exist;
-- :func:`recommend`: the manifest's models for a task, filtered by GPU need, memory and storage,
-  ranked, each with its reasons.
+``isFallbackAdapter``) is *not* a GPU here: it runs WebGPU code correctly but slower than wasm. What the
+routing makes of them (device, dtype, recommendations) is in :mod:`hybrid_router.routing.devices` and
+:mod:`hybrid_router.routing.recommend`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ValidationError
-from .manifest import Manifest, ModelEntry
-
-__all__ = ["Capabilities", "Recommendation", "choose_device", "choose_dtype", "recommend"]
-
-_MB = 1e6
-#: a model may take at most this share of the device's memory (navigator.deviceMemory is capped at 8 GB)
-MEMORY_SHARE = 0.5
+__all__ = ["Capabilities"]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -125,113 +114,3 @@ class Capabilities:
                         "persisted": self.storage_persisted},
             "online": self.online,
         }
-
-
-def choose_device(model: ModelEntry, caps: Capabilities) -> str:
-    """``webgpu`` when the device has a real GPU (a software adapter does not count), else ``wasm``.
-
-    A model whose ``min_device`` is ``wasm`` was measured on wasm, where it is fast enough; it moves to
-    WebGPU only on a real GPU. A WebGPU failure at run time moves it back (see the runtime).
-    """
-    return "webgpu" if caps.real_gpu else "wasm"
-
-
-def _fits_memory(model: ModelEntry, caps: Capabilities) -> bool:
-    return caps.memory_mb is None or model.memory_mb <= MEMORY_SHARE * caps.memory_mb
-
-
-def choose_dtype(model: ModelEntry, caps: Capabilities, cached: Sequence[str] = ()) -> tuple[str, str]:
-    """The dtype to run ``model`` in on this device, and why (``cached``: its dtypes stored whole)."""
-    default = model.default_dtype
-    if caps.real_gpu and caps.shader_f16 and "fp16" in model.variants:
-        return "fp16", "a real GPU with shader-f16: the fp16 variant"
-    smallest = min(model.variants, key=lambda d: (model.total_bytes(d), d))
-    if smallest == default:
-        return default, f"the manifest's default ({model.dtype_reason.split('.')[0]})"
-    if not _fits_memory(model, caps):
-        return smallest, (f"{caps.device_memory_gb:g} GB of device memory: the smallest variant "
-                          f"({model.total_bytes(smallest) / _MB:.0f} MB)")
-    free = caps.storage_free
-    if default not in cached and free is not None and model.total_bytes(default) > free:
-        return smallest, (f"{free / _MB:.0f} MB of storage left: the smallest variant "
-                          f"({model.total_bytes(smallest) / _MB:.0f} MB instead of "
-                          f"{model.total_bytes(default) / _MB:.0f} MB)")
-    return default, "the manifest's default, chosen by measuring speed and fidelity"
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One model for a task on this device: usable or not, where and how it would run, and why."""
-
-    model: str
-    task: str
-    usable: bool
-    device: str
-    dtype: str
-    download_bytes: int
-    cached: bool
-    memory_mb: int
-    score: float
-    reasons: tuple[str, ...]
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"model": self.model, "task": self.task, "usable": self.usable, "device": self.device,
-                "dtype": self.dtype, "download_bytes": self.download_bytes, "cached": self.cached,
-                "memory_mb": self.memory_mb, "score": round(self.score, 3), "reasons": list(self.reasons)}
-
-
-def _assess(model: ModelEntry, task: str, caps: Capabilities, cached_dtypes: Sequence[str],
-            rank: int) -> Recommendation:
-    reasons: list[str] = []
-    usable = True
-    score = 1.0 - 0.01 * rank  # the manifest lists a task's default model first
-    if model.min_device == "webgpu" and not caps.real_gpu:
-        usable = False
-        reasons.append("needs a real GPU (WebGPU); this device has " +
-                       ("only a software adapter" if caps.adapter else "no WebGPU adapter"))
-    if not _fits_memory(model, caps):
-        usable = False
-        reasons.append(f"needs about {model.memory_mb} MB of memory; this device reports "
-                       f"{caps.device_memory_gb:g} GB (a model may take at most half)")
-    elif caps.memory_mb is not None:
-        reasons.append(f"about {model.memory_mb} MB of memory of the device's {caps.device_memory_gb:g} GB")
-    device = choose_device(model, caps)
-    dtype, why = choose_dtype(model, caps, cached_dtypes)
-    reasons.append(f"{dtype} on {device}: {why}")
-    cached = dtype in cached_dtypes
-    download = 0 if cached else model.total_bytes(dtype)
-    free = caps.storage_free
-    if cached:
-        score += 0.5
-        reasons.append("already cached on this device: no download")
-    elif free is not None and download > free:
-        score -= 0.4
-        reasons.append(f"{download / _MB:.0f} MB download does not fit the {free / _MB:.0f} MB of storage "
-                       "left: it would run from memory and download again next time")
-    else:
-        reasons.append(f"{download / _MB:.0f} MB to download" +
-                       (f" ({free / _MB:.0f} MB of storage left)" if free is not None else ""))
-    score -= min(0.3, download / 2e9)  # a smaller download ranks higher
-    if device == "webgpu":
-        score += 0.1
-    return Recommendation(model.id, task, usable, device, dtype, download, cached, model.memory_mb,
-                          score if usable else score - 10, tuple(reasons))
-
-
-def recommend(manifest: Manifest, caps: Capabilities, task: str | None = None,
-              cached: Mapping[str, Sequence[str]] | None = None) -> list[Recommendation]:
-    """The models for ``task`` (every model when None), usable ones first, best first.
-
-    ``cached``: model id -> its dtypes stored whole in the model cache.
-    """
-    if task is not None and not any(task in m.tasks for m in manifest.models):
-        known = sorted({t for m in manifest.models for t in m.tasks})
-        raise ValidationError(f"no model of the manifest does {task!r}",
-                              hint=f"Use one of the tasks: {', '.join(known)}.", field="task")
-    out: list[Recommendation] = []
-    for m in manifest.models:
-        for t in m.tasks:
-            if task is None or t == task:
-                rank = [x.id for x in manifest.for_task(t)].index(m.id)
-                out.append(_assess(m, t, caps, (cached or {}).get(m.id, ()), rank))
-    return sorted(out, key=lambda r: (-r.usable, -r.score, r.model))

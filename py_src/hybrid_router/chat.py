@@ -1,4 +1,6 @@
-"""A generation request, checked: ``prompt`` or ``messages``, ``max_tokens``, ``temperature``, ``route``.
+"""A generation request, checked once where it enters: ``prompt`` or ``messages``, ``max_tokens``,
+``temperature``, ``route``; and :class:`ChatMessage`, the one message type from the wire to the model or
+the provider.
 
 The page sends ``prompt`` (a string, sent as one user message) *or* ``messages`` (OpenAI chat
 messages ``[{"role": "system"|"user"|"assistant", "content": str}, ...]`` with at least one user
@@ -12,21 +14,47 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from hybrid_router import validation
 from hybrid_router.errors import ValidationError
-from hybrid_router.routing import ROUTES
+from hybrid_router.route import Route
+from hybrid_router.routing.policy import ROUTES
 
-__all__ = ["DEFAULT_MAX_TOKENS", "MAX_MAX_TOKENS", "MAX_MESSAGES", "PARAMS", "ROLES", "ChatRequest"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "MAX_MAX_TOKENS",
+    "MAX_MESSAGES",
+    "MAX_TEMPERATURE",
+    "PARAMS",
+    "ROLES",
+    "ChatMessage",
+    "ChatRequest",
+    "GenerateResult",
+    "Role",
+]
 
 DEFAULT_MAX_TOKENS = 256
 MAX_MAX_TOKENS = 4096
 MAX_TEMPERATURE = 2.0
 MAX_MESSAGES = 512
 ROLES = ("system", "user", "assistant")
-#: The parameters a generation call accepts (the wire's and :meth:`ChatRequest.from_params`'s).
+#: The parameters a generation call accepts (the wire's and :meth:`ChatRequest.parse`'s).
 PARAMS = ("prompt", "messages", "max_tokens", "temperature", "route")
+
+Role = Literal["system", "user", "assistant"]
+_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation, as the router, the local model and the providers all take it."""
+
+    role: Role
+    content: str
+
+    def to_wire(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
 
 _MESSAGES_HINT = 'Pass messages as [{"role": "user", "content": "..."}] (roles: system, user, assistant).'
 
@@ -36,16 +64,16 @@ class ChatRequest:
     """A checked generation request; ``messages`` always holds the conversation (a prompt becomes one
     user message). ``temperature`` None means "not given"."""
 
-    messages: tuple[tuple[str, str], ...]
+    messages: tuple[ChatMessage, ...]
     max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float | None = None
     route: str | None = None
 
     @classmethod
-    def from_params(
+    def parse(
         cls,
-        *,
         prompt: object = None,
+        *,
         messages: object = None,
         max_tokens: object = None,
         temperature: object = None,
@@ -58,9 +86,8 @@ class ChatRequest:
                 hint='Pass prompt: "..." for one question, or messages: [...] for a conversation.',
                 field="prompt",
             )
-        pairs = _prompt(prompt) if messages is None else _messages(messages)
         return cls(
-            messages=pairs,
+            messages=_prompt(prompt) if messages is None else _messages(messages),
             max_tokens=(
                 DEFAULT_MAX_TOKENS
                 if max_tokens is None
@@ -70,27 +97,31 @@ class ChatRequest:
             route=None if route is None else validation.choice(route, ROUTES, "route"),
         )
 
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, Any], *, where: str = "generate") -> ChatRequest:
-        """:meth:`from_params` on a dict of wire params; unknown keys are refused."""
-        validation.known_keys(params, PARAMS, where=where)
-        return cls.from_params(**{k: params.get(k) for k in PARAMS})
+    @property
+    def scored(self) -> tuple[str, int]:
+        """What the complexity estimate reads: the last user message, and how many user turns came before."""
+        users = [m.content for m in self.messages if m.role == "user"]
+        return users[-1], len(users) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateResult:
+    """The answer, where it ran and why (``route``), and its usage."""
+
+    text: str
+    route: Route
+    finish_reason: str | None = None
 
     @property
-    def chat(self) -> list[dict[str, str]]:
-        """The messages as OpenAI-style dicts (a fresh list: callees may keep it)."""
-        return [{"role": role, "content": content} for role, content in self.messages]
+    def usage(self) -> dict[str, int]:
+        return {"tokens_in": self.route.tokens_in, "tokens_out": self.route.tokens_out}
 
-    @property
-    def last_user_text(self) -> str:
-        return next(content for role, content in reversed(self.messages) if role == "user")
-
-    @property
-    def chars(self) -> int:
-        return sum(len(content) for _, content in self.messages)
+    def to_wire(self) -> dict[str, Any]:
+        return {"text": self.text, "route": self.route.to_wire(), "usage": self.usage,
+                "finish_reason": self.finish_reason}
 
 
-def _prompt(prompt: object) -> tuple[tuple[str, str], ...]:
+def _prompt(prompt: object) -> tuple[ChatMessage, ...]:
     if not isinstance(prompt, str):
         raise ValidationError(
             f"prompt must be a string, got {validation.type_name(prompt)}",
@@ -101,10 +132,10 @@ def _prompt(prompt: object) -> tuple[tuple[str, str], ...]:
     _check_text(prompt, "prompt")
     if not prompt.strip():
         raise ValidationError("prompt must not be blank", hint="Send a non-empty prompt.", field="prompt")
-    return (("user", prompt),)
+    return (ChatMessage("user", prompt),)
 
 
-def _messages(messages: object) -> tuple[tuple[str, str], ...]:
+def _messages(messages: object) -> tuple[ChatMessage, ...]:
     if not isinstance(messages, list | tuple) or not messages:
         raise ValidationError(
             f"messages must be a non-empty array, got {validation.type_name(messages)}"
@@ -120,7 +151,7 @@ def _messages(messages: object) -> tuple[tuple[str, str], ...]:
             count=len(messages),
             limit=MAX_MESSAGES,
         )
-    pairs: list[tuple[str, str]] = []
+    pairs: list[ChatMessage] = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, Mapping):
@@ -140,8 +171,8 @@ def _messages(messages: object) -> tuple[tuple[str, str], ...]:
                 got=validation.type_name(content),
             )
         _check_text(content, f"{where}.content")
-        pairs.append((role, content))
-    users = [content for role, content in pairs if role == "user"]
+        pairs.append(ChatMessage(_ROLES[role], content))
+    users = [m.content for m in pairs if m.role == "user"]
     if not users or not users[-1].strip():
         raise ValidationError(
             "messages must contain a user message, and the last one must not be blank",

@@ -37,6 +37,7 @@ __all__ = [
     "VERSION",
     "Complexity",
     "estimate",
+    "estimate_text",
     "extract_features",
 ]
 
@@ -234,6 +235,11 @@ def estimate(prompt: str | Sequence[Mapping[str, Any]]) -> Complexity:
         )
     if not text.strip():
         raise ValidationError("the prompt is empty", field="prompt", hint="Send a non-empty prompt.")
+    return estimate_text(text, prior_turns)
+
+
+def estimate_text(text: str, prior_turns: int = 0) -> Complexity:
+    """Score the text of a checked request (the last user message, and the user turns before it)."""
     feats = extract_features(text, prior_turns)
     contributions = {name: w * (feats[name] - centre) for name, w, centre in WEIGHTS}
     contributions["prior_turns_log"] = PRIOR_TURN_WEIGHT * feats["prior_turns_log"]

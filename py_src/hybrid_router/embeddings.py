@@ -1,29 +1,28 @@
-"""The embedding task: validate, run on the device, check and normalize, record the route.
+"""The embedding task's step: run the model on the device, check and normalize its output.
 
 Embeddings always run locally (they are cheap on the device and the texts stay private). The vectors
-are returned with unit L2 norm whatever the model or runtime did, so a dot product is a cosine.
+are returned with unit L2 norm whatever the model or runtime did, so a dot product is a cosine. The
+request is checked where it enters (:class:`~hybrid_router.requests.EmbedRequest`), the model chosen by
+the routing, the route issued by the executor.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from hybrid_router import validation
-from hybrid_router.errors import HybridRouterError, InferenceError
-from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
-from hybrid_router.manifest import Manifest, ModelEntry
-from hybrid_router.route import REASON_TASK_DEFAULT, Route
+from hybrid_router.errors import InferenceError
+from hybrid_router.manifest import ModelEntry
+from hybrid_router.route import Route
+from hybrid_router.runtime import LocalRuntime, ProgressCallback
 
-__all__ = ["TASK", "EmbedResult", "embed", "embedding_model"]
+__all__ = ["TASK", "EmbedResult", "vectors"]
 
 TASK = "feature-extraction"
-_RULE = "embeddings run on the device"
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,58 +45,28 @@ class EmbedResult:
         }
 
 
-def embedding_model(manifest: Manifest, model_id: str | None = None) -> ModelEntry:
-    """``model_id`` if it is an embedding model of the manifest, else the manifest's first one."""
-    return manifest.choose(TASK, model_id, kind="embedding", does="compute embeddings")
-
-
-async def embed(
+async def vectors(
     runtime: LocalRuntime,
-    manifest: Manifest,
+    entry: ModelEntry,
+    dtype: str,
     texts: Sequence[str],
-    *,
-    model_id: str | None = None,
-    dtype: str | None = None,
     on_progress: ProgressCallback | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> EmbedResult:
-    """Embed ``texts`` with ``model_id`` (default: the manifest's first embedding model) on the device.
+) -> npt.NDArray[np.float32]:
+    """Unit-norm embeddings of ``texts`` by ``entry`` on the device, checked (one finite row per text).
 
-    The arguments are checked at run time too (they often come from the page). Raises
-    ``ValidationError`` for bad arguments, what the runtime raises for load and inference
-    failures (anything unexpected as ``InferenceError``); cancellation propagates untouched.
+    What the runtime raises passes through (the executor types anything unexpected); cancellation
+    propagates untouched.
     """
-    items = validation.texts(texts)
-    entry = embedding_model(manifest, validation.optional_str(model_id, "model"))
-    resolved = entry.variant(validation.optional_str(dtype, "dtype")).dtype
-    started = clock()
-    try:
-        raw = await runtime.feature_extraction(
-            entry,
-            resolved,
-            items,
-            # A manifest entry without pooling still has to give one vector per text.
-            pooling=entry.pooling if entry.pooling not in (None, "none") else "mean",
-            normalize=True if entry.normalize is None else entry.normalize,
-            on_progress=on_progress,
-        )
-    except HybridRouterError:
-        raise
-    except Exception as exc:  # CancelledError is a BaseException: it passes through untouched
-        raise InferenceError(
-            f"{entry.id} failed on {len(items)} text(s): {type(exc).__name__}: {exc}",
-            model=entry.id,
-            dtype=resolved,
-            task=TASK,
-        ) from exc
-    ms = (clock() - started) * 1000.0
-    vectors = _unit_rows(_checked(raw, len(items), entry.id, resolved))
-    route = Route(
-        target="local", reason=REASON_TASK_DEFAULT, rule=_RULE, model=entry.id, ms=ms, dtype=resolved
+    raw = await runtime.feature_extraction(
+        entry,
+        dtype,
+        list(texts),
+        # A manifest entry without pooling still has to give one vector per text.
+        pooling=entry.pooling if entry.pooling not in (None, "none") else "mean",
+        normalize=True if entry.normalize is None else entry.normalize,
+        on_progress=on_progress,
     )
-    return EmbedResult(
-        vectors=vectors, dims=int(vectors.shape[1]), model=entry.id, dtype=resolved, route=route
-    )
+    return _unit_rows(_checked(raw, len(texts), entry.id, dtype))
 
 
 def _checked(raw: object, count: int, model: str, dtype: str) -> npt.NDArray[np.float32]:

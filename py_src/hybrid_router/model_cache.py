@@ -424,7 +424,7 @@ class ModelCache:
                         "last_used": max(r.last_used for r in recs), "known": known})
         return out
 
-    async def delete(self, model_id: str) -> dict[str, Any]:
+    async def delete(self, model_id: object) -> dict[str, Any]:
         """Delete every stored file of ``model_id`` (and drop its bytes held in memory)."""
         if not isinstance(model_id, str) or not model_id:
             raise ValidationError("deleteModel needs a model id", hint="Pass the id of a cached model.")
@@ -438,7 +438,7 @@ class ModelCache:
                          model=model_id, bytes=freed)
         return {"model": model_id, "files": len(recs), "bytes": freed}
 
-    async def set_budget(self, budget_bytes: int | None) -> dict[str, Any]:
+    async def set_budget(self, budget_bytes: object) -> dict[str, Any]:
         """Change the byte budget; evicts least recently used models at once if the cache is over it."""
         self.budget_bytes = _budget(budget_bytes)
         evicted: list[str] = []

@@ -1,55 +1,82 @@
-"""``Router``: the public Python API, built from a runtime and a manifest; ``handlers()`` for the worker.
+"""``Router``: the public Python API, one typed call per concept, built from a runtime and a manifest.
 
-The worker glue does ``Dispatcher(router.handlers(), send)``: each wire method maps to one router
-method, whose params are checked here (unknown keys are refused so a misspelt option is not ignored).
-
-Wire methods: ``embed``, ``generate`` and ``stream`` (params ``prompt`` | ``messages``, ``max_tokens``,
-``temperature``, ``route``; ``stream`` sends each ``{"delta"}`` as a chunk and returns the final
-``{"done": true, "route", "usage", "finish_reason"}``), ``stats``, ``configure`` (policy fields, see
-:class:`~hybrid_router.routing.Policy`), ``info``, ``transcribe`` (``audio`` samples at ``sampling_rate``
-or ``wav`` bytes) and the vector index methods ``index_open``, ``index_add``, ``index_search``,
-``index_remove``, ``index_drop``, ``index_list`` (:mod:`hybrid_router.vector_index`), and the task models'
-``classify`` (``text``, ``labels`` for zero-shot, ``model``), ``ner`` (``text``) and ``rerank`` (``query``,
-``documents``, ``top_k``) (:mod:`hybrid_router.tasks`).
+Every call follows the same path: its request is checked once (a typed request from
+:mod:`hybrid_router.requests` or :class:`~hybrid_router.chat.ChatRequest`; from Python the same keyword
+arguments are accepted and parsed here), the routing makes a plan (:mod:`hybrid_router.planner`,
+:mod:`hybrid_router.routing`), the executor carries it out (:mod:`hybrid_router.execute`), and the
+result carries its route. The worker's wire methods map onto these calls in :mod:`hybrid_router.wire`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from typing import Any, cast
+from typing import Any, TypeVar
 
-from hybrid_router import audio, embeddings, generation, similarity, tasks, transcription, validation
-from hybrid_router.chat import PARAMS
+import numpy as np
+import numpy.typing as npt
+
+from hybrid_router import embeddings, sides, similarity, text_tasks, transcription
+from hybrid_router.capabilities import Capabilities
+from hybrid_router.chat import ChatRequest, GenerateResult
 from hybrid_router.embeddings import EmbedResult
-from hybrid_router.errors import ValidationError
-from hybrid_router.generation import GenerateResult
+from hybrid_router.execute import Executor, Outcome
 from hybrid_router.ledger import Ledger
-from hybrid_router.local.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.manifest import Manifest
 from hybrid_router.model_manager import ModelManager
-from hybrid_router.protocol import CallContext, Handler
+from hybrid_router.planner import Planner
 from hybrid_router.providers.base import CloudProvider
-from hybrid_router.routing import TIERS, Policy
+from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
+from hybrid_router.routing import (
+    ASR,
+    CLASSIFY,
+    EMBED,
+    GENERATE,
+    NER,
+    RERANK,
+    SEARCH,
+    TIERS,
+    Devices,
+    Policy,
+    Step,
+    choose,
+    classify_plan,
+    rerank_plan,
+    single,
+)
+from hybrid_router.runtime import LocalRuntime, ProgressCallback
+from hybrid_router.sides import Output
+from hybrid_router.text_tasks import ClassifyResult, NerResult, RerankResult
 from hybrid_router.transcription import TranscribeResult
-from hybrid_router.vector_index import Indexes, IndexStore, MemoryIndexStore
+from hybrid_router.vector_index import IndexAdd, Indexes, IndexSearch, IndexStore, MemoryIndexStore
 
-__all__ = ["POLICY_FIELDS", "Router"]
+__all__ = ["Router"]
 
-#: What ``configure`` may change: the fields of :class:`~hybrid_router.routing.Policy`.
-POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(Policy))
+V = TypeVar("V")
+#: a step's runner: (runtime, model, dtype, request, on_progress) -> value
+Runner = Callable[..., Awaitable[V]]
+
+_CLASSIFIERS: dict[str, Runner[list[tuple[str, float]]]] = {
+    "classifier": text_tasks.classifier_labels,
+    "zero-shot": text_tasks.zero_shot_labels,
+    "similarity": similarity.label_similarity,
+    "examples": similarity.example_labels,
+}
+_RANKERS: dict[str, Runner[list[tuple[int, float, str]]]] = {
+    "cross-encoder": text_tasks.cross_encoder_ranking,
+    "bi-encoder": similarity.similarity_ranking,
+}
 
 
 class Router:
     """Routes each call to the device or the cloud and records why in its ``Route``.
 
     ``cloud`` is the configured provider (None: the device only); ``cloud_label`` how the page names
-    it (e.g. "llama-server on this machine, the default cloud tier"). ``ledger`` defaults to one priced
-    with the manifest's ``cloud_prices`` and the cloud's model. ``models`` adds model management (preload,
-    the model cache, capabilities, recommendations: :mod:`hybrid_router.model_manager`) and fills
-    ``route.device`` of local results with where the model ran.
+    it; ``cloud_note`` why there is none (e.g. the default cloud tier is still starting). ``ledger``
+    defaults to one priced with the manifest's ``cloud_prices`` and the cloud's model. ``models`` adds model
+    management (:mod:`hybrid_router.model_manager`); ``devices`` says where each model runs (default: wasm,
+    as on a device without a real GPU).
     """
 
     def __init__(
@@ -59,97 +86,162 @@ class Router:
         *,
         cloud: CloudProvider | None = None,
         cloud_label: str | None = None,
+        cloud_note: str | None = None,
         policy: Policy | None = None,
         ledger: Ledger | None = None,
         clock: Callable[[], float] = time.perf_counter,
         models: ModelManager | None = None,
+        devices: Devices | None = None,
         index_store: IndexStore | None = None,
     ) -> None:
-        self.models = models
         self.runtime = runtime
         self.manifest = manifest
+        self.models = models
         self.cloud = cloud
         self.cloud_label = cloud_label
         self.policy = policy if policy is not None else Policy()
-        self.ledger = ledger if ledger is not None else Ledger(manifest, cloud_model=_model_of(cloud))
-        self._clock = clock
+        self.ledger = ledger if ledger is not None else Ledger(manifest, cloud_model=cloud.model if cloud else None)
+        self.devices = devices or (models.devices if models is not None else None) or Devices(Capabilities())
+        self.clock = clock
+        self.planner = Planner(runtime, manifest, cloud, clock=clock, cloud_note=cloud_note)
+        self.executor = Executor(self.ledger, self.devices, cloud_name=cloud.name if cloud else None, clock=clock)
         #: named vector indexes over this router's embeddings (in memory unless a store is given)
-        self.indexes = Indexes(
-            index_store if index_store is not None else MemoryIndexStore(),
-            self.embed,
-            default_model=lambda: embeddings.embedding_model(self.manifest).id,
-            clock=clock,
-        )
+        self.indexes = Indexes(index_store if index_store is not None else MemoryIndexStore(), self._vectors,
+                               default_model=lambda: choose(self.manifest, EMBED).id)
 
-    async def embed(
-        self,
-        texts: Sequence[str],
-        *,
-        model: str | None = None,
-        dtype: str | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> EmbedResult:
-        """Unit-norm embeddings of ``texts``, computed on the device (see :mod:`hybrid_router.embeddings`)."""
-        return await embeddings.embed(
-            self.runtime,
-            self.manifest,
-            texts,
-            model_id=model,
-            dtype=dtype,
-            on_progress=on_progress,
-            clock=self._clock,
-        )
+    # -- device tasks ----------------------------------------------------------------------------------
 
-    async def transcribe(
-        self,
-        audio: object,
-        *,
-        sampling_rate: int = 16_000,
-        model: str | None = None,
-        dtype: str | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> TranscribeResult:
-        """The text spoken in ``audio`` (WAV bytes, or float samples at ``sampling_rate``), on the device
-        (see :mod:`hybrid_router.transcription`)."""
-        return await transcription.transcribe(
-            self.runtime,
-            self.manifest,
-            audio,
-            sampling_rate=sampling_rate,
-            model_id=model,
-            dtype=dtype,
-            on_progress=on_progress,
-            clock=self._clock,
-        )
+    async def embed(self, request: EmbedRequest | Sequence[str], *, model: str | None = None,
+                    dtype: str | None = None, on_progress: ProgressCallback | None = None) -> EmbedResult:
+        """Unit-norm embeddings of the texts, computed on the device."""
+        req = request if isinstance(request, EmbedRequest) else EmbedRequest.parse(request, model=model, dtype=dtype)
+        plan = self.planner.local(EMBED, single(self.manifest, EMBED, req.model), self.policy, dtype=req.dtype)
+        rows, route = await self.executor.run(
+            plan, self._step(lambda r, e, d, q, p: embeddings.vectors(r, e, d, q.texts, p), req, on_progress),
+            what=f"{len(req.texts)} text(s)")
+        return EmbedResult(rows, int(rows.shape[1]), route.model or "", route.dtype or "", route)
 
-    async def generate(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[dict[str, str]] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        route: str | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> GenerateResult:
-        """The answer to ``prompt`` or ``messages``, routed (see :mod:`hybrid_router.generation`)."""
-        params = _params(prompt, messages, max_tokens, temperature, route)
-        return await generation.generate(params, on_progress=on_progress, **self._generation_kwargs())
+    async def classify(self, request: ClassifyRequest | str, *, labels: Sequence[str] | None = None,
+                       examples: Any = None, model: str | None = None, dtype: str | None = None,
+                       multi_label: bool = False, hypothesis_template: str | None = None,
+                       on_progress: ProgressCallback | None = None) -> ClassifyResult:
+        """The labels of the text, best first: the classifier's; zero-shot over ``labels`` (by the NLI
+        model, or by embedding similarity where none is installed or it fails); few-shot by ``examples``."""
+        req = request if isinstance(request, ClassifyRequest) else ClassifyRequest.parse(
+            request, labels=labels, examples=examples, model=model, dtype=dtype, multi_label=multi_label,
+            hypothesis_template=hypothesis_template)
+        methods = classify_plan(self.manifest, labels=req.labels is not None, examples=req.example_count,
+                                model_id=req.model)
+        plan = self.planner.local(CLASSIFY, methods, self.policy, dtype=req.dtype)
+        what = f"1 text and {len(req.labels)} labels" if req.labels else "1 text"
+        scored, route = await self.executor.run(plan, self._by_method(_CLASSIFIERS, req, on_progress), what=what)
+        return ClassifyResult(scored, route.model or "", route.dtype or "", route)
 
-    def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[dict[str, str]] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        route: str | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    async def ner(self, request: NerRequest | str, *, model: str | None = None, dtype: str | None = None,
+                  on_progress: ProgressCallback | None = None) -> NerResult:
+        """The named entities of the text with their character offsets."""
+        req = request if isinstance(request, NerRequest) else NerRequest.parse(request, model=model, dtype=dtype)
+        plan = self.planner.local(NER, single(self.manifest, NER, req.model), self.policy, dtype=req.dtype)
+        found, route = await self.executor.run(plan, self._step(text_tasks.entities, req, on_progress),
+                                               what="1 text")
+        return NerResult(found, route.model or "", route.dtype or "", route)
+
+    async def rerank(self, request: RerankRequest | str, documents: Sequence[str] | None = None, *,
+                     top_k: int | None = None, model: str | None = None, dtype: str | None = None,
+                     on_progress: ProgressCallback | None = None) -> RerankResult:
+        """The documents ordered by relevance to the query (the best ``top_k``): by the cross-encoder, or
+        by embedding similarity where none is installed, it fails, or ``model`` names an embedding model."""
+        req = request if isinstance(request, RerankRequest) else RerankRequest.parse(
+            request, documents, top_k=top_k, model=model, dtype=dtype)
+        plan = self.planner.local(RERANK, rerank_plan(self.manifest, model_id=req.model), self.policy,
+                                  dtype=req.dtype)
+        ranked, route = await self.executor.run(plan, self._by_method(_RANKERS, req, on_progress),
+                                                what=f"{len(req.documents)} documents")
+        return RerankResult(ranked, route.model or "", route.dtype or "", route)
+
+    async def transcribe(self, request: TranscribeRequest | object, *, sampling_rate: object = 16_000,
+                         model: str | None = None, dtype: str | None = None,
+                         on_progress: ProgressCallback | None = None) -> TranscribeResult:
+        """The text spoken in the audio (WAV bytes, or float samples at ``sampling_rate``), on the device."""
+        req = request if isinstance(request, TranscribeRequest) else TranscribeRequest.parse(
+            request, sampling_rate=sampling_rate, model=model, dtype=dtype)
+        plan = self.planner.local(ASR, single(self.manifest, ASR, req.model), self.policy, dtype=req.dtype)
+        text, route = await self.executor.run(plan, self._step(transcription.text_of, req, on_progress),
+                                              what=f"{req.seconds:.1f} s of audio")
+        return TranscribeResult(text, route.model or "", route.dtype or "", req.seconds, route)
+
+    # -- generation ------------------------------------------------------------------------------------
+
+    async def generate(self, request: ChatRequest | str | None = None, *, messages: object = None,
+                       max_tokens: object = None, temperature: object = None, route: object = None,
+                       on_progress: ProgressCallback | None = None) -> GenerateResult:
+        """The answer to a prompt or a conversation, routed; every request is recorded in the ledger."""
+        started = self.clock()
+        with self.executor.counted(GENERATE):
+            req = request if isinstance(request, ChatRequest) else ChatRequest.parse(
+                request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route)
+            plan = await self.planner.generation(req, self.policy, self.ledger.spent_today(), on_progress)
+
+        async def attempt(step: Step) -> Outcome[Output]:
+            out = await sides.answer(step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud,
+                                     on_progress=on_progress)
+            return Outcome(out, out.model, out.tokens_in, out.tokens_out)
+
+        output, routed = await self.executor.run(plan, attempt, started=started)
+        return GenerateResult(output.text, routed, output.finish_reason)
+
+    async def stream(self, request: ChatRequest | str | None = None, *, messages: object = None,
+                     max_tokens: object = None, temperature: object = None, route: object = None,
+                     on_progress: ProgressCallback | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """``{"delta"}`` items, then ``{"done": True, "route", "usage", "finish_reason"}``; close it
-        (``contextlib.aclosing``) when stopping early."""
-        params = _params(prompt, messages, max_tokens, temperature, route)
-        return generation.stream(params, on_progress=on_progress, **self._generation_kwargs())
+        (``contextlib.aclosing``) when stopping early: the request is cancelled."""
+        started = self.clock()
+        with self.executor.counted(GENERATE):
+            req = request if isinstance(request, ChatRequest) else ChatRequest.parse(
+                request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route)
+            plan = await self.planner.generation(req, self.policy, self.ledger.spent_today(), on_progress)
+
+        def pieces(step: Step) -> AsyncGenerator[str | Output, None]:
+            return sides.pieces(step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud,
+                                on_progress=on_progress)
+
+        final: dict[str, Any] = {}
+        async with aclosing(self.executor.stream(plan, pieces, started=started)) as items:
+            async for item in items:
+                if isinstance(item, str):
+                    yield {"delta": item}
+                else:
+                    output, routed = item
+                    final = GenerateResult(output.text, routed, output.finish_reason).to_wire()
+        yield {"done": True, "route": final["route"], "usage": final["usage"],
+               "finish_reason": final["finish_reason"]}
+
+    # -- vector indexes --------------------------------------------------------------------------------
+
+    async def index_open(self, name: object, model: object = None) -> dict[str, Any]:
+        return self.indexes.info(await self.indexes.open(name, model))
+
+    async def index_add(self, request: IndexAdd | object, ids: object = None, texts: object = None) -> dict[str, Any]:
+        """Embed the texts and store them under their ids in the index; with the route of the work."""
+        req = request if isinstance(request, IndexAdd) else IndexAdd.parse(request, ids, texts)
+        return await self._on_index(req.name, lambda: self.indexes.add(req))
+
+    async def index_search(self, request: IndexSearch | object, query: object = None,
+                           top_k: object = 10) -> dict[str, Any]:
+        """The ``top_k`` items of the index most similar to the query, best first, and the route."""
+        req = request if isinstance(request, IndexSearch) else IndexSearch.parse(request, query, top_k)
+        return await self._on_index(req.name, lambda: self.indexes.search(req))
+
+    async def index_remove(self, name: object, ids: object) -> dict[str, Any]:
+        return await self.indexes.remove(name, ids)
+
+    async def index_drop(self, name: object) -> dict[str, Any]:
+        return await self.indexes.drop(name)
+
+    async def index_list(self) -> dict[str, Any]:
+        return {"names": await self.indexes.names()}
+
+    # -- state -----------------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """The ledger's counters (see :mod:`hybrid_router.ledger`)."""
@@ -157,7 +249,6 @@ class Router:
 
     def configure(self, **changes: Any) -> Policy:
         """Change policy fields (checked together; nothing changes if the result is refused)."""
-        validation.known_keys(changes, POLICY_FIELDS, where="configure")
         self.policy = self.policy.replace(**changes)
         return self.policy
 
@@ -172,15 +263,9 @@ class Router:
         return {
             "version": __version__,
             "models": [
-                {
-                    "id": m.id,
-                    "tasks": list(m.tasks),
-                    "context_length": m.context_length,
-                    "default_dtype": m.default_dtype,
-                    "dtypes": list(m.dtypes),
-                    "memory_mb": m.memory_mb,
-                    "min_device": m.min_device,
-                }
+                {"id": m.id, "tasks": list(m.tasks), "context_length": m.context_length,
+                 "default_dtype": m.default_dtype, "dtypes": list(m.dtypes), "memory_mb": m.memory_mb,
+                 "min_device": m.min_device}
                 for m in self.manifest.models
             ],
             "cloud": cloud,
@@ -188,177 +273,33 @@ class Router:
             "tiers": {name: rules.summary for name, rules in TIERS.items()},
         }
 
-    def handlers(self) -> dict[str, Handler]:
-        """The wire methods, for :class:`~hybrid_router.protocol.Dispatcher`."""
-        if self.models is None:
-            return self._task_handlers()
-        models = self.models
+    # -- helpers ---------------------------------------------------------------------------------------
 
-        def annotated(handler: Handler) -> Handler:
-            async def run(params: dict[str, Any], ctx: CallContext) -> Any:
-                return models.annotate(await handler(params, ctx))
-            return run
+    def _step(self, runner: Runner[V], request: Any,
+              on_progress: ProgressCallback | None) -> Callable[[Step], Awaitable[Outcome[V]]]:
+        async def attempt(step: Step) -> Outcome[V]:
+            assert step.entry is not None and step.dtype is not None  # a local step names its model
+            return Outcome(await runner(self.runtime, step.entry, step.dtype, request, on_progress))
 
-        return {**{k: annotated(h) for k, h in self._task_handlers().items()}, **models.handlers()}
+        return attempt
 
-    def _task_handlers(self) -> dict[str, Handler]:
-        return {
-            "configure": self._handle_configure,
-            "embed": self._handle_embed,
-            "generate": self._handle_generate,
-            "info": self._handle_info,
-            "stats": self._handle_stats,
-            "stream": self._handle_stream,
-            "transcribe": self._handle_transcribe,
-            "classify": self._handle_classify,
-            "ner": self._handle_ner,
-            "rerank": self._handle_rerank,
-            **self.indexes.handlers(),
-        }
+    def _by_method(self, runners: dict[str, Runner[V]], request: Any,
+                   on_progress: ProgressCallback | None) -> Callable[[Step], Awaitable[Outcome[V]]]:
+        async def attempt(step: Step) -> Outcome[V]:
+            return await self._step(runners[step.method], request, on_progress)(step)
 
-    def _generation_kwargs(self) -> dict[str, Any]:
-        return {
-            "runtime": self.runtime,
-            "manifest": self.manifest,
-            "cloud": self.cloud,
-            "policy": self.policy,
-            "ledger": self.ledger,
-            "clock": self._clock,
-        }
+        return attempt
 
-    async def _handle_embed(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        validation.known_keys(params, ("texts", "model", "dtype"), where="embed")
-        result = await self.embed(
-            cast(Sequence[str], params.get("texts")),  # embed checks it at run time
-            model=params.get("model"),
-            dtype=params.get("dtype"),
-            on_progress=ctx.progress,
-        )
-        return result.to_wire()
+    async def _vectors(self, texts: list[str], model: str) -> npt.NDArray[np.float32]:
+        entry = choose(self.manifest, EMBED, model)
+        return await embeddings.vectors(self.runtime, entry, entry.default_dtype, texts)
 
-    async def classify(self, text: str, *, labels: Sequence[str] | None = None, model: str | None = None,
-                       dtype: str | None = None, multi_label: bool = False,
-                       hypothesis_template: str | None = None, examples: Any = None,
-                       on_progress: ProgressCallback | None = None) -> tasks.ClassifyResult:
-        """The labels of ``text``, best first: the classifier's; zero-shot over ``labels`` (by the NLI
-        model, or by embedding similarity where none is installed); few-shot by ``examples`` centroids."""
-        if examples is not None:
-            return await similarity.classify_by_examples(
-                self.runtime, self.manifest, validation.text(text), examples, on_progress=on_progress,
-                clock=self._clock)
-        if labels is not None and model is None and not self.manifest.for_task(tasks.ZERO_SHOT):
-            return await similarity.classify_by_labels(
-                self.runtime, self.manifest, validation.text(text), labels, on_progress=on_progress,
-                clock=self._clock)
-        return await tasks.classify(self.runtime, self.manifest, text, labels=labels, model_id=model,
-                                    dtype=dtype, multi_label=multi_label,
-                                    hypothesis_template=hypothesis_template, on_progress=on_progress,
-                                    clock=self._clock)
+    async def _on_index(self, name: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        index = await self.indexes.open(name)
+        plan = self.planner.local(SEARCH, single(self.manifest, SEARCH, index.meta.model), self.policy)
 
-    async def ner(self, text: str, *, model: str | None = None, dtype: str | None = None,
-                  on_progress: ProgressCallback | None = None) -> tasks.NerResult:
-        """The named entities of ``text`` with their character offsets."""
-        return await tasks.ner(self.runtime, self.manifest, text, model_id=model, dtype=dtype,
-                               on_progress=on_progress, clock=self._clock)
+        async def attempt(step: Step) -> Outcome[dict[str, Any]]:
+            return Outcome(await work())
 
-    async def rerank(self, query: str, documents: Sequence[str], *, top_k: int | None = None,
-                     model: str | None = None, dtype: str | None = None,
-                     on_progress: ProgressCallback | None = None) -> tasks.RerankResult:
-        """``documents`` ordered by relevance to ``query`` (the best ``top_k``): by the cross-encoder, or
-        by embedding similarity where none is installed or ``model`` names an embedding model."""
-        by_embedding = model in {m.id for m in self.manifest.for_task(embeddings.TASK)} - {
-            m.id for m in self.manifest.for_task(tasks.RERANK)}
-        if by_embedding or (model is None and not self.manifest.for_task(tasks.RERANK)):
-            return await similarity.rerank_by_similarity(
-                self.runtime, self.manifest, validation.text(query, "query"), documents, top_k,
-                model_id=model, dtype=dtype, on_progress=on_progress, clock=self._clock)
-        return await tasks.rerank(self.runtime, self.manifest, query, documents, top_k=top_k, model_id=model,
-                                  dtype=dtype, on_progress=on_progress, clock=self._clock)
-
-    async def _handle_classify(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        allowed = ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template", "examples")
-        validation.known_keys(params, allowed, where="classify")
-        result = await self.classify(params.get("text"), labels=params.get("labels"),  # type: ignore[arg-type]
-                                     examples=params.get("examples"),
-                                     model=params.get("model"), dtype=params.get("dtype"),
-                                     multi_label=bool(params.get("multi_label", False)),
-                                     hypothesis_template=params.get("hypothesis_template"),
-                                     on_progress=ctx.progress)
-        return result.to_wire()
-
-    async def _handle_ner(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        validation.known_keys(params, ("text", "model", "dtype"), where="ner")
-        result = await self.ner(params.get("text"), model=params.get("model"),  # type: ignore[arg-type]
-                                dtype=params.get("dtype"), on_progress=ctx.progress)
-        return result.to_wire()
-
-    async def _handle_rerank(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        validation.known_keys(params, ("query", "documents", "top_k", "model", "dtype"), where="rerank")
-        result = await self.rerank(params.get("query"), params.get("documents"),  # type: ignore[arg-type]
-                                   top_k=params.get("top_k"), model=params.get("model"),
-                                   dtype=params.get("dtype"), on_progress=ctx.progress)
-        return result.to_wire()
-
-    async def _handle_transcribe(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """``audio`` (float samples at ``sampling_rate``, default 16000) or ``wav`` (a WAV file's bytes)."""
-        validation.known_keys(params, ("audio", "wav", "sampling_rate", "model", "dtype"), where="transcribe")
-        given = [key for key in ("audio", "wav") if params.get(key) is not None]
-        if len(given) != 1:
-            raise ValidationError(
-                "transcribe needs exactly one of audio (samples) and wav (a WAV file), got "
-                + (" and ".join(given) or "neither"),
-                hint="Pass a Float32Array of 16 kHz mono samples, or a WAV Blob/File.",
-                field="audio",
-            )
-        if given == ["wav"] and not audio.is_wav_bytes(params["wav"]):
-            raise ValidationError(
-                f"wav must be the bytes of a WAV file, got {validation.type_name(params['wav'])}",
-                hint="Pass the file as an ArrayBuffer or Uint8Array (the client does this for a Blob).",
-                field="wav",
-            )
-        result = await self.transcribe(
-            params[given[0]],
-            sampling_rate=params.get("sampling_rate", audio.SAMPLE_RATE),
-            model=params.get("model"),
-            dtype=params.get("dtype"),
-            on_progress=ctx.progress,
-        )
-        return result.to_wire()
-
-    async def _handle_generate(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        # The params go to generation unchanged: it checks them (and records a bad call in the ledger).
-        result = await generation.generate(params, on_progress=ctx.progress, **self._generation_kwargs())
-        return result.to_wire()
-
-    async def _handle_stream(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        final: dict[str, Any] = {}
-        chunks = generation.stream(params, on_progress=ctx.progress, **self._generation_kwargs())
-        async with aclosing(chunks) as items:
-            async for item in items:
-                if item.get("done"):
-                    final = item
-                else:
-                    ctx.chunk(item)
-        return final
-
-    async def _handle_stats(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        validation.known_keys(params, (), where="stats")
-        return self.stats()
-
-    async def _handle_configure(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        return {"policy": self.configure(**params).to_wire()}
-
-    async def _handle_info(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        validation.known_keys(params, (), where="info")
-        return self.info()
-
-
-def _model_of(cloud: CloudProvider | None) -> str | None:
-    return cloud.model if cloud is not None else None
-
-
-def _params(
-    prompt: object, messages: object, max_tokens: object, temperature: object, route: object
-) -> dict[str, Any]:
-    values = (prompt, messages, max_tokens, temperature, route)
-    return {key: value for key, value in zip(PARAMS, values, strict=True) if value is not None}
+        value, route = await self.executor.run(plan, attempt)
+        return {**value, "route": route.to_wire()}

@@ -9,8 +9,9 @@ embeddings come from an ``embed`` function (the router's embed path).
   vectors, i.e. cosines; best first, ties by id so the order survives a reload).
 - :class:`Indexes`: named indexes, opened from the store on first use, each bound to one embedding
   model (the one it was created with); every change is written to the store before memory, so a failed
-  write leaves both as they were. Its ``handlers()`` are the wire methods ``index_open``, ``index_add``,
-  ``index_search``, ``index_remove``, ``index_drop`` and ``index_list``.
+  write leaves both as they were. The router runs ``add`` and ``search`` as plans (their route says the
+  search ran on the device); the wire methods are ``index_open``, ``index_add``, ``index_search``,
+  ``index_remove``, ``index_drop`` and ``index_list`` (:mod:`hybrid_router.wire`).
 
 One worker holds each open index in memory; another tab's worker sees its changes on its next open.
 """
@@ -18,7 +19,6 @@ One worker holds each open index in memory; another tab's worker sees its change
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,16 +27,15 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid_router import validation
-from hybrid_router.embeddings import EmbedResult
 from hybrid_router.errors import ValidationError
-from hybrid_router.protocol import CallContext, Handler
-from hybrid_router.route import REASON_TASK_DEFAULT, Route
 
 __all__ = [
     "MAX_ADD",
     "MAX_TOP_K",
     "Hit",
+    "IndexAdd",
     "IndexMeta",
+    "IndexSearch",
     "IndexStore",
     "Indexes",
     "MemoryIndexStore",
@@ -50,10 +49,10 @@ EMBED_BATCH = 32
 MAX_TOP_K = 1_000
 MAX_NAME = 200
 MAX_ID = 1_000
-_RULE = "vector search runs on the device (the index and its texts stay in this browser)"
 
 Vectors = npt.NDArray[np.float32]
-EmbedFn = Callable[..., Awaitable[EmbedResult]]
+#: (texts, embedding model id) -> one unit-norm row per text
+EmbedFn = Callable[[list[str], str], Awaitable[Vectors]]
 
 
 @dataclass(frozen=True)
@@ -260,15 +259,51 @@ def _ids(value: object, *, field: str = "ids", max_items: int = MAX_ADD) -> list
     return items
 
 
-class Indexes:
-    """Named vector indexes over ``store``, embedded with ``embed`` (``Router.embed``)."""
+@dataclass(frozen=True)
+class IndexAdd:
+    """``index_add``, checked: texts to embed and store under ids in the index ``name``."""
 
-    def __init__(self, store: IndexStore, embed: EmbedFn, *, default_model: Callable[[], str],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    name: str
+    ids: list[str]
+    texts: list[str]
+
+    @classmethod
+    def parse(cls, name: object, ids: object, texts: object) -> IndexAdd:
+        key, keys = _name(name), _ids(ids)
+        items = validation.texts(texts, field="texts", max_items=MAX_ADD)
+        if len(items) != len(keys):
+            raise ValidationError(
+                f"{len(keys)} ids but {len(items)} texts",
+                hint="Pass one text per id, in the same order.", field="texts",
+            )
+        return cls(key, keys, items)
+
+
+@dataclass(frozen=True)
+class IndexSearch:
+    """``index_search``, checked: the ``top_k`` items of ``name`` nearest to ``query``."""
+
+    name: str
+    query: str
+    top_k: int = 10
+
+    @classmethod
+    def parse(cls, name: object, query: object, top_k: object = 10) -> IndexSearch:
+        key = _name(name)
+        if not isinstance(query, str):
+            raise ValidationError(f"query must be a string, got {validation.type_name(query)}",
+                                  hint="Search with the text to look for.", field="query",
+                                  got=validation.type_name(query))
+        return cls(key, query, validation.positive_int(top_k, "top_k", maximum=MAX_TOP_K))
+
+
+class Indexes:
+    """Named vector indexes over ``store``, embedded with ``embed`` (the router's embedding step)."""
+
+    def __init__(self, store: IndexStore, embed: EmbedFn, *, default_model: Callable[[], str]) -> None:
         self.store = store
         self._embed = embed
         self._default_model = default_model
-        self._clock = clock
         self._open: dict[str, VectorIndex] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -303,7 +338,7 @@ class Indexes:
         persistent = bool(getattr(self.store, "persistent", True))
         return {**index.meta.to_dict(), "count": len(index), "persistent": persistent}
 
-    async def _vectors(self, index: VectorIndex, texts: list[str]) -> tuple[Vectors, Route | None]:
+    async def _vectors(self, index: VectorIndex, texts: list[str]) -> Vectors:
         """Embeddings of ``texts`` in order, computed in batches of similar length.
 
         A batch is padded to its longest text, so one long text in a batch of short ones multiplies the
@@ -311,50 +346,32 @@ class Indexes:
         """
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: Vectors | None = None
-        route: Route | None = None
         for start in range(0, len(order), EMBED_BATCH):
             picked = order[start : start + EMBED_BATCH]
-            result = await self._embed([texts[i] for i in picked], model=index.meta.model)
+            rows = await self._embed([texts[i] for i in picked], index.meta.model)
             if out is None:
-                out = np.empty((len(texts), result.vectors.shape[1]), np.float32)
-            out[picked] = result.vectors
-            route = result.route if route is None else route.replace(ms=route.ms + result.route.ms)
+                out = np.empty((len(texts), rows.shape[1]), np.float32)
+            out[picked] = rows
         assert out is not None  # texts is never empty here
-        return out, route
+        return out
 
-    async def add(self, name: object, ids: object, texts: object) -> dict[str, Any]:
-        """Embed ``texts`` and store them under ``ids`` (replacing known ids)."""
-        keys = _ids(ids)
-        items = validation.texts(texts, field="texts", max_items=MAX_ADD)
-        if len(items) != len(keys):
-            raise ValidationError(
-                f"{len(keys)} ids but {len(items)} texts",
-                hint="Pass one text per id, in the same order.", field="texts",
-            )
-        index = await self.open(name)
-        started = self._clock()
-        vectors, route = await self._vectors(index, items)
+    async def add(self, request: IndexAdd) -> dict[str, Any]:
+        """Embed the texts and store them under their ids (replacing known ids)."""
+        index = await self.open(request.name)
+        vectors = await self._vectors(index, request.texts)
         async with self._lock(index.meta.name):
             if index.meta.dims is None:
                 index.meta = IndexMeta(index.meta.name, index.meta.model, int(vectors.shape[1]))
                 await self.store.save_meta(index.meta)
-            await self.store.put(index.meta.name, keys, items, vectors)
-            added = index.upsert(keys, items, vectors)
-        return {"added": added, "replaced": len(keys) - added, "count": len(index),
-                "route": self._route(route, started).to_wire()}
+            await self.store.put(index.meta.name, request.ids, request.texts, vectors)
+            added = index.upsert(request.ids, request.texts, vectors)
+        return {"added": added, "replaced": len(request.ids) - added, "count": len(index)}
 
-    async def search(self, name: object, query: object, top_k: object = 10) -> dict[str, Any]:
-        if not isinstance(query, str):
-            raise ValidationError(f"query must be a string, got {validation.type_name(query)}",
-                                  hint="Search with the text to look for.", field="query",
-                                  got=validation.type_name(query))
-        k = validation.positive_int(top_k, "top_k", maximum=MAX_TOP_K)
-        index = await self.open(name)
-        started = self._clock()
-        vectors, route = await self._vectors(index, [query])
-        hits = index.search(vectors[0], k)
-        return {"results": [h.to_wire() for h in hits], "count": len(index),
-                "route": self._route(route, started).to_wire()}
+    async def search(self, request: IndexSearch) -> dict[str, Any]:
+        index = await self.open(request.name)
+        vectors = await self._vectors(index, [request.query])
+        hits = index.search(vectors[0], request.top_k)
+        return {"results": [h.to_wire() for h in hits], "count": len(index)}
 
     async def remove(self, name: object, ids: object) -> dict[str, Any]:
         keys = _ids(ids)
@@ -375,40 +392,3 @@ class Indexes:
 
     async def names(self) -> list[str]:
         return sorted(set(await self.store.names()) | set(self._open))
-
-    def _route(self, embed_route: Route | None, started: float) -> Route:
-        model = embed_route.model if embed_route is not None else None
-        return Route(target="local", reason=REASON_TASK_DEFAULT, rule=_RULE, model=model,
-                     ms=(self._clock() - started) * 1000.0,
-                     device=embed_route.device if embed_route is not None else None,
-                     dtype=embed_route.dtype if embed_route is not None else None)
-
-    def handlers(self) -> dict[str, Handler]:
-        """The wire methods (params in snake_case, as every method of the protocol)."""
-
-        async def open_(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            validation.known_keys(params, ("name", "model"), where="index_open")
-            return self.info(await self.open(params.get("name"), params.get("model")))
-
-        async def add(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            validation.known_keys(params, ("name", "ids", "texts"), where="index_add")
-            return await self.add(params.get("name"), params.get("ids"), params.get("texts"))
-
-        async def search(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            validation.known_keys(params, ("name", "query", "top_k"), where="index_search")
-            return await self.search(params.get("name"), params.get("query"), params.get("top_k", 10))
-
-        async def remove(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            validation.known_keys(params, ("name", "ids"), where="index_remove")
-            return await self.remove(params.get("name"), params.get("ids"))
-
-        async def drop(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            validation.known_keys(params, ("name",), where="index_drop")
-            return await self.drop(params.get("name"))
-
-        async def list_(params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            validation.known_keys(params, (), where="index_list")
-            return {"names": await self.names()}
-
-        return {"index_add": add, "index_drop": drop, "index_list": list_, "index_open": open_,
-                "index_remove": remove, "index_search": search}

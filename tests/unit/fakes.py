@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hybrid_router.local.runtime import ProgressCallback
+from hybrid_router.chat import ChatMessage
+from hybrid_router.runtime import ProgressCallback
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.providers.base import Completion, Delta, StreamItem, Usage
 
@@ -93,9 +94,14 @@ def pieces_of(text: str) -> list[str]:
     return re.findall(r"\S+\s*", text)
 
 
-def fake_token_count(messages: Sequence[Mapping[str, str]]) -> int:
+def plain(messages: Sequence[ChatMessage | Mapping[str, str]]) -> list[dict[str, str]]:
+    """Messages as ``{"role", "content"}`` dicts (what the fakes record)."""
+    return [m.to_wire() if isinstance(m, ChatMessage) else dict(m) for m in messages]
+
+
+def fake_token_count(messages: Sequence[ChatMessage | Mapping[str, str]]) -> int:
     """What ``FakeRuntime.count_chat_tokens`` returns: words + 3 per message + 1 (the template)."""
-    return sum(len(m["content"].split()) + 3 for m in messages) + 1
+    return sum(len(m["content"].split()) + 3 for m in plain(messages)) + 1
 
 
 @dataclass
@@ -183,10 +189,10 @@ class FakeRuntime:
         self,
         model: ModelEntry,
         dtype: str,
-        messages: list[dict[str, str]],
+        messages: Sequence[ChatMessage],
         on_progress: ProgressCallback | None = None,
     ) -> int:
-        self.count_calls.append([dict(m) for m in messages])
+        self.count_calls.append(plain(messages))
         self._progress(model, dtype, on_progress)
         await asyncio.sleep(0)
         if self.count_fail is not None:
@@ -197,7 +203,7 @@ class FakeRuntime:
         self,
         model: ModelEntry,
         dtype: str,
-        messages: list[dict[str, str]],
+        messages: Sequence[ChatMessage],
         *,
         max_new_tokens: int,
         temperature: float,
@@ -205,7 +211,7 @@ class FakeRuntime:
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         self.generate_calls.append(
-            FakeGenerateCall(model.id, dtype, [dict(m) for m in messages], max_new_tokens, temperature)
+            FakeGenerateCall(model.id, dtype, plain(messages), max_new_tokens, temperature)
         )
         self._progress(model, dtype, on_progress)
         self.started.set()
@@ -264,7 +270,7 @@ class FakeCloud:
         self.calls.append(
             {
                 "method": method,
-                "messages": [dict(m) for m in messages],
+                "messages": plain(messages),
                 "max_tokens": max_tokens,
                 "temperature": temperature,
             }
@@ -317,3 +323,34 @@ class FakeCloud:
         if self.fail is not None:
             raise self.fail
         yield self._completion("".join(pieces))
+
+
+def _router(runtime: Any, manifest: Any, cloud: Any, policy: Any, ledger: Any, clock: Any) -> Any:
+    from hybrid_router.router import Router
+
+    return Router(runtime, manifest, cloud=cloud, policy=policy, ledger=ledger, clock=clock)
+
+
+async def generate_with(params: Mapping[str, Any], *, runtime: Any, manifest: Any, cloud: Any, policy: Any,
+                        ledger: Any, clock: Any = None, on_progress: Any = None) -> Any:
+    """One generation with these parts, its params parsed as the wire parses them."""
+    import time
+
+    from hybrid_router.wire import chat_request
+
+    router = _router(runtime, manifest, cloud, policy, ledger, clock or time.perf_counter)
+    return await router.generate(chat_request(router, params, "generate"), on_progress=on_progress)
+
+
+async def stream_with(params: Mapping[str, Any], *, runtime: Any, manifest: Any, cloud: Any, policy: Any,
+                      ledger: Any, clock: Any = None, on_progress: Any = None) -> AsyncIterator[dict[str, Any]]:
+    """One streamed generation with these parts (as :func:`generate_with`)."""
+    import time
+    from contextlib import aclosing
+
+    from hybrid_router.wire import chat_request
+
+    router = _router(runtime, manifest, cloud, policy, ledger, clock or time.perf_counter)
+    async with aclosing(router.stream(chat_request(router, params, "stream"), on_progress=on_progress)) as items:
+        async for item in items:
+            yield item

@@ -7,12 +7,16 @@ from typing import Any
 import pytest
 from tests.unit.fake_store import BASE, FakeStore, manifest
 
-from hybrid_router.capabilities import Capabilities, choose_device, choose_dtype, recommend
+from hybrid_router import wire
+from hybrid_router.capabilities import Capabilities
 from hybrid_router.errors import StorageError, ValidationError
 from hybrid_router.manifest import Manifest
 from hybrid_router.model_cache import ModelCache
 from hybrid_router.model_manager import ModelManager, adapt_manifest
-from hybrid_router.protocol import CallContext
+from hybrid_router.protocol import CallContext, Handler
+from hybrid_router.router import Router
+from hybrid_router.routing import Devices, choose_device, choose_dtype
+from hybrid_router.routing.recommend import recommend
 
 GB = 1024**3
 SWIFTSHADER = {
@@ -133,9 +137,9 @@ async def test_manager_wire_methods():
         cache,
         Capabilities.from_facts(facts()),
         estimate=lambda: _const({"usage": 5, "quota": 100}),
-        device_of=lambda m: "wasm",
+        devices=Devices(Capabilities.from_facts(facts())),
     )
-    h = mgr.handlers()
+    h = manager_handlers(mgr)
     ctx = Ctx()
     summary = await h["preload"]({"models": ["beta", {"id": "alpha", "dtype": "q8"}]}, ctx)
     assert summary["models"] == [{"id": "beta", "dtype": "fp32"}, {"id": "alpha", "dtype": "q8"}]
@@ -163,13 +167,20 @@ async def test_manager_wire_methods():
     ):
         with pytest.raises(ValidationError):
             await h["preload"](bad, ctx)
-    annotated = mgr.annotate({"route": {"target": "local", "model": "alpha", "device": None}})
-    assert annotated["route"]["device"] == "wasm"
+    assert mgr.devices is not None and mgr.devices.device_of(mgr.manifest.model("alpha")) == "wasm"
+
+
+def manager_handlers(mgr: ModelManager) -> dict[str, Handler]:
+    """The model-management wire methods of a router built on ``mgr``."""
+    from tests.unit.fakes import FakeRuntime
+
+    handlers = wire.handlers(Router(FakeRuntime(), mgr.manifest, models=mgr))
+    return {name: handlers[name] for name in wire.MODEL_METHODS}
 
 
 async def test_without_indexeddb_the_cache_methods_say_so():
     mgr = ModelManager(manifest(), None, Capabilities.from_facts(facts()))
-    h = mgr.handlers()
+    h = manager_handlers(mgr)
     assert await h["cached_models"]({}, Ctx()) == []
     with pytest.raises(StorageError):
         await h["preload"]({"models": ["alpha"]}, Ctx())
@@ -182,12 +193,13 @@ async def _const(value: dict[str, Any]) -> dict[str, Any]:
 async def test_the_router_serves_the_manager_methods_and_fills_route_device():
     from tests.unit.fakes import FakeRuntime, fake_manifest
 
-    from hybrid_router import Dispatcher, Router
+    from hybrid_router import Dispatcher
 
     m = fake_manifest()
-    mgr = ModelManager(m, None, Capabilities.from_facts(facts()), device_of=lambda model: "webgpu")
+    gpu = Capabilities.from_facts(facts(REAL_GPU))
+    mgr = ModelManager(m, None, gpu, devices=Devices(gpu))
     router = Router(FakeRuntime(), m, models=mgr)
-    handlers = router.handlers()
+    handlers = wire.handlers(router)
     assert {"preload", "cached_models", "delete_model", "capabilities", "recommend_models"} <= set(handlers)
     sent: list[dict[str, Any]] = []
     dispatcher = Dispatcher(handlers, sent.append)
@@ -195,4 +207,4 @@ async def test_the_router_serves_the_manager_methods_and_fills_route_device():
     await dispatcher.drain()
     (reply,) = [x for x in sent if x["type"] == "result"]
     assert reply["value"]["route"]["device"] == "webgpu"
-    assert set(Router(FakeRuntime(), m).handlers()) < set(handlers)  # without a manager: the tasks only
+    assert set(wire.handlers(Router(FakeRuntime(), m))) < set(handlers)  # without a manager: the tasks only

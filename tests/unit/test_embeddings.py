@@ -1,13 +1,30 @@
 import asyncio
 import json
+import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from tests.unit.fakes import FakeRuntime, fake_manifest, fake_manifest_dict, fake_vector
 
-from hybrid_router.embeddings import EmbedResult, embed, embedding_model
+from hybrid_router.embeddings import EmbedResult
 from hybrid_router.errors import InferenceError, ModelLoadError, ValidationError
-from hybrid_router.manifest import Manifest
+from hybrid_router.manifest import Manifest, ModelEntry
+from hybrid_router.router import Router
+from hybrid_router.routing import EMBED, choose
+
+
+async def embed(runtime: FakeRuntime, manifest: Manifest, texts: Any, *, model_id: Any = None,
+                dtype: Any = None, on_progress: Any = None,
+                clock: Callable[[], float] = time.perf_counter) -> EmbedResult:
+    """One embedding call through the router (its request checked, planned, run, routed)."""
+    router = Router(runtime, manifest, clock=clock)
+    return await router.embed(texts, model=model_id, dtype=dtype, on_progress=on_progress)
+
+
+def embedding_model(manifest: Manifest, model_id: str | None = None) -> ModelEntry:
+    return choose(manifest, EMBED, model_id)
 
 
 def ticking_clock(step: float = 0.25):

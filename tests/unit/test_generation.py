@@ -4,9 +4,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from tests.unit.fakes import FAKE_LLM_CONTEXT, FakeCloud, FakeRuntime, fake_manifest, fake_token_count
+from tests.unit.fakes import (
+    FAKE_LLM_CONTEXT,
+    FakeCloud,
+    FakeRuntime,
+    fake_manifest,
+    fake_token_count,
+    generate_with,
+    stream_with,
+)
 
-from hybrid_router import generation
+from hybrid_router.chat import GenerateResult
 from hybrid_router.errors import (
     CloudError,
     CloudTimeoutError,
@@ -69,12 +77,12 @@ class Env:
             "on_progress": self.progress.append,
         }
 
-    async def generate(self, **params: Any) -> generation.GenerateResult:
-        return await generation.generate(params, **self.kwargs())
+    async def generate(self, **params: Any) -> GenerateResult:
+        return await generate_with(params, **self.kwargs())
 
     async def stream(self, **params: Any) -> list[dict[str, Any]]:
         items = []
-        async with aclosing(generation.stream(params, **self.kwargs())) as chunks:
+        async with aclosing(stream_with(params, **self.kwargs())) as chunks:
             async for item in chunks:
                 items.append(item)
         return items
@@ -412,7 +420,7 @@ async def test_a_failure_after_deltas_is_raised_and_never_mixed_with_the_other_s
     env = Env(runtime=FakeRuntime(generate_fail=InferenceError("device lost"), fail_after=2))
     received: list[dict[str, Any]] = []
     with pytest.raises(InferenceError, match="device lost"):
-        async with aclosing(generation.stream({"prompt": SIMPLE}, **env.kwargs())) as chunks:
+        async with aclosing(stream_with({"prompt": SIMPLE}, **env.kwargs())) as chunks:
             async for item in chunks:
                 received.append(item)
     assert received == [{"delta": "Hello "}, {"delta": "from "}]
@@ -455,7 +463,7 @@ async def test_cancelling_a_stream_mid_way_interrupts_the_runtime():
     received: list[dict[str, Any]] = []
 
     async def consume() -> None:
-        async with aclosing(generation.stream({"prompt": SIMPLE}, **env.kwargs())) as chunks:
+        async with aclosing(stream_with({"prompt": SIMPLE}, **env.kwargs())) as chunks:
             async for item in chunks:
                 received.append(item)
 
@@ -472,7 +480,7 @@ async def test_cancelling_a_stream_mid_way_interrupts_the_runtime():
 
 async def test_closing_a_stream_early_stops_the_runtime_and_is_recorded_once():
     env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_after=1))
-    async with aclosing(generation.stream({"prompt": SIMPLE}, **env.kwargs())) as chunks:
+    async with aclosing(stream_with({"prompt": SIMPLE}, **env.kwargs())) as chunks:
         first = await anext(chunks)
     assert first == {"delta": "Hello "}
     assert env.runtime.cancelled and env.stats["requests"] == 1 and env.stats["errors"] == 1

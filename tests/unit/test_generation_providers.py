@@ -5,9 +5,9 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from tests.unit.fakes import FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeRuntime, fake_manifest, generate_with, stream_with
 
-from hybrid_router import generation
+from hybrid_router.chat import GenerateResult
 from hybrid_router.errors import CloudError
 from hybrid_router.ledger import Ledger
 from hybrid_router.providers import OpenAICompatProvider
@@ -78,7 +78,7 @@ async def test_a_complex_prompt_streams_from_the_provider_with_usage_and_cost():
 
     cloud, transport = provider(handler)
     runtime, ledger = FakeRuntime(), Ledger(Prices())
-    async with aclosing(generation.stream({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))) as chunks:
+    async with aclosing(stream_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))) as chunks:
         items = [item async for item in chunks]
     *deltas, done = items
     assert [d["delta"] for d in deltas] == ["Two ", "answers."]
@@ -94,7 +94,7 @@ async def test_an_unreachable_relay_is_retried_then_the_device_answers():
 
     cloud, transport = provider(handler)
     runtime, ledger = FakeRuntime(), Ledger(Prices())
-    result = await generation.generate({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
+    result = await generate_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
     assert len(transport.requests) == 3  # the first attempt and 2 retries
     assert (result.route.target, result.route.reason) == ("local", "fallback")
     assert result.route.fallbacks[0].error_name == "OfflineError"
@@ -113,13 +113,13 @@ async def test_a_server_error_after_retries_falls_back_but_a_bad_key_does_not():
 
     cloud, transport = provider(handler)
     runtime, ledger = FakeRuntime(), Ledger(Prices())
-    result = await generation.generate({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
+    result = await generate_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
     assert result.route.target == "local" and result.route.fallbacks[0].message.startswith(
         "openai answered HTTP 500"
     )
     statuses["code"] = 401
     with pytest.raises(CloudError) as info:
-        await generation.generate({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
+        await generate_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
     assert info.value.details["status"] == 401
     assert len(runtime.generate_calls) == 1  # only the first request reached the device
 
@@ -137,7 +137,7 @@ async def test_a_stream_cut_after_text_is_an_error_not_a_fallback():
     received: list[dict[str, Any]] = []
     with pytest.raises(CloudError) as info:
         async with aclosing(
-            generation.stream({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
+            stream_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
         ) as chunks:
             async for item in chunks:
                 received.append(item)

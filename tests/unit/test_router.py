@@ -8,6 +8,7 @@ import pytest
 from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
 
 import hybrid_router
+from hybrid_router import wire
 from hybrid_router import Dispatcher, Router
 from hybrid_router.errors import InferenceError, PolicyError, ValidationError
 from hybrid_router.routing import Policy
@@ -27,7 +28,7 @@ def make() -> tuple[Router, Dispatcher, Sent, FakeRuntime]:
     runtime = FakeRuntime()
     router = Router(runtime, fake_manifest())
     sent = Sent()
-    return router, Dispatcher(router.handlers(), sent), sent, runtime
+    return router, Dispatcher(wire.handlers(router), sent), sent, runtime
 
 
 async def test_router_embed_runs_on_the_runtime():
@@ -40,7 +41,7 @@ async def test_router_embed_runs_on_the_runtime():
 
 def test_handlers_are_the_wire_methods():
     router, _, _, _ = make()
-    assert {"configure", "embed", "generate", "info", "stats", "stream", "transcribe"} <= set(router.handlers())
+    assert {"configure", "embed", "generate", "info", "stats", "stream", "transcribe"} <= set(wire.handlers(router))
 
 
 async def test_embed_over_the_wire_returns_vectors_and_progress():
@@ -98,7 +99,7 @@ def make_hybrid(**kwargs: Any) -> tuple[Router, Dispatcher, Sent, FakeRuntime, F
     cloud = kwargs.pop("cloud", FakeCloud())
     router = Router(runtime, fake_manifest(), cloud=cloud, **kwargs)
     sent = Sent()
-    return router, Dispatcher(router.handlers(), sent), sent, runtime, cloud
+    return router, Dispatcher(wire.handlers(router), sent), sent, runtime, cloud
 
 
 async def test_generate_over_the_wire_returns_text_route_usage_and_progress():

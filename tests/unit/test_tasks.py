@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from tests.unit.fakes import fake_manifest_dict
 
+from hybrid_router import wire
 from hybrid_router.entities import group_entities, piece_offsets
 from hybrid_router.errors import InferenceError, ValidationError
 from hybrid_router.manifest import Manifest, ModelEntry
@@ -134,7 +135,7 @@ def test_rerank_refuses_bad_input(router: Router, query: Any, docs: Any, top_k: 
 
 
 def test_handlers_on_the_wire(router: Router, runtime: TaskRuntime) -> None:
-    handlers = router.handlers()
+    handlers = wire.handlers(router)
     assert {"classify", "ner", "rerank"} <= set(handlers)
 
     class Ctx:

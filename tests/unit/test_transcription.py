@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from tests.unit.fakes import FakeRuntime, _model, fake_manifest_dict
 
+from hybrid_router import wire
 from hybrid_router.errors import InferenceError, ModelLoadError, ValidationError
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.protocol import Dispatcher
@@ -83,7 +84,7 @@ async def test_wav_bytes_are_decoded_and_resampled() -> None:
 async def test_the_wire_handler_takes_audio_or_wav_and_refuses_both_or_neither() -> None:
     sent: list[dict[str, Any]] = []
     runtime = SpeechRuntime()
-    dispatcher = Dispatcher(Router(runtime, asr_manifest()).handlers(), sent.append)
+    dispatcher = Dispatcher(wire.handlers(Router(runtime, asr_manifest())), sent.append)
     samples = memoryview(np.zeros(1_600, np.float32))  # what a Float32Array becomes in the worker
     calls = [
         {"audio": samples},

@@ -10,19 +10,48 @@ import numpy as np
 import pytest
 from tests.unit.fakes import FakeRuntime, fake_manifest, fake_vector
 
+from hybrid_router import wire
 from hybrid_router.errors import StorageError, ValidationError
 from hybrid_router.protocol import Dispatcher
 from hybrid_router.router import Router
-from hybrid_router.vector_index import Indexes, IndexMeta, MemoryIndexStore, VectorIndex
+from hybrid_router.vector_index import IndexMeta, IndexStore, MemoryIndexStore, VectorIndex
 
 WORDS = [f"document number {i} about {topic}" for i, topic in
          enumerate(["cats", "dogs", "routing", "the cloud", "numpy", "speech", "music", "rain"] * 5)]
 
 
-def make(store: MemoryIndexStore | None = None) -> tuple[Indexes, Router, MemoryIndexStore]:
-    router = Router(FakeRuntime(), fake_manifest())
+class RoutedIndexes:
+    """The router's index calls as the tests make them: ``add`` and ``search`` carry their route."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def add(self, name: Any, ids: Any, texts: Any) -> dict[str, Any]:
+        return await self.router.index_add(name, ids, texts)
+
+    async def search(self, name: Any, query: Any, top_k: Any = 10) -> dict[str, Any]:
+        return await self.router.index_search(name, query, top_k)
+
+    async def remove(self, name: Any, ids: Any) -> dict[str, Any]:
+        return await self.router.index_remove(name, ids)
+
+    async def drop(self, name: Any) -> dict[str, Any]:
+        return await self.router.index_drop(name)
+
+    async def open(self, name: Any, model: Any = None) -> VectorIndex:
+        return await self.router.indexes.open(name, model)
+
+    async def names(self) -> list[str]:
+        return await self.router.indexes.names()
+
+    def info(self, index: VectorIndex) -> dict[str, Any]:
+        return self.router.indexes.info(index)
+
+
+def make(store: IndexStore | None = None) -> tuple[RoutedIndexes, Router, Any]:
     store = store if store is not None else MemoryIndexStore()
-    return Indexes(store, router.embed, default_model=lambda: "fake-embed"), router, store
+    router = Router(FakeRuntime(), fake_manifest(), index_store=store)
+    return RoutedIndexes(router), router, store
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -131,10 +160,9 @@ async def test_a_failed_write_changes_nothing_in_memory() -> None:
 
 
 async def test_the_wire_handlers() -> None:
-    router = Router(FakeRuntime(), fake_manifest())
-    indexes = Indexes(MemoryIndexStore(), router.embed, default_model=lambda: "fake-embed")
+    router = Router(FakeRuntime(), fake_manifest(), index_store=MemoryIndexStore())
     sent: list[dict[str, Any]] = []
-    d = Dispatcher(indexes.handlers(), sent.append)
+    d = Dispatcher(wire.handlers(router), sent.append)
     calls = [
         ("index_open", {"name": "w"}),
         ("index_add", {"name": "w", "ids": ["a", "b"], "texts": ["alpha", "beta"]}),

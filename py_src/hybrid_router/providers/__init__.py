@@ -7,11 +7,9 @@ from .base import (
     Completion,
     Delta,
     GenerateOptions,
-    MessageLike,
     StreamItem,
     StreamParser,
     Usage,
-    normalize_messages,
 )
 from .http import HTTPProvider
 from .openai_compat import OpenAICompatProvider
@@ -25,10 +23,8 @@ __all__ = [
     "Delta",
     "GenerateOptions",
     "HTTPProvider",
-    "MessageLike",
     "OpenAICompatProvider",
     "StreamItem",
     "StreamParser",
     "Usage",
-    "normalize_messages",
 ]

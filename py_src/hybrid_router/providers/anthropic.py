@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ValidationError
 from ..sse import Event
 from .base import ChatMessage, Completion, Delta, GenerateOptions, StreamParser, Usage
 from .http import HTTPProvider, text_or_none
@@ -79,11 +78,6 @@ class AnthropicProvider(HTTPProvider):
     def _body(self, messages: list[ChatMessage], options: GenerateOptions, *, stream: bool) -> dict[str, Any]:
         system = [m.content for m in messages if m.role == "system"]
         turns = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
-        if not turns:
-            raise ValidationError(
-                "the messages hold only system prompts",
-                hint="Add at least one user message: Anthropic's API needs one.",
-            )
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": options.max_tokens or self.default_max_tokens,

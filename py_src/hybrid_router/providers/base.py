@@ -1,6 +1,9 @@
-"""What a cloud provider is (:class:`CloudProvider`), what it returns, and the argument checks all
-providers share. :class:`~hybrid_router.providers.http.HTTPProvider` implements the contract below for
-HTTP APIs.
+"""What a cloud provider is (:class:`CloudProvider`) and what it returns.
+:class:`~hybrid_router.providers.http.HTTPProvider` implements the contract below for HTTP APIs.
+
+A provider takes a request that was checked where it entered (:class:`~hybrid_router.chat.ChatRequest`):
+:class:`~hybrid_router.chat.ChatMessage` s, ``max_tokens`` >= 1, a temperature within the provider's range
+(``max_temperature``; the caller clamps to it). It does not check them again.
 
 Streaming contract: :meth:`CloudProvider.stream` yields zero or more :class:`Delta` (text as it
 arrives), then exactly one :class:`Completion` (the whole text, usage, finish reason), last.
@@ -20,12 +23,11 @@ so the response is closed at once.
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Protocol, TypeAlias
 
-from ..errors import ValidationError
+from ..chat import ChatMessage
 from ..sse import Event
 
 __all__ = [
@@ -34,25 +36,10 @@ __all__ = [
     "Completion",
     "Delta",
     "GenerateOptions",
-    "MessageLike",
     "StreamItem",
     "StreamParser",
     "Usage",
-    "check_options",
-    "normalize_messages",
 ]
-
-Role = Literal["system", "user", "assistant"]
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: Role
-    content: str
-
-
-#: A message as the router receives it: a :class:`ChatMessage` or a ``{"role", "content"}`` mapping.
-MessageLike: TypeAlias = ChatMessage | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ class CloudProvider(Protocol):
 
     async def complete(
         self,
-        messages: Sequence[MessageLike],
+        messages: Sequence[ChatMessage],
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -109,7 +96,7 @@ class CloudProvider(Protocol):
 
     def stream(
         self,
-        messages: Sequence[MessageLike],
+        messages: Sequence[ChatMessage],
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -131,54 +118,3 @@ class StreamParser(Protocol):
     def finish(self) -> Completion:
         """The completion, at the end of the body; raises ``CloudError`` if the stream was cut short."""
         ...
-
-
-def normalize_messages(messages: Sequence[MessageLike]) -> list[ChatMessage]:
-    """Check ``messages`` and return them as :class:`ChatMessage`; raises ``ValidationError``."""
-    hint = 'Pass messages as a non-empty list of {"role": "system"|"user"|"assistant", "content": str}.'
-    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
-        raise ValidationError("messages must be a non-empty list", hint=hint)
-    result: list[ChatMessage] = []
-    for index, message in enumerate(messages):
-        role: object
-        content: object
-        if isinstance(message, ChatMessage):
-            role, content = message.role, message.content
-        elif isinstance(message, Mapping):
-            role, content = message.get("role"), message.get("content")
-        else:
-            raise ValidationError(f"messages[{index}] is a {type(message).__name__}", hint=hint, index=index)
-        if role not in ("system", "user", "assistant"):
-            raise ValidationError(f"messages[{index}] has role {role!r}", hint=hint, index=index)
-        if not isinstance(content, str):
-            raise ValidationError(f"messages[{index}].content is not a string", hint=hint, index=index)
-        result.append(ChatMessage(role, content))
-    return result
-
-
-def check_options(
-    max_tokens: int | None, temperature: float | None, stop: Sequence[str] | None, max_temperature: float
-) -> GenerateOptions:
-    """The sampling arguments, checked; raises ``ValidationError``."""
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
-        raise ValidationError(
-            f"max_tokens must be a positive integer, not {max_tokens!r}",
-            hint="Pass max_tokens >= 1, or leave it out.",
-        )
-    if temperature is not None and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, int | float)
-        or not math.isfinite(temperature)
-        or not 0 <= temperature <= max_temperature
-    ):
-        raise ValidationError(
-            f"temperature must be between 0 and {max_temperature}, not {temperature!r}",
-            hint=f"Pass a temperature in [0, {max_temperature}], or leave it out.",
-        )
-    if isinstance(stop, str) or (stop is not None and not all(isinstance(s, str) and s for s in stop)):
-        raise ValidationError(
-            "stop must be a list of non-empty strings", hint='Pass stop as a list, e.g. ["\\n\\n"].'
-        )
-    return GenerateOptions(max_tokens, None if temperature is None else float(temperature), tuple(stop or ()))

@@ -24,11 +24,8 @@ from .base import (
     Completion,
     Delta,
     GenerateOptions,
-    MessageLike,
     StreamItem,
     StreamParser,
-    check_options,
-    normalize_messages,
 )
 
 __all__ = ["HTTPProvider", "decode_json", "shape_error", "text_or_none"]
@@ -139,7 +136,7 @@ class HTTPProvider(ABC):
 
     def _request(
         self,
-        messages: Sequence[MessageLike],
+        messages: Sequence[ChatMessage],
         *,
         max_tokens: int | None,
         temperature: float | None,
@@ -147,8 +144,9 @@ class HTTPProvider(ABC):
         timeout: float | None,
         stream: bool,
     ) -> Request:
-        options = check_options(max_tokens, temperature, stop, self.max_temperature)
-        body = self._body(normalize_messages(messages), options, stream=stream)
+        options = GenerateOptions(max_tokens, None if temperature is None else float(temperature),
+                                  tuple(stop or ()))
+        body = self._body(list(messages), options, stream=stream)
         headers = self._headers.with_defaults(self._auth_headers())
         if stream:
             headers = headers.with_defaults({"Accept": "text/event-stream"})
@@ -197,7 +195,7 @@ class HTTPProvider(ABC):
 
     async def complete(
         self,
-        messages: Sequence[MessageLike],
+        messages: Sequence[ChatMessage],
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -215,7 +213,7 @@ class HTTPProvider(ABC):
 
     async def stream(
         self,
-        messages: Sequence[MessageLike],
+        messages: Sequence[ChatMessage],
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,

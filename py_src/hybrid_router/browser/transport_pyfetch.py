@@ -1,6 +1,6 @@
 """The browser transport: HTTP through ``fetch``, from Python in Pyodide (0.27).
 
-The only module that touches ``js``/``pyodide``, and only when :class:`PyfetchTransport` first sends
+It touches ``js``/``pyodide`` only when :class:`PyfetchTransport` first sends
 (:func:`load_js_platform`): importing it in CPython imports nothing from the browser, and tests pass a
 fake :class:`JsPlatform`.
 
@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CloudTimeoutError, OfflineError
-from .transport import Headers, Request, Response, transport_error
+from ..errors import CloudTimeoutError, OfflineError
+from ..transport import Headers, Request, Response, transport_error
+from .jsinterop import destroy
 
 __all__ = ["JsPlatform", "PyfetchTransport", "load_js_platform"]
 
@@ -57,7 +58,7 @@ def load_js_platform() -> JsPlatform:
             as_object = Object.fromEntries(entries)
             return {str(k): str(v) for k, v in as_object.to_py().items()}
         finally:
-            _destroy(as_object, entries, js_headers)
+            destroy(as_object, entries, js_headers)
 
     return JsPlatform(
         pyfetch=pyfetch,
@@ -65,16 +66,6 @@ def load_js_platform() -> JsPlatform:
         errors=(JsException, OSError),
         headers_of=headers_of,
     )
-
-
-def _destroy(*proxies: Any) -> None:
-    for proxy in proxies:
-        destroy = getattr(proxy, "destroy", None)
-        if destroy is not None:
-            try:
-                destroy()
-            except Exception:  # already destroyed, or not a proxy after all
-                pass
 
 
 def _timed_out(request: Request, phase: str) -> CloudTimeoutError:
@@ -105,10 +96,10 @@ class PyfetchTransport:
         try:
             fetched = await self._fetch(js, request, controller, signal)
         except BaseException:
-            _destroy(controller)
+            destroy(controller)
             raise
         finally:
-            _destroy(signal)
+            destroy(signal)
         body = _FetchBody(js, fetched, controller, request)  # owns the controller from here
         try:
             headers = Headers(js.headers_of(fetched.js_response))
@@ -177,7 +168,7 @@ class _FetchBody:
                 try:
                     self._reader = stream.getReader()
                 finally:
-                    _destroy(stream)
+                    destroy(stream)
         return self._reader
 
     async def __anext__(self) -> bytes:
@@ -198,7 +189,7 @@ class _FetchBody:
             try:
                 return bytes(value.to_bytes())
             finally:
-                _destroy(value)
+                destroy(value)
         except asyncio.CancelledError:
             self._controller.abort()
             raise
@@ -214,7 +205,7 @@ class _FetchBody:
                 cause=type(exc).__name__,
             ) from exc
         finally:
-            _destroy(result)
+            destroy(result)
 
     async def aclose(self) -> None:
         """Stop the download if unfinished and release every proxy. Safe to call twice."""
@@ -230,9 +221,9 @@ class _FetchBody:
                 except self._js.errors:
                     pass
         finally:
-            _destroy(self._reader, self._fetched.js_response, self._controller)
+            destroy(self._reader, self._fetched.js_response, self._controller)
             self._reader = None
             # pyfetch (0.27) keeps its own controller and the combined signal on the response
-            _destroy(
+            destroy(
                 getattr(self._fetched, "abort_signal", None), getattr(self._fetched, "abort_controller", None)
             )

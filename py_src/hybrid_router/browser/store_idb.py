@@ -15,33 +15,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import js  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy  # type: ignore[import-not-found]
 
-from .errors import ModelLoadError, StorageError
-from .model_cache import Download, StoreFull
+from ..errors import ModelLoadError, StorageError
+from ..model_cache import Download, StoreFull
+from .jsinterop import js_error_name, js_error_text, js_object, storage_error
 
 __all__ = ["IdbStore"]
 
 
-def _js(value: Any) -> Any:
-    return to_js(value, dict_converter=js.Object.fromEntries)
-
-
-def _name(exc: BaseException) -> str:
-    js_error = getattr(exc, "js_error", None)
-    return str(getattr(js_error, "name", "") or type(exc).__name__)
-
-
-def _text(exc: BaseException) -> str:
-    js_error = getattr(exc, "js_error", None)
-    message = getattr(js_error, "message", None)
-    return str(message) if message else (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
 def _storage_error(what: str, exc: BaseException) -> StorageError:
-    return StorageError(f"the model cache could not {what}: {_name(exc)}: {_text(exc)}",
-                        hint="IndexedDB failed (private browsing or a browser setting may block it); "
-                        "models still run from memory. Clear this site's data if it persists.")
+    return storage_error("model cache", what, exc,
+                         hint="IndexedDB failed (private browsing or a browser setting may block it); "
+                         "models still run from memory. Clear this site's data if it persists.")
 
 
 class IdbStore:
@@ -66,10 +52,10 @@ class IdbStore:
 
     async def put_record(self, record: dict[str, Any]) -> None:
         try:
-            await self._js.putRecord(_js(record))
+            await self._js.putRecord(js_object(record))
         except JsException as exc:
-            if _name(exc) == "QuotaExceededError":
-                raise StoreFull(": ".join(x for x in ("QuotaExceededError", _text(exc)) if x)) from exc
+            if js_error_name(exc) == "QuotaExceededError":
+                raise StoreFull(": ".join(x for x in ("QuotaExceededError", js_error_text(exc)) if x)) from exc
             raise _storage_error(f"write {record.get('key')}", exc) from exc
 
     async def delete(self, key: str) -> None:
@@ -104,7 +90,7 @@ class IdbStore:
     async def exclusive(self, key: str) -> AsyncIterator[None]:
         controller = js.AbortController.new()
         try:
-            release = await self._js.lock(key, _js({"signal": controller.signal}))
+            release = await self._js.lock(key, js_object({"signal": controller.signal}))
         except asyncio.CancelledError:
             controller.abort()  # withdraws the request, or releases the lock if it was just granted
             raise
@@ -119,7 +105,7 @@ class IdbStore:
                        on_bytes: Callable[[int], None]) -> Download:
         controller = js.AbortController.new()
         callback = create_proxy(lambda n: on_bytes(int(n)))
-        options = _js({"key": key, "start": start, "size": size, "chunkBytes": chunk_bytes, "store": store,
+        options = js_object({"key": key, "start": start, "size": size, "chunkBytes": chunk_bytes, "store": store,
                        "signal": controller.signal, "onBytes": callback})
         try:
             result = await self._js.download(url, options)
@@ -129,7 +115,7 @@ class IdbStore:
         except JsException as exc:
             status = getattr(getattr(exc, "js_error", None), "status", None)
             raise ModelLoadError(
-                f"could not download {key}: {_name(exc)}: {_text(exc)}",
+                f"could not download {key}: {js_error_name(exc)}: {js_error_text(exc)}",
                 hint="Check that the server is running and reachable (models are served by serve.py); "
                 "a download that stopped resumes where it left off.",
                 url=url, status=status if isinstance(status, int) else None) from exc

@@ -1,7 +1,8 @@
 """``LocalRuntime``: what the router needs from an on-device runtime, and nothing more.
 
-The browser implementation is :mod:`hybrid_router.local.transformers_js` (Transformers.js through
-Pyodide); unit tests use a fake. The router is handed a runtime, it never imports one.
+The browser implementation is :mod:`hybrid_router.browser.transformers_js` (Transformers.js through
+Pyodide); unit tests use a fake. The router is handed a runtime, it never imports one. Where a model runs
+(WebGPU or wasm) is the routing's :class:`~hybrid_router.routing.devices.Devices`, which the runtime asks.
 
 Contract of every method:
 
@@ -13,19 +14,20 @@ Contract of every method:
   :class:`~hybrid_router.errors.InferenceError` when it fails while running; anything else it raises
   is wrapped as ``InferenceError`` by the caller.
 
-Generation takes OpenAI-style chat messages (``[{"role", "content"}]``); the runtime applies the
-model's chat template. ``generate`` streams text pieces to ``on_text`` as they are decoded and returns
+Generation takes :class:`~hybrid_router.chat.ChatMessage` s; the runtime applies the model's chat
+template. ``generate`` streams text pieces to ``on_text`` as they are decoded and returns
 ``{"text", "tokens_out", "finish_reason"}`` (``"stop"`` or ``"length"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from hybrid_router.chat import ChatMessage
 from hybrid_router.manifest import ModelEntry
 
 __all__ = ["LocalRuntime", "ProgressCallback", "TextCallback"]
@@ -59,7 +61,7 @@ class LocalRuntime(Protocol):
         self,
         model: ModelEntry,
         dtype: str,
-        messages: list[dict[str, str]],
+        messages: Sequence[ChatMessage],
         on_progress: ProgressCallback | None = None,
     ) -> int:
         """Tokens of ``messages`` as the model sees them: chat template applied, generation prompt added."""
@@ -69,7 +71,7 @@ class LocalRuntime(Protocol):
         self,
         model: ModelEntry,
         dtype: str,
-        messages: list[dict[str, str]],
+        messages: Sequence[ChatMessage],
         *,
         max_new_tokens: int,
         temperature: float,

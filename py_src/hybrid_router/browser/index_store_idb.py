@@ -13,31 +13,21 @@ from typing import Any
 
 import js  # type: ignore[import-not-found]
 import numpy as np
-from pyodide.ffi import JsException, JsProxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
 
-from .errors import StorageError
-from .vector_index import IndexMeta, StoredIndex, Vectors
+from ..errors import StorageError
+from ..vector_index import IndexMeta, StoredIndex, Vectors
+from .jsinterop import destroy, js_object, storage_error
 
 __all__ = ["IdbIndexStore"]
 
 
-def _destroy(*proxies: Any) -> None:
-    for p in proxies:
-        if isinstance(p, JsProxy) and hasattr(p, "destroy"):
-            p.destroy()
-
-
 def _storage_error(what: str, exc: JsException) -> StorageError:
-    js_error = getattr(exc, "js_error", None)
-    name = str(getattr(js_error, "name", "") or "Error")
-    message = str(getattr(js_error, "message", "") or exc)
-    if name == "QuotaExceededError":
-        hint = "Browser storage is full: drop indexes you no longer need or delete cached models."
-    else:
-        hint = ("IndexedDB failed (private browsing or a browser setting may block it); "
-                "the index keeps working in memory until the page is closed.")
-    return StorageError(f"the vector index store could not {what}: {name}: {message}", hint=hint,
-                        js_name=name)
+    return storage_error("vector index store", what, exc,
+                         hint="IndexedDB failed (private browsing or a browser setting may block it); "
+                         "the index keeps working in memory until the page is closed.",
+                         full_hint="Browser storage is full: drop indexes you no longer need or delete "
+                         "cached models.")
 
 
 class IdbIndexStore:
@@ -60,7 +50,7 @@ class IdbIndexStore:
         except JsException as exc:
             raise _storage_error("open its database", exc) from exc
         finally:
-            _destroy(module)
+            destroy(module)
 
     async def load(self, name: str) -> StoredIndex | None:
         try:
@@ -75,18 +65,18 @@ class IdbIndexStore:
             ids, texts = list(row.ids.to_py()), list(row.texts.to_py())
             flat = np.frombuffer(row.vectors.to_bytes(), dtype="<f4").astype(np.float32)
         finally:
-            _destroy(row)
+            destroy(row)
         vectors = flat.reshape(len(ids), int(dims or 0)) if ids else np.zeros((0, int(dims or 0)), np.float32)
         return StoredIndex(IndexMeta(str(meta["name"]), str(meta["model"]), dims), ids, texts, vectors)
 
     async def save_meta(self, meta: IndexMeta) -> None:
-        data = to_js(meta.to_dict(), dict_converter=js.Object.fromEntries)
+        data = js_object(meta.to_dict())
         try:
             await self._js.saveMeta(data)
         except JsException as exc:
             raise _storage_error(f"save the index {meta.name!r}", exc) from exc
         finally:
-            _destroy(data)
+            destroy(data)
 
     async def put(self, name: str, ids: list[str], texts: list[str], vectors: Vectors) -> None:
         flat = np.ascontiguousarray(vectors, dtype="<f4")
@@ -97,7 +87,7 @@ class IdbIndexStore:
         except JsException as exc:
             raise _storage_error(f"write {len(ids)} item(s) of {name!r}", exc) from exc
         finally:
-            _destroy(js_ids, js_texts, raw, floats)
+            destroy(js_ids, js_texts, raw, floats)
 
     async def delete(self, name: str, ids: list[str]) -> None:
         js_ids = to_js(ids)
@@ -106,7 +96,7 @@ class IdbIndexStore:
         except JsException as exc:
             raise _storage_error(f"delete {len(ids)} item(s) of {name!r}", exc) from exc
         finally:
-            _destroy(js_ids)
+            destroy(js_ids)
 
     async def drop(self, name: str) -> None:
         try:
@@ -122,4 +112,4 @@ class IdbIndexStore:
         try:
             return [str(k) for k in keys.to_py()]
         finally:
-            _destroy(keys)
+            destroy(keys)

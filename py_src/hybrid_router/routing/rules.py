@@ -1,8 +1,9 @@
-"""Routing policies and the decision: pure functions over frozen dataclasses.
+"""Where a request runs: the eight rules, pure functions over frozen facts.
 
-:func:`decide` looks at the :class:`Facts` of one request under a :class:`Policy` and returns a
-:class:`Decision` (target, reason code, the rule as a sentence, and the side to fall back to). The
-rules are applied in this order; the first that decides wins:
+:func:`decide` looks at the :class:`Facts` of one request (any task) under a
+:class:`~hybrid_router.routing.policy.Policy` and returns a :class:`Decision` (target, reason code, the
+rule as a sentence, and the side to fall back to). The rules are applied in this order; the first that
+decides wins:
 
 1. **privacy** ``"local-only"``: the device, never the cloud (no fallback). A request only the cloud
    could serve (``route="cloud"``, input over the local context window, no local model) raises
@@ -10,7 +11,8 @@ rules are applied in this order; the first that decides wins:
 2. **explicit route** (the call's ``route``, else the policy's default): ``"local"`` or ``"cloud"``
    pins that side, with no fallback. ``"cloud"`` raises ``PolicyError`` when the tier forbids it,
    the budget is spent, no cloud is configured, or the task runs only on the device.
-3. **task default**: embeddings and the other analysis tasks run on the device.
+3. **task default**: embeddings and the other analysis tasks run on the device (for them the policy's
+   default route does not apply, and a call's ``route="cloud"`` is a ``PolicyError``).
 4. **local capability**: no local generation model -> cloud (``"local-unavailable"``); prompt tokens +
    ``max_tokens`` over the local context window -> cloud (``"context-length"``). With no cloud to send
    it to, ``ModelLoadError`` / ``ContextLengthError``.
@@ -29,21 +31,17 @@ to the cloud when privacy, a configured cloud and the budget allow it; from the 
 when a local model exists and the input fits its context window.
 
 ``decide`` raises ``PolicyError`` for contradictions (always with a hint), and ``ContextLengthError``
-/ ``ModelLoadError`` when no side can serve the request.
+/ ``ModelLoadError`` when no side can serve the request. :func:`decide_after_local_failure` is the rule
+for a device that failed before the request ran (while its tokens were counted).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
 
 from hybrid_router import validation
-from hybrid_router.complexity import DEFAULT_THRESHOLD
-from hybrid_router.errors import ContextLengthError, ModelLoadError, PolicyError, ValidationError
+from hybrid_router.errors import ContextLengthError, HybridRouterError, LocalError, ModelLoadError, PolicyError
 from hybrid_router.route import (
     REASON_BUDGET,
     REASON_CLOUD_UNAVAILABLE,
@@ -57,132 +55,12 @@ from hybrid_router.route import (
     REASON_TIER,
     Target,
 )
+from hybrid_router.routing.policy import ROUTES, TIERS, Policy, check_cloud_allowed
 
-__all__ = [
-    "CLOUD_TASKS",
-    "OVER_BUDGET",
-    "PRIVACY",
-    "ROUTES",
-    "TIERS",
-    "Decision",
-    "Facts",
-    "Policy",
-    "TierRules",
-    "decide",
-]
+__all__ = ["CLOUD_TASKS", "Decision", "Facts", "decide", "decide_after_local_failure"]
 
-ROUTES = ("auto", "local", "cloud")
-PRIVACY = ("allow-cloud", "local-only")
-OVER_BUDGET = ("local", "refuse")
-#: Tasks the cloud can serve; every other task (embeddings, analysis) runs on the device.
+#: Tasks the cloud can serve; every other task (embeddings, analysis, speech) runs on the device.
 CLOUD_TASKS = frozenset({"text-generation"})
-
-
-@dataclass(frozen=True, slots=True)
-class TierRules:
-    """What a user tier may use the cloud for (fallback to the cloud is allowed in every tier)."""
-
-    explicit_cloud: bool  # may a call ask for route="cloud"?
-    complexity_cloud: bool  # do complex prompts go to the cloud (rule 7)?
-    cloud_first: bool  # does every generation go to the cloud (rule 6)?
-    summary: str
-
-
-#: The tiers. Over-context input and local failures go to the cloud in every tier.
-TIERS: Mapping[str, TierRules] = MappingProxyType(
-    {
-        "free": TierRules(
-            explicit_cloud=False,
-            complexity_cloud=False,
-            cloud_first=False,
-            summary="the cloud only for what the device cannot do (over-context input, local failures)",
-        ),
-        "pro": TierRules(
-            explicit_cloud=True,
-            complexity_cloud=True,
-            cloud_first=False,
-            summary="complex prompts go to the cloud, the rest stay on the device",
-        ),
-        "enterprise": TierRules(
-            explicit_cloud=True,
-            complexity_cloud=True,
-            cloud_first=True,
-            summary="cloud first: generations go to the cloud, the device serves when the cloud fails",
-        ),
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """How requests are routed; see the module docstring. ``replace`` checks the new combination."""
-
-    route: str = "auto"
-    privacy: str = "allow-cloud"
-    tier: str = "pro"
-    daily_budget_usd: float | None = None
-    over_budget: str = "local"
-    complexity_threshold: float = DEFAULT_THRESHOLD
-    fallback: bool = True
-
-    def __post_init__(self) -> None:
-        validation.choice(self.route, ROUTES, "route")
-        validation.choice(self.privacy, PRIVACY, "privacy")
-        validation.choice(self.tier, TIERS, "tier")
-        validation.choice(self.over_budget, OVER_BUDGET, "over_budget")
-        if self.daily_budget_usd is not None:
-            object.__setattr__(self, "daily_budget_usd", _number(self.daily_budget_usd, "daily_budget_usd"))
-        threshold = _number(self.complexity_threshold, "complexity_threshold")
-        if threshold > 1:
-            raise ValidationError(
-                f"complexity_threshold must be between 0 and 1, got {threshold}",
-                hint="Pass a threshold in [0, 1]; the estimator's calibrated one is the default.",
-                field="complexity_threshold",
-            )
-        object.__setattr__(self, "complexity_threshold", threshold)
-        if not isinstance(self.fallback, bool):
-            raise ValidationError(
-                f"fallback must be true or false, got {validation.type_name(self.fallback)}",
-                field="fallback",
-            )
-        if self.route == "cloud":
-            _check_cloud_allowed(self, "the default route 'cloud'")
-
-    def replace(self, **changes: Any) -> Policy:
-        """A copy with ``changes`` applied (and checked)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValidationError(
-            f"{field} must be a number >= 0, got {value!r}",
-            hint=f"Pass {field} as a number >= 0" + (" (or null: no limit)." if "budget" in field else "."),
-            field=field,
-            got=validation.type_name(value),
-        )
-    return float(value)
-
-
-def _check_cloud_allowed(policy: Policy, what: str) -> None:
-    """Contradictions between a demand for the cloud and the policy (privacy, tier)."""
-    if policy.privacy == "local-only":
-        raise PolicyError(
-            f"{what} contradicts privacy 'local-only', which never sends anything to the cloud",
-            hint="Use route 'auto' or 'local', or set privacy to 'allow-cloud'.",
-            privacy=policy.privacy,
-            route="cloud",
-        )
-    if not TIERS[policy.tier].explicit_cloud:
-        raise PolicyError(
-            f"{what} is not available in the {policy.tier!r} tier ({TIERS[policy.tier].summary})",
-            hint="Use route 'auto' (the cloud still serves what the device cannot), or upgrade the tier.",
-            tier=policy.tier,
-            route="cloud",
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +81,8 @@ class Facts:
     local_available: bool = True
     cloud_available: bool = False
     spent_today_usd: float = 0.0
+    #: why there is no cloud, when ``cloud_available`` is False (default: none is configured)
+    cloud_note: str | None = None
 
     def fits_locally(self) -> bool:
         """Whether prompt + ``max_tokens`` fit the local window (True when either is unknown)."""
@@ -222,27 +102,55 @@ class Decision:
 
 
 def decide(facts: Facts, policy: Policy) -> Decision:
-    """Apply the rules of the module docstring, in order."""
+    """Apply the rules of the module docstring, in order, for any task."""
+    if facts.task not in CLOUD_TASKS:
+        return _device_task(facts, policy)
     route = policy.route if facts.route is None else validation.choice(facts.route, ROUTES, "route")
     if policy.privacy == "local-only":
         return _local_only(facts, policy, route)
     if route != "auto":
         return _explicit(facts, policy, route)
-    if facts.task not in CLOUD_TASKS:
-        return Decision("local", REASON_TASK_DEFAULT, f"{facts.task} runs on the device")
     if (needed := _capability(facts)) is not None:
         return _needs_cloud(facts, policy, needed)
     decision = _preference(facts, policy)
     if decision.target == "cloud" and not facts.cloud_available:
-        decision = Decision("local", REASON_CLOUD_UNAVAILABLE, f"{decision.rule}, but no cloud is configured")
+        decision = Decision("local", REASON_CLOUD_UNAVAILABLE, f"{decision.rule}, but {_no_cloud(facts)}")
     if _budget_spent(facts, policy):
         return _over_budget(facts, policy, decision)
     return _with_fallback(decision, facts, policy)
 
 
+def decide_after_local_failure(facts: Facts, policy: Policy, failure: HybridRouterError) -> Decision:
+    """The device failed before the request ran (counting its tokens loads the model): the cloud answers
+    if the rules would send the request there once the device is out; otherwise ``failure`` is raised."""
+    try:
+        decision = decide(dataclasses.replace(facts, local_available=False), policy)
+    except HybridRouterError:
+        raise failure from None
+    if not policy.fallback or decision.target != "cloud" or not isinstance(failure, LocalError):
+        raise failure
+    return Decision("cloud", decision.reason, "the on-device model failed before generating")
+
+
+def _device_task(facts: Facts, policy: Policy) -> Decision:
+    """Rules 1-3 for a task only the device serves: the policy's default route does not apply to it
+    (it is about generations); a call's own ``route='cloud'`` is refused."""
+    route = "auto" if facts.route is None else validation.choice(facts.route, ROUTES, "route")
+    if route == "cloud":
+        check_cloud_allowed(policy, "route 'cloud'")
+        raise PolicyError(
+            f"route 'cloud' is not available for {facts.task}, which runs only on the device",
+            hint="Leave route out (or 'local') for this task.",
+            task=facts.task,
+        )
+    if route == "local":
+        return Decision("local", REASON_EXPLICIT, "the call asked for the device (route 'local')")
+    return Decision("local", REASON_TASK_DEFAULT, f"{facts.task} runs on the device")
+
+
 def _local_only(facts: Facts, policy: Policy, route: str) -> Decision:
     if route == "cloud":
-        _check_cloud_allowed(policy, "route 'cloud'")
+        check_cloud_allowed(policy, "route 'cloud'")
     if not facts.local_available:
         raise PolicyError(
             f"privacy is 'local-only' but there is no on-device model for {facts.task}",
@@ -266,7 +174,7 @@ def _explicit(facts: Facts, policy: Policy, route: str) -> Decision:
     if route == "local":
         _require_local(facts, "route 'local'")
         return Decision("local", REASON_EXPLICIT, "the call asked for the device (route 'local')")
-    _check_cloud_allowed(policy, "route 'cloud'")
+    check_cloud_allowed(policy, "route 'cloud'")
     if facts.task not in CLOUD_TASKS:
         raise PolicyError(
             f"route 'cloud' is not available for {facts.task}, which runs only on the device",
@@ -350,10 +258,14 @@ def _require_local(facts: Facts, what: str) -> None:
         )
 
 
+def _no_cloud(facts: Facts) -> str:
+    return facts.cloud_note or "no cloud is configured"
+
+
 def _require_cloud(facts: Facts, what: str) -> None:
     if not facts.cloud_available:
         raise PolicyError(
-            f"{what} needs the cloud, but no cloud provider is configured",
+            f"{what} needs the cloud, but {facts.cloud_note or 'no cloud provider is configured'}",
             hint="Configure a cloud provider on the server (the relay), or use route 'auto' or 'local'.",
             route="cloud",
         )

@@ -1,8 +1,9 @@
 """The on-device runtime in the browser: Transformers.js, reached through Pyodide's JS interop.
 
-This is one of the few modules that touch ``js``/``pyodide`` (see docs/ARCHITECTURE.md); the router
-only sees the :class:`~hybrid_router.local.runtime.LocalRuntime` protocol it implements. Import it only
-inside Pyodide.
+One of the browser edges (``hybrid_router.browser``: the modules that touch ``js``/``pyodide``); the
+router only sees the :class:`~hybrid_router.runtime.LocalRuntime` protocol it implements. Import it only
+inside Pyodide. Where each model runs is the routing's :class:`~hybrid_router.routing.devices.Devices`:
+this runtime asks it for the device and reports a WebGPU failure to it, which moves the model to wasm.
 
 The module object comes from ``transformers_js_py.import_transformers_js``; calls go to the raw JS
 objects (``module.js_obj``) so that classes are constructed with ``new`` and options are real JS
@@ -12,37 +13,27 @@ objects. Every JS proxy created for a call is destroyed when the call is over.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
-from pyodide.ffi import JsException, JsProxy, create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
 
-from ..errors import InferenceError, LocalError, ModelLoadError
+from ..chat import ChatMessage
+from ..errors import InferenceError, ModelLoadError
 from ..manifest import ModelEntry
 from ..model_cache import ModelCache
+from ..routing.devices import Devices
+from .jsinterop import destroy, js_object
 
 ProgressFn = Callable[[dict[str, Any]], None]
 #: Transformers.js's download events: with the model cache, ours (from the network or the store) replace them
 _FILE_EVENTS = frozenset({"initiate", "download", "progress", "done", "progress_total"})
 
 
-def _js(value: Any) -> Any:
-    import js  # type: ignore[import-not-found]
-
-    return to_js(value, dict_converter=js.Object.fromEntries)
-
-
 def _message(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _destroy(*proxies: Any) -> None:
-    for p in proxies:
-        if isinstance(p, JsProxy) and hasattr(p, "destroy"):
-            p.destroy()
 
 
 def _ints(tensor: Any) -> np.ndarray:
@@ -59,11 +50,11 @@ def _restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) 
     width = ids.shape[1]
     rows = [int(r) * width + width - 1 for r in np.nonzero((mask[:, -1] == 1) & (ids[:, -1] != sep_id))[0]]
     if rows:  # BigInt64Array elements can only be set from JS (a Python int arrives as a Number)
-        set_ids = run_js("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
+        set_ids = runjs_object("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
         try:
-            set_ids(input_ids, _js(rows), sep_id)
+            set_ids(input_ids, js_object(rows), sep_id)
         finally:
-            _destroy(set_ids)
+            destroy(set_ids)
 
 
 #: pipelines whose model runs a token-by-token generation loop
@@ -92,11 +83,11 @@ def _yield_between_steps(pipe: Any) -> None:
     """
     from pyodide.code import run_js  # type: ignore[import-not-found]
 
-    install = run_js(_YIELD_JS)
+    install = runjs_object(_YIELD_JS)
     try:
         install(pipe)
     finally:
-        _destroy(install)
+        destroy(install)
 
 
 def _dispose(tensors: Any) -> None:
@@ -107,22 +98,7 @@ def _dispose(tensors: Any) -> None:
         value = getattr(tensors, key)
         if hasattr(value, "dispose"):
             value.dispose()
-        _destroy(value)
-
-
-def _falls_back_to_wasm(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """A task method that, when it fails on WebGPU, moves the model to wasm and runs once more there."""
-    @functools.wraps(method)
-    async def run(self: TransformersJsRuntime, model: ModelEntry, *args: Any, **kwargs: Any) -> Any:
-        device = self.device_of(model)
-        try:
-            return await method(self, model, *args, **kwargs)
-        except InferenceError as exc:
-            if device != "webgpu" or self.device_of(model) != "webgpu":
-                raise
-            self._demote(model, exc)
-            return await method(self, model, *args, **kwargs)
-    return run
+        destroy(value)
 
 
 def _tensor_to_numpy(tensor: Any) -> np.ndarray:
@@ -131,49 +107,45 @@ def _tensor_to_numpy(tensor: Any) -> np.ndarray:
     return np.asarray(data, dtype=np.float32).reshape(dims)
 
 
+T = TypeVar("T")
+
+
+def _chat(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    return [m.to_wire() for m in messages]
+
+
 class TransformersJsRuntime:
     """Pipelines of Transformers.js, created once per (task, model, dtype, device) and reused.
 
-    Concurrent first calls for the same pipeline share one load.
+    Concurrent first calls for the same pipeline share one load. Transformers.js 4.3.1 chains every
+    session creation on one promise and never recovers from a rejection, so WebGPU is never tried
+    without an adapter (:class:`~hybrid_router.routing.devices.Devices` demotes such a model at once).
     """
 
-    def __init__(self, module: Any, *, device: str = "wasm", cache: ModelCache | None = None,
-                 device_for: Callable[[ModelEntry], str] | None = None, webgpu_adapter: bool = True) -> None:
+    def __init__(self, module: Any, *, devices: Devices, cache: ModelCache | None = None) -> None:
         self._tjs = getattr(module, "js_obj", module)  # the raw JS module
-        self.device = device
+        self.devices = devices
         #: model files come from here, verified, before Transformers.js reads them (its customCache)
         self.cache = cache
-        self._device_for = device_for
-        # Transformers.js 4.3.1 chains every session creation on one promise (webInitChain) and never
-        # recovers from a rejection: one failed WebGPU load makes every later load in this worker fail,
-        # wasm included. So WebGPU is never tried without an adapter; a model asked for on WebGPU then
-        # runs on wasm, recorded as a device fallback.
-        self.webgpu_adapter = webgpu_adapter
-        self._demoted: dict[str, str] = {}
-        #: each time WebGPU failed for a model and it moved to wasm: {model, error_name, message}
-        self.device_fallbacks: list[dict[str, str]] = []
         self._pipelines: dict[tuple[str, str, str, str], asyncio.Future[Any]] = {}
 
-    def device_of(self, model: ModelEntry) -> str:
-        """Where ``model`` runs: the device chosen for it (capabilities), or wasm once WebGPU failed."""
-        if model.id in self._demoted:
-            return "wasm"
-        device = self._device_for(model) if self._device_for is not None else self.device
-        if device == "webgpu" and not self.webgpu_adapter:
-            self._demote(model, ModelLoadError(
-                f"{model.id}: WebGPU was asked for, but this browser offers no WebGPU adapter "
-                "(navigator.gpu.requestAdapter() returned null); it runs on wasm", model=model.id))
-            return "wasm"
-        return device
-
-    def _demote(self, model: ModelEntry, exc: LocalError) -> None:
-        """WebGPU failed for ``model``: run it on wasm from now on (its WebGPU pipelines are dropped)."""
-        self._demoted[model.id] = exc.message
-        self.device_fallbacks.append({"model": model.id, "error_name": exc.name, "message": exc.message})
+    def _drop_webgpu(self, model: ModelEntry) -> None:
+        """``model`` moved to wasm: its WebGPU pipelines are freed."""
         for key in [k for k in self._pipelines if k[1] == model.id and k[3] == "webgpu"]:
             fut = self._pipelines.pop(key)
             if fut.done() and not fut.exception() and hasattr(fut.result(), "dispose"):
                 asyncio.ensure_future(fut.result().dispose())
+
+    async def _on_device(self, model: ModelEntry, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work``; when it fails on WebGPU, the routing's rule may move the model to wasm: once more."""
+        device = self.devices.device_of(model)
+        try:
+            return await work()
+        except InferenceError as exc:
+            if not self.devices.retry_on_wasm(model, device, exc):
+                raise
+            self._drop_webgpu(model)
+            return await work()
 
     @property
     def loaded(self) -> list[dict[str, str]]:
@@ -181,7 +153,7 @@ class TransformersJsRuntime:
                 for (t, m, d, dev), fut in self._pipelines.items() if fut.done() and not fut.exception()]
 
     async def _pipeline(self, task: str, model: ModelEntry, dtype: str, on_progress: ProgressFn | None) -> Any:
-        device = self.device_of(model)
+        device = self.devices.device_of(model)
         key = (task, model.id, dtype, device)
         fut = self._pipelines.get(key)
         if fut is None:
@@ -193,9 +165,9 @@ class TransformersJsRuntime:
                 del self._pipelines[key]
                 fut.set_exception(exc)
                 fut.exception()
-                if device != "webgpu":
+                if not self.devices.retry_on_wasm(model, device, exc):
                     raise
-                self._demote(model, exc)  # WebGPU could not take it: the same model on wasm
+                self._drop_webgpu(model)  # WebGPU could not take it: the same model on wasm
                 return await self._pipeline(task, model, dtype, on_progress)
             except BaseException as exc:
                 del self._pipelines[key]
@@ -218,7 +190,7 @@ class TransformersJsRuntime:
 
         refs = self.cache.files(model.id, dtype) if self.cache is not None else []
         callback = create_proxy(progress)
-        options = _js({"dtype": dtype, "device": device, "progress_callback": callback})
+        options = js_object({"dtype": dtype, "device": device, "progress_callback": callback})
         try:
             if self.cache is not None:  # every file read and checked against the manifest, held for the load
                 await self.cache.ensure([(model.id, dtype)], on_progress=tagged, hold=True)
@@ -238,8 +210,12 @@ class TransformersJsRuntime:
             if self.cache is not None:
                 self.cache.release(refs)
 
-    @_falls_back_to_wasm
     async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
+                                 normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
+        return await self._on_device(model, lambda: self._feature_extraction(
+            model, dtype, texts, pooling=pooling, normalize=normalize, on_progress=on_progress))
+
+    async def _feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
                                  normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
         """The feature-extraction pipeline's steps (tokenize, run, pool), with reference truncation.
 
@@ -250,7 +226,7 @@ class TransformersJsRuntime:
         pipe = await self._pipeline("feature-extraction", model, dtype, on_progress)
         inputs = outputs = None
         try:
-            inputs = pipe.tokenizer(_js(list(texts)), _js({"padding": True, "truncation": True}))
+            inputs = pipe.tokenizer(js_object(list(texts)), js_object({"padding": True, "truncation": True}))
             mask = _ints(inputs.attention_mask)
             _restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
             outputs = await pipe.model(inputs)
@@ -260,7 +236,7 @@ class TransformersJsRuntime:
                                  model=model.id, dtype=dtype, task="feature-extraction") from exc
         finally:
             _dispose(outputs)
-            _destroy(inputs, outputs)
+            destroy(inputs, outputs)
         if pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -270,14 +246,17 @@ class TransformersJsRuntime:
             pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
 
-    @_falls_back_to_wasm
-    async def count_chat_tokens(self, model: ModelEntry, dtype: str, messages: list[dict[str, str]],
+    async def count_chat_tokens(self, model: ModelEntry, dtype: str, messages: Sequence[ChatMessage],
+                                on_progress: ProgressFn | None = None) -> int:
+        return await self._on_device(model, lambda: self._count_chat_tokens(model, dtype, messages, on_progress))
+
+    async def _count_chat_tokens(self, model: ModelEntry, dtype: str, messages: Sequence[ChatMessage],
                                 on_progress: ProgressFn | None = None) -> int:
         """Tokens of the prompt as the model sees it: chat template applied, generation prompt added."""
         pipe = await self._pipeline("text-generation", model, dtype, on_progress)
         ids = None
         try:
-            ids = pipe.tokenizer.apply_chat_template(_js(messages), _js(
+            ids = pipe.tokenizer.apply_chat_template(js_object(_chat(messages)), js_object(
                 {"tokenize": True, "add_generation_prompt": True, "return_tensor": False,
                  "return_dict": False}))
             return int(ids.length)
@@ -285,9 +264,9 @@ class TransformersJsRuntime:
             raise InferenceError(f"{model.id}: could not apply the chat template: {_message(exc)}",
                                  model=model.id) from exc
         finally:
-            _destroy(ids)
+            destroy(ids)
 
-    async def generate(self, model: ModelEntry, dtype: str, messages: list[dict[str, str]], *,
+    async def generate(self, model: ModelEntry, dtype: str, messages: Sequence[ChatMessage], *,
                        max_new_tokens: int, temperature: float, on_text: Callable[[str], None] | None = None,
                        on_progress: ProgressFn | None = None) -> dict[str, Any]:
         """Chat completion on the device, streaming text pieces to ``on_text``.
@@ -308,7 +287,7 @@ class TransformersJsRuntime:
 
         js_text, js_token = create_proxy(on_piece), create_proxy(on_token)
         stopper = self._tjs.InterruptableStoppingCriteria.new()
-        streamer = self._tjs.TextStreamer.new(pipe.tokenizer, _js({
+        streamer = self._tjs.TextStreamer.new(pipe.tokenizer, js_object({
             "skip_prompt": True, "skip_special_tokens": True,
             "callback_function": js_text, "token_callback_function": js_token}))
         options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "streamer": streamer,
@@ -318,9 +297,9 @@ class TransformersJsRuntime:
             options["temperature"] = temperature
 
         def release(_: Any = None) -> None:
-            _destroy(js_text, js_token, streamer, stopper)
+            destroy(js_text, js_token, streamer, stopper)
 
-        running = asyncio.ensure_future(pipe(_js(messages), _js(options)))
+        running = asyncio.ensure_future(pipe(js_object(_chat(messages)), js_object(options)))
         try:
             output = await asyncio.shield(running)
         except asyncio.CancelledError:
@@ -335,15 +314,18 @@ class TransformersJsRuntime:
         try:
             result = output.to_py()
         finally:
-            _destroy(output)
+            destroy(output)
             release()
         generated = result[0]["generated_text"]
         text = generated[-1]["content"] if isinstance(generated, list) else str(generated)
         return {"text": text, "tokens_out": tokens_out,
                 "finish_reason": "length" if tokens_out >= max_new_tokens else "stop"}
 
-    @_falls_back_to_wasm
     async def transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
+                         on_progress: ProgressFn | None = None) -> str:
+        return await self._on_device(model, lambda: self._transcribe(model, dtype, audio, on_progress=on_progress))
+
+    async def _transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
                          on_progress: ProgressFn | None = None) -> str:
         """Speech to text with the automatic-speech-recognition pipeline (Whisper), greedy.
 
@@ -355,7 +337,7 @@ class TransformersJsRuntime:
 
         pipe = await self._pipeline("automatic-speech-recognition", model, dtype, on_progress)
         samples = np.ascontiguousarray(audio, dtype="<f4")
-        raw = to_js(samples.tobytes())  # a Uint8Array over a fresh ArrayBuffer (aligned for Float32Array)
+        raw = tojs_object(samples.tobytes())  # a Uint8Array over a fresh ArrayBuffer (aligned for Float32Array)
         floats = js.Float32Array.new(raw.buffer, 0, samples.size)
         stopper = self._tjs.InterruptableStoppingCriteria.new()
         options: dict[str, Any] = {"stopping_criteria": stopper, "return_timestamps": False}
@@ -363,9 +345,9 @@ class TransformersJsRuntime:
             options.update(chunk_length_s=30, stride_length_s=5)
 
         def release(_: Any = None) -> None:
-            _destroy(raw, floats, stopper)
+            destroy(raw, floats, stopper)
 
-        running = asyncio.ensure_future(pipe(floats, _js(options)))
+        running = asyncio.ensure_future(pipe(floats, js_object(options)))
         try:
             output = await asyncio.shield(running)
         except asyncio.CancelledError:
@@ -380,7 +362,7 @@ class TransformersJsRuntime:
         try:
             return str(output.text)
         finally:
-            _destroy(output)
+            destroy(output)
             release()
 
     async def _logits(self, pipe: Any, model: ModelEntry, dtype: str, task: str, texts: list[str],
@@ -394,7 +376,7 @@ class TransformersJsRuntime:
                 options["text_pair"] = pairs[start : start + batch]
             inputs = outputs = None
             try:
-                inputs = pipe.tokenizer(_js(texts[start : start + batch]), _js(options))
+                inputs = pipe.tokenizer(js_object(texts[start : start + batch]), js_object(options))
                 mask = _ints(inputs.attention_mask)
                 _restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
                 outputs = await pipe.model(inputs)
@@ -404,11 +386,15 @@ class TransformersJsRuntime:
                                      model=model.id, dtype=dtype, task=task) from exc
             finally:
                 _dispose(outputs)
-                _destroy(inputs, outputs)
+                destroy(inputs, outputs)
         return np.concatenate(rows, axis=0)
 
-    @_falls_back_to_wasm
     async def text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
+                                  on_progress: ProgressFn | None = None) -> list[list[tuple[str, float]]]:
+        return await self._on_device(model, lambda: self._text_classification(
+            model, dtype, texts, on_progress=on_progress))
+
+    async def _text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
                                   on_progress: ProgressFn | None = None) -> list[list[tuple[str, float]]]:
         """The text-classification pipeline's model and labels (config ``id2label``), every label's softmax
         probability, best first; tokenized as the reference does (final [SEP] kept on long texts)."""
@@ -422,45 +408,59 @@ class TransformersJsRuntime:
         return [sorted(((id2label.get(j, f"LABEL_{j}"), float(p)) for j, p in enumerate(row)),
                        key=lambda x: -x[1]) for row in probs]
 
-    @_falls_back_to_wasm
     async def zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
+                                       hypothesis_template: str, multi_label: bool,
+                                       on_progress: ProgressFn | None = None) -> list[tuple[str, float]]:
+        return await self._on_device(model, lambda: self._zero_shot_classification(
+            model, dtype, text, labels, hypothesis_template=hypothesis_template, multi_label=multi_label,
+            on_progress=on_progress))
+
+    async def _zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
                                        hypothesis_template: str, multi_label: bool,
                                        on_progress: ProgressFn | None = None) -> list[tuple[str, float]]:
         """Transformers.js's zero-shot-classification pipeline (one NLI pass per label)."""
         pipe = await self._pipeline("zero-shot-classification", model, dtype, on_progress)
         output = None
         try:
-            output = await pipe(text, _js(list(labels)),
-                                _js({"hypothesis_template": hypothesis_template, "multi_label": multi_label}))
+            output = await pipe(text, js_object(list(labels)),
+                                js_object({"hypothesis_template": hypothesis_template, "multi_label": multi_label}))
             result = output.to_py()
         except JsException as exc:
             raise InferenceError(f"{model.id} failed on zero-shot classification: {_message(exc)}",
                                  model=model.id, dtype=dtype, task="zero-shot-classification") from exc
         finally:
-            _destroy(output)
+            destroy(output)
         return [(str(lab), float(s)) for lab, s in zip(result["labels"], result["scores"], strict=True)]
 
-    @_falls_back_to_wasm
     async def token_classification(self, model: ModelEntry, dtype: str, text: str, *,
+                                   on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
+        return await self._on_device(model, lambda: self._token_classification(
+            model, dtype, text, on_progress=on_progress))
+
+    async def _token_classification(self, model: ModelEntry, dtype: str, text: str, *,
                                    on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
         """Transformers.js's token-classification pipeline with ``ignore_labels: []``: every word piece."""
         pipe = await self._pipeline("token-classification", model, dtype, on_progress)
         output = None
         try:
-            output = await pipe(text, _js({"ignore_labels": []}))
+            output = await pipe(text, js_object({"ignore_labels": []}))
             rows = output.to_py()
         except JsException as exc:
             raise InferenceError(f"{model.id} failed on token classification: {_message(exc)}",
                                  model=model.id, dtype=dtype, task="token-classification") from exc
         finally:
-            _destroy(output)
+            destroy(output)
         if rows and isinstance(rows[0], list):  # a batch of one
             rows = rows[0]
         return [{"word": str(r["word"]), "entity": str(r["entity"]), "score": float(r["score"]),
                  "index": int(r["index"])} for r in rows]
 
-    @_falls_back_to_wasm
     async def cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
+                                   on_progress: ProgressFn | None = None) -> list[float]:
+        return await self._on_device(model, lambda: self._cross_encoder_scores(
+            model, dtype, query, documents, on_progress=on_progress))
+
+    async def _cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
                                    on_progress: ProgressFn | None = None) -> list[float]:
         """A cross-encoder's relevance logit per (query, document): the text-classification pipeline's
         tokenizer on pairs and its model, in batches of 16."""

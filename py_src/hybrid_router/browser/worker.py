@@ -1,8 +1,8 @@
 """Glue inside the Web Worker: build the router on the browser's platform pieces and speak the protocol.
 
 ``web/worker.js`` boots Pyodide, then calls :func:`start` with its ``postMessage`` and the boot
-configuration, and hands every incoming message to :meth:`WorkerApp.receive`. Only this module,
-``local/transformers_js.py`` and ``transport_pyfetch.py`` touch ``js``/``pyodide``.
+configuration, and hands every incoming message to :meth:`WorkerApp.receive`. This module and the other
+modules of ``hybrid_router.browser`` are the only ones that touch ``js``/``pyodide``.
 """
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import __version__
-from .capabilities import Capabilities, choose_device
-from .errors import ModelLoadError, StorageError
-from .ledger import Ledger
-from .manifest import Manifest
-from .model_cache import ModelCache
-from .model_manager import ModelManager, adapt_manifest
-from .protocol import Dispatcher
-from .providers.base import CloudProvider
-from .retry import RetryPolicy
-from .router import Router
-from .routing import Policy
+from .. import __version__, wire
+from ..capabilities import Capabilities
+from ..errors import ModelLoadError, StorageError
+from ..ledger import Ledger
+from ..manifest import Manifest
+from ..model_cache import ModelCache
+from ..model_manager import ModelManager, adapt_manifest
+from ..protocol import Dispatcher
+from ..providers.base import CloudProvider
+from ..retry import RetryPolicy
+from ..router import Router
+from ..routing import Devices, Policy
 
 
 class WorkerApp:
@@ -33,7 +33,7 @@ class WorkerApp:
             post_message(to_js(message, dict_converter=js.Object.fromEntries, depth=-1))
 
         self.router = router
-        self.dispatcher = Dispatcher(router.handlers(), send)
+        self.dispatcher = Dispatcher(wire.handlers(router), send)
 
     def receive(self, message: Any) -> None:
         data = message.to_py() if hasattr(message, "to_py") else message
@@ -51,8 +51,8 @@ def cloud_provider(config: dict[str, Any], base_url: str, options: dict[str, Any
     """The provider the relay speaks for (``/api/cloud/config``), reached through pyfetch; None if none."""
     if not config or not config.get("available"):
         return None
-    from .providers.anthropic import AnthropicProvider
-    from .providers.openai_compat import OpenAICompatProvider
+    from ..providers.anthropic import AnthropicProvider
+    from ..providers.openai_compat import OpenAICompatProvider
     from .transport_pyfetch import PyfetchTransport
 
     kind = AnthropicProvider if config.get("kind") == "anthropic" else OpenAICompatProvider
@@ -93,7 +93,7 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     """
     from transformers_js_py import import_transformers_js  # type: ignore[import-not-found]
 
-    from .local.transformers_js import TransformersJsRuntime
+    from .transformers_js import TransformersJsRuntime
 
     cfg: dict[str, Any] = config.to_py() if hasattr(config, "to_py") else dict(config)
     module = await import_transformers_js(cfg["transformers_url"])
@@ -124,21 +124,18 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     cloud = cloud_provider(cloud_config or {}, cfg["cloud_base_url"], cfg.get("cloud") or {})
     label = (cloud_config or {}).get("label") if cloud else None
     policy = Policy().replace(**(cfg.get("policy") or {}))
-    forced = cfg.get("device")  # create({ device }) pins one device for every model
-    runtime = TransformersJsRuntime(module, device=forced or "wasm", cache=cache,
-                                    device_for=None if forced else (lambda m: choose_device(m, caps)),
-                                    webgpu_adapter=caps.adapter)
+    devices = Devices(caps, pinned=cfg.get("device"))  # create({ device }) pins one device for every model
+    runtime = TransformersJsRuntime(module, devices=devices, cache=cache)
 
     async def estimate() -> dict[str, Any]:
         probe = await edge.estimateStorage()
         return dict(probe.to_py())
 
     models = ModelManager(manifest, cache, caps, estimate=estimate if edge is not None else None,
-                          device_of=runtime.device_of, device_fallbacks=lambda: runtime.device_fallbacks,
-                          choices=choices)
+                          devices=devices, choices=choices)
     ledger = await _persistent_ledger(manifest, cloud)
     router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models,
-                    index_store=await _index_store(), ledger=ledger)
+                    devices=devices, index_store=await _index_store(), ledger=ledger)
     return WorkerApp(router, post_message)
 
 
@@ -184,7 +181,6 @@ async def _persistent_ledger(manifest: Manifest, cloud: CloudProvider | None) ->
 
 async def _index_store() -> Any:
     """The vector indexes' IndexedDB store, or None (indexes then live in memory only)."""
-    from .errors import StorageError
     from .index_store_idb import IdbIndexStore
 
     try:

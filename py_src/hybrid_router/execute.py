@@ -1,0 +1,186 @@
+"""The executor: carries out a plan and records what happened.
+
+A :class:`~hybrid_router.routing.plans.Plan` lists the steps that may serve a request (the routing made
+it); the executor runs the first, moves to the next when :func:`~hybrid_router.routing.fallback.may_fall_back`
+allows it, asks the routing for the answer's route (:func:`~hybrid_router.routing.plans.issue_route`),
+and records the request in the :class:`~hybrid_router.ledger.Ledger` (generations; errors included, a
+cancelled call as ``AbortError``). It never decides where a request runs.
+
+- :meth:`Executor.run`: any task, whole answers: ``attempt(step)`` runs one step and returns an
+  :class:`Outcome`;
+- :meth:`Executor.stream`: a generation in pieces: ``pieces(step)`` yields text, then its
+  :class:`~hybrid_router.sides.Output`. A step that fails *before* its first piece falls back
+  transparently; once a piece was yielded, a failure is raised (the caller may have shown the text).
+
+Unexpected exceptions of a step are typed first: ``InferenceError`` on the device, ``CloudError`` in the
+cloud. ``asyncio.CancelledError`` is never a reason to fall back: it propagates untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from hybrid_router.errors import ABORT_ERROR, CloudError, HybridRouterError, InferenceError, error_to_wire
+from hybrid_router.ledger import Ledger
+from hybrid_router.route import FallbackStep, Route
+from hybrid_router.routing import GENERATE, Devices, may_fall_back
+from hybrid_router.routing.plans import Plan, Step, issue_route
+from hybrid_router.sides import Output
+
+__all__ = ["LEDGER_TASKS", "Executor", "Outcome"]
+
+T = TypeVar("T")
+#: the tasks the ledger counts
+LEDGER_TASKS = frozenset({GENERATE})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What a step produced: its value and usage (``model`` when the side named itself otherwise)."""
+
+    value: T
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class Executor:
+    """Runs plans (see the module docstring); ``cloud_name`` names the provider in wrapped errors."""
+
+    def __init__(self, ledger: Ledger, devices: Devices, *, cloud_name: str | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.ledger = ledger
+        self.devices = devices
+        self.cloud_name = cloud_name
+        self.clock = clock
+
+    async def run(self, plan: Plan, attempt: Callable[[Step], Awaitable[Outcome[T]]], *,
+                  what: str | None = None, started: float | None = None) -> tuple[T, Route]:
+        """The value of the first step of ``plan`` that answers, and its route."""
+        run = _Attempts(self, plan, started)
+        try:
+            for step in plan.steps:
+                run.tried = step
+                try:
+                    outcome = await attempt(step)
+                except Exception as exc:
+                    run.failed(step, exc, what=what, shown=False)
+                    continue
+                return outcome.value, run.finish(step, outcome)
+            raise AssertionError("a plan has at least one step")  # the last failure raised above
+        except BaseException as exc:
+            run.record_error(exc)
+            raise
+
+    async def stream(self, plan: Plan, pieces: Callable[[Step], AsyncGenerator[str | Output, None]], *,
+                     started: float | None = None) -> AsyncGenerator[str | tuple[Output, Route], None]:
+        """Text pieces as they arrive, then ``(output, route)`` of the step that answered."""
+        run = _Attempts(self, plan, started)
+        try:
+            for step in plan.steps:
+                run.tried = step
+                shown = False
+                output: Output | None = None
+                try:
+                    async with aclosing(pieces(step)) as items:
+                        async for piece in items:
+                            if isinstance(piece, Output):
+                                output = piece
+                                continue
+                            shown = True
+                            yield piece
+                except Exception as exc:
+                    run.failed(step, exc, what=None, shown=shown)
+                    continue
+                if output is None:
+                    run.failed(step, InferenceError("the answer ended without its result"), what=None,
+                               shown=shown)
+                    continue
+                result = Outcome(output, output.model, output.tokens_in, output.tokens_out)
+                route = run.finish(step, result)
+                break
+            else:
+                raise AssertionError("a plan has at least one step")
+        except BaseException as exc:  # GeneratorExit too: the caller stopped reading
+            run.record_error(exc)
+            raise
+        yield output, route
+
+    @contextlib.contextmanager
+    def counted(self, task: str) -> Iterator[None]:
+        """A request refused before its plan ran (a bad argument, a policy contradiction) is counted too."""
+        try:
+            yield
+        except BaseException as exc:
+            if task in LEDGER_TASKS:
+                self.ledger.record(target=None, error=_error_name(exc))
+            raise
+
+    def typed(self, step: Step, exc: BaseException, what: str | None, task: str) -> HybridRouterError:
+        """``exc`` as an error of ours (unexpected ones wrapped, naming their type)."""
+        if isinstance(exc, HybridRouterError):
+            return exc
+        why = f"{type(exc).__name__}: {exc}"
+        if step.target == "local":
+            on = f" on {what}" if what else ""
+            return InferenceError(f"{step.model} failed{on}: {why}", model=step.model, dtype=step.dtype,
+                                  task=task, type=type(exc).__name__)
+        name = self.cloud_name or "cloud"
+        return CloudError(f"{name} failed: {why}", provider=name, model=step.model, type=type(exc).__name__)
+
+
+class _Attempts:
+    """The state of one request: the failed steps, the step tried last, its single ledger record."""
+
+    def __init__(self, executor: Executor, plan: Plan, started: float | None) -> None:
+        self.executor = executor
+        self.plan = plan
+        self.started = executor.clock() if started is None else started
+        self.fallbacks: list[FallbackStep] = list(plan.failures)
+        self.tried: Step = plan.first
+        self.recorded = plan.task not in LEDGER_TASKS
+
+    def failed(self, step: Step, exc: Exception, *, what: str | None, shown: bool) -> None:
+        """Record ``step``'s failure and return, if the next step may try; else raise the error."""
+        error = self.executor.typed(step, exc, what, self.plan.task)
+        position = self.plan.steps.index(step)
+        last = position + 1 == len(self.plan.steps)
+        if last or not may_fall_back(error, step.target, shown=shown):
+            if self.fallbacks:  # the caller sees the whole chain, not only the last failure
+                error.details.setdefault("fallbacks", [f.to_wire() for f in self.fallbacks])
+            if error is exc:
+                raise error
+            raise error from exc
+        self.fallbacks.append(FallbackStep.from_error(step.target, step.model, error))
+
+    def finish(self, step: Step, outcome: Outcome[T]) -> Route:
+        ex = self.executor
+        model = outcome.model if outcome.model is not None else step.model
+        cost = ex.ledger.cost(model, outcome.tokens_in, outcome.tokens_out) if step.target == "cloud" else 0.0
+        device = ex.devices.device_of(step.entry) if step.target == "local" and step.entry else None
+        route = issue_route(self.plan, step, self.fallbacks, ms=(ex.clock() - self.started) * 1000.0,
+                            model=model, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out,
+                            cost_usd=cost, device=device)
+        if not self.recorded:
+            self.recorded = True
+            ex.ledger.record_route(route)
+        return route
+
+    def record_error(self, exc: BaseException) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        self.executor.ledger.record(target=self.tried.target, fallback=bool(self.fallbacks),
+                                    error=_error_name(exc))
+
+
+def _error_name(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return ABORT_ERROR
+    return str(error_to_wire(exc)["name"])

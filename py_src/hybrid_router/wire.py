@@ -1,0 +1,190 @@
+"""The wire table: each method of the worker protocol, its parameters, and the one typed call it makes.
+
+:func:`handlers` gives the :class:`~hybrid_router.protocol.Dispatcher` one handler per method. A handler
+refuses parameters the method does not take (a misspelt option would otherwise be ignored), parses the
+rest into the typed request once, makes its :class:`~hybrid_router.router.Router` call (or, for model
+management, the router's :class:`~hybrid_router.model_manager.ModelManager` call) and returns the
+result's ``to_wire()`` form. Parameters are snake_case, as every key on the wire.
+
+| method | params | call |
+|---|---|---|
+| ``embed`` | texts, model, dtype | ``Router.embed`` |
+| ``classify`` | text, labels, examples, model, dtype, multi_label, hypothesis_template | ``Router.classify`` |
+| ``ner`` | text, model, dtype | ``Router.ner`` |
+| ``rerank`` | query, documents, top_k, model, dtype | ``Router.rerank`` |
+| ``transcribe`` | audio (samples) or wav (a WAV file's bytes), sampling_rate, model, dtype | ``Router.transcribe`` |
+| ``generate`` | prompt or messages, max_tokens, temperature, route | ``Router.generate`` |
+| ``stream`` | as ``generate``; each ``{"delta"}`` is sent as a chunk, the reply is the final item | ``Router.stream`` |
+| ``index_open`` / ``index_add`` / ``index_search`` / ``index_remove`` / ``index_drop`` / ``index_list`` | name, model / name, ids, texts / name, query, top_k / name, ids / name / - | ``Router.index_*`` |
+| ``stats`` / ``info`` | - | ``Router.stats`` / ``Router.info`` |
+| ``configure`` | policy fields (:class:`~hybrid_router.routing.policy.Policy`) | ``Router.configure`` |
+| ``preload`` | models, dtype | ``ModelManager.preload`` |
+| ``cached_models`` / ``delete_model`` / ``cache_events`` / ``configure_cache`` | - / model / - / budget_bytes | ``ModelManager.*`` |
+| ``capabilities`` / ``recommend_models`` | - / task | ``ModelManager.capabilities`` / ``.recommend`` |
+
+A generation refused at the wire (an unknown or bad parameter) is counted in the ledger like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from hybrid_router import audio, validation
+from hybrid_router.chat import PARAMS as CHAT_PARAMS
+from hybrid_router.chat import ChatRequest
+from hybrid_router.model_manager import ModelManager
+from hybrid_router.protocol import CallContext, Handler
+from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
+from hybrid_router.router import Router
+from hybrid_router.routing import GENERATE, POLICY_FIELDS
+from hybrid_router.vector_index import IndexAdd, IndexSearch
+
+__all__ = ["METHODS", "MODEL_METHODS", "WireMethod", "chat_request", "handlers"]
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WireMethod:
+    """A wire method: the parameters it takes (``None``: checked by the call itself) and its call."""
+
+    params: tuple[str, ...] | None
+    call: Callable[[Router, Params, CallContext], Awaitable[Any]]
+    where: str = ""
+
+
+async def _embed(r: Router, p: Params, ctx: CallContext) -> Any:
+    request = EmbedRequest.parse(p.get("texts"), model=p.get("model"), dtype=p.get("dtype"))
+    return (await r.embed(request, on_progress=ctx.progress)).to_wire()
+
+
+async def _classify(r: Router, p: Params, ctx: CallContext) -> Any:
+    request = ClassifyRequest.parse(p.get("text"), labels=p.get("labels"), examples=p.get("examples"),
+                                    model=p.get("model"), dtype=p.get("dtype"),
+                                    multi_label=p.get("multi_label", False),
+                                    hypothesis_template=p.get("hypothesis_template"))
+    return (await r.classify(request, on_progress=ctx.progress)).to_wire()
+
+
+async def _ner(r: Router, p: Params, ctx: CallContext) -> Any:
+    request = NerRequest.parse(p.get("text"), model=p.get("model"), dtype=p.get("dtype"))
+    return (await r.ner(request, on_progress=ctx.progress)).to_wire()
+
+
+async def _rerank(r: Router, p: Params, ctx: CallContext) -> Any:
+    request = RerankRequest.parse(p.get("query"), p.get("documents"), top_k=p.get("top_k"),
+                                  model=p.get("model"), dtype=p.get("dtype"))
+    return (await r.rerank(request, on_progress=ctx.progress)).to_wire()
+
+
+async def _transcribe(r: Router, p: Params, ctx: CallContext) -> Any:
+    request = TranscribeRequest.parse(p.get("audio"), wav=p.get("wav"),
+                                      sampling_rate=p.get("sampling_rate", audio.SAMPLE_RATE),
+                                      model=p.get("model"), dtype=p.get("dtype"))
+    return (await r.transcribe(request, on_progress=ctx.progress)).to_wire()
+
+
+def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
+    """A generation's params as its request; a refused one is counted in the ledger."""
+    with r.executor.counted(GENERATE):
+        validation.known_keys(p, CHAT_PARAMS, where=where)
+        return ChatRequest.parse(p.get("prompt"), messages=p.get("messages"), max_tokens=p.get("max_tokens"),
+                                 temperature=p.get("temperature"), route=p.get("route"))
+
+
+async def _generate(r: Router, p: Params, ctx: CallContext) -> Any:
+    return (await r.generate(chat_request(r, p, "generate"), on_progress=ctx.progress)).to_wire()
+
+
+async def _stream(r: Router, p: Params, ctx: CallContext) -> Any:
+    final: dict[str, Any] = {}
+    async with aclosing(r.stream(chat_request(r, p, "stream"), on_progress=ctx.progress)) as items:
+        async for item in items:
+            if item.get("done"):
+                final = item
+            else:
+                ctx.chunk(item)
+    return final
+
+
+async def _configure(r: Router, p: Params, ctx: CallContext) -> Any:
+    return {"policy": r.configure(**p).to_wire()}
+
+
+async def _stats(r: Router, p: Params, ctx: CallContext) -> Any:
+    return r.stats()
+
+
+async def _info(r: Router, p: Params, ctx: CallContext) -> Any:
+    return r.info()
+
+
+METHODS: Mapping[str, WireMethod] = {
+    "embed": WireMethod(("texts", "model", "dtype"), _embed),
+    "classify": WireMethod(("text", "labels", "model", "dtype", "multi_label", "hypothesis_template",
+                            "examples"), _classify),
+    "ner": WireMethod(("text", "model", "dtype"), _ner),
+    "rerank": WireMethod(("query", "documents", "top_k", "model", "dtype"), _rerank),
+    "transcribe": WireMethod(("audio", "wav", "sampling_rate", "model", "dtype"), _transcribe),
+    "generate": WireMethod(None, _generate),  # checked inside, so that a refused call is counted
+    "stream": WireMethod(None, _stream),
+    "configure": WireMethod(POLICY_FIELDS, _configure),
+    "stats": WireMethod((), _stats),
+    "info": WireMethod((), _info),
+    "index_open": WireMethod(("name", "model"), lambda r, p, c: r.index_open(p.get("name"), p.get("model"))),
+    "index_add": WireMethod(("name", "ids", "texts"), lambda r, p, c: r.index_add(
+        IndexAdd.parse(p.get("name"), p.get("ids"), p.get("texts")))),
+    "index_search": WireMethod(("name", "query", "top_k"), lambda r, p, c: r.index_search(
+        IndexSearch.parse(p.get("name"), p.get("query"), p.get("top_k", 10)))),
+    "index_remove": WireMethod(("name", "ids"), lambda r, p, c: r.index_remove(p.get("name"), p.get("ids"))),
+    "index_drop": WireMethod(("name",), lambda r, p, c: r.index_drop(p.get("name"))),
+    "index_list": WireMethod((), lambda r, p, c: r.index_list()),
+}
+
+
+def _manager(call: Callable[[ModelManager, Params, CallContext], Awaitable[Any]]) -> Callable[
+        [Router, Params, CallContext], Awaitable[Any]]:
+    async def run(r: Router, p: Params, ctx: CallContext) -> Any:
+        assert r.models is not None  # MODEL_METHODS are served only with a manager
+        return await call(r.models, p, ctx)
+
+    return run
+
+
+async def _events(m: ModelManager, p: Params, ctx: CallContext) -> Any:
+    return m.cache_events()
+
+
+MODEL_METHODS: Mapping[str, WireMethod] = {
+    "preload": WireMethod(("models", "dtype"),
+                          _manager(lambda m, p, c: m.preload(p.get("models"), p.get("dtype"), c.progress))),
+    "cached_models": WireMethod((), _manager(lambda m, p, c: m.cached_models()), "cachedModels"),
+    "delete_model": WireMethod(("model",), _manager(lambda m, p, c: m.delete_model(p.get("model"))),
+                               "deleteModel"),
+    "cache_events": WireMethod((), _manager(_events), "cacheEvents"),
+    "configure_cache": WireMethod(("budget_bytes",),
+                                  _manager(lambda m, p, c: m.configure_cache(p.get("budget_bytes"))),
+                                  "configureCache"),
+    "capabilities": WireMethod((), _manager(lambda m, p, c: m.capabilities())),
+    "recommend_models": WireMethod(("task",), _manager(lambda m, p, c: m.recommend(p.get("task"))),
+                                   "recommendModels"),
+}
+
+
+def _handler(router: Router, name: str, method: WireMethod) -> Handler:
+    async def handle(params: dict[str, Any], ctx: CallContext) -> Any:
+        if method.params is not None:
+            validation.known_keys(params, method.params, where=method.where or name)
+        return await method.call(router, params, ctx)
+
+    return handle
+
+
+def handlers(router: Router) -> dict[str, Handler]:
+    """The wire methods of ``router`` for :class:`~hybrid_router.protocol.Dispatcher` (model management
+    only when the router has a manager)."""
+    table = {**METHODS, **(MODEL_METHODS if router.models is not None else {})}
+    return {name: _handler(router, name, method) for name, method in table.items()}
