@@ -336,31 +336,6 @@ class Manifest:
         """The models that can do ``task``, in manifest order (the first is the task's default)."""
         return tuple(m for m in self.models if task in m.tasks)
 
-    def choose(self, task: str, model_id: str | None, *, kind: str, does: str) -> ModelEntry:
-        """``model_id`` if it is a ``task`` model of the manifest, else the task's default (its first).
-
-        ``kind`` names such a model in messages ("embedding"), ``does`` says what it does ("compute
-        embeddings"); a wrong or missing model is a ``ValidationError`` listing the right ones.
-        """
-        candidates = self.for_task(task)
-        if model_id is None:
-            if not candidates:
-                raise ValidationError(
-                    f"the models manifest has no {kind} model",
-                    hint=f"Add a model with the task '{task}' to models_manifest.json and rebuild.", task=task)
-            return candidates[0]
-        for entry in candidates:
-            if entry.id == model_id:
-                return entry
-        names = ", ".join(m.id for m in candidates) or "(none)"
-        problem = f"does not {does}" if model_id in self.ids else "is not in the manifest"
-        raise ValidationError(
-            f"model {model_id!r} {problem}",
-            hint=f"Use {'an' if kind[0] in 'aeiou' else 'a'} {kind} model ({names}), or leave model unset "
-            "for the default.",
-            field="model", model=model_id, task=task,
-        )
-
     def price_for(self, model: str | None) -> CloudPrice:
         """The list price of the cloud model ``model`` (see :mod:`hybrid_router.prices`)."""
         return self.cloud_prices.price_for(model)

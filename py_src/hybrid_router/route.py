@@ -14,10 +14,10 @@ before the answer (each a :class:`FallbackStep`). Reason codes in use:
 - ``"tier"``: the user tier decided (free: device, enterprise: cloud first);
 - ``"complexity"``: the prompt's complexity estimate reached the threshold;
 - ``"cloud-unavailable"``: the rules preferred the cloud but none is configured;
-- ``"default"``: nothing sent it elsewhere, so the device;
-- ``"policy"``: a routing policy decided (kept for compatibility; the codes above are more precise).
+- ``"default"``: nothing sent it elsewhere, so the device.
 
-The order in which these rules apply is in :mod:`hybrid_router.routing`. ``complexity`` is the
+The order in which these rules apply is in :mod:`hybrid_router.routing.rules`; routes are issued only by
+:func:`hybrid_router.routing.plans.issue_route`. ``complexity`` is the
 estimate's score when one was computed; ``decision_ms`` the router's own time to choose the side
 (request checks, token count, complexity estimate, rules), 0 where there is nothing to choose.
 
@@ -42,7 +42,6 @@ __all__ = [
     "REASON_EXPLICIT",
     "REASON_FALLBACK",
     "REASON_LOCAL_UNAVAILABLE",
-    "REASON_POLICY",
     "REASON_PRIVACY",
     "REASON_TASK_DEFAULT",
     "REASON_TIER",
@@ -58,7 +57,6 @@ TARGETS: tuple[Target, ...] = get_args(Target)
 REASON_TASK_DEFAULT = "task-default"
 REASON_EXPLICIT = "explicit"
 REASON_FALLBACK = "fallback"
-REASON_POLICY = "policy"
 REASON_PRIVACY = "privacy"
 REASON_LOCAL_UNAVAILABLE = "local-unavailable"
 REASON_CONTEXT_LENGTH = "context-length"
@@ -124,10 +122,6 @@ class Route:
     def replace(self, **changes: Any) -> Route:
         """A copy with some fields changed (e.g. ``ms`` or usage once the call is done)."""
         return dataclasses.replace(self, **changes)
-
-    def with_fallback(self, step: FallbackStep) -> Route:
-        """A copy with one more failed attempt recorded."""
-        return dataclasses.replace(self, fallbacks=(*self.fallbacks, step))
 
     def to_wire(self) -> dict[str, Any]:
         """The route as plain data with snake_case keys; ``fallbacks`` becomes a list of dicts."""

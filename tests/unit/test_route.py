@@ -31,9 +31,7 @@ def test_to_wire_has_the_documented_snake_case_keys_and_is_json():
 
 def test_fallbacks_go_on_the_wire_as_a_list_of_dicts():
     step = FallbackStep(target="cloud", model="gpt", error_name="OfflineError", message="no network")
-    route = Route(target="local", reason=REASON_FALLBACK, rule="cloud unreachable", model="m").with_fallback(
-        step
-    )
+    route = Route(target="local", reason=REASON_FALLBACK, rule="cloud unreachable", model="m", fallbacks=(step,))
     wire = route.to_wire()
     assert wire["fallbacks"] == [
         {"target": "cloud", "model": "gpt", "error_name": "OfflineError", "message": "no network"}
@@ -54,14 +52,6 @@ def test_route_is_immutable_and_replace_returns_a_copy():
     assert route.ms == 0.0 and later.ms == 3.0 and later.tokens_out == 5
     with pytest.raises(AttributeError):
         route.ms = 1.0  # type: ignore[misc]
-
-
-def test_with_fallback_appends_without_touching_the_original():
-    first = FallbackStep("local", "m", "InferenceError", "out of memory")
-    second = FallbackStep("cloud", "gpt", "RateLimitError", "429")
-    base = Route(target="cloud", reason="fallback", rule="r", model="gpt")
-    route = base.with_fallback(first).with_fallback(second)
-    assert route.fallbacks == (first, second) and base.fallbacks == ()
 
 
 def test_a_list_of_fallbacks_is_stored_as_a_tuple():
