@@ -76,7 +76,7 @@ function drawRouting(stats) {
   const money = (/** @type {number} */ x) => "$" + x.toFixed(x < 0.01 ? 6 : 4);
   const share = stats.requests ? Math.round((100 * stats.local) / stats.requests) : 0;
   $("routing-stats").innerHTML = `<dt>requests</dt><dd>${stats.requests}</dd><dt>served on device</dt><dd>${share}%</dd>` +
-    `<dt>cloud spend</dt><dd>${money(stats.cloudCostUSD)}</dd><dt>saved</dt><dd>${money(stats.savedUSD)}</dd>`;
+    `<dt>cloud spend</dt><dd>${money(stats.cloud_cost_usd)}</dd><dt>saved</dt><dd>${money(stats.saved_usd)}</dd>`;
 }
 
 /** A one-line explanation of a route record. @param {any} r @param {any} usage */

@@ -1,23 +1,27 @@
 // @ts-check
 /**
- * Hybrid Router's client: starts the worker (Python in Pyodide) and calls it.
+ * Hybrid Router's client, the public façade: starts the worker (Python in Pyodide) and calls it.
  *
  *   import { HybridRouter } from "/hybrid-router.js";
  *   const router = await HybridRouter.create({ onProgress: (e) => console.log(e) });
  *   const { vectors, dims, model, route } = await router.embed(["hello", "world"]);
  *   router.terminate();
  *
- * Errors are `Error`s whose `name` is one of ERROR_NAMES, with a `hint` a person can act on and
- * `details`. Every call takes `{ signal }` (an AbortSignal): aborting cancels the Python task and
- * rejects with an `AbortError`.
+ * Options you pass are camelCase (`maxTokens`, `topK`, `signal`); results are snake_case, as on the wire
+ * and as the OpenAI and Transformers.js SDKs return them (`route.tokens_in`, `usage.tokens_out`,
+ * `stats().cloud_cost_usd`). Errors are `Error`s whose `name` is one of ERROR_NAMES, with a `hint` a
+ * person can act on and `details`. Every call takes `{ signal }` (an AbortSignal): aborting cancels the
+ * Python task and rejects with an `AbortError`.
+ *
+ * The protocol (ids, cancellation, the worker dying) is in protocol.js, audio decoding in audio.js, the
+ * errors in errors.js.
  */
 
-/** The error names the router can reject with (see py_src/hybrid_router/errors.py). */
-export const ERROR_NAMES = Object.freeze([
-  "ValidationError", "PolicyError", "LocalError", "ModelLoadError", "InferenceError", "ContextLengthError",
-  "StorageError", "CloudError", "RateLimitError", "CloudTimeoutError", "OfflineError", "ProtocolError",
-  "AbortError", "WorkerError", "InternalError",
-]);
+import { audioParams } from "./audio.js";
+import { ERROR_NAMES, HybridRouterError, abortError } from "./errors.js";
+import { WorkerConnection } from "./protocol.js";
+
+export { ERROR_NAMES, HybridRouterError };
 
 /**
  * @typedef {{ target: "local" | "cloud", model: string, error_name: string, message: string }} FallbackStep
@@ -30,20 +34,9 @@ export const ERROR_NAMES = Object.freeze([
  * @typedef {{ entities: NamedEntity[], model: string, dtype: string, route: Route }} NerResult
  * @typedef {{ results: { index: number, score: number, document: string }[], model: string, dtype: string,
  *   route: Route }} RerankResult
- * @typedef {{ stage?: string, status?: string, step?: string, progress?: number, file?: string,
- *   loaded?: number, total?: number, model?: string }} ProgressEvent
+ * @typedef {import("./protocol.js").ProgressEvent} ProgressEvent
  * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void }} CallOptions
  */
-
-export class HybridRouterError extends Error {
-  /** @param {{ name: string, message: string, hint?: string, details?: any }} wire */
-  constructor(wire) {
-    super(wire.message);
-    this.name = wire.name;
-    /** @type {string} */ this.hint = wire.hint || "";
-    /** @type {Record<string, any>} */ this.details = wire.details || {};
-  }
-}
 
 /**
  * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
@@ -63,68 +56,6 @@ function generateParams(options) {
   return params;
 }
 
-/** @param {string} message @param {string} hint @param {any} [details] */
-const validationError = (message, hint, details = {}) =>
-  new HybridRouterError({ name: "ValidationError", message, hint, details: { field: "audio", ...details } });
-
-/** @param {Uint8Array} head */
-const isWav = (head) => {
-  const tag = (/** @type {number} */ at) => String.fromCharCode(...head.subarray(at, at + 4));
-  return head.length >= 12 && (tag(0) === "RIFF" || tag(0) === "RF64") && tag(8) === "WAVE";
-};
-
-/**
- * Decode a compressed recording (webm/ogg/mp3...) to 16 kHz mono with the page's audio stack.
- * @param {ArrayBuffer} bytes
- */
-async function decodeWithAudioContext(bytes) {
-  const Offline = /** @type {any} */ (globalThis).OfflineAudioContext;
-  if (!Offline) {
-    throw validationError("audio is not a WAV file, and there is no AudioContext here to decode it",
-      "Pass a WAV file or a Float32Array of 16 kHz mono samples (workers have no AudioContext).");
-  }
-  let buffer;
-  try {
-    buffer = await new Offline({ numberOfChannels: 1, length: 1, sampleRate: 16000 }).decodeAudioData(bytes);
-  } catch (err) {
-    throw validationError(`audio could not be decoded: ${err}`,
-      "Pass a WAV file, a Float32Array of 16 kHz mono samples, or a format this browser can play.");
-  }
-  const out = new Float32Array(buffer.length);
-  for (let c = 0; c < buffer.numberOfChannels; c++) {
-    const channel = buffer.getChannelData(c);
-    for (let i = 0; i < out.length; i++) out[i] += channel[i] / buffer.numberOfChannels;
-  }
-  return out;
-}
-
-/**
- * The wire params of `transcribe`: `{ audio, sampling_rate }` for samples, `{ wav }` for a WAV file.
- * @param {unknown} audio @param {number | undefined} samplingRate
- * @returns {Promise<Record<string, any>>}
- */
-async function audioParams(audio, samplingRate) {
-  if (audio instanceof Float32Array) return { audio, sampling_rate: samplingRate ?? 16000 };
-  if (Array.isArray(audio) || audio instanceof Float64Array) {
-    return { audio: Float32Array.from(/** @type {ArrayLike<number>} */ (audio)), sampling_rate: samplingRate ?? 16000 };
-  }
-  /** @type {ArrayBuffer} */ let bytes;
-  if (typeof Blob !== "undefined" && audio instanceof Blob) bytes = await audio.arrayBuffer();
-  else if (audio instanceof ArrayBuffer) bytes = audio;
-  else if (audio instanceof Uint8Array) bytes = audio.slice().buffer;
-  else {
-    const got = audio === null ? "null" : ArrayBuffer.isView(audio) ? audio.constructor.name : typeof audio;
-    throw validationError(`audio must be a Float32Array, a Blob/File or an ArrayBuffer, got ${got}`,
-      "Pass a Float32Array of 16 kHz mono samples, or a WAV Blob/File (e.g. from an <input type=file>).",
-      { got });
-  }
-  if (bytes.byteLength === 0) {
-    throw validationError("audio is empty", "Record or pick some audio first.");
-  }
-  if (isWav(new Uint8Array(bytes, 0, Math.min(12, bytes.byteLength)))) return { wav: bytes };
-  return { audio: await decodeWithAudioContext(bytes), sampling_rate: 16000 };
-}
-
 /** @type {Promise<boolean> | null} */ let persistence = null;
 
 /**
@@ -142,11 +73,6 @@ export function requestPersistence() {
   })();
   return persistence;
 }
-
-/** @param {string} message @param {any} [details] */
-const abortError = (message, details = {}) => new HybridRouterError({
-  name: "AbortError", message, hint: "The call was cancelled; call again if you still need the result.", details,
-});
 
 /**
  * @typedef {{ id: string, score: number, text: string }} SearchHit
@@ -212,12 +138,7 @@ export class VectorIndex {
 }
 
 export class HybridRouter {
-  /** @type {Worker} */ #worker;
-  /** @type {Map<number, { resolve: (v: any) => void, reject: (e: any) => void, onProgress?: (e: any) => void, onChunk?: (v: any) => void, cleanup: () => void }>} */
-  #pending = new Map();
-  #nextId = 1;
-  /** @type {((e: ProgressEvent) => void) | undefined} */ #onProgress;
-  /** @type {HybridRouterError | null} */ #dead = null;
+  /** @type {WorkerConnection} */ #connection;
   /** @type {any} */ info = null;
 
   /**
@@ -227,102 +148,33 @@ export class HybridRouter {
    */
   static async create(options = {}) {
     const router = new HybridRouter(options);
-    await router.#ready(options);
+    /** @type {Record<string, any>} */ const policy = {};
+    for (const [k, v] of Object.entries(options.policy ?? {})) policy[SNAKE[k] ?? k] = v;
+    const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
+      max_retries: options.cloud?.maxRetries };
+    requestPersistence();
+    router.info = await router.#connection.start({ bootUrl: options.bootUrl, policy,
+      cacheBudgetBytes: options.cacheBudgetBytes, device: options.device,
+      cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) }, options.signal);
     return router;
   }
 
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
   constructor(options) {
-    this.#onProgress = options.onProgress;
-    const url = options.workerUrl ?? new URL("./worker.js", import.meta.url);
-    this.#worker = new Worker(url, { type: "module", name: "hybrid-router" });
-  }
-
-  /** @param {{ bootUrl?: string, signal?: AbortSignal, policy?: Record<string, any>, cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: string }} options */
-  #ready(options) {
-    return new Promise((resolve, reject) => {
-      const fail = (/** @type {HybridRouterError} */ err) => { this.#die(err); reject(err); };
-      options.signal?.addEventListener("abort", () => fail(abortError("start-up was cancelled")), { once: true });
-      this.#worker.onmessage = (event) => {
-        const msg = event.data;
-        if (msg.id === null || msg.id === undefined) {
-          if (msg.type === "progress") this.#onProgress?.(msg.event);
-          else if (msg.type === "ready") { this.info = msg.info; this.#worker.onmessage = (e) => this.#reply(e.data); resolve(undefined); }
-          else if (msg.type === "fatal") fail(new HybridRouterError(msg.error));
-          return;
-        }
-        this.#reply(msg);
-      };
-      this.#worker.onerror = (event) => {
-        event.preventDefault?.();
-        fail(new HybridRouterError({ name: "WorkerError", message: `the worker failed: ${event.message || "unknown error"}`,
-          hint: "Reload the page; if it persists, check the browser console and that the site is served by serve.py." }));
-      };
-      this.#worker.onmessageerror = () => this.#die(new HybridRouterError({ name: "WorkerError",
-        message: "a message from the worker could not be read", hint: "Reload the page." }));
-      /** @type {Record<string, any>} */ const policy = {};
-      for (const [k, v] of Object.entries(options.policy ?? {})) policy[SNAKE[k] ?? k] = v;
-      const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
-        max_retries: options.cloud?.maxRetries };
-      requestPersistence();
-      this.#worker.postMessage({ type: "init", options: { bootUrl: options.bootUrl, policy,
-        cacheBudgetBytes: options.cacheBudgetBytes, device: options.device,
-        cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) } });
-    });
-  }
-
-  /** @param {any} msg */
-  #reply(msg) {
-    const call = this.#pending.get(msg.id);
-    if (!call) return; // a reply to a call already settled (e.g. aborted)
-    if (msg.type === "progress") { call.onProgress?.(msg.event); this.#onProgress?.(msg.event); return; }
-    if (msg.type === "chunk") { call.onChunk?.(msg.value); return; }
-    this.#pending.delete(msg.id);
-    call.cleanup();
-    if (msg.type === "result") call.resolve(msg.value);
-    else if (msg.type === "error") call.reject(new HybridRouterError(msg.error));
-    else call.reject(new HybridRouterError({ name: "ProtocolError", message: `unknown reply type ${msg.type}`, hint: "Reload the page." }));
-  }
-
-  /** @param {HybridRouterError} error */
-  #die(error) {
-    if (this.#dead) return;
-    this.#dead = error;
-    this.#worker.terminate();
-    for (const call of this.#pending.values()) { call.cleanup(); call.reject(error); }
-    this.#pending.clear();
+    // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
+    const worker = options.workerUrl
+      ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })
+      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "hybrid-router" });
+    this.#connection = new WorkerConnection(worker, options.onProgress);
   }
 
   /**
-   * Send one call to the worker.
+   * Send one call to the worker (the wire method and its snake_case params: docs/ARCHITECTURE.md).
    * @param {string} method @param {Record<string, any>} params
    * @param {CallOptions & { onChunk?: (v: any) => void }} [options]
    */
   call(method, params, options = {}) {
-    if (this.#dead) return Promise.reject(this.#dead);
-    const { signal, onProgress, onChunk } = options;
-    if (signal?.aborted) return Promise.reject(abortError("aborted before it started"));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        if (!this.#pending.has(id)) return;
-        this.#pending.delete(id);
-        this.#worker.postMessage({ id, type: "cancel" });
-        reject(abortError("the call was aborted", { id }));
-      };
-      const cleanup = () => signal?.removeEventListener("abort", onAbort);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#pending.set(id, { resolve, reject, onProgress, onChunk, cleanup });
-      try {
-        this.#worker.postMessage({ id, type: "call", method, params });
-      } catch (err) {
-        this.#pending.delete(id);
-        cleanup();
-        reject(new HybridRouterError({ name: "ValidationError", message: `the arguments cannot be sent to the worker: ${err}`,
-          hint: "Pass plain data (strings, numbers, arrays, objects); functions and DOM objects cannot be sent.",
-          details: { method } }));
-      }
-    });
+    return this.#connection.call(method, params, options);
   }
 
   /**
@@ -464,13 +316,15 @@ export class HybridRouter {
   }
 
   /**
-   * What the router has done so far.
-   * @returns {Promise<{ requests: number, local: number, cloud: number, fallbacks: number, errors: number, cloudCostUSD: number, savedUSD: number }>}
+   * What the router has done so far, snake_case like every result: `{ requests, local, cloud, fallbacks,
+   * errors, cloud_cost_usd, saved_usd, spent_today_usd }`. `cloudCostUSD` and `savedUSD` (0.1's names) are
+   * kept for one release and will go in 0.3.
+   * @returns {Promise<{ requests: number, local: number, cloud: number, fallbacks: number, errors: number,
+   *   cloud_cost_usd: number, saved_usd: number, spent_today_usd: number, cloudCostUSD: number, savedUSD: number }>}
    */
   async stats() {
     const s = await this.call("stats", {});
-    return { requests: s.requests, local: s.local, cloud: s.cloud, fallbacks: s.fallbacks, errors: s.errors,
-      cloudCostUSD: s.cloud_cost_usd, savedUSD: s.saved_usd };
+    return { ...s, cloudCostUSD: s.cloud_cost_usd, savedUSD: s.saved_usd };
   }
 
   /**
@@ -550,6 +404,6 @@ export class HybridRouter {
 
   /** Stop the worker; pending calls reject with an AbortError. */
   terminate() {
-    this.#die(abortError("the router was terminated", { reason: "terminated" }));
+    this.#connection.die(abortError("the router was terminated", { reason: "terminated" }));
   }
 }

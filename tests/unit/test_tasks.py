@@ -11,7 +11,7 @@ from tests.unit.fakes import fake_manifest_dict
 
 from hybrid_router import wire
 from hybrid_router.entities import group_entities, piece_offsets
-from hybrid_router.errors import InferenceError, ValidationError
+from hybrid_router.errors import InferenceError, ModelLoadError, ValidationError
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.router import Router
 
@@ -206,3 +206,39 @@ def test_offsets_match_the_reference_tokenizer() -> None:
         pieces = [t for t in enc.tokens if t != "[UNK]"]
         expected = [o for t, o in zip(enc.tokens, enc.offsets, strict=True) if t != "[UNK]"]
         assert piece_offsets(text, pieces) == expected
+
+
+class BrokenTaskModels(TaskRuntime):
+    """The NLI model and the cross-encoder cannot load (their files fail the integrity check); the
+    embedding model works (the fake runtime's hash vectors)."""
+
+    async def zero_shot_classification(self, *args: Any, **kwargs: Any) -> list[tuple[str, float]]:
+        raise ModelLoadError("nli/onnx/model_quantized.onnx from the server is corrupted")
+
+    async def cross_encoder_scores(self, *args: Any, **kwargs: Any) -> list[float]:
+        raise ModelLoadError("reranker/onnx/model_quantized.onnx from the server is corrupted")
+
+    async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], **kwargs: Any) -> Any:
+        from tests.unit.fakes import FakeRuntime
+
+        return await FakeRuntime().feature_extraction(model, dtype, texts, **kwargs)
+
+
+def test_a_task_model_that_cannot_load_falls_back_to_the_embedding_model() -> None:
+    router = Router(BrokenTaskModels(), manifest())  # type: ignore[arg-type]
+    labelled = asyncio.run(router.classify("a text about sports", labels=["politics", "sports"]))
+    route = labelled.route
+    assert route.target == "local" and route.reason == "fallback" and route.model == "fake-embed"
+    assert [(f.model, f.error_name) for f in route.fallbacks] == [("nli", "ModelLoadError")]
+    assert "corrupted" in route.fallbacks[0].message and "embedding similarity" in route.rule
+    assert sorted(label for label, _ in labelled.labels) == ["politics", "sports"]
+    ranked = asyncio.run(router.rerank("dogs cats", ["cats", "dogs and cats", "rain"]))
+    assert ranked.route.reason == "fallback" and ranked.model == "fake-embed"
+    assert [f.error_name for f in ranked.route.fallbacks] == ["ModelLoadError"]
+    assert sorted(i for i, _, _ in ranked.results) == [0, 1, 2]
+
+
+def test_a_task_model_asked_for_by_name_fails_with_its_own_error() -> None:
+    router = Router(BrokenTaskModels(), manifest())  # type: ignore[arg-type]
+    with pytest.raises(ModelLoadError, match="corrupted"):
+        asyncio.run(router.classify("x", labels=["a", "b"], model="nli"))

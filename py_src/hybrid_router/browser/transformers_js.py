@@ -50,7 +50,7 @@ def _restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) 
     width = ids.shape[1]
     rows = [int(r) * width + width - 1 for r in np.nonzero((mask[:, -1] == 1) & (ids[:, -1] != sep_id))[0]]
     if rows:  # BigInt64Array elements can only be set from JS (a Python int arrives as a Number)
-        set_ids = runjs_object("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
+        set_ids = run_js("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
         try:
             set_ids(input_ids, js_object(rows), sep_id)
         finally:
@@ -83,7 +83,7 @@ def _yield_between_steps(pipe: Any) -> None:
     """
     from pyodide.code import run_js  # type: ignore[import-not-found]
 
-    install = runjs_object(_YIELD_JS)
+    install = run_js(_YIELD_JS)
     try:
         install(pipe)
     finally:
@@ -337,7 +337,7 @@ class TransformersJsRuntime:
 
         pipe = await self._pipeline("automatic-speech-recognition", model, dtype, on_progress)
         samples = np.ascontiguousarray(audio, dtype="<f4")
-        raw = tojs_object(samples.tobytes())  # a Uint8Array over a fresh ArrayBuffer (aligned for Float32Array)
+        raw = to_js(samples.tobytes())  # a Uint8Array over a fresh ArrayBuffer (aligned for Float32Array)
         floats = js.Float32Array.new(raw.buffer, 0, samples.size)
         stopper = self._tjs.InterruptableStoppingCriteria.new()
         options: dict[str, Any] = {"stopping_criteria": stopper, "return_timestamps": False}
