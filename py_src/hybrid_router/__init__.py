@@ -22,11 +22,11 @@ from hybrid_router.errors import (
     ValidationError,
     error_to_wire,
 )
-from hybrid_router.runtime import LocalRuntime
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.protocol import CallContext, Dispatcher, to_plain
 from hybrid_router.route import FallbackStep, Route
 from hybrid_router.router import Router
+from hybrid_router.runtime import LocalRuntime
 
 __version__ = "0.1.0"
 

@@ -110,7 +110,8 @@ def decode_wav(data: bytes | bytearray | memoryview) -> WavAudio:
     if encoding is None or bits not in supported[encoding]:
         raise _bad_wav(
             f"WAV format {tag:#06x} with {bits}-bit samples is not supported",
-            format_tag=tag, bits=bits,
+            format_tag=tag,
+            bits=bits,
         )
     width = bits // 8
     if channels < 1 or block != channels * width:

@@ -92,25 +92,40 @@ class Capabilities:
     def memory_mb(self) -> float | None:
         return None if self.device_memory_gb is None else self.device_memory_gb * 1024
 
-    def with_storage(self, usage: int | None, quota: int | None,
-                     persisted: bool | None = None) -> Capabilities:
+    def with_storage(
+        self, usage: int | None, quota: int | None, persisted: bool | None = None
+    ) -> Capabilities:
         from dataclasses import replace
 
-        return replace(self, storage_usage=usage, storage_quota=quota,
-                       storage_persisted=self.storage_persisted if persisted is None else persisted)
+        return replace(
+            self,
+            storage_usage=usage,
+            storage_quota=quota,
+            storage_persisted=self.storage_persisted if persisted is None else persisted,
+        )
 
     def to_wire(self) -> dict[str, Any]:
         gpu_kind = "real" if self.real_gpu else "fallback (software)" if self.adapter else "none"
         return {
-            "webgpu": {"api": self.webgpu_api, "adapter": self.adapter, "fallback": self.fallback_adapter,
-                       "real_gpu": self.real_gpu, "kind": gpu_kind, "shader_f16": self.shader_f16,
-                       "max_buffer_size": self.max_buffer_size,
-                       "max_storage_buffer_binding_size": self.max_storage_buffer_binding_size,
-                       "info": dict(self.adapter_info)},
+            "webgpu": {
+                "api": self.webgpu_api,
+                "adapter": self.adapter,
+                "fallback": self.fallback_adapter,
+                "real_gpu": self.real_gpu,
+                "kind": gpu_kind,
+                "shader_f16": self.shader_f16,
+                "max_buffer_size": self.max_buffer_size,
+                "max_storage_buffer_binding_size": self.max_storage_buffer_binding_size,
+                "info": dict(self.adapter_info),
+            },
             "device_memory_gb": self.device_memory_gb,
             "hardware_concurrency": self.hardware_concurrency,
             "cross_origin_isolated": self.cross_origin_isolated,
-            "storage": {"usage": self.storage_usage, "quota": self.storage_quota, "free": self.storage_free,
-                        "persisted": self.storage_persisted},
+            "storage": {
+                "usage": self.storage_usage,
+                "quota": self.storage_quota,
+                "free": self.storage_free,
+                "persisted": self.storage_persisted,
+            },
             "online": self.online,
         }

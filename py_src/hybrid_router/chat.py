@@ -56,6 +56,7 @@ class ChatMessage:
     def to_wire(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
 
+
 _MESSAGES_HINT = 'Pass messages as [{"role": "user", "content": "..."}] (roles: system, user, assistant).'
 
 
@@ -117,8 +118,12 @@ class GenerateResult:
         return {"tokens_in": self.route.tokens_in, "tokens_out": self.route.tokens_out}
 
     def to_wire(self) -> dict[str, Any]:
-        return {"text": self.text, "route": self.route.to_wire(), "usage": self.usage,
-                "finish_reason": self.finish_reason}
+        return {
+            "text": self.text,
+            "route": self.route.to_wire(),
+            "usage": self.usage,
+            "finish_reason": self.finish_reason,
+        }
 
 
 def _prompt(prompt: object) -> tuple[ChatMessage, ...]:

@@ -37,8 +37,13 @@ class Entity:
     score: float
 
     def to_wire(self) -> dict[str, Any]:
-        return {"text": self.text, "label": self.label, "start": self.start, "end": self.end,
-                "score": self.score}
+        return {
+            "text": self.text,
+            "label": self.label,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+        }
 
 
 def _normalized(text: str, *, lowercase: bool) -> tuple[str, list[int]]:

@@ -7,7 +7,7 @@
     │   ├── ModelLoadError          a model could not be fetched, verified or initialised
     │   ├── InferenceError          a loaded model failed while running (out of memory, device lost, ...)
     │   ├── ContextLengthError      the input does not fit the local model's context window
-    │   └── StorageError            the model cache (IndexedDB / quota) failed; the model may still run from memory
+    │   └── StorageError            the model cache (IndexedDB, quota) failed; the model may run from memory
     ├── CloudError                  the cloud side failed: the router may fall back to the device
     │   ├── RateLimitError          HTTP 429 after the retries were spent
     │   ├── CloudTimeoutError       no answer within the per-request timeout

@@ -53,15 +53,27 @@ class Outcome(Generic[T]):
 class Executor:
     """Runs plans (see the module docstring); ``cloud_name`` names the provider in wrapped errors."""
 
-    def __init__(self, ledger: Ledger, devices: Devices, *, cloud_name: str | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        devices: Devices,
+        *,
+        cloud_name: str | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.ledger = ledger
         self.devices = devices
         self.cloud_name = cloud_name
         self.clock = clock
 
-    async def run(self, plan: Plan, attempt: Callable[[Step], Awaitable[Outcome[T]]], *,
-                  what: str | None = None, started: float | None = None) -> tuple[T, Route]:
+    async def run(
+        self,
+        plan: Plan,
+        attempt: Callable[[Step], Awaitable[Outcome[T]]],
+        *,
+        what: str | None = None,
+        started: float | None = None,
+    ) -> tuple[T, Route]:
         """The value of the first step of ``plan`` that answers, and its route."""
         run = _Attempts(self, plan, started)
         try:
@@ -78,8 +90,13 @@ class Executor:
             run.record_error(exc)
             raise
 
-    async def stream(self, plan: Plan, pieces: Callable[[Step], AsyncGenerator[str | Output, None]], *,
-                     started: float | None = None) -> AsyncGenerator[str | tuple[Output, Route], None]:
+    async def stream(
+        self,
+        plan: Plan,
+        pieces: Callable[[Step], AsyncGenerator[str | Output, None]],
+        *,
+        started: float | None = None,
+    ) -> AsyncGenerator[str | tuple[Output, Route], None]:
         """Text pieces as they arrive, then ``(output, route)`` of the step that answered."""
         run = _Attempts(self, plan, started)
         try:
@@ -99,8 +116,9 @@ class Executor:
                     run.failed(step, exc, what=None, shown=shown)
                     continue
                 if output is None:
-                    run.failed(step, InferenceError("the answer ended without its result"), what=None,
-                               shown=shown)
+                    run.failed(
+                        step, InferenceError("the answer ended without its result"), what=None, shown=shown
+                    )
                     continue
                 result = Outcome(output, output.model, output.tokens_in, output.tokens_out)
                 route = run.finish(step, result)
@@ -129,8 +147,13 @@ class Executor:
         why = f"{type(exc).__name__}: {exc}"
         if step.target == "local":
             on = f" on {what}" if what else ""
-            return InferenceError(f"{step.model} failed{on}: {why}", model=step.model, dtype=step.dtype,
-                                  task=task, type=type(exc).__name__)
+            return InferenceError(
+                f"{step.model} failed{on}: {why}",
+                model=step.model,
+                dtype=step.dtype,
+                task=task,
+                type=type(exc).__name__,
+            )
         name = self.cloud_name or "cloud"
         return CloudError(f"{name} failed: {why}", provider=name, model=step.model, type=type(exc).__name__)
 
@@ -164,9 +187,17 @@ class _Attempts:
         model = outcome.model if outcome.model is not None else step.model
         cost = ex.ledger.cost(model, outcome.tokens_in, outcome.tokens_out) if step.target == "cloud" else 0.0
         device = ex.devices.device_of(step.entry) if step.target == "local" and step.entry else None
-        route = issue_route(self.plan, step, self.fallbacks, ms=(ex.clock() - self.started) * 1000.0,
-                            model=model, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out,
-                            cost_usd=cost, device=device)
+        route = issue_route(
+            self.plan,
+            step,
+            self.fallbacks,
+            ms=(ex.clock() - self.started) * 1000.0,
+            model=model,
+            tokens_in=outcome.tokens_in,
+            tokens_out=outcome.tokens_out,
+            cost_usd=cost,
+            device=device,
+        )
         if not self.recorded:
             self.recorded = True
             ex.ledger.record_route(route)
@@ -176,8 +207,9 @@ class _Attempts:
         if self.recorded:
             return
         self.recorded = True
-        self.executor.ledger.record(target=self.tried.target, fallback=bool(self.fallbacks),
-                                    error=_error_name(exc))
+        self.executor.ledger.record(
+            target=self.tried.target, fallback=bool(self.fallbacks), error=_error_name(exc)
+        )
 
 
 def _error_name(exc: BaseException) -> str:

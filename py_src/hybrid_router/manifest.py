@@ -31,10 +31,17 @@ __all__ = ["SCHEMA", "Conversion", "FileInfo", "Manifest", "ModelEntry", "Source
 #: The manifest schema this module reads.
 SCHEMA = 1
 
-_TASKS = frozenset({
-    "automatic-speech-recognition", "feature-extraction", "text-classification", "text-generation",
-    "text-ranking", "token-classification", "zero-shot-classification",
-})
+_TASKS = frozenset(
+    {
+        "automatic-speech-recognition",
+        "feature-extraction",
+        "text-classification",
+        "text-generation",
+        "text-ranking",
+        "token-classification",
+        "zero-shot-classification",
+    }
+)
 _DEVICES = frozenset({"any", "wasm", "webgpu"})
 
 

@@ -110,8 +110,17 @@ class CacheStore(Protocol):
         """The lowercase hex sha256 of ``data``."""
         ...
 
-    async def download(self, url: str, key: str, *, start: int, size: int, chunk_bytes: int, store: bool,
-                       on_bytes: Callable[[int], None]) -> Download:
+    async def download(
+        self,
+        url: str,
+        key: str,
+        *,
+        start: int,
+        size: int,
+        chunk_bytes: int,
+        store: bool,
+        on_bytes: Callable[[int], None],
+    ) -> Download:
         """Fetch ``url`` from byte ``start`` (a Range request; the chunks before it are read from the
         store), storing each full chunk as it arrives when ``store``. ``on_bytes(n)`` reports the bytes
         held so far (``start`` included). Cancelling the task aborts the request."""
@@ -159,23 +168,38 @@ class FileRecord:
     def from_dict(cls, d: Mapping[str, Any]) -> FileRecord | None:
         """The record, or None for one this version cannot read (it is then treated as missing)."""
         try:
-            return cls(key=str(d["key"]), model=str(d["model"]), path=str(d["path"]), size=int(d["size"]),
-                       sha256=str(d["sha256"]), chunk_bytes=int(d["chunk_bytes"]),
-                       complete=bool(d["complete"]), last_used=float(d.get("last_used") or 0.0))
+            return cls(
+                key=str(d["key"]),
+                model=str(d["model"]),
+                path=str(d["path"]),
+                size=int(d["size"]),
+                sha256=str(d["sha256"]),
+                chunk_bytes=int(d["chunk_bytes"]),
+                complete=bool(d["complete"]),
+                last_used=float(d.get("last_used") or 0.0),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "model": self.model, "path": self.path, "size": self.size,
-                "sha256": self.sha256, "chunk_bytes": self.chunk_bytes, "complete": self.complete,
-                "last_used": self.last_used}
+        return {
+            "key": self.key,
+            "model": self.model,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "chunk_bytes": self.chunk_bytes,
+            "complete": self.complete,
+            "last_used": self.last_used,
+        }
 
     def matches(self, ref: FileRef) -> bool:
         return self.size == ref.size and self.sha256 == ref.sha256
 
 
-def plan_eviction(models: Iterable[tuple[str, int, float]], need: int, capacity: int,
-                  protect: Iterable[str] = ()) -> list[str] | None:
+def plan_eviction(
+    models: Iterable[tuple[str, int, float]], need: int, capacity: int, protect: Iterable[str] = ()
+) -> list[str] | None:
     """Which models to evict, least recently used first, so that ``need`` more bytes fit in ``capacity``.
 
     ``models``: ``(id, stored bytes, last used)``. Protected models are never chosen. Returns ``[]``
@@ -223,8 +247,17 @@ class _Progress:
         if self.emit is None:
             return
         pct = 100.0 if ref.size == 0 else 100.0 * loaded / ref.size
-        self.emit({"status": status, "model": ref.model, "file": ref.path, "loaded": loaded,
-                   "total": ref.size, "progress": pct, **extra})
+        self.emit(
+            {
+                "status": status,
+                "model": ref.model,
+                "file": ref.path,
+                "loaded": loaded,
+                "total": ref.size,
+                "progress": pct,
+                **extra,
+            }
+        )
         self.overall(force=status != "progress")
 
     def overall(self, force: bool = False) -> None:
@@ -244,10 +277,18 @@ class ModelCache:
     the least recently used models first. ``clock`` gives seconds since the epoch (``last_used``).
     """
 
-    def __init__(self, manifest: Manifest, store: CacheStore, *, base_url: str,
-                 budget_bytes: int | None = None, chunk_bytes: int = CHUNK_BYTES,
-                 clock: Callable[[], float] = time.time, max_events: int = 200,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: CacheStore,
+        *,
+        base_url: str,
+        budget_bytes: int | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        clock: Callable[[], float] = time.time,
+        max_events: int = 200,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if chunk_bytes <= 0:
             raise ValueError("chunk_bytes must be positive")
         self.manifest = manifest
@@ -272,7 +313,7 @@ class ModelCache:
         path = unquote(urlsplit(str(key)).path)
         if not path.startswith(self._base_path):
             return None
-        model_id, _, rel = path[len(self._base_path):].partition("/")
+        model_id, _, rel = path[len(self._base_path) :].partition("/")
         entry = next((m for m in self.manifest.models if m.id == model_id), None)
         info = entry.files.get(rel) if entry is not None else None
         return None if info is None else FileRef(model_id, rel, info.size, info.sha256)
@@ -313,8 +354,14 @@ class ModelCache:
             remove()
 
     def _record(self, kind: str, ref: FileRef | None, message: str, **extra: Any) -> dict[str, Any]:
-        event = {"kind": kind, "model": ref.model if ref else extra.pop("model", None),
-                 "file": ref.path if ref else None, "message": message, "at": self._clock(), **extra}
+        event = {
+            "kind": kind,
+            "model": ref.model if ref else extra.pop("model", None),
+            "file": ref.path if ref else None,
+            "message": message,
+            "at": self._clock(),
+            **extra,
+        }
         self._events.append(event)
         for listener in list(self._listeners):
             listener(event)
@@ -347,8 +394,14 @@ class ModelCache:
 
     # --- preloading
 
-    async def ensure(self, models: Sequence[tuple[str, str | None]], *, on_progress: ProgressFn | None = None,
-                     hold: bool = False, fail_on_storage: bool = False) -> dict[str, Any]:
+    async def ensure(
+        self,
+        models: Sequence[tuple[str, str | None]],
+        *,
+        on_progress: ProgressFn | None = None,
+        hold: bool = False,
+        fail_on_storage: bool = False,
+    ) -> dict[str, Any]:
         """Make the files of each ``(model, dtype)`` available: stored (and verified when held).
 
         ``hold``: read and verify every file now and keep its bytes for the loads that follow
@@ -366,8 +419,14 @@ class ModelCache:
                 refs.setdefault(ref.key, ref)
         progress = _Progress(refs, on_progress)
         progress.overall(force=True)
-        summary: dict[str, Any] = {"files": len(refs), "bytes": progress.total, "from_cache": 0,
-                                   "from_memory": 0, "fetched": 0}
+        summary: dict[str, Any] = {
+            "files": len(refs),
+            "bytes": progress.total,
+            "from_cache": 0,
+            "from_memory": 0,
+            "fetched": 0,
+        }
+
         def forward(event: dict[str, Any]) -> None:
             if on_progress is not None:
                 on_progress({"status": "cache-event", **event})
@@ -392,15 +451,25 @@ class ModelCache:
                 cached = self._came_from.get(ref.key) == "store"
                 if hold or failed:
                     self._hot[ref.key] = data
-                progress.file(ref, "done", ref.size, from_cache=cached, stored=not failed,
-                              ms=round((self._timer() - started) * 1000, 1))
+                progress.file(
+                    ref,
+                    "done",
+                    ref.size,
+                    from_cache=cached,
+                    stored=not failed,
+                    ms=round((self._timer() - started) * 1000, 1),
+                )
                 summary["from_cache" if cached else "fetched"] += 1
         storage = [e for e in seen if e["kind"] == "storage"]
         summary["events"] = seen
         if storage and fail_on_storage:
             first = storage[0]["error"]
-            raise StorageError(first["message"], hint=first["hint"], models=sorted({m for m, _ in models}),
-                               files=[f"{e['model']}/{e['file']}" for e in storage])
+            raise StorageError(
+                first["message"],
+                hint=first["hint"],
+                models=sorted({m for m, _ in models}),
+                files=[f"{e['model']}/{e['file']}" for e in storage],
+            )
         return summary
 
     # --- listing and deleting
@@ -419,9 +488,17 @@ class ModelCache:
                 for dtype, variant in self.manifest.model(model_id).variants.items():
                     if all(p in whole and whole[p].sha256 == f.sha256 for p, f in variant.files.items()):
                         dtypes.append(dtype)
-            out.append({"id": model_id, "dtypes": dtypes, "bytes": sum(r.size for r in whole.values()),
-                        "files": len(whole), "partial_files": len(recs) - len(whole),
-                        "last_used": max(r.last_used for r in recs), "known": known})
+            out.append(
+                {
+                    "id": model_id,
+                    "dtypes": dtypes,
+                    "bytes": sum(r.size for r in whole.values()),
+                    "files": len(whole),
+                    "partial_files": len(recs) - len(whole),
+                    "last_used": max(r.last_used for r in recs),
+                    "known": known,
+                }
+            )
         return out
 
     async def delete(self, model_id: object) -> dict[str, Any]:
@@ -434,8 +511,13 @@ class ModelCache:
             self._hot.pop(rec.key, None)
         freed = sum(r.size for r in recs if r.complete)
         if recs:
-            self._record("deleted", None, f"{model_id}: {len(recs)} file(s), {freed / _MB:.1f} MB deleted",
-                         model=model_id, bytes=freed)
+            self._record(
+                "deleted",
+                None,
+                f"{model_id}: {len(recs)} file(s), {freed / _MB:.1f} MB deleted",
+                model=model_id,
+                bytes=freed,
+            )
         return {"model": model_id, "files": len(recs), "bytes": freed}
 
     async def set_budget(self, budget_bytes: object) -> dict[str, Any]:
@@ -496,6 +578,7 @@ class ModelCache:
             flight = self._flights.get(ref.key)
             for listener in list(flight.listeners if flight else ()):
                 listener(n)
+
         return on_bytes
 
     async def _fetch_verified(self, ref: FileRef) -> Handle:
@@ -507,8 +590,12 @@ class ModelCache:
     async def _fetch_verified_held(self, ref: FileRef) -> Handle:
         rec = FileRecord.from_dict(await self.store.get_record(ref.key) or {})
         if rec is not None and not rec.matches(ref):
-            self._record("stale", ref, f"{ref.key}: the stored file is another version "
-                         f"({rec.size} bytes, sha256 {rec.sha256[:12]}…); fetching the manifest's")
+            self._record(
+                "stale",
+                ref,
+                f"{ref.key}: the stored file is another version "
+                f"({rec.size} bytes, sha256 {rec.sha256[:12]}…); fetching the manifest's",
+            )
             await self.store.delete(ref.key)
             rec = None
         if rec is not None and rec.complete:
@@ -532,8 +619,11 @@ class ModelCache:
             return "missing chunks"
         length = self.store.length(data)
         if length != ref.size:
-            return f"truncated ({length} of {ref.size} bytes)" if length < ref.size else \
-                f"too long ({length} of {ref.size} bytes)"
+            return (
+                f"truncated ({length} of {ref.size} bytes)"
+                if length < ref.size
+                else f"too long ({length} of {ref.size} bytes)"
+            )
         digest = await self.store.digest(data)
         if digest == ref.sha256:
             return None
@@ -551,12 +641,22 @@ class ModelCache:
         if store:
             store = await self._put(ref, complete=False)
         for attempt in (0, 1):
-            result = await self.store.download(self.url(ref), ref.key, start=start, size=ref.size,
-                                               chunk_bytes=self.chunk_bytes, store=store,
-                                               on_bytes=self._progress_of(ref))
+            result = await self.store.download(
+                self.url(ref),
+                ref.key,
+                start=start,
+                size=ref.size,
+                chunk_bytes=self.chunk_bytes,
+                store=store,
+                on_bytes=self._progress_of(ref),
+            )
             if start and not result.restarted and attempt == 0:
-                self._record("resumed", ref, f"{ref.key}: resumed at {start / _MB:.1f} MB of "
-                             f"{ref.size / _MB:.1f} MB (Range request)", start=start)
+                self._record(
+                    "resumed",
+                    ref,
+                    f"{ref.key}: resumed at {start / _MB:.1f} MB of {ref.size / _MB:.1f} MB (Range request)",
+                    start=start,
+                )
             problem = await self._check(ref, result.data)
             if problem is None:
                 break
@@ -565,9 +665,17 @@ class ModelCache:
                 raise ModelLoadError(
                     f"{ref.key} from the server is {problem}: it does not match the manifest",
                     hint="The served model folder differs from models_manifest.json: rebuild the models "
-                    "(./hr build) and restart the server.", model=ref.model, file=ref.path, url=self.url(ref))
-            self._record("integrity", ref, f"{ref.key}: the resumed download is {problem}; fetching it whole",
-                         problem=problem)
+                    "(./hr build) and restart the server.",
+                    model=ref.model,
+                    file=ref.path,
+                    url=self.url(ref),
+                )
+            self._record(
+                "integrity",
+                ref,
+                f"{ref.key}: the resumed download is {problem}; fetching it whole",
+                problem=problem,
+            )
             start = 0
             store = store and await self._put(ref, complete=False)
         if result.store_error is not None:
@@ -593,9 +701,12 @@ class ModelCache:
         if plan is None:
             budget = self.budget_bytes
             by_budget = budget is not None and budget == min(limits)
-            why = (f"the cache budget of {(budget or 0) / _MB:.1f} MB" if by_budget else
-                   f"the browser's storage quota ({(quota - usage) / _MB:.1f} MB free of "
-                   f"{quota / _MB:.1f} MB)")
+            why = (
+                f"the cache budget of {(budget or 0) / _MB:.1f} MB"
+                if by_budget
+                else f"the browser's storage quota ({(quota - usage) / _MB:.1f} MB free of "
+                f"{quota / _MB:.1f} MB)"
+            )
             await self._not_stored(ref, f"{need / _MB:.1f} MB do not fit in {why}", budget=by_budget)
             return False
         for model_id in plan:
@@ -606,20 +717,28 @@ class ModelCache:
         recs = [r for r in await self._records() if r.model == model_id]
         for rec in recs:
             await self.store.delete(rec.key)
-        self._record("evicted", None, f"{model_id} evicted (least recently used) {why}", model=model_id,
-                     bytes=sum(r.size for r in recs if r.complete))
+        self._record(
+            "evicted",
+            None,
+            f"{model_id} evicted (least recently used) {why}",
+            model=model_id,
+            bytes=sum(r.size for r in recs if r.complete),
+        )
 
     async def _not_stored(self, ref: FileRef, why: str, budget: bool = False) -> None:
-        hint = ("Raise the cache budget or delete cached models; the model runs from memory meanwhile."
-                if budget else
-                "Free storage for this site (delete cached models or other site data) or allow it more "
-                "space; the model runs from memory meanwhile and is downloaded again next time.")
+        hint = (
+            "Raise the cache budget or delete cached models; the model runs from memory meanwhile."
+            if budget
+            else "Free storage for this site (delete cached models or other site data) or allow it more "
+            "space; the model runs from memory meanwhile and is downloaded again next time."
+        )
         error = StorageError(f"{ref.key} was not stored: {why}", hint=hint, model=ref.model, file=ref.path)
         self._record("storage", ref, error.message, error=error.to_wire())
 
     async def _put(self, ref: FileRef, *, complete: bool) -> bool:
-        rec = FileRecord(ref.key, ref.model, ref.path, ref.size, ref.sha256, self.chunk_bytes, complete,
-                         self._clock())
+        rec = FileRecord(
+            ref.key, ref.model, ref.path, ref.size, ref.sha256, self.chunk_bytes, complete, self._clock()
+        )
         try:
             await self.store.put_record(rec.to_dict())
         except StoreFull as exc:
@@ -636,6 +755,8 @@ def _budget(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValidationError(f"the cache budget must be a number of bytes or null, got {value!r}",
-                              hint="Pass budgetBytes as a non-negative number (e.g. 500e6), or null.")
+        raise ValidationError(
+            f"the cache budget must be a number of bytes or null, got {value!r}",
+            hint="Pass budgetBytes as a non-negative number (e.g. 500e6), or null.",
+        )
     return int(value)

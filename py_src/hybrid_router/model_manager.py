@@ -46,22 +46,32 @@ def adapt_manifest(
 
 
 def preload_targets(raw: object, dtype: object, manifest: Manifest) -> list[tuple[str, str | None]]:
-    """``preload``'s ``models`` (ids, or ``{id, dtype}`` items) and ``dtype``, checked against the manifest."""
+    """``preload``'s ``models`` (ids, or ``{id, dtype}`` items) and ``dtype``, checked against the
+    manifest."""
     default_dtype = validation.optional_str(dtype, "dtype")
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
-        raise ValidationError("preload needs a list of model ids",
-                              hint=f"Pass e.g. ['{manifest.ids[0] if manifest.ids else 'model-id'}'], "
-                              "or [{ id, dtype }] items.", field="models")
+        raise ValidationError(
+            "preload needs a list of model ids",
+            hint=f"Pass e.g. ['{manifest.ids[0] if manifest.ids else 'model-id'}'], "
+            "or [{ id, dtype }] items.",
+            field="models",
+        )
     out: list[tuple[str, str | None]] = []
     for item in raw:
-        mid, item_dtype = (item.get("id"), item.get("dtype", default_dtype)) if isinstance(item, Mapping) \
+        mid, item_dtype = (
+            (item.get("id"), item.get("dtype", default_dtype))
+            if isinstance(item, Mapping)
             else (item, default_dtype)
+        )
         if not isinstance(mid, str) or mid not in manifest.ids:
-            raise ValidationError(f"preload: unknown model {mid!r}",
-                                  hint=f"Use one of the manifest's models: {', '.join(manifest.ids)}.",
-                                  field="models", model=str(mid))
+            raise ValidationError(
+                f"preload: unknown model {mid!r}",
+                hint=f"Use one of the manifest's models: {', '.join(manifest.ids)}.",
+                field="models",
+                model=str(mid),
+            )
         manifest.model(mid).variant(item_dtype)  # ValidationError for a dtype it does not have
         out.append((mid, item_dtype))
     return out
@@ -72,10 +82,16 @@ class ModelManager:
     again for :meth:`capabilities`; ``devices`` says where each model runs now (WebGPU failures moved to
     wasm)."""
 
-    def __init__(self, manifest: Manifest, cache: ModelCache | None, caps: Capabilities, *,
-                 estimate: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
-                 devices: Devices | None = None,
-                 choices: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        cache: ModelCache | None,
+        caps: Capabilities,
+        *,
+        estimate: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+        devices: Devices | None = None,
+        choices: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.manifest = manifest
         self.cache = cache
         self.caps = caps
@@ -88,13 +104,19 @@ class ModelManager:
             raise StorageError("there is no model cache in this browser", hint=_NO_CACHE_HINT)
         return self.cache
 
-    async def preload(self, models: object, dtype: object = None,
-                      on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    async def preload(
+        self,
+        models: object,
+        dtype: object = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         targets = preload_targets(models, dtype, self.manifest)
         cache = self._need_cache()
         summary = await cache.ensure(targets, on_progress=on_progress, fail_on_storage=True)
-        return {**summary, "models": [{"id": m, "dtype": self.manifest.model(m).variant(d).dtype}
-                                      for m, d in targets]}
+        return {
+            **summary,
+            "models": [{"id": m, "dtype": self.manifest.model(m).variant(d).dtype} for m, d in targets],
+        }
 
     async def cached_models(self) -> list[dict[str, Any]]:
         return await self.cache.stored_models() if self.cache else []
@@ -114,10 +136,17 @@ class ModelManager:
             self.caps = self.caps.with_storage(est.get("usage"), est.get("quota"), est.get("persisted"))
         devices = self.devices
         fallbacks = devices.to_wire() if devices is not None else []
-        choices = {mid: {**c, "device": devices.device_of(self.manifest.model(mid)) if devices else c.get("device")}
-                   for mid, c in self.choices.items() if mid in self.manifest.ids}
-        return {**self.caps.to_wire(), "cache": self.cache is not None, "choices": choices,
-                "device_fallbacks": fallbacks}
+        choices = {
+            mid: {**c, "device": devices.device_of(self.manifest.model(mid)) if devices else c.get("device")}
+            for mid, c in self.choices.items()
+            if mid in self.manifest.ids
+        }
+        return {
+            **self.caps.to_wire(),
+            "cache": self.cache is not None,
+            "choices": choices,
+            "device_fallbacks": fallbacks,
+        }
 
     async def recommend(self, task: object = None) -> list[dict[str, Any]]:
         chosen = validation.optional_str(task, "task")

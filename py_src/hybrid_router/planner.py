@@ -37,22 +37,41 @@ class Planner:
     """Plans for one router: its manifest, runtime and cloud (None: the device only). ``cloud_note``
     says why there is no cloud when there is none (the default: none is configured)."""
 
-    def __init__(self, runtime: LocalRuntime, manifest: Manifest, cloud: CloudProvider | None, *,
-                 clock: Callable[[], float] = time.perf_counter, cloud_note: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        manifest: Manifest,
+        cloud: CloudProvider | None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        cloud_note: str | None = None,
+    ) -> None:
         self.runtime = runtime
         self.manifest = manifest
         self.cloud = cloud
         self.cloud_note = cloud_note
         self.clock = clock
 
-    def local(self, task: str, methods: Sequence[Method], policy: Policy, *, dtype: str | None = None,
-              route: str | None = None) -> Plan:
+    def local(
+        self,
+        task: str,
+        methods: Sequence[Method],
+        policy: Policy,
+        *,
+        dtype: str | None = None,
+        route: str | None = None,
+    ) -> Plan:
         """The plan of a task only the device serves (rules 1-3), with its ways to run in order."""
         decision = decide(Facts(task=task, route=route, cloud_available=self.cloud is not None), policy)
         return local_plan(task, decision, methods, dtype)
 
-    async def generation(self, request: ChatRequest, policy: Policy, spent_today_usd: float,
-                         on_progress: ProgressCallback | None = None) -> Plan:
+    async def generation(
+        self,
+        request: ChatRequest,
+        policy: Policy,
+        spent_today_usd: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> Plan:
         """Count, estimate and decide; the plan's ``decision_ms`` is the time this took."""
         started = self.clock()
         models = self.manifest.for_task(GENERATE)
@@ -64,22 +83,33 @@ class Planner:
             try:
                 count = await self.runtime.count_chat_tokens(entry, dtype, request.messages, on_progress)
                 if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                    raise InferenceError(f"{entry.id}: the token count is not a count ({count!r})",
-                                         model=entry.id)
+                    raise InferenceError(
+                        f"{entry.id}: the token count is not a count ({count!r})", model=entry.id
+                    )
                 tokens_in = count
             except HybridRouterError as exc:
                 failure = exc
             except Exception as exc:  # CancelledError is a BaseException: it passes through untouched
-                failure = InferenceError(f"{entry.id} failed: {type(exc).__name__}: {exc}", model=entry.id,
-                                         task=GENERATE, type=type(exc).__name__)
+                failure = InferenceError(
+                    f"{entry.id} failed: {type(exc).__name__}: {exc}",
+                    model=entry.id,
+                    task=GENERATE,
+                    type=type(exc).__name__,
+                )
         text, prior_turns = request.scored
         score = estimate_text(text, prior_turns)
         facts = Facts(
-            task=GENERATE, route=request.route, tokens_in=tokens_in,
+            task=GENERATE,
+            route=request.route,
+            tokens_in=tokens_in,
             context_length=entry.context_length if entry is not None else None,
-            max_tokens=request.max_tokens, complexity=score.score, complexity_reasons=score.top_reasons,
-            local_available=entry is not None and failure is None, cloud_available=self.cloud is not None,
-            spent_today_usd=spent_today_usd, cloud_note=self.cloud_note,
+            max_tokens=request.max_tokens,
+            complexity=score.score,
+            complexity_reasons=score.top_reasons,
+            local_available=entry is not None and failure is None,
+            cloud_available=self.cloud is not None,
+            spent_today_usd=spent_today_usd,
+            cloud_note=self.cloud_note,
         )
         failures: tuple[FallbackStep, ...] = ()
         if failure is None:
@@ -87,7 +117,13 @@ class Planner:
         else:
             decision = decide_after_local_failure(facts, policy, failure)
             failures = (FallbackStep.from_error("local", entry.id if entry else None, failure),)
-        plan = generation_plan(decision, local=entry, dtype=dtype,
-                               cloud_model=self.cloud.model if self.cloud is not None else None,
-                               failures=failures, complexity=score.score, tokens_in=tokens_in)
+        plan = generation_plan(
+            decision,
+            local=entry,
+            dtype=dtype,
+            cloud_model=self.cloud.model if self.cloud is not None else None,
+            failures=failures,
+            complexity=score.score,
+            tokens_in=tokens_in,
+        )
         return plan.timed((self.clock() - started) * 1000.0)

@@ -42,8 +42,11 @@ class EmbedRequest:
 
     @classmethod
     def parse(cls, texts: object, *, model: object = None, dtype: object = None) -> EmbedRequest:
-        return cls(tuple(validation.texts(texts)), validation.optional_str(model, "model"),
-                   validation.optional_str(dtype, "dtype"))
+        return cls(
+            tuple(validation.texts(texts)),
+            validation.optional_str(model, "model"),
+            validation.optional_str(dtype, "dtype"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +67,24 @@ class ClassifyRequest:
         return sum(len(texts) for _, texts in self.examples or ())
 
     @classmethod
-    def parse(cls, text: object, *, labels: object = None, examples: object = None, model: object = None,
-              dtype: object = None, multi_label: object = False,
-              hypothesis_template: object = None) -> ClassifyRequest:
+    def parse(
+        cls,
+        text: object,
+        *,
+        labels: object = None,
+        examples: object = None,
+        model: object = None,
+        dtype: object = None,
+        multi_label: object = False,
+        hypothesis_template: object = None,
+    ) -> ClassifyRequest:
         template = validation.optional_str(hypothesis_template, "hypothesis_template") or HYPOTHESIS_TEMPLATE
         if "{}" not in template:
-            raise ValidationError("hypothesis_template must contain {} (where the label goes)",
-                                  hint='For example "This text is about {}."', field="hypothesis_template")
+            raise ValidationError(
+                "hypothesis_template must contain {} (where the label goes)",
+                hint='For example "This text is about {}."',
+                field="hypothesis_template",
+            )
         return cls(
             text=validation.text(text),
             labels=None if labels is None else _labels(labels),
@@ -85,22 +99,30 @@ class ClassifyRequest:
 def _labels(value: object) -> tuple[str, ...]:
     names = validation.texts(value, field="labels", max_items=MAX_LABELS, max_chars=200)
     if len(set(names)) != len(names) or not all(n.strip() for n in names):
-        raise ValidationError("labels must be distinct, non-empty strings",
-                              hint='Pass the candidate labels once each, e.g. ["sports", "politics"].',
-                              field="labels")
+        raise ValidationError(
+            "labels must be distinct, non-empty strings",
+            hint='Pass the candidate labels once each, e.g. ["sports", "politics"].',
+            field="labels",
+        )
     return tuple(names)
 
 
 def _examples(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if not isinstance(value, Mapping) or not value:
-        raise ValidationError("examples must be an object mapping each label to a list of example texts",
-                              hint='For example { positive: ["great!", "loved it"], negative: ["awful"] }.',
-                              field="examples", got=validation.type_name(value))
+        raise ValidationError(
+            "examples must be an object mapping each label to a list of example texts",
+            hint='For example { positive: ["great!", "loved it"], negative: ["awful"] }.',
+            field="examples",
+            got=validation.type_name(value),
+        )
     if len(value) > MAX_LABELS:
-        raise ValidationError(f"at most {MAX_LABELS} labels", hint="Merge or drop some labels.",
-                              field="examples")
-    return tuple((str(k), tuple(validation.texts(v, field=f"examples[{k!r}]", max_items=MAX_EXAMPLES)))
-                 for k, v in value.items())
+        raise ValidationError(
+            f"at most {MAX_LABELS} labels", hint="Merge or drop some labels.", field="examples"
+        )
+    return tuple(
+        (str(k), tuple(validation.texts(v, field=f"examples[{k!r}]", max_items=MAX_EXAMPLES)))
+        for k, v in value.items()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +133,11 @@ class NerRequest:
 
     @classmethod
     def parse(cls, text: object, *, model: object = None, dtype: object = None) -> NerRequest:
-        return cls(validation.text(text), validation.optional_str(model, "model"),
-                   validation.optional_str(dtype, "dtype"))
+        return cls(
+            validation.text(text),
+            validation.optional_str(model, "model"),
+            validation.optional_str(dtype, "dtype"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +151,15 @@ class RerankRequest:
     dtype: str | None = None
 
     @classmethod
-    def parse(cls, query: object, documents: object, *, top_k: object = None, model: object = None,
-              dtype: object = None) -> RerankRequest:
+    def parse(
+        cls,
+        query: object,
+        documents: object,
+        *,
+        top_k: object = None,
+        model: object = None,
+        dtype: object = None,
+    ) -> RerankRequest:
         return cls(
             query=validation.text(query, "query"),
             documents=tuple(validation.texts(documents, field="documents", max_items=MAX_DOCUMENTS)),
@@ -154,8 +186,15 @@ class TranscribeRequest:
         return audio.duration_s(self.samples)
 
     @classmethod
-    def parse(cls, audio_in: object = None, *, wav: object = None, sampling_rate: object = audio.SAMPLE_RATE,
-              model: object = None, dtype: object = None) -> TranscribeRequest:
+    def parse(
+        cls,
+        audio_in: object = None,
+        *,
+        wav: object = None,
+        sampling_rate: object = audio.SAMPLE_RATE,
+        model: object = None,
+        dtype: object = None,
+    ) -> TranscribeRequest:
         """``audio_in``: float samples at ``sampling_rate`` (or WAV bytes from Python); ``wav``: the bytes
         of a WAV file (the page sends a Blob's bytes here). Exactly one of them."""
         given = [name for name, value in (("audio", audio_in), ("wav", wav)) if value is not None]

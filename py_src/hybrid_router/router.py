@@ -100,110 +100,211 @@ class Router:
         self.cloud = cloud
         self.cloud_label = cloud_label
         self.policy = policy if policy is not None else Policy()
-        self.ledger = ledger if ledger is not None else Ledger(manifest, cloud_model=cloud.model if cloud else None)
+        self.ledger = (
+            ledger if ledger is not None else Ledger(manifest, cloud_model=cloud.model if cloud else None)
+        )
         self.devices = devices or (models.devices if models is not None else None) or Devices(Capabilities())
         self.clock = clock
         self.planner = Planner(runtime, manifest, cloud, clock=clock, cloud_note=cloud_note)
-        self.executor = Executor(self.ledger, self.devices, cloud_name=cloud.name if cloud else None, clock=clock)
+        self.executor = Executor(
+            self.ledger, self.devices, cloud_name=cloud.name if cloud else None, clock=clock
+        )
         #: named vector indexes over this router's embeddings (in memory unless a store is given)
-        self.indexes = Indexes(index_store if index_store is not None else MemoryIndexStore(), self._vectors,
-                               default_model=lambda: choose(self.manifest, EMBED).id)
+        self.indexes = Indexes(
+            index_store if index_store is not None else MemoryIndexStore(),
+            self._vectors,
+            default_model=lambda: choose(self.manifest, EMBED).id,
+        )
 
     # -- device tasks ----------------------------------------------------------------------------------
 
-    async def embed(self, request: EmbedRequest | Sequence[str], *, model: str | None = None,
-                    dtype: str | None = None, on_progress: ProgressCallback | None = None) -> EmbedResult:
+    async def embed(
+        self,
+        request: EmbedRequest | Sequence[str],
+        *,
+        model: str | None = None,
+        dtype: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbedResult:
         """Unit-norm embeddings of the texts, computed on the device."""
-        req = request if isinstance(request, EmbedRequest) else EmbedRequest.parse(request, model=model, dtype=dtype)
-        plan = self.planner.local(EMBED, single(self.manifest, EMBED, req.model), self.policy, dtype=req.dtype)
+        req = (
+            request
+            if isinstance(request, EmbedRequest)
+            else EmbedRequest.parse(request, model=model, dtype=dtype)
+        )
+        plan = self.planner.local(
+            EMBED, single(self.manifest, EMBED, req.model), self.policy, dtype=req.dtype
+        )
         rows, route = await self.executor.run(
-            plan, self._step(lambda r, e, d, q, p: embeddings.vectors(r, e, d, q.texts, p), req, on_progress),
-            what=f"{len(req.texts)} text(s)")
+            plan,
+            self._step(lambda r, e, d, q, p: embeddings.vectors(r, e, d, q.texts, p), req, on_progress),
+            what=f"{len(req.texts)} text(s)",
+        )
         return EmbedResult(rows, int(rows.shape[1]), route.model or "", route.dtype or "", route)
 
-    async def classify(self, request: ClassifyRequest | str, *, labels: Sequence[str] | None = None,
-                       examples: Any = None, model: str | None = None, dtype: str | None = None,
-                       multi_label: bool = False, hypothesis_template: str | None = None,
-                       on_progress: ProgressCallback | None = None) -> ClassifyResult:
+    async def classify(
+        self,
+        request: ClassifyRequest | str,
+        *,
+        labels: Sequence[str] | None = None,
+        examples: Any = None,
+        model: str | None = None,
+        dtype: str | None = None,
+        multi_label: bool = False,
+        hypothesis_template: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ClassifyResult:
         """The labels of the text, best first: the classifier's; zero-shot over ``labels`` (by the NLI
         model, or by embedding similarity where none is installed or it fails); few-shot by ``examples``."""
-        req = request if isinstance(request, ClassifyRequest) else ClassifyRequest.parse(
-            request, labels=labels, examples=examples, model=model, dtype=dtype, multi_label=multi_label,
-            hypothesis_template=hypothesis_template)
-        methods = classify_plan(self.manifest, labels=req.labels is not None, examples=req.example_count,
-                                model_id=req.model)
+        req = (
+            request
+            if isinstance(request, ClassifyRequest)
+            else ClassifyRequest.parse(
+                request,
+                labels=labels,
+                examples=examples,
+                model=model,
+                dtype=dtype,
+                multi_label=multi_label,
+                hypothesis_template=hypothesis_template,
+            )
+        )
+        methods = classify_plan(
+            self.manifest, labels=req.labels is not None, examples=req.example_count, model_id=req.model
+        )
         plan = self.planner.local(CLASSIFY, methods, self.policy, dtype=req.dtype)
         what = f"1 text and {len(req.labels)} labels" if req.labels else "1 text"
-        scored, route = await self.executor.run(plan, self._by_method(_CLASSIFIERS, req, on_progress), what=what)
+        scored, route = await self.executor.run(
+            plan, self._by_method(_CLASSIFIERS, req, on_progress), what=what
+        )
         return ClassifyResult(scored, route.model or "", route.dtype or "", route)
 
-    async def ner(self, request: NerRequest | str, *, model: str | None = None, dtype: str | None = None,
-                  on_progress: ProgressCallback | None = None) -> NerResult:
+    async def ner(
+        self,
+        request: NerRequest | str,
+        *,
+        model: str | None = None,
+        dtype: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> NerResult:
         """The named entities of the text with their character offsets."""
-        req = request if isinstance(request, NerRequest) else NerRequest.parse(request, model=model, dtype=dtype)
+        req = (
+            request
+            if isinstance(request, NerRequest)
+            else NerRequest.parse(request, model=model, dtype=dtype)
+        )
         plan = self.planner.local(NER, single(self.manifest, NER, req.model), self.policy, dtype=req.dtype)
-        found, route = await self.executor.run(plan, self._step(text_tasks.entities, req, on_progress),
-                                               what="1 text")
+        found, route = await self.executor.run(
+            plan, self._step(text_tasks.entities, req, on_progress), what="1 text"
+        )
         return NerResult(found, route.model or "", route.dtype or "", route)
 
-    async def rerank(self, request: RerankRequest | str, documents: Sequence[str] | None = None, *,
-                     top_k: int | None = None, model: str | None = None, dtype: str | None = None,
-                     on_progress: ProgressCallback | None = None) -> RerankResult:
+    async def rerank(
+        self,
+        request: RerankRequest | str,
+        documents: Sequence[str] | None = None,
+        *,
+        top_k: int | None = None,
+        model: str | None = None,
+        dtype: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> RerankResult:
         """The documents ordered by relevance to the query (the best ``top_k``): by the cross-encoder, or
         by embedding similarity where none is installed, it fails, or ``model`` names an embedding model."""
-        req = request if isinstance(request, RerankRequest) else RerankRequest.parse(
-            request, documents, top_k=top_k, model=model, dtype=dtype)
-        plan = self.planner.local(RERANK, rerank_plan(self.manifest, model_id=req.model), self.policy,
-                                  dtype=req.dtype)
-        ranked, route = await self.executor.run(plan, self._by_method(_RANKERS, req, on_progress),
-                                                what=f"{len(req.documents)} documents")
+        req = (
+            request
+            if isinstance(request, RerankRequest)
+            else RerankRequest.parse(request, documents, top_k=top_k, model=model, dtype=dtype)
+        )
+        plan = self.planner.local(
+            RERANK, rerank_plan(self.manifest, model_id=req.model), self.policy, dtype=req.dtype
+        )
+        ranked, route = await self.executor.run(
+            plan, self._by_method(_RANKERS, req, on_progress), what=f"{len(req.documents)} documents"
+        )
         return RerankResult(ranked, route.model or "", route.dtype or "", route)
 
-    async def transcribe(self, request: TranscribeRequest | object, *, sampling_rate: object = 16_000,
-                         model: str | None = None, dtype: str | None = None,
-                         on_progress: ProgressCallback | None = None) -> TranscribeResult:
+    async def transcribe(
+        self,
+        request: TranscribeRequest | object,
+        *,
+        sampling_rate: object = 16_000,
+        model: str | None = None,
+        dtype: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> TranscribeResult:
         """The text spoken in the audio (WAV bytes, or float samples at ``sampling_rate``), on the device."""
-        req = request if isinstance(request, TranscribeRequest) else TranscribeRequest.parse(
-            request, sampling_rate=sampling_rate, model=model, dtype=dtype)
+        req = (
+            request
+            if isinstance(request, TranscribeRequest)
+            else TranscribeRequest.parse(request, sampling_rate=sampling_rate, model=model, dtype=dtype)
+        )
         plan = self.planner.local(ASR, single(self.manifest, ASR, req.model), self.policy, dtype=req.dtype)
-        text, route = await self.executor.run(plan, self._step(transcription.text_of, req, on_progress),
-                                              what=f"{req.seconds:.1f} s of audio")
+        text, route = await self.executor.run(
+            plan, self._step(transcription.text_of, req, on_progress), what=f"{req.seconds:.1f} s of audio"
+        )
         return TranscribeResult(text, route.model or "", route.dtype or "", req.seconds, route)
 
     # -- generation ------------------------------------------------------------------------------------
 
-    async def generate(self, request: ChatRequest | str | None = None, *, messages: object = None,
-                       max_tokens: object = None, temperature: object = None, route: object = None,
-                       on_progress: ProgressCallback | None = None) -> GenerateResult:
+    async def generate(
+        self,
+        request: ChatRequest | str | None = None,
+        *,
+        messages: object = None,
+        max_tokens: object = None,
+        temperature: object = None,
+        route: object = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> GenerateResult:
         """The answer to a prompt or a conversation, routed; every request is recorded in the ledger."""
         started = self.clock()
         with self.executor.counted(GENERATE):
-            req = request if isinstance(request, ChatRequest) else ChatRequest.parse(
-                request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route)
+            req = (
+                request
+                if isinstance(request, ChatRequest)
+                else ChatRequest.parse(
+                    request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
+                )
+            )
             plan = await self.planner.generation(req, self.policy, self.ledger.spent_today(), on_progress)
 
         async def attempt(step: Step) -> Outcome[Output]:
-            out = await sides.answer(step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud,
-                                     on_progress=on_progress)
+            out = await sides.answer(
+                step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
+            )
             return Outcome(out, out.model, out.tokens_in, out.tokens_out)
 
         output, routed = await self.executor.run(plan, attempt, started=started)
         return GenerateResult(output.text, routed, output.finish_reason)
 
-    async def stream(self, request: ChatRequest | str | None = None, *, messages: object = None,
-                     max_tokens: object = None, temperature: object = None, route: object = None,
-                     on_progress: ProgressCallback | None = None) -> AsyncGenerator[dict[str, Any], None]:
+    async def stream(
+        self,
+        request: ChatRequest | str | None = None,
+        *,
+        messages: object = None,
+        max_tokens: object = None,
+        temperature: object = None,
+        route: object = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """``{"delta"}`` items, then ``{"done": True, "route", "usage", "finish_reason"}``; close it
         (``contextlib.aclosing``) when stopping early: the request is cancelled."""
         started = self.clock()
         with self.executor.counted(GENERATE):
-            req = request if isinstance(request, ChatRequest) else ChatRequest.parse(
-                request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route)
+            req = (
+                request
+                if isinstance(request, ChatRequest)
+                else ChatRequest.parse(
+                    request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
+                )
+            )
             plan = await self.planner.generation(req, self.policy, self.ledger.spent_today(), on_progress)
 
         def pieces(step: Step) -> AsyncGenerator[str | Output, None]:
-            return sides.pieces(step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud,
-                                on_progress=on_progress)
+            return sides.pieces(
+                step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
+            )
 
         final: dict[str, Any] = {}
         async with aclosing(self.executor.stream(plan, pieces, started=started)) as items:
@@ -213,21 +314,28 @@ class Router:
                 else:
                     output, routed = item
                     final = GenerateResult(output.text, routed, output.finish_reason).to_wire()
-        yield {"done": True, "route": final["route"], "usage": final["usage"],
-               "finish_reason": final["finish_reason"]}
+        yield {
+            "done": True,
+            "route": final["route"],
+            "usage": final["usage"],
+            "finish_reason": final["finish_reason"],
+        }
 
     # -- vector indexes --------------------------------------------------------------------------------
 
     async def index_open(self, name: object, model: object = None) -> dict[str, Any]:
         return self.indexes.info(await self.indexes.open(name, model))
 
-    async def index_add(self, request: IndexAdd | object, ids: object = None, texts: object = None) -> dict[str, Any]:
+    async def index_add(
+        self, request: IndexAdd | object, ids: object = None, texts: object = None
+    ) -> dict[str, Any]:
         """Embed the texts and store them under their ids in the index; with the route of the work."""
         req = request if isinstance(request, IndexAdd) else IndexAdd.parse(request, ids, texts)
         return await self._on_index(req.name, lambda: self.indexes.add(req))
 
-    async def index_search(self, request: IndexSearch | object, query: object = None,
-                           top_k: object = 10) -> dict[str, Any]:
+    async def index_search(
+        self, request: IndexSearch | object, query: object = None, top_k: object = 10
+    ) -> dict[str, Any]:
         """The ``top_k`` items of the index most similar to the query, best first, and the route."""
         req = request if isinstance(request, IndexSearch) else IndexSearch.parse(request, query, top_k)
         return await self._on_index(req.name, lambda: self.indexes.search(req))
@@ -263,9 +371,15 @@ class Router:
         return {
             "version": __version__,
             "models": [
-                {"id": m.id, "tasks": list(m.tasks), "context_length": m.context_length,
-                 "default_dtype": m.default_dtype, "dtypes": list(m.dtypes), "memory_mb": m.memory_mb,
-                 "min_device": m.min_device}
+                {
+                    "id": m.id,
+                    "tasks": list(m.tasks),
+                    "context_length": m.context_length,
+                    "default_dtype": m.default_dtype,
+                    "dtypes": list(m.dtypes),
+                    "memory_mb": m.memory_mb,
+                    "min_device": m.min_device,
+                }
                 for m in self.manifest.models
             ],
             "cloud": cloud,
@@ -275,16 +389,18 @@ class Router:
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def _step(self, runner: Runner[V], request: Any,
-              on_progress: ProgressCallback | None) -> Callable[[Step], Awaitable[Outcome[V]]]:
+    def _step(
+        self, runner: Runner[V], request: Any, on_progress: ProgressCallback | None
+    ) -> Callable[[Step], Awaitable[Outcome[V]]]:
         async def attempt(step: Step) -> Outcome[V]:
             assert step.entry is not None and step.dtype is not None  # a local step names its model
             return Outcome(await runner(self.runtime, step.entry, step.dtype, request, on_progress))
 
         return attempt
 
-    def _by_method(self, runners: dict[str, Runner[V]], request: Any,
-                   on_progress: ProgressCallback | None) -> Callable[[Step], Awaitable[Outcome[V]]]:
+    def _by_method(
+        self, runners: dict[str, Runner[V]], request: Any, on_progress: ProgressCallback | None
+    ) -> Callable[[Step], Awaitable[Outcome[V]]]:
         async def attempt(step: Step) -> Outcome[V]:
             return await self._step(runners[step.method], request, on_progress)(step)
 

@@ -33,20 +33,34 @@ class Output:
     model: str | None
 
 
-async def answer(step: Step, request: ChatRequest, tokens_in: int | None, *, runtime: LocalRuntime,
-                 cloud: CloudProvider | None, on_progress: ProgressCallback | None = None) -> Output:
+async def answer(
+    step: Step,
+    request: ChatRequest,
+    tokens_in: int | None,
+    *,
+    runtime: LocalRuntime,
+    cloud: CloudProvider | None,
+    on_progress: ProgressCallback | None = None,
+) -> Output:
     """The whole answer of ``step``'s side."""
     if step.target == "local":
         return await _local(step, request, tokens_in, runtime, None, on_progress)
     provider = _provider(cloud)
-    completion = await provider.complete(request.messages, max_tokens=request.max_tokens,
-                                         temperature=_cloud_temperature(provider, request))
+    completion = await provider.complete(
+        request.messages, max_tokens=request.max_tokens, temperature=_cloud_temperature(provider, request)
+    )
     return _cloud_output(provider, completion, tokens_in)
 
 
-async def pieces(step: Step, request: ChatRequest, tokens_in: int | None, *, runtime: LocalRuntime,
-                 cloud: CloudProvider | None,
-                 on_progress: ProgressCallback | None = None) -> AsyncGenerator[str | Output, None]:
+async def pieces(
+    step: Step,
+    request: ChatRequest,
+    tokens_in: int | None,
+    *,
+    runtime: LocalRuntime,
+    cloud: CloudProvider | None,
+    on_progress: ProgressCallback | None = None,
+) -> AsyncGenerator[str | Output, None]:
     """``step``'s answer as text pieces, then its :class:`Output` (last). Close it (``aclosing``) when
     stopping early: the side's work is cancelled."""
     if step.target == "local":
@@ -62,8 +76,9 @@ async def pieces(step: Step, request: ChatRequest, tokens_in: int | None, *, run
         yield output
         return
     completion: Completion | None = None
-    items = provider.stream(request.messages, max_tokens=request.max_tokens,
-                            temperature=_cloud_temperature(provider, request))
+    items = provider.stream(
+        request.messages, max_tokens=request.max_tokens, temperature=_cloud_temperature(provider, request)
+    )
     async with aclosing(items) as stream:
         async for event in stream:
             if isinstance(event, Delta):
@@ -72,8 +87,11 @@ async def pieces(step: Step, request: ChatRequest, tokens_in: int | None, *, run
             else:
                 completion = event
     if completion is None:
-        raise CloudError(f"{provider.name}: the stream ended without its completion", provider=provider.name,
-                         model=provider.model)
+        raise CloudError(
+            f"{provider.name}: the stream ended without its completion",
+            provider=provider.name,
+            model=provider.model,
+        )
     yield _cloud_output(provider, completion, tokens_in)
 
 
@@ -83,28 +101,54 @@ def _local_model(step: Step) -> tuple[ModelEntry, str]:
     return step.entry, step.dtype
 
 
-async def _local(step: Step, request: ChatRequest, tokens_in: int | None, runtime: LocalRuntime,
-                 on_text: TextCallback | None, on_progress: ProgressCallback | None) -> Output:
+async def _local(
+    step: Step,
+    request: ChatRequest,
+    tokens_in: int | None,
+    runtime: LocalRuntime,
+    on_text: TextCallback | None,
+    on_progress: ProgressCallback | None,
+) -> Output:
     entry, dtype = _local_model(step)
     if tokens_in is not None and tokens_in + request.max_tokens > entry.context_length:
         raise ContextLengthError(
             f"the prompt ({tokens_in} tokens) plus max_tokens ({request.max_tokens}) exceeds the "
             f"context window of {entry.id} ({entry.context_length} tokens)",
-            model=entry.id, tokens_in=tokens_in, context_length=entry.context_length,
+            model=entry.id,
+            tokens_in=tokens_in,
+            context_length=entry.context_length,
         )
-    raw = await runtime.generate(entry, dtype, request.messages, max_new_tokens=request.max_tokens,
-                                 temperature=request.temperature or 0.0, on_text=on_text,
-                                 on_progress=on_progress)
+    raw = await runtime.generate(
+        entry,
+        dtype,
+        request.messages,
+        max_new_tokens=request.max_tokens,
+        temperature=request.temperature or 0.0,
+        on_text=on_text,
+        on_progress=on_progress,
+    )
     text, tokens_out = (raw.get("text"), raw.get("tokens_out")) if isinstance(raw, Mapping) else (None, None)
     if not isinstance(text, str) or isinstance(tokens_out, bool) or not isinstance(tokens_out, int):
-        raise InferenceError(f"{entry.id} returned an answer of the wrong shape: {raw!r:.200}", model=entry.id)
+        raise InferenceError(
+            f"{entry.id} returned an answer of the wrong shape: {raw!r:.200}", model=entry.id
+        )
     finish = raw.get("finish_reason")
-    return Output(text=text, tokens_in=tokens_in or 0, tokens_out=tokens_out,
-                  finish_reason=finish if isinstance(finish, str) else None, model=entry.id)
+    return Output(
+        text=text,
+        tokens_in=tokens_in or 0,
+        tokens_out=tokens_out,
+        finish_reason=finish if isinstance(finish, str) else None,
+        model=entry.id,
+    )
 
 
-async def _local_pieces(step: Step, request: ChatRequest, tokens_in: int | None, runtime: LocalRuntime,
-                        on_progress: ProgressCallback | None) -> AsyncGenerator[str | Output, None]:
+async def _local_pieces(
+    step: Step,
+    request: ChatRequest,
+    tokens_in: int | None,
+    runtime: LocalRuntime,
+    on_progress: ProgressCallback | None,
+) -> AsyncGenerator[str | Output, None]:
     # The runtime calls on_text synchronously; a queue turns those calls into an async iteration.
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     task = asyncio.ensure_future(_local(step, request, tokens_in, runtime, queue.put_nowait, on_progress))
@@ -123,8 +167,9 @@ async def _local_pieces(step: Step, request: ChatRequest, tokens_in: int | None,
 
 def _provider(cloud: CloudProvider | None) -> CloudProvider:
     if cloud is None:
-        raise CloudError("no cloud provider is configured",
-                         hint="Configure a cloud provider on the server (the relay).")
+        raise CloudError(
+            "no cloud provider is configured", hint="Configure a cloud provider on the server (the relay)."
+        )
     return cloud
 
 

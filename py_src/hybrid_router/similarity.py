@@ -34,16 +34,26 @@ def _ranked(names: list[str], centroids: Vectors, query: Vectors) -> Labels:
     return [(names[i], float(probs[i])) for i in order]
 
 
-async def label_similarity(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: ClassifyRequest,
-                           on_progress: ProgressCallback | None = None) -> Labels:
+async def label_similarity(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: ClassifyRequest,
+    on_progress: ProgressCallback | None = None,
+) -> Labels:
     """Zero-shot by embedding similarity: the text against each label."""
     names = list(request.labels or ())
     vectors = await embeddings.vectors(runtime, entry, dtype, [request.text, *names], on_progress)
     return _ranked(names, vectors[1:], vectors[0])
 
 
-async def example_labels(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: ClassifyRequest,
-                         on_progress: ProgressCallback | None = None) -> Labels:
+async def example_labels(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: ClassifyRequest,
+    on_progress: ProgressCallback | None = None,
+) -> Labels:
     """Few-shot: the text against each label's centroid of example embeddings."""
     groups = request.examples or ()
     flat = [text for _, texts in groups for text in texts]
@@ -56,8 +66,13 @@ async def example_labels(runtime: LocalRuntime, entry: ModelEntry, dtype: str, r
     return _ranked([name for name, _ in groups], np.stack(centroids), vectors[0])
 
 
-async def similarity_ranking(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: RerankRequest,
-                             on_progress: ProgressCallback | None = None) -> Ranking:
+async def similarity_ranking(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: RerankRequest,
+    on_progress: ProgressCallback | None = None,
+) -> Ranking:
     """The documents by cosine similarity to the query (the best ``top_k``)."""
     docs = list(request.documents)
     vectors = await embeddings.vectors(runtime, entry, dtype, [request.query, *docs], on_progress)

@@ -53,8 +53,12 @@ class ClassifyResult:
     route: Route
 
     def to_wire(self) -> dict[str, Any]:
-        return {"labels": [{"label": lab, "score": s} for lab, s in self.labels], "model": self.model,
-                "dtype": self.dtype, "route": self.route.to_wire()}
+        return {
+            "labels": [{"label": lab, "score": s} for lab, s in self.labels],
+            "model": self.model,
+            "dtype": self.dtype,
+            "route": self.route.to_wire(),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,8 +69,12 @@ class NerResult:
     route: Route
 
     def to_wire(self) -> dict[str, Any]:
-        return {"entities": [e.to_wire() for e in self.entities], "model": self.model, "dtype": self.dtype,
-                "route": self.route.to_wire()}
+        return {
+            "entities": [e.to_wire() for e in self.entities],
+            "model": self.model,
+            "dtype": self.dtype,
+            "route": self.route.to_wire(),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,25 +85,39 @@ class RerankResult:
     route: Route
 
     def to_wire(self) -> dict[str, Any]:
-        return {"results": [{"index": i, "score": s, "document": d} for i, s, d in self.results],
-                "model": self.model, "dtype": self.dtype, "route": self.route.to_wire()}
+        return {
+            "results": [{"index": i, "score": s, "document": d} for i, s, d in self.results],
+            "model": self.model,
+            "dtype": self.dtype,
+            "route": self.route.to_wire(),
+        }
 
 
 def _scores(pairs: object, entry: ModelEntry, dtype: str, task: str) -> Labels:
     try:
         out = [(str(label), float(score)) for label, score in pairs]  # type: ignore[attr-defined]
     except (TypeError, ValueError) as exc:
-        raise InferenceError(f"{entry.id} returned labels in an unexpected shape", model=entry.id,
-                             dtype=dtype, task=task) from exc
+        raise InferenceError(
+            f"{entry.id} returned labels in an unexpected shape", model=entry.id, dtype=dtype, task=task
+        ) from exc
     if not out or not all(math.isfinite(s) for _, s in out):
-        raise InferenceError(f"{entry.id} returned no labels or non-finite scores", model=entry.id,
-                             dtype=dtype, task=task,
-                             hint="Try another dtype (fp32 is the most robust).")
+        raise InferenceError(
+            f"{entry.id} returned no labels or non-finite scores",
+            model=entry.id,
+            dtype=dtype,
+            task=task,
+            hint="Try another dtype (fp32 is the most robust).",
+        )
     return sorted(out, key=lambda p: -p[1])
 
 
-async def classifier_labels(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: ClassifyRequest,
-                            on_progress: ProgressCallback | None = None) -> Labels:
+async def classifier_labels(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: ClassifyRequest,
+    on_progress: ProgressCallback | None = None,
+) -> Labels:
     """The classifier's own labels of ``request.text``, best first."""
     rows = list(await runtime.text_classification(entry, dtype, [request.text], on_progress=on_progress))
     if len(rows) != 1:
@@ -103,39 +125,65 @@ async def classifier_labels(runtime: LocalRuntime, entry: ModelEntry, dtype: str
     return _scores(rows[0], entry, dtype, "text-classification")
 
 
-async def zero_shot_labels(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: ClassifyRequest,
-                           on_progress: ProgressCallback | None = None) -> Labels:
+async def zero_shot_labels(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: ClassifyRequest,
+    on_progress: ProgressCallback | None = None,
+) -> Labels:
     """``request.labels`` scored by the NLI model (sum to 1 unless ``multi_label``), best first."""
     names = list(request.labels or ())
     pairs = await runtime.zero_shot_classification(
-        entry, dtype, request.text, names, hypothesis_template=request.hypothesis_template,
-        multi_label=request.multi_label, on_progress=on_progress)
+        entry,
+        dtype,
+        request.text,
+        names,
+        hypothesis_template=request.hypothesis_template,
+        multi_label=request.multi_label,
+        on_progress=on_progress,
+    )
     scored = _scores(pairs, entry, dtype, "zero-shot-classification")
     if sorted(n for n, _ in scored) != sorted(names):
         raise InferenceError(f"{entry.id} did not score exactly the labels asked for", model=entry.id)
     return scored
 
 
-async def entities(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: NerRequest,
-                   on_progress: ProgressCallback | None = None) -> list[Entity]:
+async def entities(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: NerRequest,
+    on_progress: ProgressCallback | None = None,
+) -> list[Entity]:
     """The named entities of ``request.text`` (PER, ORG, LOC, MISC for the CoNLL model), in text order."""
     tokens = await runtime.token_classification(entry, dtype, request.text, on_progress=on_progress)
     try:
         return group_entities(request.text, list(tokens))
     except (KeyError, TypeError, ValueError) as exc:
-        raise InferenceError(f"{entry.id} returned tokens in an unexpected shape: {exc}",
-                             model=entry.id) from exc
+        raise InferenceError(
+            f"{entry.id} returned tokens in an unexpected shape: {exc}", model=entry.id
+        ) from exc
 
 
-async def cross_encoder_ranking(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: RerankRequest,
-                                on_progress: ProgressCallback | None = None) -> Ranking:
+async def cross_encoder_ranking(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: RerankRequest,
+    on_progress: ProgressCallback | None = None,
+) -> Ranking:
     """The documents by the cross-encoder's relevance to the query (the best ``top_k``)."""
     docs = list(request.documents)
     raw = await runtime.cross_encoder_scores(entry, dtype, request.query, docs, on_progress=on_progress)
     logits = [float(x) for x in raw]
     if len(logits) != len(docs) or not all(math.isfinite(x) for x in logits):
-        raise InferenceError(f"{entry.id} returned {len(logits)} scores for {len(docs)} documents",
-                             model=entry.id, dtype=dtype, task="text-ranking")
+        raise InferenceError(
+            f"{entry.id} returned {len(logits)} scores for {len(docs)} documents",
+            model=entry.id,
+            dtype=dtype,
+            task="text-ranking",
+        )
     order = sorted(range(len(docs)), key=lambda i: -logits[i])[: request.k]
     return [(i, _sigmoid(logits[i]), docs[i]) for i in order]
 

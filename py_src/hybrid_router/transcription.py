@@ -41,11 +41,20 @@ class TranscribeResult:
         }
 
 
-async def text_of(runtime: LocalRuntime, entry: ModelEntry, dtype: str, request: TranscribeRequest,
-                  on_progress: ProgressCallback | None = None) -> str:
+async def text_of(
+    runtime: LocalRuntime,
+    entry: ModelEntry,
+    dtype: str,
+    request: TranscribeRequest,
+    on_progress: ProgressCallback | None = None,
+) -> str:
     """The text spoken in ``request.samples``."""
     raw = await runtime.transcribe(entry, dtype, request.samples, on_progress=on_progress)
     if not isinstance(raw, str):
-        raise InferenceError(f"{entry.id} returned {type(raw).__name__} instead of text", model=entry.id,
-                             dtype=dtype, task=TASK)
+        raise InferenceError(
+            f"{entry.id} returned {type(raw).__name__} instead of text",
+            model=entry.id,
+            dtype=dtype,
+            task=TASK,
+        )
     return raw.strip()

@@ -110,8 +110,13 @@ class IndexStore(Protocol):
 class VectorIndex:
     """ids, texts and unit-norm rows, in insertion order (see the module docstring)."""
 
-    def __init__(self, meta: IndexMeta, ids: Sequence[str] = (), texts: Sequence[str] = (),
-                 vectors: Vectors | None = None) -> None:
+    def __init__(
+        self,
+        meta: IndexMeta,
+        ids: Sequence[str] = (),
+        texts: Sequence[str] = (),
+        vectors: Vectors | None = None,
+    ) -> None:
         self.meta = meta
         self._ids: list[str] = list(ids)
         self._texts: list[str] = list(texts)
@@ -206,8 +211,7 @@ class MemoryIndexStore:
             return None
         rows = self.items.get(name, {})
         ids = sorted(rows)
-        vectors = (np.stack([rows[i][1] for i in ids]) if ids
-                   else np.zeros((0, meta.dims or 0), np.float32))
+        vectors = np.stack([rows[i][1] for i in ids]) if ids else np.zeros((0, meta.dims or 0), np.float32)
         return StoredIndex(meta, ids, [rows[i][0] for i in ids], vectors.astype(np.float32))
 
     async def save_meta(self, meta: IndexMeta) -> None:
@@ -248,13 +252,19 @@ def _ids(value: object, *, field: str = "ids", max_items: int = MAX_ADD) -> list
     seen: set[str] = set()
     for index, item in enumerate(items):
         if not item:
-            raise ValidationError(f"{field}[{index}] is an empty string",
-                                  hint="Give every item a non-empty id.",
-                                  field=f"{field}[{index}]", index=index)
+            raise ValidationError(
+                f"{field}[{index}] is an empty string",
+                hint="Give every item a non-empty id.",
+                field=f"{field}[{index}]",
+                index=index,
+            )
         if item in seen:
-            raise ValidationError(f"{field}[{index}] repeats the id {item!r}",
-                                  hint="Each id may appear once per call; merge the duplicates first.",
-                                  field=f"{field}[{index}]", index=index)
+            raise ValidationError(
+                f"{field}[{index}] repeats the id {item!r}",
+                hint="Each id may appear once per call; merge the duplicates first.",
+                field=f"{field}[{index}]",
+                index=index,
+            )
         seen.add(item)
     return items
 
@@ -274,7 +284,8 @@ class IndexAdd:
         if len(items) != len(keys):
             raise ValidationError(
                 f"{len(keys)} ids but {len(items)} texts",
-                hint="Pass one text per id, in the same order.", field="texts",
+                hint="Pass one text per id, in the same order.",
+                field="texts",
             )
         return cls(key, keys, items)
 
@@ -291,9 +302,12 @@ class IndexSearch:
     def parse(cls, name: object, query: object, top_k: object = 10) -> IndexSearch:
         key = _name(name)
         if not isinstance(query, str):
-            raise ValidationError(f"query must be a string, got {validation.type_name(query)}",
-                                  hint="Search with the text to look for.", field="query",
-                                  got=validation.type_name(query))
+            raise ValidationError(
+                f"query must be a string, got {validation.type_name(query)}",
+                hint="Search with the text to look for.",
+                field="query",
+                got=validation.type_name(query),
+            )
         return cls(key, query, validation.positive_int(top_k, "top_k", maximum=MAX_TOP_K))
 
 
@@ -330,7 +344,9 @@ class Indexes:
             raise ValidationError(
                 f"index {key!r} holds vectors of {index.meta.model}, not {wanted}",
                 hint="Open it without a model (or with its own), or use another index name for this model.",
-                field="model", model=wanted, index=key,
+                field="model",
+                model=wanted,
+                index=key,
             )
         return index
 

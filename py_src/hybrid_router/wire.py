@@ -6,21 +6,24 @@ rest into the typed request once, makes its :class:`~hybrid_router.router.Router
 management, the router's :class:`~hybrid_router.model_manager.ModelManager` call) and returns the
 result's ``to_wire()`` form. Parameters are snake_case, as every key on the wire.
 
-| method | params | call |
-|---|---|---|
-| ``embed`` | texts, model, dtype | ``Router.embed`` |
-| ``classify`` | text, labels, examples, model, dtype, multi_label, hypothesis_template | ``Router.classify`` |
-| ``ner`` | text, model, dtype | ``Router.ner`` |
-| ``rerank`` | query, documents, top_k, model, dtype | ``Router.rerank`` |
-| ``transcribe`` | audio (samples) or wav (a WAV file's bytes), sampling_rate, model, dtype | ``Router.transcribe`` |
-| ``generate`` | prompt or messages, max_tokens, temperature, route | ``Router.generate`` |
-| ``stream`` | as ``generate``; each ``{"delta"}`` is sent as a chunk, the reply is the final item | ``Router.stream`` |
-| ``index_open`` / ``index_add`` / ``index_search`` / ``index_remove`` / ``index_drop`` / ``index_list`` | name, model / name, ids, texts / name, query, top_k / name, ids / name / - | ``Router.index_*`` |
-| ``stats`` / ``info`` | - | ``Router.stats`` / ``Router.info`` |
-| ``configure`` | policy fields (:class:`~hybrid_router.routing.policy.Policy`) | ``Router.configure`` |
-| ``preload`` | models, dtype | ``ModelManager.preload`` |
-| ``cached_models`` / ``delete_model`` / ``cache_events`` / ``configure_cache`` | - / model / - / budget_bytes | ``ModelManager.*`` |
-| ``capabilities`` / ``recommend_models`` | - / task | ``ModelManager.capabilities`` / ``.recommend`` |
+Method: its params -> its call.
+
+- ``embed``: texts, model, dtype -> ``Router.embed``
+- ``classify``: text, labels, examples, model, dtype, multi_label, hypothesis_template -> ``Router.classify``
+- ``ner``: text, model, dtype -> ``Router.ner``
+- ``rerank``: query, documents, top_k, model, dtype -> ``Router.rerank``
+- ``transcribe``: audio (samples) or wav (a WAV file's bytes), sampling_rate, model, dtype ->
+  ``Router.transcribe``
+- ``generate``: prompt or messages, max_tokens, temperature, route -> ``Router.generate``
+- ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
+  ``Router.stream``
+- ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
+  ``index_remove`` (name, ids), ``index_drop`` (name), ``index_list`` -> ``Router.index_*``
+- ``stats``, ``info`` -> ``Router.stats``, ``Router.info``; ``configure``: policy fields
+  (:class:`~hybrid_router.routing.policy.Policy`) -> ``Router.configure``
+- ``preload`` (models, dtype), ``cached_models``, ``delete_model`` (model), ``cache_events``,
+  ``configure_cache`` (budget_bytes), ``capabilities``, ``recommend_models`` (task) -> the
+  :class:`~hybrid_router.model_manager.ModelManager`'s methods
 
 A generation refused at the wire (an unknown or bad parameter) is counted in the ledger like any other.
 """
@@ -62,10 +65,15 @@ async def _embed(r: Router, p: Params, ctx: CallContext) -> Any:
 
 
 async def _classify(r: Router, p: Params, ctx: CallContext) -> Any:
-    request = ClassifyRequest.parse(p.get("text"), labels=p.get("labels"), examples=p.get("examples"),
-                                    model=p.get("model"), dtype=p.get("dtype"),
-                                    multi_label=p.get("multi_label", False),
-                                    hypothesis_template=p.get("hypothesis_template"))
+    request = ClassifyRequest.parse(
+        p.get("text"),
+        labels=p.get("labels"),
+        examples=p.get("examples"),
+        model=p.get("model"),
+        dtype=p.get("dtype"),
+        multi_label=p.get("multi_label", False),
+        hypothesis_template=p.get("hypothesis_template"),
+    )
     return (await r.classify(request, on_progress=ctx.progress)).to_wire()
 
 
@@ -75,15 +83,20 @@ async def _ner(r: Router, p: Params, ctx: CallContext) -> Any:
 
 
 async def _rerank(r: Router, p: Params, ctx: CallContext) -> Any:
-    request = RerankRequest.parse(p.get("query"), p.get("documents"), top_k=p.get("top_k"),
-                                  model=p.get("model"), dtype=p.get("dtype"))
+    request = RerankRequest.parse(
+        p.get("query"), p.get("documents"), top_k=p.get("top_k"), model=p.get("model"), dtype=p.get("dtype")
+    )
     return (await r.rerank(request, on_progress=ctx.progress)).to_wire()
 
 
 async def _transcribe(r: Router, p: Params, ctx: CallContext) -> Any:
-    request = TranscribeRequest.parse(p.get("audio"), wav=p.get("wav"),
-                                      sampling_rate=p.get("sampling_rate", audio.SAMPLE_RATE),
-                                      model=p.get("model"), dtype=p.get("dtype"))
+    request = TranscribeRequest.parse(
+        p.get("audio"),
+        wav=p.get("wav"),
+        sampling_rate=p.get("sampling_rate", audio.SAMPLE_RATE),
+        model=p.get("model"),
+        dtype=p.get("dtype"),
+    )
     return (await r.transcribe(request, on_progress=ctx.progress)).to_wire()
 
 
@@ -91,8 +104,13 @@ def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
     """A generation's params as its request; a refused one is counted in the ledger."""
     with r.executor.counted(GENERATE):
         validation.known_keys(p, CHAT_PARAMS, where=where)
-        return ChatRequest.parse(p.get("prompt"), messages=p.get("messages"), max_tokens=p.get("max_tokens"),
-                                 temperature=p.get("temperature"), route=p.get("route"))
+        return ChatRequest.parse(
+            p.get("prompt"),
+            messages=p.get("messages"),
+            max_tokens=p.get("max_tokens"),
+            temperature=p.get("temperature"),
+            route=p.get("route"),
+        )
 
 
 async def _generate(r: Router, p: Params, ctx: CallContext) -> Any:
@@ -124,8 +142,9 @@ async def _info(r: Router, p: Params, ctx: CallContext) -> Any:
 
 METHODS: Mapping[str, WireMethod] = {
     "embed": WireMethod(("texts", "model", "dtype"), _embed),
-    "classify": WireMethod(("text", "labels", "model", "dtype", "multi_label", "hypothesis_template",
-                            "examples"), _classify),
+    "classify": WireMethod(
+        ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template", "examples"), _classify
+    ),
     "ner": WireMethod(("text", "model", "dtype"), _ner),
     "rerank": WireMethod(("query", "documents", "top_k", "model", "dtype"), _rerank),
     "transcribe": WireMethod(("audio", "wav", "sampling_rate", "model", "dtype"), _transcribe),
@@ -135,18 +154,23 @@ METHODS: Mapping[str, WireMethod] = {
     "stats": WireMethod((), _stats),
     "info": WireMethod((), _info),
     "index_open": WireMethod(("name", "model"), lambda r, p, c: r.index_open(p.get("name"), p.get("model"))),
-    "index_add": WireMethod(("name", "ids", "texts"), lambda r, p, c: r.index_add(
-        IndexAdd.parse(p.get("name"), p.get("ids"), p.get("texts")))),
-    "index_search": WireMethod(("name", "query", "top_k"), lambda r, p, c: r.index_search(
-        IndexSearch.parse(p.get("name"), p.get("query"), p.get("top_k", 10)))),
+    "index_add": WireMethod(
+        ("name", "ids", "texts"),
+        lambda r, p, c: r.index_add(IndexAdd.parse(p.get("name"), p.get("ids"), p.get("texts"))),
+    ),
+    "index_search": WireMethod(
+        ("name", "query", "top_k"),
+        lambda r, p, c: r.index_search(IndexSearch.parse(p.get("name"), p.get("query"), p.get("top_k", 10))),
+    ),
     "index_remove": WireMethod(("name", "ids"), lambda r, p, c: r.index_remove(p.get("name"), p.get("ids"))),
     "index_drop": WireMethod(("name",), lambda r, p, c: r.index_drop(p.get("name"))),
     "index_list": WireMethod((), lambda r, p, c: r.index_list()),
 }
 
 
-def _manager(call: Callable[[ModelManager, Params, CallContext], Awaitable[Any]]) -> Callable[
-        [Router, Params, CallContext], Awaitable[Any]]:
+def _manager(
+    call: Callable[[ModelManager, Params, CallContext], Awaitable[Any]],
+) -> Callable[[Router, Params, CallContext], Awaitable[Any]]:
     async def run(r: Router, p: Params, ctx: CallContext) -> Any:
         assert r.models is not None  # MODEL_METHODS are served only with a manager
         return await call(r.models, p, ctx)
@@ -159,18 +183,23 @@ async def _events(m: ModelManager, p: Params, ctx: CallContext) -> Any:
 
 
 MODEL_METHODS: Mapping[str, WireMethod] = {
-    "preload": WireMethod(("models", "dtype"),
-                          _manager(lambda m, p, c: m.preload(p.get("models"), p.get("dtype"), c.progress))),
+    "preload": WireMethod(
+        ("models", "dtype"), _manager(lambda m, p, c: m.preload(p.get("models"), p.get("dtype"), c.progress))
+    ),
     "cached_models": WireMethod((), _manager(lambda m, p, c: m.cached_models()), "cachedModels"),
-    "delete_model": WireMethod(("model",), _manager(lambda m, p, c: m.delete_model(p.get("model"))),
-                               "deleteModel"),
+    "delete_model": WireMethod(
+        ("model",), _manager(lambda m, p, c: m.delete_model(p.get("model"))), "deleteModel"
+    ),
     "cache_events": WireMethod((), _manager(_events), "cacheEvents"),
-    "configure_cache": WireMethod(("budget_bytes",),
-                                  _manager(lambda m, p, c: m.configure_cache(p.get("budget_bytes"))),
-                                  "configureCache"),
+    "configure_cache": WireMethod(
+        ("budget_bytes",),
+        _manager(lambda m, p, c: m.configure_cache(p.get("budget_bytes"))),
+        "configureCache",
+    ),
     "capabilities": WireMethod((), _manager(lambda m, p, c: m.capabilities())),
-    "recommend_models": WireMethod(("task",), _manager(lambda m, p, c: m.recommend(p.get("task"))),
-                                   "recommendModels"),
+    "recommend_models": WireMethod(
+        ("task",), _manager(lambda m, p, c: m.recommend(p.get("task"))), "recommendModels"
+    ),
 }
 
 

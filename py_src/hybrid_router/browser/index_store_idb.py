@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import js  # type: ignore[import-not-found]
+import js
 import numpy as np
-from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, to_js
 
 from ..errors import StorageError
 from ..vector_index import IndexMeta, StoredIndex, Vectors
@@ -23,11 +23,14 @@ __all__ = ["IdbIndexStore"]
 
 
 def _storage_error(what: str, exc: JsException) -> StorageError:
-    return storage_error("vector index store", what, exc,
-                         hint="IndexedDB failed (private browsing or a browser setting may block it); "
-                         "the index keeps working in memory until the page is closed.",
-                         full_hint="Browser storage is full: drop indexes you no longer need or delete "
-                         "cached models.")
+    return storage_error(
+        "vector index store",
+        what,
+        exc,
+        hint="IndexedDB failed (private browsing or a browser setting may block it); "
+        "the index keeps working in memory until the page is closed.",
+        full_hint="Browser storage is full: drop indexes you no longer need or delete cached models.",
+    )
 
 
 class IdbIndexStore:
@@ -41,7 +44,7 @@ class IdbIndexStore:
     @classmethod
     async def open(cls, module_url: str | None = None) -> IdbIndexStore:
         """Import ``web/index-store.js`` (next to the worker's script by default) and open the database."""
-        from pyodide.code import run_js  # type: ignore[import-not-found]
+        from pyodide.code import run_js
 
         url = module_url or str(js.URL.new("./index-store.js", js.location.href).href)
         module = await run_js(f"import({json.dumps(url)})")

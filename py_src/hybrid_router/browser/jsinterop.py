@@ -26,8 +26,8 @@ def destroy(*proxies: Any) -> None:
 
 def js_object(value: Any) -> Any:
     """``value`` (dicts, lists, scalars) as JS data, dicts as plain objects (not Maps)."""
-    import js  # type: ignore[import-not-found]
-    from pyodide.ffi import to_js  # type: ignore[import-not-found]
+    import js
+    from pyodide.ffi import to_js
 
     return to_js(value, dict_converter=js.Object.fromEntries)
 
@@ -45,10 +45,12 @@ def js_error_text(exc: BaseException) -> str:
     return str(message) if message else (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def storage_error(store: str, what: str, exc: BaseException, *, hint: str,
-                  full_hint: str | None = None) -> StorageError:
+def storage_error(
+    store: str, what: str, exc: BaseException, *, hint: str, full_hint: str | None = None
+) -> StorageError:
     """An IndexedDB failure of ``store`` while it tried to ``what``; ``full_hint`` when storage is full."""
     name = js_error_name(exc)
     chosen = full_hint if full_hint is not None and name == "QuotaExceededError" else hint
-    return StorageError(f"the {store} could not {what}: {name}: {js_error_text(exc)}", hint=chosen,
-                        js_name=name)
+    return StorageError(
+        f"the {store} could not {what}: {name}: {js_error_text(exc)}", hint=chosen, js_name=name
+    )

@@ -14,8 +14,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import js  # type: ignore[import-not-found]
-from pyodide.ffi import JsException, create_proxy  # type: ignore[import-not-found]
+import js
+from pyodide.ffi import JsException, create_proxy
 
 from ..errors import ModelLoadError, StorageError
 from ..model_cache import Download, StoreFull
@@ -25,9 +25,13 @@ __all__ = ["IdbStore"]
 
 
 def _storage_error(what: str, exc: BaseException) -> StorageError:
-    return storage_error("model cache", what, exc,
-                         hint="IndexedDB failed (private browsing or a browser setting may block it); "
-                         "models still run from memory. Clear this site's data if it persists.")
+    return storage_error(
+        "model cache",
+        what,
+        exc,
+        hint="IndexedDB failed (private browsing or a browser setting may block it); "
+        "models still run from memory. Clear this site's data if it persists.",
+    )
 
 
 class IdbStore:
@@ -55,7 +59,9 @@ class IdbStore:
             await self._js.putRecord(js_object(record))
         except JsException as exc:
             if js_error_name(exc) == "QuotaExceededError":
-                raise StoreFull(": ".join(x for x in ("QuotaExceededError", js_error_text(exc)) if x)) from exc
+                raise StoreFull(
+                    ": ".join(x for x in ("QuotaExceededError", js_error_text(exc)) if x)
+                ) from exc
             raise _storage_error(f"write {record.get('key')}", exc) from exc
 
     async def delete(self, key: str) -> None:
@@ -101,12 +107,30 @@ class IdbStore:
         finally:
             release()
 
-    async def download(self, url: str, key: str, *, start: int, size: int, chunk_bytes: int, store: bool,
-                       on_bytes: Callable[[int], None]) -> Download:
+    async def download(
+        self,
+        url: str,
+        key: str,
+        *,
+        start: int,
+        size: int,
+        chunk_bytes: int,
+        store: bool,
+        on_bytes: Callable[[int], None],
+    ) -> Download:
         controller = js.AbortController.new()
         callback = create_proxy(lambda n: on_bytes(int(n)))
-        options = js_object({"key": key, "start": start, "size": size, "chunkBytes": chunk_bytes, "store": store,
-                       "signal": controller.signal, "onBytes": callback})
+        options = js_object(
+            {
+                "key": key,
+                "start": start,
+                "size": size,
+                "chunkBytes": chunk_bytes,
+                "store": store,
+                "signal": controller.signal,
+                "onBytes": callback,
+            }
+        )
         try:
             result = await self._js.download(url, options)
         except asyncio.CancelledError:
@@ -118,9 +142,15 @@ class IdbStore:
                 f"could not download {key}: {js_error_name(exc)}: {js_error_text(exc)}",
                 hint="Check that the server is running and reachable (models are served by serve.py); "
                 "a download that stopped resumes where it left off.",
-                url=url, status=status if isinstance(status, int) else None) from exc
+                url=url,
+                status=status if isinstance(status, int) else None,
+            ) from exc
         finally:
             callback.destroy()
         error = result.storeError
-        return Download(data=result.data, length=int(result.length),
-                        store_error=None if error is None else str(error), restarted=bool(result.restarted))
+        return Download(
+            data=result.data,
+            length=int(result.length),
+            store_error=None if error is None else str(error),
+            restarted=bool(result.restarted),
+        )

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-from pyodide.ffi import JsException, create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsException, create_proxy, to_js
 
 from ..chat import ChatMessage
 from ..errors import InferenceError, ModelLoadError
@@ -44,7 +44,7 @@ def _restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) 
     """Rows cut by truncation end in a content token instead of ``sep_id``: make it ``sep_id`` again."""
     if not isinstance(sep_id, int) or mask.size == 0:
         return
-    from pyodide.code import run_js  # type: ignore[import-not-found]
+    from pyodide.code import run_js
 
     ids = _ints(input_ids)
     width = ids.shape[1]
@@ -81,7 +81,7 @@ def _yield_between_steps(pipe: Any) -> None:
     the streamed pieces (and a cancel message from the page) would only be handled after the last token:
     no streaming and no interruption. One macrotask per step (a MessageChannel message) is enough.
     """
-    from pyodide.code import run_js  # type: ignore[import-not-found]
+    from pyodide.code import run_js
 
     install = run_js(_YIELD_JS)
     try:
@@ -99,6 +99,18 @@ def _dispose(tensors: Any) -> None:
         if hasattr(value, "dispose"):
             value.dispose()
         destroy(value)
+
+
+def _released_when_settled(release: Callable[[], None]) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback for a JS call left running after a cancel: free its proxies once it settles (and
+    retrieve its outcome, so that asyncio does not report it as never retrieved)."""
+
+    def done(future: asyncio.Future[Any]) -> None:
+        release()
+        if not future.cancelled():
+            future.exception()
+
+    return done
 
 
 def _tensor_to_numpy(tensor: Any) -> np.ndarray:
@@ -149,10 +161,15 @@ class TransformersJsRuntime:
 
     @property
     def loaded(self) -> list[dict[str, str]]:
-        return [{"task": t, "model": m, "dtype": d, "device": dev}
-                for (t, m, d, dev), fut in self._pipelines.items() if fut.done() and not fut.exception()]
+        return [
+            {"task": t, "model": m, "dtype": d, "device": dev}
+            for (t, m, d, dev), fut in self._pipelines.items()
+            if fut.done() and not fut.exception()
+        ]
 
-    async def _pipeline(self, task: str, model: ModelEntry, dtype: str, on_progress: ProgressFn | None) -> Any:
+    async def _pipeline(
+        self, task: str, model: ModelEntry, dtype: str, on_progress: ProgressFn | None
+    ) -> Any:
         device = self.devices.device_of(model)
         key = (task, model.id, dtype, device)
         fut = self._pipelines.get(key)
@@ -176,8 +193,9 @@ class TransformersJsRuntime:
                 raise
         return await asyncio.shield(fut)
 
-    async def _load(self, task: str, model: ModelEntry, dtype: str, device: str,
-                    on_progress: ProgressFn | None) -> Any:
+    async def _load(
+        self, task: str, model: ModelEntry, dtype: str, device: str, on_progress: ProgressFn | None
+    ) -> Any:
         def tagged(data: dict[str, Any]) -> None:
             if on_progress is not None:
                 on_progress({**data, "model": model.id, "dtype": dtype})
@@ -203,20 +221,43 @@ class TransformersJsRuntime:
                 f"could not load {model.id} ({dtype}) for {task} on {device}: {_message(exc)}",
                 hint="Check that the model is built (./hr build) and served under /models/; "
                 "reload the page if the cache was cleared.",
-                model=model.id, dtype=dtype, task=task, device=device,
+                model=model.id,
+                dtype=dtype,
+                task=task,
+                device=device,
             ) from exc
         finally:
             callback.destroy()
             if self.cache is not None:
                 self.cache.release(refs)
 
-    async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
-                                 normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
-        return await self._on_device(model, lambda: self._feature_extraction(
-            model, dtype, texts, pooling=pooling, normalize=normalize, on_progress=on_progress))
+    async def feature_extraction(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        texts: list[str],
+        *,
+        pooling: str,
+        normalize: bool,
+        on_progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        return await self._on_device(
+            model,
+            lambda: self._feature_extraction(
+                model, dtype, texts, pooling=pooling, normalize=normalize, on_progress=on_progress
+            ),
+        )
 
-    async def _feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], *, pooling: str,
-                                 normalize: bool, on_progress: ProgressFn | None = None) -> np.ndarray:
+    async def _feature_extraction(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        texts: list[str],
+        *,
+        pooling: str,
+        normalize: bool,
+        on_progress: ProgressFn | None = None,
+    ) -> np.ndarray:
         """The feature-extraction pipeline's steps (tokenize, run, pool), with reference truncation.
 
         Transformers.js truncates after adding special tokens, so a text longer than the window loses
@@ -232,8 +273,12 @@ class TransformersJsRuntime:
             outputs = await pipe.model(inputs)
             hidden = _tensor_to_numpy(outputs.last_hidden_state)
         except JsException as exc:
-            raise InferenceError(f"{model.id} failed on {len(texts)} text(s): {_message(exc)}",
-                                 model=model.id, dtype=dtype, task="feature-extraction") from exc
+            raise InferenceError(
+                f"{model.id} failed on {len(texts)} text(s): {_message(exc)}",
+                model=model.id,
+                dtype=dtype,
+                task="feature-extraction",
+            ) from exc
         finally:
             _dispose(outputs)
             destroy(inputs, outputs)
@@ -246,29 +291,58 @@ class TransformersJsRuntime:
             pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
 
-    async def count_chat_tokens(self, model: ModelEntry, dtype: str, messages: Sequence[ChatMessage],
-                                on_progress: ProgressFn | None = None) -> int:
-        return await self._on_device(model, lambda: self._count_chat_tokens(model, dtype, messages, on_progress))
+    async def count_chat_tokens(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: Sequence[ChatMessage],
+        on_progress: ProgressFn | None = None,
+    ) -> int:
+        return await self._on_device(
+            model, lambda: self._count_chat_tokens(model, dtype, messages, on_progress)
+        )
 
-    async def _count_chat_tokens(self, model: ModelEntry, dtype: str, messages: Sequence[ChatMessage],
-                                on_progress: ProgressFn | None = None) -> int:
+    async def _count_chat_tokens(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: Sequence[ChatMessage],
+        on_progress: ProgressFn | None = None,
+    ) -> int:
         """Tokens of the prompt as the model sees it: chat template applied, generation prompt added."""
         pipe = await self._pipeline("text-generation", model, dtype, on_progress)
         ids = None
         try:
-            ids = pipe.tokenizer.apply_chat_template(js_object(_chat(messages)), js_object(
-                {"tokenize": True, "add_generation_prompt": True, "return_tensor": False,
-                 "return_dict": False}))
+            ids = pipe.tokenizer.apply_chat_template(
+                js_object(_chat(messages)),
+                js_object(
+                    {
+                        "tokenize": True,
+                        "add_generation_prompt": True,
+                        "return_tensor": False,
+                        "return_dict": False,
+                    }
+                ),
+            )
             return int(ids.length)
         except JsException as exc:
-            raise InferenceError(f"{model.id}: could not apply the chat template: {_message(exc)}",
-                                 model=model.id) from exc
+            raise InferenceError(
+                f"{model.id}: could not apply the chat template: {_message(exc)}", model=model.id
+            ) from exc
         finally:
             destroy(ids)
 
-    async def generate(self, model: ModelEntry, dtype: str, messages: Sequence[ChatMessage], *,
-                       max_new_tokens: int, temperature: float, on_text: Callable[[str], None] | None = None,
-                       on_progress: ProgressFn | None = None) -> dict[str, Any]:
+    async def generate(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        messages: Sequence[ChatMessage],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        on_text: Callable[[str], None] | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
         """Chat completion on the device, streaming text pieces to ``on_text``.
 
         Greedy when ``temperature`` is 0. Cancelling the task interrupts generation at the next token
@@ -287,12 +361,24 @@ class TransformersJsRuntime:
 
         js_text, js_token = create_proxy(on_piece), create_proxy(on_token)
         stopper = self._tjs.InterruptableStoppingCriteria.new()
-        streamer = self._tjs.TextStreamer.new(pipe.tokenizer, js_object({
-            "skip_prompt": True, "skip_special_tokens": True,
-            "callback_function": js_text, "token_callback_function": js_token}))
-        options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "streamer": streamer,
-                                   "stopping_criteria": stopper, "return_full_text": False,
-                                   "do_sample": temperature > 0}
+        streamer = self._tjs.TextStreamer.new(
+            pipe.tokenizer,
+            js_object(
+                {
+                    "skip_prompt": True,
+                    "skip_special_tokens": True,
+                    "callback_function": js_text,
+                    "token_callback_function": js_token,
+                }
+            ),
+        )
+        options: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "streamer": streamer,
+            "stopping_criteria": stopper,
+            "return_full_text": False,
+            "do_sample": temperature > 0,
+        }
         if temperature > 0:
             options["temperature"] = temperature
 
@@ -305,12 +391,16 @@ class TransformersJsRuntime:
         except asyncio.CancelledError:
             # stop at the next token; the callbacks must outlive the JS promise, so free them when it settles
             stopper.interrupt()
-            running.add_done_callback(lambda f: (release(), f.cancelled() or f.exception()))
+            running.add_done_callback(_released_when_settled(release))
             raise
         except JsException as exc:
             release()
-            raise InferenceError(f"{model.id} failed while generating: {_message(exc)}",
-                                 model=model.id, dtype=dtype, task="text-generation") from exc
+            raise InferenceError(
+                f"{model.id} failed while generating: {_message(exc)}",
+                model=model.id,
+                dtype=dtype,
+                task="text-generation",
+            ) from exc
         try:
             result = output.to_py()
         finally:
@@ -318,22 +408,29 @@ class TransformersJsRuntime:
             release()
         generated = result[0]["generated_text"]
         text = generated[-1]["content"] if isinstance(generated, list) else str(generated)
-        return {"text": text, "tokens_out": tokens_out,
-                "finish_reason": "length" if tokens_out >= max_new_tokens else "stop"}
+        return {
+            "text": text,
+            "tokens_out": tokens_out,
+            "finish_reason": "length" if tokens_out >= max_new_tokens else "stop",
+        }
 
-    async def transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
-                         on_progress: ProgressFn | None = None) -> str:
-        return await self._on_device(model, lambda: self._transcribe(model, dtype, audio, on_progress=on_progress))
+    async def transcribe(
+        self, model: ModelEntry, dtype: str, audio: np.ndarray, *, on_progress: ProgressFn | None = None
+    ) -> str:
+        return await self._on_device(
+            model, lambda: self._transcribe(model, dtype, audio, on_progress=on_progress)
+        )
 
-    async def _transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
-                         on_progress: ProgressFn | None = None) -> str:
+    async def _transcribe(
+        self, model: ModelEntry, dtype: str, audio: np.ndarray, *, on_progress: ProgressFn | None = None
+    ) -> str:
         """Speech to text with the automatic-speech-recognition pipeline (Whisper), greedy.
 
         ``audio``: 16 kHz mono float32 samples, handed to JS as a Float32Array (one copy). Audio over 30 s
         is cut into 30 s windows with 5 s of overlap, which the pipeline merges. Cancelling the task stops
         decoding at the next token (InterruptableStoppingCriteria) and re-raises.
         """
-        import js  # type: ignore[import-not-found]
+        import js
 
         pipe = await self._pipeline("automatic-speech-recognition", model, dtype, on_progress)
         samples = np.ascontiguousarray(audio, dtype="<f4")
@@ -352,21 +449,34 @@ class TransformersJsRuntime:
             output = await asyncio.shield(running)
         except asyncio.CancelledError:
             stopper.interrupt()  # JS keeps the arrays until the promise settles: free them then
-            running.add_done_callback(lambda f: (release(), f.cancelled() or f.exception()))
+            running.add_done_callback(_released_when_settled(release))
             raise
         except JsException as exc:
             release()
             seconds = samples.size / 16_000
-            raise InferenceError(f"{model.id} failed on {seconds:.1f} s of audio: {_message(exc)}",
-                                 model=model.id, dtype=dtype, task="automatic-speech-recognition") from exc
+            raise InferenceError(
+                f"{model.id} failed on {seconds:.1f} s of audio: {_message(exc)}",
+                model=model.id,
+                dtype=dtype,
+                task="automatic-speech-recognition",
+            ) from exc
         try:
             return str(output.text)
         finally:
             destroy(output)
             release()
 
-    async def _logits(self, pipe: Any, model: ModelEntry, dtype: str, task: str, texts: list[str],
-                      pairs: list[str] | None = None, *, batch: int = 16) -> np.ndarray:
+    async def _logits(
+        self,
+        pipe: Any,
+        model: ModelEntry,
+        dtype: str,
+        task: str,
+        texts: list[str],
+        pairs: list[str] | None = None,
+        *,
+        batch: int = 16,
+    ) -> np.ndarray:
         """The classifier's logits for ``texts`` (and ``pairs``: the second text of each), with reference
         truncation (the final [SEP] kept, as in feature_extraction), in batches of ``batch``."""
         rows = []
@@ -382,20 +492,27 @@ class TransformersJsRuntime:
                 outputs = await pipe.model(inputs)
                 rows.append(_tensor_to_numpy(outputs.logits))
             except JsException as exc:
-                raise InferenceError(f"{model.id} failed on {len(texts)} input(s): {_message(exc)}",
-                                     model=model.id, dtype=dtype, task=task) from exc
+                raise InferenceError(
+                    f"{model.id} failed on {len(texts)} input(s): {_message(exc)}",
+                    model=model.id,
+                    dtype=dtype,
+                    task=task,
+                ) from exc
             finally:
                 _dispose(outputs)
                 destroy(inputs, outputs)
         return np.concatenate(rows, axis=0)
 
-    async def text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
-                                  on_progress: ProgressFn | None = None) -> list[list[tuple[str, float]]]:
-        return await self._on_device(model, lambda: self._text_classification(
-            model, dtype, texts, on_progress=on_progress))
+    async def text_classification(
+        self, model: ModelEntry, dtype: str, texts: list[str], *, on_progress: ProgressFn | None = None
+    ) -> list[list[tuple[str, float]]]:
+        return await self._on_device(
+            model, lambda: self._text_classification(model, dtype, texts, on_progress=on_progress)
+        )
 
-    async def _text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
-                                  on_progress: ProgressFn | None = None) -> list[list[tuple[str, float]]]:
+    async def _text_classification(
+        self, model: ModelEntry, dtype: str, texts: list[str], *, on_progress: ProgressFn | None = None
+    ) -> list[list[tuple[str, float]]]:
         """The text-classification pipeline's model and labels (config ``id2label``), every label's softmax
         probability, best first; tokenized as the reference does (final [SEP] kept on long texts)."""
         pipe = await self._pipeline("text-classification", model, dtype, on_progress)
@@ -405,40 +522,79 @@ class TransformersJsRuntime:
         logits = await self._logits(pipe, model, dtype, "text-classification", list(texts))
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = exp / exp.sum(axis=1, keepdims=True)
-        return [sorted(((id2label.get(j, f"LABEL_{j}"), float(p)) for j, p in enumerate(row)),
-                       key=lambda x: -x[1]) for row in probs]
+        return [
+            sorted(
+                ((id2label.get(j, f"LABEL_{j}"), float(p)) for j, p in enumerate(row)), key=lambda x: -x[1]
+            )
+            for row in probs
+        ]
 
-    async def zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
-                                       hypothesis_template: str, multi_label: bool,
-                                       on_progress: ProgressFn | None = None) -> list[tuple[str, float]]:
-        return await self._on_device(model, lambda: self._zero_shot_classification(
-            model, dtype, text, labels, hypothesis_template=hypothesis_template, multi_label=multi_label,
-            on_progress=on_progress))
+    async def zero_shot_classification(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        text: str,
+        labels: list[str],
+        *,
+        hypothesis_template: str,
+        multi_label: bool,
+        on_progress: ProgressFn | None = None,
+    ) -> list[tuple[str, float]]:
+        return await self._on_device(
+            model,
+            lambda: self._zero_shot_classification(
+                model,
+                dtype,
+                text,
+                labels,
+                hypothesis_template=hypothesis_template,
+                multi_label=multi_label,
+                on_progress=on_progress,
+            ),
+        )
 
-    async def _zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
-                                       hypothesis_template: str, multi_label: bool,
-                                       on_progress: ProgressFn | None = None) -> list[tuple[str, float]]:
+    async def _zero_shot_classification(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        text: str,
+        labels: list[str],
+        *,
+        hypothesis_template: str,
+        multi_label: bool,
+        on_progress: ProgressFn | None = None,
+    ) -> list[tuple[str, float]]:
         """Transformers.js's zero-shot-classification pipeline (one NLI pass per label)."""
         pipe = await self._pipeline("zero-shot-classification", model, dtype, on_progress)
         output = None
         try:
-            output = await pipe(text, js_object(list(labels)),
-                                js_object({"hypothesis_template": hypothesis_template, "multi_label": multi_label}))
+            output = await pipe(
+                text,
+                js_object(list(labels)),
+                js_object({"hypothesis_template": hypothesis_template, "multi_label": multi_label}),
+            )
             result = output.to_py()
         except JsException as exc:
-            raise InferenceError(f"{model.id} failed on zero-shot classification: {_message(exc)}",
-                                 model=model.id, dtype=dtype, task="zero-shot-classification") from exc
+            raise InferenceError(
+                f"{model.id} failed on zero-shot classification: {_message(exc)}",
+                model=model.id,
+                dtype=dtype,
+                task="zero-shot-classification",
+            ) from exc
         finally:
             destroy(output)
         return [(str(lab), float(s)) for lab, s in zip(result["labels"], result["scores"], strict=True)]
 
-    async def token_classification(self, model: ModelEntry, dtype: str, text: str, *,
-                                   on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
-        return await self._on_device(model, lambda: self._token_classification(
-            model, dtype, text, on_progress=on_progress))
+    async def token_classification(
+        self, model: ModelEntry, dtype: str, text: str, *, on_progress: ProgressFn | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._on_device(
+            model, lambda: self._token_classification(model, dtype, text, on_progress=on_progress)
+        )
 
-    async def _token_classification(self, model: ModelEntry, dtype: str, text: str, *,
-                                   on_progress: ProgressFn | None = None) -> list[dict[str, Any]]:
+    async def _token_classification(
+        self, model: ModelEntry, dtype: str, text: str, *, on_progress: ProgressFn | None = None
+    ) -> list[dict[str, Any]]:
         """Transformers.js's token-classification pipeline with ``ignore_labels: []``: every word piece."""
         pipe = await self._pipeline("token-classification", model, dtype, on_progress)
         output = None
@@ -446,25 +602,52 @@ class TransformersJsRuntime:
             output = await pipe(text, js_object({"ignore_labels": []}))
             rows = output.to_py()
         except JsException as exc:
-            raise InferenceError(f"{model.id} failed on token classification: {_message(exc)}",
-                                 model=model.id, dtype=dtype, task="token-classification") from exc
+            raise InferenceError(
+                f"{model.id} failed on token classification: {_message(exc)}",
+                model=model.id,
+                dtype=dtype,
+                task="token-classification",
+            ) from exc
         finally:
             destroy(output)
         if rows and isinstance(rows[0], list):  # a batch of one
             rows = rows[0]
-        return [{"word": str(r["word"]), "entity": str(r["entity"]), "score": float(r["score"]),
-                 "index": int(r["index"])} for r in rows]
+        return [
+            {
+                "word": str(r["word"]),
+                "entity": str(r["entity"]),
+                "score": float(r["score"]),
+                "index": int(r["index"]),
+            }
+            for r in rows
+        ]
 
-    async def cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
-                                   on_progress: ProgressFn | None = None) -> list[float]:
-        return await self._on_device(model, lambda: self._cross_encoder_scores(
-            model, dtype, query, documents, on_progress=on_progress))
+    async def cross_encoder_scores(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        query: str,
+        documents: list[str],
+        *,
+        on_progress: ProgressFn | None = None,
+    ) -> list[float]:
+        return await self._on_device(
+            model, lambda: self._cross_encoder_scores(model, dtype, query, documents, on_progress=on_progress)
+        )
 
-    async def _cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
-                                   on_progress: ProgressFn | None = None) -> list[float]:
+    async def _cross_encoder_scores(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        query: str,
+        documents: list[str],
+        *,
+        on_progress: ProgressFn | None = None,
+    ) -> list[float]:
         """A cross-encoder's relevance logit per (query, document): the text-classification pipeline's
         tokenizer on pairs and its model, in batches of 16."""
         pipe = await self._pipeline("text-classification", model, dtype, on_progress)
-        logits = await self._logits(pipe, model, dtype, "text-ranking", [query] * len(documents),
-                                    list(documents))
+        logits = await self._logits(
+            pipe, model, dtype, "text-ranking", [query] * len(documents), list(documents)
+        )
         return [float(x) for x in logits[:, 0]]

@@ -46,9 +46,9 @@ class JsPlatform:
 
 def load_js_platform() -> JsPlatform:
     """The real platform; only works in Pyodide."""
-    from js import AbortController, Object  # type: ignore[import-not-found]
-    from pyodide.ffi import JsException  # type: ignore[import-not-found]
-    from pyodide.http import pyfetch  # type: ignore[import-not-found]
+    from js import AbortController, Object
+    from pyodide.ffi import JsException
+    from pyodide.http import pyfetch
 
     def headers_of(js_response: Any) -> dict[str, str]:
         js_headers = entries = as_object = None

@@ -26,8 +26,8 @@ from ..routing import Devices, Policy
 
 class WorkerApp:
     def __init__(self, router: Router, post_message: Callable[[Any], None]) -> None:
-        import js  # type: ignore[import-not-found]
-        from pyodide.ffi import to_js  # type: ignore[import-not-found]
+        import js
+        from pyodide.ffi import to_js
 
         def send(message: dict[str, Any]) -> None:
             post_message(to_js(message, dict_converter=js.Object.fromEntries, depth=-1))
@@ -41,7 +41,7 @@ class WorkerApp:
 
 
 async def _fetch_json(url: str) -> tuple[int, Any]:
-    from pyodide.http import pyfetch  # type: ignore[import-not-found]
+    from pyodide.http import pyfetch
 
     response = await pyfetch(url)
     return response.status, (await response.json() if response.ok else None)
@@ -57,8 +57,13 @@ def cloud_provider(config: dict[str, Any], base_url: str, options: dict[str, Any
 
     kind = AnthropicProvider if config.get("kind") == "anthropic" else OpenAICompatProvider
     retry = RetryPolicy(max_retries=int(options.get("max_retries", 2)))
-    return kind(PyfetchTransport(), model=str(config["model"]), base_url=base_url,
-                timeout=float(options.get("timeout_s", 60.0)), retry=retry)
+    return kind(
+        PyfetchTransport(),
+        model=str(config["model"]),
+        base_url=base_url,
+        timeout=float(options.get("timeout_s", 60.0)),
+        retry=retry,
+    )
 
 
 async def _cached_dtypes(cache: ModelCache | None) -> dict[str, list[str]]:
@@ -74,7 +79,7 @@ def _install_cache(env: Any, cache: ModelCache, edge: Any) -> None:
     """Make ``cache`` Transformers.js's only cache: its ``customCache``, Cache Storage off."""
     import asyncio
 
-    from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+    from pyodide.ffi import create_proxy
 
     # lives as long as the worker: Transformers.js calls it for every model file
     lookup = create_proxy(lambda key: asyncio.ensure_future(cache.match(str(key))))
@@ -91,7 +96,7 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     ``cache_budget_bytes``. ``edge`` (JS): ``store`` (web/idb-store.js's ModelStore, null without
     IndexedDB), ``customCache`` (its factory), ``capabilities`` (web/capabilities.js's probe).
     """
-    from transformers_js_py import import_transformers_js  # type: ignore[import-not-found]
+    from transformers_js_py import import_transformers_js
 
     from .transformers_js import TransformersJsRuntime
 
@@ -102,9 +107,12 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     module.js_obj.env.allowRemoteModels = False
     status, manifest_data = await _fetch_json(cfg["manifest_url"])
     if manifest_data is None:
-        raise ModelLoadError(f"the model manifest could not be fetched: HTTP {status}",
-                             hint="Serve the app with serve.py from the repository root (./hr run).",
-                             url=cfg["manifest_url"], status=status)
+        raise ModelLoadError(
+            f"the model manifest could not be fetched: HTTP {status}",
+            hint="Serve the app with serve.py from the repository root (./hr run).",
+            url=cfg["manifest_url"],
+            status=status,
+        )
     manifest = Manifest.from_dict(manifest_data)
     facts = edge.capabilities.to_py() if edge is not None and edge.capabilities else {}
     caps = Capabilities.from_facts(facts)
@@ -113,8 +121,9 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         from .store_idb import IdbStore
 
         store = IdbStore(edge.store)
-        cache = ModelCache(manifest, store, base_url=cfg["models_url"],
-                           budget_bytes=cfg.get("cache_budget_bytes"))
+        cache = ModelCache(
+            manifest, store, base_url=cfg["models_url"], budget_bytes=cfg.get("cache_budget_bytes")
+        )
         _install_cache(module.js_obj.env, cache, edge)
     cached = await _cached_dtypes(cache)
     manifest, choices = adapt_manifest(manifest, caps, cached)
@@ -131,11 +140,26 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         probe = await edge.estimateStorage()
         return dict(probe.to_py())
 
-    models = ModelManager(manifest, cache, caps, estimate=estimate if edge is not None else None,
-                          devices=devices, choices=choices)
+    models = ModelManager(
+        manifest,
+        cache,
+        caps,
+        estimate=estimate if edge is not None else None,
+        devices=devices,
+        choices=choices,
+    )
     ledger = await _persistent_ledger(manifest, cloud)
-    router = Router(runtime, manifest, cloud=cloud, cloud_label=label, policy=policy, models=models,
-                    devices=devices, index_store=await _index_store(), ledger=ledger)
+    router = Router(
+        runtime,
+        manifest,
+        cloud=cloud,
+        cloud_label=label,
+        policy=policy,
+        models=models,
+        devices=devices,
+        index_store=await _index_store(),
+        ledger=ledger,
+    )
     return WorkerApp(router, post_message)
 
 
@@ -145,9 +169,9 @@ async def _persistent_ledger(manifest: Manifest, cloud: CloudProvider | None) ->
     import asyncio
     import json
 
-    import js  # type: ignore[import-not-found]
-    from pyodide.code import run_js  # type: ignore[import-not-found]
-    from pyodide.ffi import JsException  # type: ignore[import-not-found]
+    import js
+    from pyodide.code import run_js
+    from pyodide.ffi import JsException
 
     cloud_model = cloud.model if cloud is not None else None
     url = str(js.URL.new("./state-store.js", js.location.href).href)
@@ -186,7 +210,7 @@ async def _index_store() -> Any:
     try:
         return await IdbIndexStore.open()
     except StorageError as exc:
-        import js  # type: ignore[import-not-found]
+        import js
 
         js.console.warn(f"vector indexes stay in memory: {exc.message}")
         return None

@@ -144,8 +144,9 @@ class HTTPProvider(ABC):
         timeout: float | None,
         stream: bool,
     ) -> Request:
-        options = GenerateOptions(max_tokens, None if temperature is None else float(temperature),
-                                  tuple(stop or ()))
+        options = GenerateOptions(
+            max_tokens, None if temperature is None else float(temperature), tuple(stop or ())
+        )
         body = self._body(list(messages), options, stream=stream)
         headers = self._headers.with_defaults(self._auth_headers())
         if stream:

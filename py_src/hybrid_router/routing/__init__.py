@@ -5,7 +5,7 @@ facts. Nothing here does I/O; the planner gathers the facts, the executor carrie
 |---|---|
 | may the cloud be used at all (privacy, tier, budget, route)? | :mod:`.policy` |
 | device or cloud, and why (the eight rules, every task) | :mod:`.rules` (:func:`decide`) |
-| the device failed before running: may the cloud answer? | :mod:`.rules` (:func:`decide_after_local_failure`) |
+| the device failed before running: may the cloud answer? | :mod:`.rules` (``decide_after_local_failure``) |
 | which errors move a request to its next step, in which direction | :mod:`.fallback` |
 | which model serves a task; task model or the embedding fallback | :mod:`.models` |
 | WebGPU or wasm, which dtype, when a model moves to wasm | :mod:`.devices` |

@@ -49,13 +49,17 @@ def choose_dtype(model: ModelEntry, caps: Capabilities, cached: Sequence[str] = 
     if smallest == default:
         return default, f"the manifest's default ({model.dtype_reason.split('.')[0]})"
     if not fits_memory(model, caps):
-        return smallest, (f"{caps.device_memory_gb:g} GB of device memory: the smallest variant "
-                          f"({model.total_bytes(smallest) / _MB:.0f} MB)")
+        return smallest, (
+            f"{caps.device_memory_gb:g} GB of device memory: the smallest variant "
+            f"({model.total_bytes(smallest) / _MB:.0f} MB)"
+        )
     free = caps.storage_free
     if default not in cached and free is not None and model.total_bytes(default) > free:
-        return smallest, (f"{free / _MB:.0f} MB of storage left: the smallest variant "
-                          f"({model.total_bytes(smallest) / _MB:.0f} MB instead of "
-                          f"{model.total_bytes(default) / _MB:.0f} MB)")
+        return smallest, (
+            f"{free / _MB:.0f} MB of storage left: the smallest variant "
+            f"({model.total_bytes(smallest) / _MB:.0f} MB instead of "
+            f"{model.total_bytes(default) / _MB:.0f} MB)"
+        )
     return default, "the manifest's default, chosen by measuring speed and fidelity"
 
 
@@ -80,9 +84,14 @@ class Devices:
             return "wasm"
         device = self.chosen(model)
         if device == "webgpu" and not self.caps.adapter:
-            self.demote(model, ModelLoadError(
-                f"{model.id}: WebGPU was asked for, but this browser offers no WebGPU adapter "
-                "(navigator.gpu.requestAdapter() returned null); it runs on wasm", model=model.id))
+            self.demote(
+                model,
+                ModelLoadError(
+                    f"{model.id}: WebGPU was asked for, but this browser offers no WebGPU adapter "
+                    "(navigator.gpu.requestAdapter() returned null); it runs on wasm",
+                    model=model.id,
+                ),
+            )
             return "wasm"
         return device
 

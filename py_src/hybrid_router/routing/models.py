@@ -73,11 +73,15 @@ def choose(manifest: Manifest, task: str, model_id: str | None = None) -> ModelE
     if model_id is None:
         if candidates:
             return candidates[0]
-        where = ("; the task models train from their datasets: see the model panel or ./hr build"
-                 if task in _TRAINED else "")
+        where = (
+            "; the task models train from their datasets: see the model panel or ./hr build"
+            if task in _TRAINED
+            else ""
+        )
         raise ValidationError(
             f"the models manifest has no {kind} model",
-            hint=f"Add a model with the task '{task}' to models_manifest.json and build it (./hr build){where}.",
+            hint=f"Add a model with the task '{task}' to models_manifest.json and build it "
+            f"(./hr build){where}.",
             task=task,
         )
     for entry in candidates:
@@ -124,20 +128,32 @@ def classify_plan(
     """The ways to classify, first choice first (``labels``: zero-shot over given labels; ``examples``:
     how many example texts a few-shot call gave, 0 for none)."""
     if examples:
-        return (_similarity(manifest, "examples", f"few-shot: nearest centroid of {examples} examples, "
-                            "embedded with {model}"),)
+        return (
+            _similarity(
+                manifest,
+                "examples",
+                f"few-shot: nearest centroid of {examples} examples, embedded with {{model}}",
+            ),
+        )
     if not labels:
         entry = choose(manifest, CLASSIFY, model_id)
         return (Method("classifier", entry, f"{CLASSIFY} runs on the device"),)
     if model_id is None and not manifest.for_task(ZERO_SHOT):
-        return (_similarity(manifest, "similarity", "no zero-shot (NLI) model is installed: the labels were "
-                            "scored by embedding similarity with {model}"),)
+        return (
+            _similarity(
+                manifest,
+                "similarity",
+                "no zero-shot (NLI) model is installed: the labels were "
+                "scored by embedding similarity with {model}",
+            ),
+        )
     entry = choose(manifest, ZERO_SHOT, model_id)
     first = Method("zero-shot", entry, f"{ZERO_SHOT} runs on the device")
     if model_id is not None or not manifest.for_task(EMBED):
         return (first,)  # a model asked for by name answers or fails: no silent substitute
-    return first, _similarity(manifest, "similarity", "the labels were scored by embedding similarity with "
-                              "{model}")
+    return first, _similarity(
+        manifest, "similarity", "the labels were scored by embedding similarity with {model}"
+    )
 
 
 def rerank_plan(manifest: Manifest, *, model_id: str | None) -> tuple[Method, ...]:
@@ -146,14 +162,28 @@ def rerank_plan(manifest: Manifest, *, model_id: str | None) -> tuple[Method, ..
     embedders = {m.id for m in manifest.for_task(EMBED)}
     rankers = {m.id for m in manifest.for_task(RERANK)}
     if model_id in embedders - rankers:
-        return (_similarity(manifest, "bi-encoder", "the embedding model asked for: documents ranked by "
-                            "embedding similarity with {model} (bi-encoder)", model_id),)
+        return (
+            _similarity(
+                manifest,
+                "bi-encoder",
+                "the embedding model asked for: documents ranked by "
+                "embedding similarity with {model} (bi-encoder)",
+                model_id,
+            ),
+        )
     if model_id is None and not rankers:
-        return (_similarity(manifest, "bi-encoder", "no cross-encoder is installed: documents ranked by "
-                            "embedding similarity with {model} (bi-encoder)"),)
+        return (
+            _similarity(
+                manifest,
+                "bi-encoder",
+                "no cross-encoder is installed: documents ranked by "
+                "embedding similarity with {model} (bi-encoder)",
+            ),
+        )
     entry = choose(manifest, RERANK, model_id)
     first = Method("cross-encoder", entry, f"{RERANK} runs on the device")
     if model_id is not None or not embedders:
         return (first,)
-    return first, _similarity(manifest, "bi-encoder", "documents ranked by embedding similarity with "
-                              "{model} (bi-encoder)")
+    return first, _similarity(
+        manifest, "bi-encoder", "documents ranked by embedding similarity with {model} (bi-encoder)"
+    )

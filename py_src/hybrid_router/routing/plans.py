@@ -91,8 +91,14 @@ def generation_plan(
         return Step("cloud", cloud_model, decision.rule, "generate")
 
     targets = [decision.target] + ([decision.fallback_target] if decision.fallback_target else [])
-    return Plan("text-generation", decision.reason, tuple(step(t) for t in targets), tuple(failures),
-                complexity, tokens_in)
+    return Plan(
+        "text-generation",
+        decision.reason,
+        tuple(step(t) for t in targets),
+        tuple(failures),
+        complexity,
+        tokens_in,
+    )
 
 
 def issue_route(
@@ -115,7 +121,10 @@ def issue_route(
         reason = REASON_FALLBACK
         error = f"({last.error_name}: {last.message})"
         if last.target != answered.target:
-            rule = f"{plan.first.rule}; the {last.target} side failed {error}, so the {answered.target} side answered"
+            rule = (
+                f"{plan.first.rule}; the {last.target} side failed {error}, "
+                f"so the {answered.target} side answered"
+            )
         else:
             rule = f"{plan.first.rule}; {last.model} failed {error}, so {answered.rule}"
     return Route(

@@ -20,7 +20,16 @@ from hybrid_router import validation
 from hybrid_router.complexity import DEFAULT_THRESHOLD
 from hybrid_router.errors import PolicyError, ValidationError
 
-__all__ = ["OVER_BUDGET", "POLICY_FIELDS", "PRIVACY", "ROUTES", "TIERS", "Policy", "TierRules", "check_cloud_allowed"]
+__all__ = [
+    "OVER_BUDGET",
+    "POLICY_FIELDS",
+    "PRIVACY",
+    "ROUTES",
+    "TIERS",
+    "Policy",
+    "TierRules",
+    "check_cloud_allowed",
+]
 
 ROUTES = ("auto", "local", "cloud")
 PRIVACY = ("allow-cloud", "local-only")

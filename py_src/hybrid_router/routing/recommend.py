@@ -36,24 +36,38 @@ class Recommendation:
     reasons: tuple[str, ...]
 
     def to_wire(self) -> dict[str, Any]:
-        return {"model": self.model, "task": self.task, "usable": self.usable, "device": self.device,
-                "dtype": self.dtype, "download_bytes": self.download_bytes, "cached": self.cached,
-                "memory_mb": self.memory_mb, "score": round(self.score, 3), "reasons": list(self.reasons)}
+        return {
+            "model": self.model,
+            "task": self.task,
+            "usable": self.usable,
+            "device": self.device,
+            "dtype": self.dtype,
+            "download_bytes": self.download_bytes,
+            "cached": self.cached,
+            "memory_mb": self.memory_mb,
+            "score": round(self.score, 3),
+            "reasons": list(self.reasons),
+        }
 
 
-def _assess(model: ModelEntry, task: str, caps: Capabilities, cached_dtypes: Sequence[str],
-            rank: int) -> Recommendation:
+def _assess(
+    model: ModelEntry, task: str, caps: Capabilities, cached_dtypes: Sequence[str], rank: int
+) -> Recommendation:
     reasons: list[str] = []
     usable = True
     score = 1.0 - 0.01 * rank  # the manifest lists a task's default model first
     if model.min_device == "webgpu" and not caps.real_gpu:
         usable = False
-        reasons.append("needs a real GPU (WebGPU); this device has " +
-                       ("only a software adapter" if caps.adapter else "no WebGPU adapter"))
+        reasons.append(
+            "needs a real GPU (WebGPU); this device has "
+            + ("only a software adapter" if caps.adapter else "no WebGPU adapter")
+        )
     if not fits_memory(model, caps):
         usable = False
-        reasons.append(f"needs about {model.memory_mb} MB of memory; this device reports "
-                       f"{caps.device_memory_gb:g} GB (a model may take at most half)")
+        reasons.append(
+            f"needs about {model.memory_mb} MB of memory; this device reports "
+            f"{caps.device_memory_gb:g} GB (a model may take at most half)"
+        )
     elif caps.memory_mb is not None:
         reasons.append(f"about {model.memory_mb} MB of memory of the device's {caps.device_memory_gb:g} GB")
     device = choose_device(model, caps)
@@ -67,28 +81,49 @@ def _assess(model: ModelEntry, task: str, caps: Capabilities, cached_dtypes: Seq
         reasons.append("already cached on this device: no download")
     elif free is not None and download > free:
         score -= 0.4
-        reasons.append(f"{download / _MB:.0f} MB download does not fit the {free / _MB:.0f} MB of storage "
-                       "left: it would run from memory and download again next time")
+        reasons.append(
+            f"{download / _MB:.0f} MB download does not fit the {free / _MB:.0f} MB of storage "
+            "left: it would run from memory and download again next time"
+        )
     else:
-        reasons.append(f"{download / _MB:.0f} MB to download" +
-                       (f" ({free / _MB:.0f} MB of storage left)" if free is not None else ""))
+        reasons.append(
+            f"{download / _MB:.0f} MB to download"
+            + (f" ({free / _MB:.0f} MB of storage left)" if free is not None else "")
+        )
     score -= min(0.3, download / 2e9)  # a smaller download ranks higher
     if device == "webgpu":
         score += 0.1
-    return Recommendation(model.id, task, usable, device, dtype, download, cached, model.memory_mb,
-                          score if usable else score - 10, tuple(reasons))
+    return Recommendation(
+        model.id,
+        task,
+        usable,
+        device,
+        dtype,
+        download,
+        cached,
+        model.memory_mb,
+        score if usable else score - 10,
+        tuple(reasons),
+    )
 
 
-def recommend(manifest: Manifest, caps: Capabilities, task: str | None = None,
-              cached: Mapping[str, Sequence[str]] | None = None) -> list[Recommendation]:
+def recommend(
+    manifest: Manifest,
+    caps: Capabilities,
+    task: str | None = None,
+    cached: Mapping[str, Sequence[str]] | None = None,
+) -> list[Recommendation]:
     """The models for ``task`` (every model when None), usable ones first, best first.
 
     ``cached``: model id -> its dtypes stored whole in the model cache.
     """
     if task is not None and not any(task in m.tasks for m in manifest.models):
         known = sorted({t for m in manifest.models for t in m.tasks})
-        raise ValidationError(f"no model of the manifest does {task!r}",
-                              hint=f"Use one of the tasks: {', '.join(known)}.", field="task")
+        raise ValidationError(
+            f"no model of the manifest does {task!r}",
+            hint=f"Use one of the tasks: {', '.join(known)}.",
+            field="task",
+        )
     out: list[Recommendation] = []
     for m in manifest.models:
         for t in m.tasks:

@@ -41,7 +41,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from hybrid_router import validation
-from hybrid_router.errors import ContextLengthError, HybridRouterError, LocalError, ModelLoadError, PolicyError
+from hybrid_router.errors import (
+    ContextLengthError,
+    HybridRouterError,
+    LocalError,
+    ModelLoadError,
+    PolicyError,
+)
 from hybrid_router.route import (
     REASON_BUDGET,
     REASON_CLOUD_UNAVAILABLE,
