@@ -24,100 +24,25 @@ from ..errors import InferenceError, ModelLoadError
 from ..manifest import ModelEntry
 from ..model_cache import ModelCache
 from ..routing.devices import Devices
+from . import encoder_tasks
 from .jsinterop import destroy, js_object
+from .tensors import (
+    dispose,
+    ints,
+    message,
+    released_when_settled,
+    restore_final_special_token,
+    tensor_to_numpy,
+    yield_between_steps,
+)
 
 ProgressFn = Callable[[dict[str, Any]], None]
 #: Transformers.js's download events: with the model cache, ours (from the network or the store) replace them
 _FILE_EVENTS = frozenset({"initiate", "download", "progress", "done", "progress_total"})
 
 
-def _message(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _ints(tensor: Any) -> np.ndarray:
-    return np.asarray(tensor.data.to_py(), dtype=np.int64).reshape(tensor.dims.to_py())
-
-
-def _restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) -> None:
-    """Rows cut by truncation end in a content token instead of ``sep_id``: make it ``sep_id`` again."""
-    if not isinstance(sep_id, int) or mask.size == 0:
-        return
-    from pyodide.code import run_js
-
-    ids = _ints(input_ids)
-    width = ids.shape[1]
-    rows = [int(r) * width + width - 1 for r in np.nonzero((mask[:, -1] == 1) & (ids[:, -1] != sep_id))[0]]
-    if rows:  # BigInt64Array elements can only be set from JS (a Python int arrives as a Number)
-        set_ids = run_js("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
-        try:
-            set_ids(input_ids, js_object(rows), sep_id)
-        finally:
-            destroy(set_ids)
-
-
 #: pipelines whose model runs a token-by-token generation loop
 _GENERATIVE = ("text-generation", "automatic-speech-recognition")
-
-_YIELD_JS = """(pipe) => {
-  const model = pipe.model;
-  if (!model || model.__hybridRouterYields) return;
-  const forward = model.forward.bind(model);
-  const tick = () => new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => { channel.port1.close(); resolve(); };
-    channel.port2.postMessage(null);
-  });
-  model.forward = async (...args) => { await tick(); return forward(...args); };
-  model.__hybridRouterYields = true;
-}"""
-
-
-def _yield_between_steps(pipe: Any) -> None:
-    """Let the worker's event loop run before every decoding step.
-
-    ONNX Runtime WASM's generation loop never gives the worker a turn between tokens, so without this
-    the streamed pieces (and a cancel message from the page) would only be handled after the last token:
-    no streaming and no interruption. One macrotask per step (a MessageChannel message) is enough.
-    """
-    from pyodide.code import run_js
-
-    install = run_js(_YIELD_JS)
-    try:
-        install(pipe)
-    finally:
-        destroy(install)
-
-
-def _dispose(tensors: Any) -> None:
-    """Free the ORT buffers of a model's output tensors (a JS object of Tensors)."""
-    if tensors is None:
-        return
-    for key in tensors.object_keys():
-        value = getattr(tensors, key)
-        if hasattr(value, "dispose"):
-            value.dispose()
-        destroy(value)
-
-
-def _released_when_settled(release: Callable[[], None]) -> Callable[[asyncio.Future[Any]], None]:
-    """A done-callback for a JS call left running after a cancel: free its proxies once it settles (and
-    retrieve its outcome, so that asyncio does not report it as never retrieved)."""
-
-    def done(future: asyncio.Future[Any]) -> None:
-        release()
-        if not future.cancelled():
-            future.exception()
-
-    return done
-
-
-def _tensor_to_numpy(tensor: Any) -> np.ndarray:
-    dims = tensor.dims.to_py()
-    data = tensor.data.to_py()  # a copy into Python memory
-    return np.asarray(data, dtype=np.float32).reshape(dims)
-
 
 T = TypeVar("T")
 
@@ -214,11 +139,11 @@ class TransformersJsRuntime:
                 await self.cache.ensure([(model.id, dtype)], on_progress=tagged, hold=True)
             pipe = await self._tjs.pipeline(task, model.id, options)
             if task in _GENERATIVE:
-                _yield_between_steps(pipe)
+                yield_between_steps(pipe)
             return pipe
         except JsException as exc:
             raise ModelLoadError(
-                f"could not load {model.id} ({dtype}) for {task} on {device}: {_message(exc)}",
+                f"could not load {model.id} ({dtype}) for {task} on {device}: {message(exc)}",
                 hint="Check that the model is built (./hr build) and served under /models/; "
                 "reload the page if the cache was cleared.",
                 model=model.id,
@@ -268,19 +193,19 @@ class TransformersJsRuntime:
         inputs = outputs = None
         try:
             inputs = pipe.tokenizer(js_object(list(texts)), js_object({"padding": True, "truncation": True}))
-            mask = _ints(inputs.attention_mask)
-            _restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
+            mask = ints(inputs.attention_mask)
+            restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
             outputs = await pipe.model(inputs)
-            hidden = _tensor_to_numpy(outputs.last_hidden_state)
+            hidden = tensor_to_numpy(outputs.last_hidden_state)
         except JsException as exc:
             raise InferenceError(
-                f"{model.id} failed on {len(texts)} text(s): {_message(exc)}",
+                f"{model.id} failed on {len(texts)} text(s): {message(exc)}",
                 model=model.id,
                 dtype=dtype,
                 task="feature-extraction",
             ) from exc
         finally:
-            _dispose(outputs)
+            dispose(outputs)
             destroy(inputs, outputs)
         if pooling == "cls":
             pooled = hidden[:, 0]
@@ -327,7 +252,7 @@ class TransformersJsRuntime:
             return int(ids.length)
         except JsException as exc:
             raise InferenceError(
-                f"{model.id}: could not apply the chat template: {_message(exc)}", model=model.id
+                f"{model.id}: could not apply the chat template: {message(exc)}", model=model.id
             ) from exc
         finally:
             destroy(ids)
@@ -391,12 +316,12 @@ class TransformersJsRuntime:
         except asyncio.CancelledError:
             # stop at the next token; the callbacks must outlive the JS promise, so free them when it settles
             stopper.interrupt()
-            running.add_done_callback(_released_when_settled(release))
+            running.add_done_callback(released_when_settled(release))
             raise
         except JsException as exc:
             release()
             raise InferenceError(
-                f"{model.id} failed while generating: {_message(exc)}",
+                f"{model.id} failed while generating: {message(exc)}",
                 model=model.id,
                 dtype=dtype,
                 task="text-generation",
@@ -449,13 +374,13 @@ class TransformersJsRuntime:
             output = await asyncio.shield(running)
         except asyncio.CancelledError:
             stopper.interrupt()  # JS keeps the arrays until the promise settles: free them then
-            running.add_done_callback(_released_when_settled(release))
+            running.add_done_callback(released_when_settled(release))
             raise
         except JsException as exc:
             release()
             seconds = samples.size / 16_000
             raise InferenceError(
-                f"{model.id} failed on {seconds:.1f} s of audio: {_message(exc)}",
+                f"{model.id} failed on {seconds:.1f} s of audio: {message(exc)}",
                 model=model.id,
                 dtype=dtype,
                 task="automatic-speech-recognition",
@@ -466,68 +391,14 @@ class TransformersJsRuntime:
             destroy(output)
             release()
 
-    async def _logits(
-        self,
-        pipe: Any,
-        model: ModelEntry,
-        dtype: str,
-        task: str,
-        texts: list[str],
-        pairs: list[str] | None = None,
-        *,
-        batch: int = 16,
-    ) -> np.ndarray:
-        """The classifier's logits for ``texts`` (and ``pairs``: the second text of each), with reference
-        truncation (the final [SEP] kept, as in feature_extraction), in batches of ``batch``."""
-        rows = []
-        for start in range(0, len(texts), batch):
-            options: dict[str, Any] = {"padding": True, "truncation": True}
-            if pairs is not None:
-                options["text_pair"] = pairs[start : start + batch]
-            inputs = outputs = None
-            try:
-                inputs = pipe.tokenizer(js_object(texts[start : start + batch]), js_object(options))
-                mask = _ints(inputs.attention_mask)
-                _restore_final_special_token(inputs.input_ids, pipe.tokenizer.sep_token_id, mask)
-                outputs = await pipe.model(inputs)
-                rows.append(_tensor_to_numpy(outputs.logits))
-            except JsException as exc:
-                raise InferenceError(
-                    f"{model.id} failed on {len(texts)} input(s): {_message(exc)}",
-                    model=model.id,
-                    dtype=dtype,
-                    task=task,
-                ) from exc
-            finally:
-                _dispose(outputs)
-                destroy(inputs, outputs)
-        return np.concatenate(rows, axis=0)
-
     async def text_classification(
         self, model: ModelEntry, dtype: str, texts: list[str], *, on_progress: ProgressFn | None = None
     ) -> list[list[tuple[str, float]]]:
-        return await self._on_device(
-            model, lambda: self._text_classification(model, dtype, texts, on_progress=on_progress)
-        )
+        async def run() -> list[list[tuple[str, float]]]:
+            pipe = await self._pipeline("text-classification", model, dtype, on_progress)
+            return await encoder_tasks.text_classification(pipe, model, dtype, texts)
 
-    async def _text_classification(
-        self, model: ModelEntry, dtype: str, texts: list[str], *, on_progress: ProgressFn | None = None
-    ) -> list[list[tuple[str, float]]]:
-        """The text-classification pipeline's model and labels (config ``id2label``), every label's softmax
-        probability, best first; tokenized as the reference does (final [SEP] kept on long texts)."""
-        pipe = await self._pipeline("text-classification", model, dtype, on_progress)
-        config = pipe.model.config.id2label
-        names = config.to_py() if hasattr(config, "to_py") else config
-        id2label = {int(k): str(v) for k, v in names.items()}
-        logits = await self._logits(pipe, model, dtype, "text-classification", list(texts))
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = exp / exp.sum(axis=1, keepdims=True)
-        return [
-            sorted(
-                ((id2label.get(j, f"LABEL_{j}"), float(p)) for j, p in enumerate(row)), key=lambda x: -x[1]
-            )
-            for row in probs
-        ]
+        return await self._on_device(model, run)
 
     async def zero_shot_classification(
         self,
@@ -540,87 +411,28 @@ class TransformersJsRuntime:
         multi_label: bool,
         on_progress: ProgressFn | None = None,
     ) -> list[tuple[str, float]]:
-        return await self._on_device(
-            model,
-            lambda: self._zero_shot_classification(
+        async def run() -> list[tuple[str, float]]:
+            pipe = await self._pipeline("zero-shot-classification", model, dtype, on_progress)
+            return await encoder_tasks.zero_shot(
+                pipe,
                 model,
                 dtype,
                 text,
                 labels,
                 hypothesis_template=hypothesis_template,
                 multi_label=multi_label,
-                on_progress=on_progress,
-            ),
-        )
-
-    async def _zero_shot_classification(
-        self,
-        model: ModelEntry,
-        dtype: str,
-        text: str,
-        labels: list[str],
-        *,
-        hypothesis_template: str,
-        multi_label: bool,
-        on_progress: ProgressFn | None = None,
-    ) -> list[tuple[str, float]]:
-        """Transformers.js's zero-shot-classification pipeline (one NLI pass per label)."""
-        pipe = await self._pipeline("zero-shot-classification", model, dtype, on_progress)
-        output = None
-        try:
-            output = await pipe(
-                text,
-                js_object(list(labels)),
-                js_object({"hypothesis_template": hypothesis_template, "multi_label": multi_label}),
             )
-            result = output.to_py()
-        except JsException as exc:
-            raise InferenceError(
-                f"{model.id} failed on zero-shot classification: {_message(exc)}",
-                model=model.id,
-                dtype=dtype,
-                task="zero-shot-classification",
-            ) from exc
-        finally:
-            destroy(output)
-        return [(str(lab), float(s)) for lab, s in zip(result["labels"], result["scores"], strict=True)]
+
+        return await self._on_device(model, run)
 
     async def token_classification(
         self, model: ModelEntry, dtype: str, text: str, *, on_progress: ProgressFn | None = None
     ) -> list[dict[str, Any]]:
-        return await self._on_device(
-            model, lambda: self._token_classification(model, dtype, text, on_progress=on_progress)
-        )
+        async def run() -> list[dict[str, Any]]:
+            pipe = await self._pipeline("token-classification", model, dtype, on_progress)
+            return await encoder_tasks.token_classification(pipe, model, dtype, text)
 
-    async def _token_classification(
-        self, model: ModelEntry, dtype: str, text: str, *, on_progress: ProgressFn | None = None
-    ) -> list[dict[str, Any]]:
-        """Transformers.js's token-classification pipeline with ``ignore_labels: []``: every word piece."""
-        pipe = await self._pipeline("token-classification", model, dtype, on_progress)
-        output = None
-        try:
-            output = await pipe(text, js_object({"ignore_labels": []}))
-            rows = output.to_py()
-        except JsException as exc:
-            raise InferenceError(
-                f"{model.id} failed on token classification: {_message(exc)}",
-                model=model.id,
-                dtype=dtype,
-                task="token-classification",
-            ) from exc
-        finally:
-            destroy(output)
-        if rows and isinstance(rows[0], list):  # a batch of one
-            rows = rows[0]
-        return [
-            {
-                "word": str(r["word"]),
-                "entity": str(r["entity"]),
-                "score": float(r["score"]),
-                "index": int(r["index"]),
-            }
-            for r in rows
-        ]
+        return await self._on_device(model, run)
 
     async def cross_encoder_scores(
         self,
@@ -631,23 +443,8 @@ class TransformersJsRuntime:
         *,
         on_progress: ProgressFn | None = None,
     ) -> list[float]:
-        return await self._on_device(
-            model, lambda: self._cross_encoder_scores(model, dtype, query, documents, on_progress=on_progress)
-        )
+        async def run() -> list[float]:
+            pipe = await self._pipeline("text-classification", model, dtype, on_progress)
+            return await encoder_tasks.cross_encoder_scores(pipe, model, dtype, query, documents)
 
-    async def _cross_encoder_scores(
-        self,
-        model: ModelEntry,
-        dtype: str,
-        query: str,
-        documents: list[str],
-        *,
-        on_progress: ProgressFn | None = None,
-    ) -> list[float]:
-        """A cross-encoder's relevance logit per (query, document): the text-classification pipeline's
-        tokenizer on pairs and its model, in batches of 16."""
-        pipe = await self._pipeline("text-classification", model, dtype, on_progress)
-        logits = await self._logits(
-            pipe, model, dtype, "text-ranking", [query] * len(documents), list(documents)
-        )
-        return [float(x) for x in logits[:, 0]]
+        return await self._on_device(model, run)
