@@ -1,7 +1,9 @@
 """The cost ledger: every finished request, today's cloud spend, and what the device saved.
 
-Each request the router finishes is recorded once, whether it ended in a result or an error (a
-cancelled call is an error named ``AbortError``). :meth:`Ledger.stats` gives
+Each generation (the tasks of :data:`hybrid_router.execute.LEDGER_TASKS`) is recorded once by the
+executor, whether it ended in a result or an error (a cancelled call is an error named ``AbortError``; a
+call refused at the wire is an error too). The device tasks (embeddings, classification, ...) are not
+counted here. :meth:`Ledger.stats` gives
 
 - ``requests``: every recorded request; ``local`` / ``cloud``: those answered by that side;
   ``errors``: those that ended in an error (so ``requests == local + cloud + errors``);
