@@ -122,7 +122,9 @@ def decode_wav(data: bytes | bytearray | memoryview) -> WavAudio:
     if channels < 1 or block != channels * width:
         raise _bad_wav(f"inconsistent WAV header ({channels} channels, block {block}, {bits} bits)")
     if channels > MAX_CHANNELS:
-        raise _bad_wav(f"the WAV file declares {channels} channels, more than {MAX_CHANNELS}", channels=channels)
+        raise _bad_wav(
+            f"the WAV file declares {channels} channels, more than {MAX_CHANNELS}", channels=channels
+        )
     _rate(rate)  # before decoding: a rate out of range is refused without reading the samples
     start, length = chunks[b"data"]
     frames = length // block
