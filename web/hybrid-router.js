@@ -139,7 +139,12 @@ export class VectorIndex {
 
 export class HybridRouter {
   /** @type {WorkerConnection} */ #connection;
+  /** @type {() => WorkerConnection} */ #connect;
+  /** @type {Record<string, any>} */ #bootOptions = {};
+  /** @type {Promise<void> | null} */ #restarting = null;
   /** @type {any} */ info = null;
+  /** How many times a dead worker was replaced by a new one. */
+  restarts = 0;
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
@@ -153,28 +158,49 @@ export class HybridRouter {
     const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
       max_retries: options.cloud?.maxRetries };
     requestPersistence();
-    router.info = await router.#connection.start({ bootUrl: options.bootUrl, policy,
-      cacheBudgetBytes: options.cacheBudgetBytes, device: options.device,
-      cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) }, options.signal);
+    router.#bootOptions = { bootUrl: options.bootUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
+      device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
+    router.info = await router.#connection.start(router.#bootOptions, options.signal);
     return router;
   }
 
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
   constructor(options) {
-    // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
-    const worker = options.workerUrl
-      ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })
-      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "hybrid-router" });
-    this.#connection = new WorkerConnection(worker, options.onProgress);
+    this.#connect = () => {
+      // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
+      const worker = options.workerUrl
+        ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })
+        : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "hybrid-router" });
+      return new WorkerConnection(worker, options.onProgress);
+    };
+    this.#connection = this.#connect();
   }
 
   /**
-   * Send one call to the worker (the wire method and its snake_case params: docs/ARCHITECTURE.md).
+   * Send one call to the worker (the wire method and its snake_case params: docs/ARCHITECTURE.md). When the
+   * worker has died (a crash, out of memory), the calls it held rejected with a WorkerError and this call
+   * starts a new worker first, with the same options and policy; models come back from IndexedDB.
    * @param {string} method @param {Record<string, any>} params
    * @param {CallOptions & { onChunk?: (v: any) => void }} [options]
    */
-  call(method, params, options = {}) {
+  async call(method, params, options = {}) {
+    if (this.#connection.dead?.name === "WorkerError") await this.#restart(options.signal);
     return this.#connection.call(method, params, options);
+  }
+
+  /** @param {AbortSignal} [signal] */
+  #restart(signal) {
+    this.#restarting ??= (async () => {
+      const connection = this.#connect();
+      try {
+        this.info = await connection.start(this.#bootOptions, signal);
+        this.#connection = connection;
+        this.restarts += 1;
+      } finally {
+        this.#restarting = null;
+      }
+    })();
+    return this.#restarting;
   }
 
   /**
@@ -331,10 +357,12 @@ export class HybridRouter {
    * Change the routing policy of this router.
    * @param {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string, dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse" }} policy
    */
-  configure(policy) {
+  async configure(policy) {
     /** @type {Record<string, any>} */ const params = {};
     for (const [k, v] of Object.entries(policy)) params[SNAKE[k] ?? k] = v;
-    return this.call("configure", params);
+    const out = await this.call("configure", params);
+    this.#bootOptions.policy = { ...this.#bootOptions.policy, ...params }; // a restarted worker keeps it
+    return out;
   }
 
   /**
