@@ -9,7 +9,7 @@ the answers; :mod:`.config` every setting). serve.py mounts :func:`relay_app` at
 
 from __future__ import annotations
 
-from .app import STATE, RelayState, relay_app, standalone_app
+from .app import RELAY, STATE, RelayState, relay_app, standalone_app
 from .config import (
     ENDPOINTS,
     MOUNT,
@@ -27,6 +27,7 @@ from .limits import Prices, RateLimiter, SpendLedger
 __all__ = [
     "ENDPOINTS",
     "MOUNT",
+    "RELAY",
     "STATE",
     "CloudConfig",
     "Limits",

@@ -22,6 +22,7 @@ without headers or bodies.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -43,7 +44,7 @@ from .errors import RelayError, error_response
 from .forward import Outcome, forward
 from .limits import RateLimiter, SpendLedger
 
-__all__ = ["STATE", "RelayState", "relay_app", "standalone_app"]
+__all__ = ["RELAY", "STATE", "RelayState", "relay_app", "standalone_app"]
 
 log = logging.getLogger("hybrid_router_relay")
 
@@ -60,6 +61,7 @@ class RelayState:
 
 
 STATE = web.AppKey("relay_state", RelayState)
+RELAY = web.AppKey("relay", web.Application)
 
 
 def relay_app(
@@ -92,10 +94,14 @@ def relay_app(
     return app
 
 
-def standalone_app(config: RelayConfig) -> web.Application:
-    """The relay alone (``python relay.py``): mounted at ``/api/cloud``, a JSON 404 everywhere else."""
+def standalone_app(
+    config: RelayConfig, *, limiter: RateLimiter | None = None, ledger: SpendLedger | None = None
+) -> web.Application:
+    """The relay alone (``python relay.py``): mounted at ``/api/cloud``, a JSON 404 everywhere else;
+    ``app[RELAY]`` is the relay sub-application (its ``[STATE]``: limiter, ledger)."""
     root = web.Application(middlewares=[_security_headers])
-    root.add_subapp(MOUNT, relay_app(config))
+    root[RELAY] = relay_app(config, limiter=limiter, ledger=ledger)
+    root.add_subapp(MOUNT, root[RELAY])
 
     async def not_found(_: web.Request) -> web.StreamResponse:
         return error_response(
@@ -162,7 +168,7 @@ async def _relay(request: web.Request, state: RelayState, cors: dict[str, str]) 
             "too many requests from this client",
             hint=f"Wait {wait:.1f} s; the operator sets HYBRID_ROUTER_RELAY_RATE_PER_MINUTE and _BURST.",
             headers={
-                "Retry-After": str(max(1, round(wait + 0.5))),
+                "Retry-After": str(max(1, math.ceil(wait))),
                 "retry-after-ms": str(round(wait * 1000)),
             },
         )
