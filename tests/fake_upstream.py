@@ -60,14 +60,23 @@ class FakeUpstream:
         kind, *args = fault.split(":")
         if kind == "status":
             headers = dict(a.split("=", 1) for a in args[1:])
-            return web.json_response({"error": {"message": f"injected {args[0]}", "type": "injected_fault"}},
-                                     status=int(args[0]), headers=headers)
+            return web.json_response(
+                {"error": {"message": f"injected {args[0]}", "type": "injected_fault"}},
+                status=int(args[0]),
+                headers=headers,
+            )
         if kind == "leak-secrets":
-            message = (f"Incorrect API key provided: {request.headers.get('Authorization', '')} "
-                       f"at {request.headers.get('Host', '')}")
-            return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=401)
+            message = (
+                f"Incorrect API key provided: {request.headers.get('Authorization', '')} "
+                f"at {request.headers.get('Host', '')}"
+            )
+            return web.json_response(
+                {"error": {"message": message, "type": "invalid_request_error"}}, status=401
+            )
         if request.method != "POST" or request.raw_path not in ("/v1/chat/completions", "/v1/messages"):
-            return web.json_response({"error": {"message": "no such endpoint", "type": "not_found"}}, status=404)
+            return web.json_response(
+                {"error": {"message": "no such endpoint", "type": "not_found"}}, status=404
+            )
         payload = json.loads(body)
         anthropic = request.raw_path == "/v1/messages"
         if not payload.get("stream"):
@@ -76,8 +85,9 @@ class FakeUpstream:
         events = (_anthropic_events if anthropic else _openai_chunks)(payload, self.words)
         return await self._stream(request, events, kind, args)
 
-    async def _stream(self, request: web.Request, events: list[bytes], kind: str,
-                      args: list[str]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, events: list[bytes], kind: str, args: list[str]
+    ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-request-id": "fake-req-1"})
         await resp.prepare(request)
         try:
@@ -105,41 +115,86 @@ def _sse(data: Any, event: str | None = None) -> bytes:
 
 
 def _openai_completion(payload: dict[str, Any], text: str) -> dict[str, Any]:
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "model": payload.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20}}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": payload.get("model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20},
+    }
 
 
 def _openai_chunks(payload: dict[str, Any], words: tuple[str, ...]) -> list[bytes]:
     base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": payload.get("model")}
-    out = [_sse({**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
-           for w in words]
+    out = [
+        _sse({**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+        for w in words
+    ]
     out.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
     if (payload.get("stream_options") or {}).get("include_usage"):
-        out.append(_sse({**base, "choices": [],
-                         "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 20}}))
+        out.append(
+            _sse(
+                {
+                    **base,
+                    "choices": [],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 20},
+                }
+            )
+        )
     out.append(b"data: [DONE]\n\n")
     return out
 
 
 def _anthropic_message(payload: dict[str, Any], text: str) -> dict[str, Any]:
-    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": payload.get("model"),
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": 11, "output_tokens": 9}}
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": payload.get("model"),
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 11, "output_tokens": 9},
+    }
 
 
 def _anthropic_events(payload: dict[str, Any], words: tuple[str, ...]) -> list[bytes]:
-    start = {"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant",
-             "model": payload.get("model"), "content": [], "usage": {"input_tokens": 11, "output_tokens": 1}}}
-    out = [_sse(start, "message_start"),
-           _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                "content_block_start")]
-    out += [_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
-                 "content_block_delta") for w in words]
-    out += [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                  "usage": {"output_tokens": len(words)}}, "message_delta"),
-            _sse({"type": "message_stop"}, "message_stop")]
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": payload.get("model"),
+            "content": [],
+            "usage": {"input_tokens": 11, "output_tokens": 1},
+        },
+    }
+    out = [
+        _sse(start, "message_start"),
+        _sse(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        ),
+    ]
+    out += [
+        _sse(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
+            "content_block_delta",
+        )
+        for w in words
+    ]
+    out += [
+        _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        _sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": len(words)},
+            },
+            "message_delta",
+        ),
+        _sse({"type": "message_stop"}, "message_stop"),
+    ]
     return out
 
 

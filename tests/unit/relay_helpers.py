@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer, unused_port
-
 from hybrid_router_relay import CloudConfig, Limits, RelayConfig, standalone_app
 from hybrid_router_relay.app import RELAY, STATE, RelayState
 from tests.fake_upstream import FakeUpstream
@@ -56,18 +55,30 @@ class Relay:
 
 @asynccontextmanager
 async def running_relay(
-    *, kind: str = "openai", limits: Limits | None = None, base_url: str | None = None,
-    app_options: Mapping[str, Any] | None = None, **config: Any
+    *,
+    kind: str = "openai",
+    limits: Limits | None = None,
+    base_url: str | None = None,
+    app_options: Mapping[str, Any] | None = None,
+    **config: Any,
 ) -> AsyncIterator[Relay]:
     fake = FakeUpstream()
     upstream = TestServer(fake.app())
     await upstream.start_server()
     try:
         port = unused_port()
-        base = base_url if base_url is not None else f"http://127.0.0.1:{upstream.port}" + (
-            "/v1" if kind == "openai" else "")
-        cfg = RelayConfig(cloud=CloudConfig(kind, base, KEY, MODEL, "a fake"), host="127.0.0.1", port=port,
-                          limits=limits or Limits(rate_per_minute=0), **config)
+        base = (
+            base_url
+            if base_url is not None
+            else f"http://127.0.0.1:{upstream.port}" + ("/v1" if kind == "openai" else "")
+        )
+        cfg = RelayConfig(
+            cloud=CloudConfig(kind, base, KEY, MODEL, "a fake"),
+            host="127.0.0.1",
+            port=port,
+            limits=limits or Limits(rate_per_minute=0),
+            **config,
+        )
         client = TestClient(TestServer(standalone_app(cfg, **(app_options or {})), port=port))
         await client.start_server()
         try:
@@ -95,8 +106,15 @@ class RawAnswer:
         return json.loads(self.body)
 
 
-async def raw_request(port: int, target: str, *, method: str = "POST", headers: Mapping[str, str] | None = None,
-                      body: bytes = b"", host: str | None = None) -> RawAnswer:
+async def raw_request(
+    port: int,
+    target: str,
+    *,
+    method: str = "POST",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    host: str | None = None,
+) -> RawAnswer:
     """One request on a fresh connection, read to EOF."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Connection: close"]
