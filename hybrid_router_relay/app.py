@@ -16,7 +16,7 @@
 11. forwarded (``forward.forward``)
 
 Nothing is sent upstream before step 11, and every refusal is JSON (``errors``), logged in one line
-without headers or bodies.
+without headers or bodies (401/403 as warnings: with no logging configured, they reach stderr).
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             return _config(request, state, cors)
         return await _relay(request, state, cors)
     except RelayError as err:
-        log.info("refused %s %.80r: %s", request.method, request.raw_path, err.type)
+        # who may call (401/403) is worth the operator's attention: a page elsewhere tried to use the key
+        level = logging.WARNING if err.status in (401, 403) else logging.INFO
+        log.log(level, "relay refused %s %.80r: %s", request.method, request.raw_path, err.type)
         return err.response(cors)
 
 
