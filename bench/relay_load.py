@@ -22,13 +22,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-
 from tests.harness import REPO, free_port
 
 from .common import header, table
@@ -49,7 +49,11 @@ class Result:
     label: str
     seconds: float
     latencies_ms: list[float]
-    errors: int
+    errors: Counter[str]
+
+    @property
+    def failed(self) -> int:
+        return sum(n for kind, n in self.errors.items() if not kind.startswith("retried"))
 
     @property
     def rps(self) -> float:
@@ -99,37 +103,55 @@ def fake_upstream(words: int) -> Iterator[str]:
 @contextmanager
 def relay(base_url: str, model: str) -> Iterator[str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYBRID_ROUTER_CLOUD_", "HYBRID_ROUTER_RELAY_"))}
-    env.update({"HYBRID_ROUTER_CLOUD_BASE_URL": base_url, "HYBRID_ROUTER_CLOUD_MODEL": model,
-                "HYBRID_ROUTER_CLOUD_API_KEY": "sk-bench", "HYBRID_ROUTER_RELAY_RATE_PER_MINUTE": "0"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HYBRID_ROUTER_CLOUD_", "HYBRID_ROUTER_RELAY_"))
+    }
+    env.update(
+        {
+            "HYBRID_ROUTER_CLOUD_BASE_URL": base_url,
+            "HYBRID_ROUTER_CLOUD_MODEL": model,
+            "HYBRID_ROUTER_CLOUD_API_KEY": "sk-bench",
+            "HYBRID_ROUTER_RELAY_RATE_PER_MINUTE": "0",
+        }
+    )
     cmd = [sys.executable, str(REPO / "relay.py"), "--port", str(port)]
     with _process(cmd, env, f"http://127.0.0.1:{port}/api/cloud/config", "relay.py"):
         yield f"http://127.0.0.1:{port}"
 
 
-async def _load(url: str, origin: str | None, body: dict[str, Any], n: int, concurrency: int,
-                label: str) -> Result:
+async def _load(
+    url: str, origin: str | None, body: dict[str, Any], n: int, concurrency: int, label: str
+) -> Result:
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
     if origin:
         headers["Origin"] = origin
     latencies: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as s:
 
+        async def send() -> aiohttp.ClientResponse:
+            try:
+                return await s.post(url, json=body, headers=headers)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # llama-server closes kept-alive connections after a stream: as the relay does, try once more
+                errors["retried (stale connection)"] += 1
+                return await s.post(url, json=body, headers=headers)
+
         async def one() -> None:
-            nonlocal errors
             t0 = time.perf_counter()
             try:
-                async with s.post(url, json=body, headers=headers) as r:
+                async with await send() as r:
                     await r.read()
-                    ok = r.status == 200
-            except aiohttp.ClientError:
-                ok = False
-            if ok:
+                    error = None if r.status == 200 else str(r.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = type(exc).__name__
+            if error is None:
                 latencies.append((time.perf_counter() - t0) * 1000)
             else:
-                errors += 1
+                errors[error] += 1
 
         async def worker(count: int) -> None:
             for _ in range(count):
@@ -137,7 +159,7 @@ async def _load(url: str, origin: str | None, body: dict[str, Any], n: int, conc
 
         await asyncio.gather(*(worker(WARMUP // concurrency + 1) for _ in range(concurrency)))
         latencies.clear()
-        errors = 0
+        errors.clear()
         t0 = time.perf_counter()
         share = [n // concurrency + (1 if i < n % concurrency else 0) for i in range(concurrency)]
         await asyncio.gather(*(worker(k) for k in share))
@@ -147,25 +169,53 @@ async def _load(url: str, origin: str | None, body: dict[str, Any], n: int, conc
 
 async def _compare(upstream: str, relayed: str, model: str, n: int, c: int, max_tokens: int) -> list[Result]:
     results = []
-    for kind, extra in (("whole", {}), ("stream", {"stream": True, "stream_options": {"include_usage": True}})):
-        body = {"model": model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": max_tokens,
-                **extra}
+    for kind, extra in (
+        ("whole", {}),
+        ("stream", {"stream": True, "stream_options": {"include_usage": True}}),
+    ):
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": "Say OK."}],
+            "max_tokens": max_tokens,
+            **extra,
+        }
         results.append(await _load(upstream + "/chat/completions", None, body, n, c, f"{kind}: direct"))
-        results.append(await _load(relayed + "/api/cloud/chat/completions", relayed, body, n, c,
-                                   f"{kind}: relay"))
+        results.append(
+            await _load(relayed + "/api/cloud/chat/completions", relayed, body, n, c, f"{kind}: relay")
+        )
     return results
 
 
 def _print(results: list[Result]) -> None:
-    cols = [("calls", 22), ("requests", 9), ("errors", 7), ("req/s", 8), ("p50 ms", 8), ("p95 ms", 8),
-            ("p99 ms", 8)]
-    table(cols, [(r.label, len(r.latencies_ms), r.errors, r.rps, r.p(50), r.p(95), r.p(99)) for r in results])
+    cols = [
+        ("calls", 22),
+        ("requests", 9),
+        ("errors", 7),
+        ("req/s", 8),
+        ("p50 ms", 8),
+        ("p95 ms", 8),
+        ("p99 ms", 8),
+    ]
+    table(
+        cols,
+        [(r.label, len(r.latencies_ms), r.failed, r.rps, r.p(50), r.p(95), r.p(99)) for r in results],
+    )
+    for r in results:
+        if r.errors:
+            print(f"  {r.label}: {dict(r.errors)}")
     print("\nadded by the relay (relay minus direct):")
     rows = []
     for direct, relayed in zip(results[::2], results[1::2], strict=True):
         kind = direct.label.split(":")[0]
-        rows.append((kind, relayed.p(50) - direct.p(50), relayed.p(95) - direct.p(95),
-                     relayed.p(99) - direct.p(99), 1000 / relayed.rps - 1000 / direct.rps))
+        rows.append(
+            (
+                kind,
+                relayed.p(50) - direct.p(50),
+                relayed.p(95) - direct.p(95),
+                relayed.p(99) - direct.p(99),
+                1000 / relayed.rps - 1000 / direct.rps,
+            )
+        )
     table([("calls", 22), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8), ("ms/req", 8)], rows)
 
 
@@ -176,8 +226,10 @@ def run(runs: int | None = None, argv: Sequence[str] = ()) -> None:
     parser.add_argument("--words", type=int, default=32, help="chunks per streamed answer (default 32)")
     parser.add_argument("--llama", action="store_true", help="also against the real llama-server")
     args = parser.parse_args(list(argv))
-    header(f"The cloud relay: {args.requests} requests, {args.concurrency} in flight, direct vs through "
-           f"relay.py (fake upstream: answers at once, {args.words} chunks per stream)")
+    header(
+        f"The cloud relay: {args.requests} requests, {args.concurrency} in flight, direct vs through "
+        f"relay.py (fake upstream: answers at once, {args.words} chunks per stream)"
+    )
     with fake_upstream(args.words) as upstream, relay(upstream, MODEL) as relayed:
         _print(asyncio.run(_compare(upstream, relayed, MODEL, args.requests, args.concurrency, 16)))
     if args.llama:
@@ -185,8 +237,10 @@ def run(runs: int | None = None, argv: Sequence[str] = ()) -> None:
 
         ensure_llama_server()
         n = max(args.concurrency, args.requests // 20)
-        print(f"\nllama-server (Qwen2.5-Coder-0.5B-Instruct, 8 tokens per answer): {n} requests, "
-              f"{args.concurrency} in flight")
+        print(
+            f"\nllama-server (Qwen2.5-Coder-0.5B-Instruct, 8 tokens per answer): {n} requests, "
+            f"{args.concurrency} in flight"
+        )
         with LlamaServer(ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"), alias=LLAMA_MODEL) as server:
             server.start()
             with relay(server.url, LLAMA_MODEL) as relayed:

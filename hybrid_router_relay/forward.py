@@ -4,7 +4,9 @@
   the page may set (``accept``, ``anthropic-version``, ``x-stainless-retry-count``); cookies, the
   relay token and everything else stay behind. Redirects are not followed.
 - Timeouts: connect, and each read (the headers, then between two chunks). Failing before the answer
-  began: 502 ``relay_upstream_unreachable`` / 504 ``relay_upstream_timeout``, naming no host.
+  began: 502 ``relay_upstream_unreachable`` / 504 ``relay_upstream_timeout``, naming no host. A pooled
+  connection the upstream had closed (the request could not be written, or the server disconnected
+  before answering) is retried once on a fresh one.
 - **Failing after the answer began** (reset, truncated body, read timeout) or the client going away:
   the client connection is *aborted*, so the cut shows as a network error / an unterminated chunked
   body. Nothing else is written into the body and it is never ended cleanly.
@@ -67,12 +69,7 @@ async def forward(
     cors: Mapping[str, str],
 ) -> web.StreamResponse:
     try:
-        async with session.post(
-            cloud.upstream_url,
-            data=body,
-            headers=upstream_headers(cloud, request.headers),
-            allow_redirects=False,
-        ) as upstream:
+        async with await _open(session, cloud, body, upstream_headers(cloud, request.headers)) as upstream:
             passed = {k: v for k, v in upstream.headers.items() if k.lower() in _TO_CLIENT}
             if upstream.status >= 300:
                 return await _error_answer(upstream, cloud, {**cors, **passed})
@@ -94,6 +91,22 @@ async def forward(
             "the cloud provider could not be reached",
             hint="Retry later, or use the device; the operator can check the relay's log.",
         ) from exc
+
+
+async def _open(
+    session: aiohttp.ClientSession, cloud: CloudConfig, body: bytes, headers: Mapping[str, str]
+) -> aiohttp.ClientResponse:
+    """POST to the upstream; once more when the first try failed before any answer on a connection the
+    upstream had already closed (llama-server closes kept-alive connections after a stream, and the pool
+    reuses them): the request never reached it whole, so nothing runs twice."""
+    for attempt in (1, 2):
+        try:
+            return await session.post(cloud.upstream_url, data=body, headers=headers, allow_redirects=False)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if attempt == 2:
+                raise
+            log.info("upstream connection closed before answering (%s): trying once more", type(exc).__name__)
+    raise AssertionError("unreachable")
 
 
 async def _stream_back(

@@ -9,6 +9,7 @@ Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/messages`` (streamed whe
 ``"stream": true``); any other request is recorded and answered 404. Faults, one per request in plan
 order (then ``ok``): ``ok``, ``status:<code>[:<header>=<value>]``, ``reset-mid-stream`` (two events,
 then the TCP connection is dropped), ``stall-mid-stream:<seconds>`` (one event, then silence),
+``drop`` (the connection closed before any answer),
 ``leak-secrets`` (a 401 whose message quotes the Authorization header and the Host, as real providers
 sometimes do).
 """
@@ -65,6 +66,10 @@ class FakeUpstream:
                 status=int(args[0]),
                 headers=headers,
             )
+        if kind == "drop":  # a kept-alive connection closed under the client: no answer at all
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
         if kind == "leak-secrets":
             message = (
                 f"Incorrect API key provided: {request.headers.get('Authorization', '')} "

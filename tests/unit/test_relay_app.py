@@ -411,6 +411,16 @@ async def test_an_unreachable_upstream_is_a_502_naming_no_host() -> None:
         assert_typed(json.loads(body), "relay_upstream_unreachable")
 
 
+async def test_a_connection_dropped_before_any_answer_is_tried_once_more() -> None:
+    async with running_relay() as relay:
+        relay.fake.plan("drop")
+        assert (await relay.post()).status == 200 and len(relay.fake.requests) == 2
+        relay.fake.plan("drop", "drop")
+        resp = await relay.post()
+        assert resp.status == 502 and len(relay.fake.requests) == 4  # once more, not forever
+        assert_typed(await resp.json(), "relay_upstream_unreachable")
+
+
 async def test_no_cloud_configured_is_a_503_that_is_not_retried() -> None:
     async with running_relay(base_url="") as relay:
         resp = await relay.post()
