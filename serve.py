@@ -1,6 +1,6 @@
 """Serve Hybrid Router: the page (web/), the built runtime assets and models, on 127.0.0.1 by default.
 
-    python serve.py [--host H] [--port N] [--no-isolation]
+    python serve.py [--host H] [--port N] [--no-isolation] [--token T] [--allow-origin O] [--public-host H]
 
 Run it with the project's Python (``./hr run`` does all of it: set-up, build, serve). What it serves:
 
@@ -9,17 +9,13 @@ Run it with the project's Python (``./hr run`` does all of it: set-up, build, se
     /models_manifest.json      the model manifest, less the models not built here
     /vendor/..., /app/...      versioned runtime files: cached for a year, immutable
     /models/<id>/<file>        built model folders (revalidated with ETag; Range requests supported)
-    /api/cloud/config          which cloud the page talks to (kind, model, label; never the key)
-    POST /api/cloud/<path>     the cloud relay: forwards to <base URL>/<path>, adding the API key
+    /api/cloud/...             the cloud relay (hybrid_router_relay, mounted here): GET /api/cloud/config
+                               (kind, model, label; never the key), POST /api/cloud/chat/completions
+                               (openai kind) or /api/cloud/v1/messages (anthropic), forwarded with the key
 
-The cloud is configured by environment variables (the key stays on the server):
-
-    HYBRID_ROUTER_CLOUD_KIND       openai (any OpenAI-compatible server, the default) | anthropic
-    HYBRID_ROUTER_CLOUD_BASE_URL   the provider's base URL, as its SDK takes it: https://api.openai.com/v1,
-                                   http://127.0.0.1:8081/v1 (llama-server), https://api.anthropic.com
-    HYBRID_ROUTER_CLOUD_API_KEY    sent as "Authorization: Bearer" (openai) or "x-api-key" (anthropic)
-    HYBRID_ROUTER_CLOUD_MODEL      the model name sent upstream
-    HYBRID_ROUTER_CLOUD_LABEL      how the page names it (optional)
+The cloud is configured by HYBRID_ROUTER_CLOUD_* environment variables (the key stays on the server), the
+relay's defences by HYBRID_ROUTER_RELAY_* (see hybrid_router_relay/config.py). A non-loopback --host
+is refused unless an access token is configured (--token or HYBRID_ROUTER_RELAY_TOKEN).
 
 Every response carries the cross-origin-isolation headers (COOP/COEP) unless --no-isolation, which
 gives SharedArrayBuffer and multi-threaded ONNX Runtime in the page.
@@ -33,16 +29,22 @@ import mimetypes
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
+from hybrid_router_relay import (
+    MOUNT,
+    CloudConfig,
+    RelayConfig,
+    RelayConfigError,
+    add_relay_arguments,
+    describe_bind,
+    relay_app,
+)
 
 ROOT = Path(__file__).resolve().parent
 WEB = ROOT / "web"
-SESSION = web.AppKey("session", aiohttp.ClientSession)
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -68,78 +70,6 @@ def load_build(cache: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return site, models
 
 
-@dataclass(frozen=True)
-class CloudConfig:
-    kind: str = "openai"
-    base_url: str = ""
-    api_key: str = ""
-    model: str = ""
-    label: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> CloudConfig:
-        kind = env.get("HYBRID_ROUTER_CLOUD_KIND", "openai").strip().lower()
-        if kind not in ("openai", "anthropic"):
-            raise SystemExit(f"error: HYBRID_ROUTER_CLOUD_KIND={kind!r}: use openai or anthropic")
-        base = env.get("HYBRID_ROUTER_CLOUD_BASE_URL", "").strip().rstrip("/")
-        model = env.get("HYBRID_ROUTER_CLOUD_MODEL", "").strip()
-        return cls(kind, base, env.get("HYBRID_ROUTER_CLOUD_API_KEY", ""), model,
-                   env.get("HYBRID_ROUTER_CLOUD_LABEL", "") or (f"{model} ({kind})" if model else ""))
-
-    @property
-    def available(self) -> bool:
-        return bool(self.base_url and self.model)
-
-    def public(self) -> dict[str, Any]:
-        """What the page may know: never the key."""
-        return {"available": self.available, "kind": self.kind, "model": self.model, "label": self.label,
-                "base_url": "/api/cloud", "has_key": bool(self.api_key)}
-
-    def auth_headers(self) -> dict[str, str]:
-        if not self.api_key:
-            return {}
-        if self.kind == "anthropic":
-            return {"x-api-key": self.api_key}
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-
-#: request headers passed from the page to the provider (everything else, cookies and auth included, is dropped)
-FORWARDED = ("content-type", "accept", "anthropic-version", "anthropic-beta", "x-stainless-retry-count")
-
-
-async def relay(request: web.Request, cloud: CloudConfig, session: aiohttp.ClientSession) -> web.StreamResponse:
-    """Forward one call to the provider and stream its answer back as it arrives.
-
-    When the page goes away (fetch aborted), aiohttp cancels this handler and leaving the ``async with``
-    closes the upstream connection, so the provider stops generating too.
-    """
-    if not cloud.available:
-        return web.json_response({"error": {"message": "no cloud provider is configured on the server",
-                                            "type": "relay_not_configured"}}, status=503)
-    url = cloud.base_url + "/" + request.match_info["path"]
-    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED}
-    headers.update(cloud.auth_headers())
-    body = await request.read()
-    try:
-        async with session.request(request.method, url, data=body, headers=headers) as upstream:
-            response = web.StreamResponse(status=upstream.status, headers={
-                "Content-Type": upstream.headers.get("Content-Type", "application/json"),
-                "Cache-Control": "no-store",
-                **{k: v for k, v in upstream.headers.items()
-                   if k.lower() in ("retry-after", "retry-after-ms", "x-should-retry", "x-request-id")},
-            })
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-        if request.transport is None or request.transport.is_closing():
-            raise
-        return web.json_response({"error": {"message": f"the cloud provider is unreachable: {exc}",
-                                            "type": "relay_upstream_unreachable"}}, status=502)
-
-
 def served_manifest(manifest: dict[str, Any], built: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest as this server serves it: only the models it has built, so that the router never
     chooses one it cannot download (a task model not trained here leaves its task to the fallbacks: the
@@ -158,7 +88,7 @@ def _safe_join(base: Path, rel: str) -> Path | None:
 
 
 def make_app(site: dict[str, Any], models: dict[str, Any], *, isolation: bool = True,
-             cloud: CloudConfig | None = None) -> web.Application:
+             relay: RelayConfig | None = None) -> web.Application:
     mounts = {prefix: Path(path) for prefix, path in site["mounts"].items()}
     model_dirs = {mid: Path(info["dir"]) for mid, info in models["models"].items()}
 
@@ -208,24 +138,8 @@ def make_app(site: dict[str, Any], models: dict[str, Any], *, isolation: bool = 
             raise web.HTTPNotFound(text=f"{request.path}: not found")
         return file(hit, REVALIDATE)
 
-    cloud = cloud or CloudConfig.from_env()
-
-    async def cloud_config(_: web.Request) -> web.Response:
-        return web.json_response(cloud.public(), headers={"Cache-Control": "no-store"})
-
-    async def cloud_relay(request: web.Request) -> web.StreamResponse:
-        return await relay(request, cloud, request.app[SESSION])
-
-    async def open_session(app: web.Application) -> Any:
-        # no overall timeout: the page's own per-request timeout decides, and aborts reach us as a disconnect
-        app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-        yield
-        await app[SESSION].close()
-
     app = web.Application(middlewares=[headers])
-    app.cleanup_ctx.append(open_session)
-    app.router.add_get("/api/cloud/config", cloud_config)
-    app.router.add_route("POST", "/api/cloud/{path:.+}", cloud_relay)
+    app.add_subapp(MOUNT, relay_app(relay or RelayConfig.from_env(port=8000)))  # the cloud relay
     app.router.add_get("/boot.json", boot)
     app.router.add_get("/models_manifest.json", manifest)
     app.router.add_get("/models/{model}/{path:.+}", model_file)
@@ -242,17 +156,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cloud", choices=["auto", "none"], default="auto",
                         help="auto (default): with no HYBRID_ROUTER_CLOUD_BASE_URL, start llama-server with "
                         "Qwen2.5-Coder-0.5B-Instruct as the cloud tier; none: only what the environment sets")
+    add_relay_arguments(parser, limits=False)
     args = parser.parse_args(argv)
+    try:  # before anything starts: a non-loopback --host without a token stops here
+        relay = RelayConfig.from_args(args, host=args.host, port=args.port)
+    except RelayConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     site, models = load_build(cache_root())
-    cloud = CloudConfig.from_env()
     llama = None
-    if not cloud.available and args.cloud == "auto":
+    if not relay.cloud.available and args.cloud == "auto":
         llama, cloud = start_default_cloud()
-    app = make_app(site, models, isolation=not args.no_isolation, cloud=cloud)
+        relay = relay.with_cloud(cloud)
+    app = make_app(site, models, isolation=not args.no_isolation, relay=relay)
+    bound, url = describe_bind(args.host, args.port)
 
     async def announce(_: web.Application) -> None:
-        host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-        print(f"Hybrid Router is running: open http://{host}:{args.port}/  (Ctrl+C to stop)", flush=True)
+        where = "" if relay.loopback else f" on {bound}"
+        print(f"Hybrid Router is running{where}: open {url}  (Ctrl+C to stop)", flush=True)
 
     app.on_startup.append(announce)
     try:
