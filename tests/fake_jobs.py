@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from builder.common import BuildError
 from builder.datasets import MissingData
@@ -90,3 +91,33 @@ def build_fake_model(cache: str, model_id: str, files_json: str) -> str:
     tmp.write_text(json.dumps(index))
     tmp.replace(index_path)
     return "built"
+
+
+FAKE_MODEL = "fake-model"
+FAKE_FILES = {"config.json": '{"model_type": "fake"}', "onnx/model.onnx": "a graph built on this machine"}
+
+
+def slow_background() -> list[Any]:
+    """The background build of the server's order test: one model job that waits until the file
+    ``$FAKE_JOB_RELEASE`` exists, then writes the built model ``fake-model`` into ``$HYBRID_ROUTER_CACHE``."""
+    from builder.jobs import JobSpec
+
+    cache, release = os.environ["HYBRID_ROUTER_CACHE"], os.environ["FAKE_JOB_RELEASE"]
+    return [
+        JobSpec(
+            "waits",
+            "model",
+            "a model that waits for the test",
+            "tests.fake_jobs:wait_for",
+            (release,),
+            plan=(("training", 600.0),),
+        ),
+        JobSpec(
+            FAKE_MODEL,
+            "model",
+            "the fake model",
+            "tests.fake_jobs:build_fake_model",
+            (cache, FAKE_MODEL, json.dumps(FAKE_FILES)),
+            plan=(("converting", 60.0),),
+        ),
+    ]
