@@ -98,14 +98,16 @@ FAKE_FILES = {"config.json": '{"model_type": "fake"}', "onnx/model.onnx": "a gra
 
 
 def slow_background() -> list[Any]:
-    """The background build of the server's order test: one model job that waits until the file
-    ``$FAKE_JOB_RELEASE`` exists, then writes the built model ``fake-model`` into ``$HYBRID_ROUTER_CACHE``."""
+    """The background build of the server's tests: one model job (``$FAKE_JOB_ID``, default ``waits``)
+    that waits until the file ``$FAKE_JOB_RELEASE`` exists, then one that writes the built model
+    ``fake-model`` into ``$HYBRID_ROUTER_CACHE``."""
     from builder.jobs import JobSpec
 
     cache, release = os.environ["HYBRID_ROUTER_CACHE"], os.environ["FAKE_JOB_RELEASE"]
+    waiting = os.environ.get("FAKE_JOB_ID", "waits")  # a model of the served manifest, or not
     return [
         JobSpec(
-            "waits",
+            waiting,
             "model",
             "a model that waits for the test",
             "tests.fake_jobs:wait_for",
