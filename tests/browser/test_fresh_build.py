@@ -131,6 +131,10 @@ def test_a_corrupted_file_is_still_refused(browser: Any, fresh: Fresh) -> None:
         path.write_bytes(good)
 
 
+ROW_MATCHES = """([id, pattern]) => [...document.querySelectorAll('#models-table tr.not-built')]
+  .some((tr) => tr.textContent.includes(id) && new RegExp(pattern).test(tr.textContent))"""
+
+
 def test_the_model_panel_shows_a_model_still_training(browser: Any, fresh: Fresh) -> None:
     context = browser.new_context()
     page = context.new_page()
