@@ -1,7 +1,7 @@
 """How a training step of the task models uses this machine: wall and CPU time per step, and how many
 cores are busy, for a few thread settings.
 
-    ./hr python -m bench training [--steps N] [--dataset sst2|nli]
+    ./hr python -m bench.training [--steps N] [--dataset sst2|nli]
 
 Each setting runs in its own process (OpenMP reads its environment once): the real training code of
 ``builder/convert/finetune.py`` (the manifest entry's tokenizer, batches, loss and optimizer) on the
@@ -23,7 +23,10 @@ from typing import Any
 
 SETTINGS = [  # (label, environment)
     ("1 thread", {"HYBRID_ROUTER_TRAIN_THREADS": "1"}),
-    ("2 threads, OMP passive (the build's)", {"HYBRID_ROUTER_TRAIN_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}),
+    (
+        "2 threads, OMP passive (the build's)",
+        {"HYBRID_ROUTER_TRAIN_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+    ),
     ("2 threads, OMP active", {"HYBRID_ROUTER_TRAIN_THREADS": "2", "OMP_WAIT_POLICY": "ACTIVE"}),
 ]
 MODEL = {"sst2": "minilm-l6-sst2", "nli": "minilm-l6-nli"}
@@ -74,23 +77,38 @@ def measure(dataset: str, steps: int) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     per_thread = {t: c - threads0.get(t, 0.0) for t, c in _thread_cpu().items()}
     busy = sorted((c / wall for c in per_thread.values() if c / wall > 0.02), reverse=True)
-    return {"threads": torch.get_num_threads(), "wall_per_step_s": round(wall / steps, 3),
-            "cpu_per_step_s": round(cpu / steps, 3), "cores_busy": round(cpu / wall, 2),
-            "busy_threads": [round(b, 2) for b in busy], "load": os.getloadavg()[0]}
+    return {
+        "threads": torch.get_num_threads(),
+        "wall_per_step_s": round(wall / steps, 3),
+        "cpu_per_step_s": round(cpu / steps, 3),
+        "cores_busy": round(cpu / wall, 2),
+        "busy_threads": [round(b, 2) for b in busy],
+        "load": os.getloadavg()[0],
+    }
 
 
 def run(steps: int = 20, dataset: str = "sst2") -> None:
-    print(f"{dataset}: {steps} steps of batch 32 per setting (load average at start {os.getloadavg()[0]:.1f})")
-    print(f"{'setting':40} {'s/step':>7} {'CPU s/step':>10} {'cores busy':>10}  busy threads (share of a core)")
+    print(
+        f"{dataset}: {steps} steps of batch 32 per setting (load average at start {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"{'setting':40} {'s/step':>7} {'CPU s/step':>10} {'cores busy':>10}  busy threads (share of a core)"
+    )
     for label, env in SETTINGS:
-        proc = subprocess.run([sys.executable, "-m", "bench.training", "--one", "--steps", str(steps),
-                               "--dataset", dataset], env={**os.environ, **env}, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.training", "--one", "--steps", str(steps), "--dataset", dataset],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             print(f"{label}: failed\n{proc.stderr[-2000:]}")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{label:40} {r['wall_per_step_s']:7.3f} {r['cpu_per_step_s']:10.3f} {r['cores_busy']:10.2f}  "
-              f"{r['busy_threads']} (load {r['load']:.1f})")
+        print(
+            f"{label:40} {r['wall_per_step_s']:7.3f} {r['cpu_per_step_s']:10.3f} {r['cores_busy']:10.2f}  "
+            f"{r['busy_threads']} (load {r['load']:.1f})"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

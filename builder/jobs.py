@@ -401,7 +401,7 @@ class Runner:
         self.jobs = [JobStatus(s) for s in self.specs]
 
     def run(self) -> bool:
-        """Every job, in order; True when none failed (blocked and skipped ones do not count)."""
+        """Every job, in order; True when each one is done, blocked or skipped (none failed or stopped)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         self._write(force=True)
         try:
@@ -409,7 +409,7 @@ class Runner:
                 self._run_job(job, f"[{i}/{len(self.jobs)}]")
         finally:
             self._write(force=True, finished=True)
-        return not any(j.state == "failed" for j in self.jobs)
+        return not any(j.state in ("failed", "queued") for j in self.jobs)  # queued: it was stopped
 
     def _line(self, job: JobStatus, position: str) -> Line:
         detail = job.detail if job.state == "running" else job.message
