@@ -1,4 +1,9 @@
-"""python -m builder [all|assets|models|llama] -- build what the app needs into the cache (see builder/*.py)."""
+"""python -m builder [all|first|background|assets|models|llama] -- build what the app needs into the cache.
+
+``all`` (the default), ``first`` and ``background`` run job lists (:mod:`builder.jobs`): one job at a
+time, each in its own process with its log under ``$CACHE/logs/``, one terminal line per step.
+``assets``, ``models`` and ``llama`` run one part in this process, printing everything (for debugging).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,28 @@ import time
 
 from .common import BuildError
 
+JOB_LISTS = ("all", "first", "background")
+
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    what = args_in[0] if args_in and not args_in[0].startswith("-") else "all"
+    rest = args_in[1:] if args_in and args_in[0] == what else args_in
+    if what in JOB_LISTS:
+        from .jobs import main as jobs_main
+
+        return jobs_main(what, rest)
     parser = argparse.ArgumentParser(prog="python -m builder", description=__doc__)
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "assets", "models", "llama"])
+    parser.add_argument("what", choices=["assets", "models", "llama"])
     parser.add_argument("--models", nargs="*", default=None, help="only these model ids")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     t0 = time.perf_counter()
     try:
-        if args.what in ("all", "assets"):
+        if args.what == "assets":
             from .assets import build_assets
 
             build_assets()
-        if args.what in ("all", "models"):
+        if args.what == "models":
             from .models import build_models
 
             build_models(args.models)

@@ -25,6 +25,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -58,6 +59,9 @@ class RelayState:
     ledger: SpendLedger
     hosts: frozenset[str] = frozenset()
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    #: while no cloud is available: what the page should know instead (serve.py's default cloud tier,
+    #: still being built: ``{"available": false, "starting": true, "status": {...}, ...}``), else None
+    pending: Callable[[], dict[str, Any] | None] | None = None
 
 
 STATE = web.AppKey("relay_state", RelayState)
@@ -65,9 +69,17 @@ RELAY = web.AppKey("relay", web.Application)
 
 
 def relay_app(
-    config: RelayConfig, *, limiter: RateLimiter | None = None, ledger: SpendLedger | None = None
+    config: RelayConfig,
+    *,
+    limiter: RateLimiter | None = None,
+    ledger: SpendLedger | None = None,
+    pending: Callable[[], dict[str, Any] | None] | None = None,
 ) -> web.Application:
-    """The relay, to mount at :data:`~hybrid_router_relay.config.MOUNT` (``config`` is validated first)."""
+    """The relay, to mount at :data:`~hybrid_router_relay.config.MOUNT` (``config`` is validated first).
+
+    ``app[STATE].config`` may be replaced while it runs (``with_cloud``: a cloud tier that came up);
+    ``pending`` says what the page should know while there is no cloud yet (see :class:`RelayState`).
+    """
     config.validate()
     lim = config.limits
     state = RelayState(
@@ -75,6 +87,7 @@ def relay_app(
         limiter or RateLimiter(lim.rate_per_minute, lim.burst),
         ledger or SpendLedger(lim.daily_usd),
         allowed_hosts(config),
+        pending=pending,
     )
     app = web.Application()
     app[STATE] = state
@@ -147,7 +160,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 def _config(request: web.Request, state: RelayState, cors: dict[str, str]) -> web.Response:
     if request.method not in ("GET", "HEAD"):
         raise _method_not_allowed("GET")
-    return web.json_response(state.config.cloud.public(), headers={**cors, "Cache-Control": "no-store"})
+    shown = state.config.cloud.public()
+    if not state.config.cloud.available and state.pending is not None:
+        shown = state.pending() or shown
+    return web.json_response(shown, headers={**cors, "Cache-Control": "no-store"})
 
 
 def _method_not_allowed(allow: str) -> RelayError:
@@ -185,6 +201,16 @@ async def _relay(request: web.Request, state: RelayState, cors: dict[str, str]) 
     if request.method != "POST":
         raise _method_not_allowed("POST")
     if not cloud.available:
+        waiting = state.pending() if state.pending is not None else None
+        if waiting is not None and waiting.get("starting"):
+            status = waiting.get("status") or {}
+            raise RelayError(
+                503,
+                "cloud_tier_starting",
+                f"the cloud tier is still starting: {status.get('step') or status.get('state') or 'starting'}",
+                hint="Retry in a little while; local requests keep working meanwhile.",
+                headers={"Retry-After": "30"},
+            )
         raise RelayError(
             503,
             "relay_not_configured",
