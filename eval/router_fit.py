@@ -120,7 +120,7 @@ def fit(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float = C)
 
     mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std > 1e-9, std, 1.0)
-    lr = LogisticRegression(C=c, max_iter=5000, tol=1e-8)
+    lr = LogisticRegression(C=c, max_iter=5000, tol=1e-6)
     lr.fit((x - mean) / std, y, sample_weight=sample_weights(y, sources))
     coef = lr.coef_[0] / std
     return Linear(float(lr.intercept_[0] - coef @ mean), coef, mean)
@@ -152,3 +152,58 @@ def choose_threshold(scores: Array, y: npt.NDArray[np.int_], sources: Sequence[s
         if min(local_share, cloud_share) > best_value:
             best, best_value = float(t), float(min(local_share, cloud_share))
     return best
+
+
+#: The L2 strengths tried for each head; the one with the best leave-one-source-out AUC is used.
+C_GRID = {"embedding+lexical": (0.0001, 0.0003, 0.001, 0.003), "lexical": (0.0001, 0.0003, 0.001, 0.003, 0.01)}
+
+
+def weighted_auc(y: npt.NDArray[np.int_], scores: Array, sources: Sequence[str]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, scores, sample_weight=sample_weights(y, sources)))
+
+
+def loso_scores(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float) -> Array:
+    """Each row scored by a model fitted on every other source."""
+    src = np.asarray(sources)
+    out = np.zeros(len(y))
+    for s in sorted(set(sources)):
+        held = src == s
+        out[held] = fit(x[~held], y[~held], list(src[~held]), c).score(x[held])
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    c: float
+    threshold: float
+    scores: Array  # leave-one-source-out scores at ``c``
+    auc_by_c: dict[float, float]
+
+
+def select(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], grid: Sequence[float]) -> Selection:
+    """C by leave-one-source-out AUC (each source weighted equally) over ``grid``, and the threshold
+    (:func:`choose_threshold`) on those held-out-source scores. Uses only the data it is given."""
+    runs = {c: loso_scores(x, y, sources, c) for c in grid}
+    aucs = {c: weighted_auc(y, s, sources) for c, s in runs.items()}
+    best = max(grid, key=lambda c: (aucs[c], -c))
+    return Selection(best, choose_threshold(runs[best], y, sources), runs[best], aucs)
+
+
+#: The reference mix for the cloud-share calibration: "typical traffic", mostly everyday prompts.
+MIX_SIZE = 1000
+MIX_HARD_SHARE = 0.1
+
+
+def reference_mix(y: npt.NDArray[np.int_], sources: Sequence[str], seed: int = 0) -> npt.NDArray[np.int_]:
+    """Row indices of the mix: ``MIX_SIZE`` prompts, ``MIX_HARD_SHARE`` of them hard, drawn without
+    replacement so that every source is equally likely within each class."""
+    rng = np.random.default_rng(seed)
+    w = sample_weights(y, sources)
+    picks = []
+    for label, n in ((1, round(MIX_SIZE * MIX_HARD_SHARE)), (0, MIX_SIZE - round(MIX_SIZE * MIX_HARD_SHARE))):
+        rows = np.flatnonzero(y == label)
+        p = w[rows] / w[rows].sum()
+        picks.append(np.sort(rng.choice(rows, size=n, replace=False, p=p)))
+    return np.concatenate(picks)
