@@ -11,25 +11,23 @@ The label answers "does this prompt need a frontier model, or can SmolLM2-135M o
   questions, rewriting / proofreading / summarising / translating a given text, classification-like asks
   (sentiment, category, yes/no about a given text), short casual writing (an e-mail, a poem, a tweet).
 
-How each source's own fields map onto it (``RULES`` in the README section "The learned router"):
+How each source's own fields map onto it:
 
-| source | hard | everyday |
-|---|---|---|
-| ``mmlu`` (RouteLLM) | all: four-option exam questions, high-school to professional level | - |
-| ``gsm8k`` (RouteLLM) | all: multi-step math word problems | - |
-| ``humaneval`` | all: Python function completion | - |
-| ``mt_bench`` (turn 1) | categories math, coding, reasoning, stem, extraction, humanities | writing, roleplay |
-| ``vicuna80`` | categories coding, math, fermi | generic, knowledge, roleplay, common-sense,
-  counterfactual, writing |
-| ``wizardlm`` | technical Skill (math, code, CS, reasoning, sciences, medicine, law, academic writing, complex
-  format) with Difficulty >= 3; any other Skill with Difficulty >= 7 | the rest |
-| ``self_instruct`` | a technical app (Leetcode, StackOverflow, GitHub, Wolfram alpha, Overleaf, Excel, ...) or
-  FLASK difficulty major/expert | the rest |
-| ``alpaca_eval`` (oasst, helpful_base, the koala prompts FLASK lacks) | labelled by hand
-  (``eval/router_labels/alpaca_eval.tsv``: hash of the prompt, label, topic; no text) | |
-| ``flask`` (the rest of it) | difficulty major/expert; Coding or Math domain above simple lifestyle; a
-  reasoning benchmark task (BBH, TheoremQA, LeetCode, MBPP, FOLIO, ...) | the rest |
-| ``handwritten`` | prompts written for this project (``tests/data/router_handwritten.jsonl``, Apache-2.0) |
+- ``mmlu`` (RouteLLM; 30 per subject): all hard (four-option exam questions, high school to professional);
+- ``gsm8k`` (RouteLLM): all hard (multi-step math word problems); ``humaneval``: all hard (code);
+- ``mt_bench`` (turn 1): hard = categories math, coding, reasoning, stem, extraction, humanities;
+  everyday = writing, roleplay;
+- ``vicuna80``: hard = categories coding, math, fermi; everyday = generic, knowledge, roleplay,
+  common-sense, counterfactual, writing;
+- ``wizardlm``: hard = a technical Skill (math, code, computer science, reasoning, sciences, medicine,
+  law, academic writing, complex format) with Difficulty >= 3, or any other Skill with Difficulty >= 7;
+- ``self_instruct``: hard = a technical app (LeetCode, StackOverflow, GitHub, Wolfram alpha, Overleaf,
+  Excel, ...) or FLASK's difficulty for the same prompt major/expert level;
+- ``alpaca_eval`` (its oasst and helpful_base parts, and the 12 koala prompts FLASK lacks): labelled by
+  hand, ``eval/router_labels/alpaca_eval.tsv`` (prompt hash, label, topic: no text);
+- ``flask`` (what is left of it): hard = difficulty major/expert level, or a Coding/Math domain above
+  simple lifestyle knowledge, or a reasoning-benchmark task (BBH, TheoremQA, LeetCode, MBPP, FOLIO, ...);
+- ``handwritten``: prompts written for this project (``tests/data/router_handwritten.jsonl``, Apache-2.0).
 
 Overlaps: FLASK holds the Vicuna, Self-Instruct, WizardLM and most Koala prompts; alpaca_eval holds the
 Vicuna and Self-Instruct prompts. A prompt is kept in the first source of ``PRIORITY`` that has it
@@ -283,9 +281,11 @@ def read_hand_labels(path: Path = HAND_LABELS) -> dict[str, tuple[int, str]]:
     return out
 
 
-def load_alpaca_eval(data: Path, *, hand_labels: dict[str, tuple[int, str]] | None = None) -> list[LabelledPrompt]:
-    """The oasst, helpful_base and koala parts (vicuna and selfinstruct are their own sources); labels
-    from the hand-label file; koala prompts without one get FLASK's label when FLASK has them."""
+def load_alpaca_eval(
+    data: Path, *, hand_labels: dict[str, tuple[int, str]] | None = None
+) -> list[LabelledPrompt]:
+    """The oasst, helpful_base and koala parts (vicuna and selfinstruct are their own sources), labelled
+    from the hand-label file; koala prompts without a hand label are FLASK's (they stay in ``flask``)."""
     labels = read_hand_labels() if hand_labels is None else hand_labels
     out = []
     for r in _jsonl(data / "alpaca_eval" / "alpaca_eval.jsonl"):
@@ -294,7 +294,9 @@ def load_alpaca_eval(data: Path, *, hand_labels: dict[str, tuple[int, str]] | No
             continue
         text = str(r["instruction"])
         if (label := labels.get(prompt_key(text))) is not None:
-            out.append(LabelledPrompt("alpaca_eval", text, label[0], label[1], f"alpaca_eval {part}: by hand"))
+            out.append(
+                LabelledPrompt("alpaca_eval", text, label[0], label[1], f"alpaca_eval {part}: by hand")
+            )
         elif part != "koala":
             raise KeyError(f"alpaca_eval {part} prompt {prompt_key(text)} has no hand label in {HAND_LABELS}")
     return out

@@ -24,16 +24,18 @@ sys.path[:0] = [str(ROOT / "py_src"), str(ROOT)]
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
+from eval import router_data, router_fit  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from eval import router_data, router_fit  # noqa: E402
 from hybrid_router import complexity  # noqa: E402
 from hybrid_router.prompt_router import HEAD_EMBEDDING, HEAD_LEXICAL  # noqa: E402
 
 Array = npt.NDArray[np.float64]
 
 
-def held_out(x: Array, y: npt.NDArray[np.int_], sources: list[str], head: str) -> tuple[Array, Array, dict[str, float]]:
+def held_out(
+    x: Array, y: npt.NDArray[np.int_], sources: list[str], head: str
+) -> tuple[Array, Array, dict[str, float]]:
     """Scores and the fold's threshold for every prompt, each from a fold that never saw its source."""
     src = np.asarray(sources)
     scores, thresholds, chosen = np.zeros(len(y)), np.zeros(len(y)), {}
@@ -44,7 +46,9 @@ def held_out(x: Array, y: npt.NDArray[np.int_], sources: list[str], head: str) -
         scores[held] = router_fit.fit(x[~held], y[~held], train, sel.c).score(x[held])
         thresholds[held] = sel.threshold
         chosen[s] = sel.c
-        print(f"  {head}: held out {s}: C {sel.c}, threshold {sel.threshold:.3f}", file=sys.stderr, flush=True)
+        print(
+            f"  {head}: held out {s}: C {sel.c}, threshold {sel.threshold:.3f}", file=sys.stderr, flush=True
+        )
     return scores, thresholds, chosen
 
 
@@ -84,8 +88,11 @@ def main() -> None:
     runs = [(p_emb, t_emb), (p_lex, t_lex), (p_cx, t_cx)]
 
     heads = ("learned router", "lexical head only", "complexity.py")
-    print("| held-out source | hard | everyday | " + " | ".join(
-        f"{h}: AUC | {h}: everyday local % | {h}: hard cloud %" for h in heads) + " |")
+    print(
+        "| held-out source | hard | everyday | "
+        + " | ".join(f"{h}: AUC | {h}: everyday local % | {h}: hard cloud %" for h in heads)
+        + " |"
+    )
     print("|---|---:|---:|" + "---:|" * (3 * len(heads)))
     src = np.asarray(sources)
     for s in router_data.PRIORITY:

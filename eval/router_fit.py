@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-
 from eval.router_data import LabelledPrompt
+
 from hybrid_router import prompt_features
 
 Array = npt.NDArray[np.float64]
@@ -50,8 +50,13 @@ def _embed(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> npt.N
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=MAX_TOKENS,
-                      return_tensors="pt")
+            enc = tok(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+                return_tensors="pt",
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -155,7 +160,10 @@ def choose_threshold(scores: Array, y: npt.NDArray[np.int_], sources: Sequence[s
 
 
 #: The L2 strengths tried for each head; the one with the best leave-one-source-out AUC is used.
-C_GRID = {"embedding+lexical": (0.0001, 0.0003, 0.001, 0.003), "lexical": (0.0001, 0.0003, 0.001, 0.003, 0.01)}
+C_GRID = {
+    "embedding+lexical": (0.0001, 0.0003, 0.001, 0.003),
+    "lexical": (0.0001, 0.0003, 0.001, 0.003, 0.01),
+}
 
 
 def weighted_auc(y: npt.NDArray[np.int_], scores: Array, sources: Sequence[str]) -> float:

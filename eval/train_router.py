@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py_src"), str(ROOT)]
 
 import numpy as np  # noqa: E402
-
 from eval import router_data, router_fit  # noqa: E402
+
 from hybrid_router import prompt_features  # noqa: E402
 from hybrid_router.prompt_router import FORMAT, FORMAT_VERSION, HEAD_EMBEDDING, HEAD_LEXICAL, WEIGHTS_PATH  # noqa: E402
 
@@ -107,7 +107,9 @@ def build(data: Path, cache: Path | None) -> dict[str, Any]:
         },
         "training": {
             "prompts": len(prompts),
-            "per_source": {s: {"hard": counts[(s, 1)], "everyday": counts[(s, 0)]} for s in router_data.PRIORITY},
+            "per_source": {
+                s: {"hard": counts[(s, 1)], "everyday": counts[(s, 0)]} for s in router_data.PRIORITY
+            },
             "labels": "eval/router_data.py",
         },
     }
@@ -128,11 +130,14 @@ def main() -> None:
     digest = hashlib.sha256(blob).hexdigest()
     if args.check:
         same = args.out.is_file() and args.out.read_bytes() == blob
-        print(f"rebuilt {len(blob)} bytes, sha256 {digest}: {'IDENTICAL to' if same else 'DIFFERS from'} {args.out}")
+        print(
+            f"rebuilt {len(blob)} bytes, sha256 {digest}: "
+            f"{'IDENTICAL to' if same else 'DIFFERS from'} {args.out}"
+        )
         sys.exit(0 if same else 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(blob)
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}: {len(blob)} bytes, sha256 {digest}")
+    print(f"wrote {args.out}: {len(blob)} bytes, sha256 {digest}")
 
 
 if __name__ == "__main__":

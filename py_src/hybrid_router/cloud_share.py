@@ -37,7 +37,11 @@ def threshold_for_share(sorted_scores: Sequence[float], cloud_share: float) -> f
     the cloud), 1 gives the lowest score (everything does). Between two neighbouring scores the
     midpoint is returned, so a score equal to a reference score is not on the edge.
     """
-    if isinstance(cloud_share, bool) or not isinstance(cloud_share, int | float) or not math.isfinite(cloud_share):
+    if (
+        isinstance(cloud_share, bool)
+        or not isinstance(cloud_share, int | float)
+        or not math.isfinite(cloud_share)
+    ):
         raise ValidationError(
             f"cloud_share must be a number between 0 and 1, got {cloud_share!r}", field="cloud_share"
         )

@@ -80,9 +80,10 @@ def router_text(prompt: str | Sequence[Mapping[str, Any]]) -> tuple[str, int]:
     if isinstance(prompt, str):
         text, prior = prompt, 0
     elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
-        if not all(isinstance(m, Mapping) for m in prompt):
+        messages = [m for m in prompt if isinstance(m, Mapping)]
+        if len(messages) != len(prompt):
             raise ValidationError("every message must be a mapping with 'role' and 'content'", field="prompt")
-        users = [m for m in prompt if m.get("role") == "user"]
+        users = [m for m in messages if m.get("role") == "user"]
         if not users:
             raise ValidationError("the messages contain no user message", field="prompt")
         text, prior = _content_text(users[-1].get("content")), len(users) - 1

@@ -194,7 +194,9 @@ class PromptRouter:
         dims = int(data.get("embedding", {}).get("dims", 0))
         heads_raw = data.get("heads", {})
         heads = {
-            HEAD_EMBEDDING: _head(heads_raw.get(HEAD_EMBEDDING), HEAD_EMBEDDING, len(names), dims, embedding=True),
+            HEAD_EMBEDDING: _head(
+                heads_raw.get(HEAD_EMBEDDING), HEAD_EMBEDDING, len(names), dims, embedding=True
+            ),
             HEAD_LEXICAL: _head(heads_raw.get(HEAD_LEXICAL), HEAD_LEXICAL, len(names), dims, embedding=False),
         }
         topics = data.get("topics", {})
@@ -221,13 +223,17 @@ class PromptRouter:
         text, prior = prompt_features.router_text(prompt)
         return self.score(text, embedding, prior_turns=prior)
 
-    def score(self, text: str, embedding: npt.ArrayLike | None = None, *, prior_turns: int = 0) -> RouterScore:
+    def score(
+        self, text: str, embedding: npt.ArrayLike | None = None, *, prior_turns: int = 0
+    ) -> RouterScore:
         """Score ``text``; ``embedding`` is the model's vector of ``embedding_text(text)`` (None: the
         lexical head)."""
         if not isinstance(text, str) or not text.strip():
             raise ValidationError("the prompt is empty", field="prompt", hint="Send a non-empty prompt.")
         feats = prompt_features.lexical_features(text, prior_turns)
-        x = np.fromiter((feats[n] for n in self.lexical_names), dtype=np.float64, count=len(self.lexical_names))
+        x = np.fromiter(
+            (feats[n] for n in self.lexical_names), dtype=np.float64, count=len(self.lexical_names)
+        )
         vector = None if embedding is None else self._vector(embedding)
         name = HEAD_LEXICAL if vector is None else HEAD_EMBEDDING
         head = self.heads[name]
