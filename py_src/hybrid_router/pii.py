@@ -5,7 +5,7 @@ returns :class:`Finding` s (kind, start, end, value) that never overlap:
 
 - ``EMAIL``: ``local@domain.tld`` (letters-only top-level domain, so ``pkg@1.2.3`` is not one);
 - ``PHONE``: ``+`` / ``00`` international numbers (8-15 digits), national numbers with a leading trunk
-  ``0`` (9-11 digits) and North-American ``(555) 123-4567`` / ``555-123-4567`` shapes; any 7-15 digit
+  ``0`` (9-12 digits) and North-American ``(555) 123-4567`` / ``555-123-4567`` shapes; any 7-15 digit
   number right after a phone word ("call", "tel", "mobile", ...). Dates, prices, numbers after an
   order/invoice/reference word, and digit runs glued to other words are not phones;
 - ``CARD``: 13-19 digits (plain, or in groups of 4, or Amex's 4-6-5) with a known issuer prefix and a
@@ -222,7 +222,7 @@ def find_ibans(text: str) -> list[Finding]:
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV4_VERSION = re.compile(r"(?:\bv|\bversion\s?|\bver\.?\s?)$", re.IGNORECASE)
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%[\w.]+)?(?![\w:])")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+(?:[.-]\w+)*)?(?![\w:])")
 
 
 def find_ips(text: str) -> list[Finding]:
@@ -253,7 +253,7 @@ _PHONE = re.compile(
 )
 _PHONE_WORDS = re.compile(
     r"\b(?:phone|tel|telephone|mobile|cell|call|calling|fax|whats ?app|sms|text me|ring|dial|landline|"
-    r"hotline|contact|reach me|reach us|number is|no\.? is)\W{0,4}(?:\w+\W{1,3}){0,3}$",
+    r"hotline|contact|reach|number is|no\.? is)\W{0,4}(?:\w+\W{1,3}){0,3}$",
     re.IGNORECASE,
 )
 _NOT_PHONE_WORDS = re.compile(
@@ -281,7 +281,7 @@ def _is_phone(value: str, before: str, after: str) -> bool:
         return 7 <= len(digits) <= 15
     if _NANP.fullmatch(value):
         return True
-    return value.startswith(("0", "(0")) and 9 <= len(digits) <= 11 and not value.startswith("00")
+    return value.startswith(("0", "(0")) and 9 <= len(digits) <= 12 and not value.startswith("00")
 
 
 def find_phones(text: str) -> list[Finding]:
