@@ -11,8 +11,8 @@ returns :class:`Finding` s (kind, start, end, value) that never overlap:
 - ``CARD``: 13-19 digits (plain, or in groups of 4, or Amex's 4-6-5) with a known issuer prefix and a
   valid Luhn check digit;
 - ``IBAN``: the country's length and the ISO 7064 mod-97 check;
-- ``IP``: IPv4 (each octet 0-255, not after "v"/"version") and IPv6 (validated by ``ipaddress``; at least
-  two groups and a digit, so ``a::b`` in C++ is not one);
+- ``IP``: IPv4 (each octet 0-255, not after a version word: "v", "version", "release", ...) and IPv6
+  (validated by ``ipaddress``; at least two groups and a digit, so ``a::b`` in C++ is not one);
 - ``PERSON`` / ``ORG`` / ``LOCATION``: the NER entities ``PER`` / ``ORG`` / ``LOC`` (``MISC`` is not
   personal data), shaped like :class:`hybrid_router.entities.Entity`, at or above ``min_score``.
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -221,14 +221,16 @@ def find_ibans(text: str) -> list[Finding]:
 
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-_IPV4_VERSION = re.compile(r"(?:\bv|\bversion\s?|\bver\.?\s?)$", re.IGNORECASE)
+_IPV4_VERSION = re.compile(
+    r"\b(?:v|version|ver|release|build|firmware|update|upgrade|patch|rev)\.?\s?$", re.IGNORECASE
+)
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+(?:[.-]\w+)*)?(?![\w:])")
 
 
 def find_ips(text: str) -> list[Finding]:
     out = []
     for m in _IPV4.finditer(text):
-        if _IPV4_VERSION.search(text[max(0, m.start() - 9) : m.start()]):
+        if _IPV4_VERSION.search(text[max(0, m.start() - 12) : m.start()]):
             continue
         try:
             ipaddress.IPv4Address(m.group())
@@ -273,10 +275,10 @@ def _is_phone(value: str, before: str, after: str) -> bool:
     digits = re.sub(r"\D", "", value)
     if _DATE.fullmatch(value) or _CURRENCY.search(before) or _AFTER_PRICE.match(after):
         return False
-    if value.startswith("+") or value.startswith("00"):
-        return 8 <= len(digits) - (2 if value.startswith("00") else 0) <= 15
     if _NOT_PHONE_WORDS.search(before):
         return False
+    if value.startswith("+") or value.startswith("00"):
+        return 8 <= len(digits) - (2 if value.startswith("00") else 0) <= 15
     if _PHONE_WORDS.search(before):
         return 7 <= len(digits) <= 15
     if _NANP.fullmatch(value):
@@ -322,13 +324,18 @@ def _field(entity: EntityLike | Mapping[str, Any], name: str) -> Any:
 
 
 def from_entities(
-    entities: Iterable[EntityLike | Mapping[str, Any]], text: str | None = None, *, min_score: float = 0.5
+    entities: Iterable[EntityLike | Mapping[str, Any]],
+    text: str | None = None,
+    *,
+    min_score: float = 0.5,
+    labels: Collection[str] = tuple(NER_KINDS),
 ) -> list[Finding]:
-    """Findings of the NER entities PER / ORG / LOC scored at least ``min_score`` (others dropped).
-    With ``text``, the value is ``text[start:end]`` (offsets are checked against it)."""
+    """Findings of the NER entities with ``labels`` (of PER / ORG / LOC) scored at least ``min_score``
+    (others dropped). With ``text``, the value is ``text[start:end]`` (offsets are checked against it)."""
     out = []
     for e in entities:
-        kind = NER_KINDS.get(str(_field(e, "label")))
+        label = str(_field(e, "label"))
+        kind = NER_KINDS.get(label) if label in labels else None
         score = float(_field(e, "score"))
         if kind is None or score < min_score:
             continue
@@ -356,9 +363,14 @@ def merge(*groups: Sequence[Finding]) -> list[Finding]:
 
 
 def detect(
-    text: str, entities: Iterable[EntityLike | Mapping[str, Any]] = (), *, min_score: float = 0.5
+    text: str,
+    entities: Iterable[EntityLike | Mapping[str, Any]] = (),
+    *,
+    min_score: float = 0.5,
+    labels: Collection[str] = tuple(NER_KINDS),
 ) -> list[Finding]:
-    """The personal data in ``text``: patterns plus the NER ``entities`` of it, merged."""
+    """The personal data in ``text``: patterns plus the NER ``entities`` of it (those with ``labels``),
+    merged."""
     if not isinstance(text, str):
         raise ValidationError(f"text must be a string, not {type(text).__name__}", field="text")
-    return merge(find_patterns(text), from_entities(entities, text, min_score=min_score))
+    return merge(find_patterns(text), from_entities(entities, text, min_score=min_score, labels=labels))
