@@ -27,7 +27,7 @@ import numpy.typing as npt  # noqa: E402
 from eval import router_data, router_fit  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hybrid_router import complexity  # noqa: E402
+from hybrid_router import complexity, prompt_features  # noqa: E402
 from hybrid_router.prompt_router import HEAD_EMBEDDING, HEAD_LEXICAL  # noqa: E402
 
 Array = npt.NDArray[np.float64]
@@ -38,12 +38,13 @@ def held_out(
 ) -> tuple[Array, Array, dict[str, float]]:
     """Scores and the fold's threshold for every prompt, each from a fold that never saw its source."""
     src = np.asarray(sources)
+    n_emb = x.shape[1] - len(prompt_features.LEXICAL_FEATURES)
     scores, thresholds, chosen = np.zeros(len(y)), np.zeros(len(y)), {}
     for s in router_data.PRIORITY:
         held = src == s
         train = list(src[~held])
-        sel = router_fit.select(x[~held], y[~held], train, router_fit.C_GRID[head])
-        scores[held] = router_fit.fit(x[~held], y[~held], train, sel.c).score(x[held])
+        sel = router_fit.select(x[~held], y[~held], train, router_fit.C_GRID[head], n_emb)
+        scores[held] = router_fit.fit(x[~held], y[~held], train, sel.c, n_emb).score(x[held])
         thresholds[held] = sel.threshold
         chosen[s] = sel.c
         print(

@@ -120,11 +120,19 @@ class Linear:
         return np.asarray(1.0 / (1.0 + np.exp(-self.logit(x))), dtype=np.float64)
 
 
-def fit(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float = C) -> Linear:
+def fit(
+    x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float = C, embedding_dims: int = 0
+) -> Linear:
+    """The first ``embedding_dims`` columns (the embedding) share one scale, so the penalty is the same
+    in every direction of the embedding space and a near-constant component cannot get a huge weight
+    (which would make the score jump with the worker's ~1e-3 embedding drift); the lexical columns are
+    standardized one by one."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std > 1e-9, std, 1.0)
+    if embedding_dims:
+        std[:embedding_dims] = np.sqrt(np.mean(x[:, :embedding_dims].var(axis=0)))
     lr = LogisticRegression(C=c, max_iter=5000, tol=1e-6)
     lr.fit((x - mean) / std, y, sample_weight=sample_weights(y, sources))
     coef = lr.coef_[0] / std
@@ -132,7 +140,12 @@ def fit(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float = C)
 
 
 def out_of_fold(
-    x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], folds: int = 5, seed: int = 0
+    x: Array,
+    y: npt.NDArray[np.int_],
+    sources: Sequence[str],
+    folds: int = 5,
+    seed: int = 0,
+    embedding_dims: int = 0,
 ) -> Array:
     """Scores of each row by a model fitted without its fold (folds stratified by source and label)."""
     from sklearn.model_selection import StratifiedKFold
@@ -141,7 +154,7 @@ def out_of_fold(
     out = np.zeros(len(y))
     src = np.asarray(sources)
     for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, strata):
-        out[b] = fit(x[a], y[a], list(src[a])).score(x[b])
+        out[b] = fit(x[a], y[a], list(src[a]), embedding_dims=embedding_dims).score(x[b])
     return out
 
 
@@ -172,13 +185,16 @@ def weighted_auc(y: npt.NDArray[np.int_], scores: Array, sources: Sequence[str])
     return float(roc_auc_score(y, scores, sample_weight=sample_weights(y, sources)))
 
 
-def loso_scores(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float) -> Array:
+def loso_scores(
+    x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], c: float, embedding_dims: int = 0
+) -> Array:
     """Each row scored by a model fitted on every other source."""
     src = np.asarray(sources)
     out = np.zeros(len(y))
     for s in sorted(set(sources)):
         held = src == s
-        out[held] = fit(x[~held], y[~held], list(src[~held]), c).score(x[held])
+        model = fit(x[~held], y[~held], list(src[~held]), c, embedding_dims)
+        out[held] = model.score(x[held])
     return out
 
 
@@ -190,10 +206,12 @@ class Selection:
     auc_by_c: dict[float, float]
 
 
-def select(x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], grid: Sequence[float]) -> Selection:
+def select(
+    x: Array, y: npt.NDArray[np.int_], sources: Sequence[str], grid: Sequence[float], embedding_dims: int = 0
+) -> Selection:
     """C by leave-one-source-out AUC (each source weighted equally) over ``grid``, and the threshold
     (:func:`choose_threshold`) on those held-out-source scores. Uses only the data it is given."""
-    runs = {c: loso_scores(x, y, sources, c) for c in grid}
+    runs = {c: loso_scores(x, y, sources, c, embedding_dims) for c in grid}
     aucs = {c: weighted_auc(y, s, sources) for c, s in runs.items()}
     best = max(grid, key=lambda c: (aucs[c], -c))
     return Selection(best, choose_threshold(runs[best], y, sources), runs[best], aucs)

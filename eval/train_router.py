@@ -13,6 +13,8 @@
    fixed order, no timestamps: the same data gives the same bytes), and its sha256.
 
 ``--check`` rebuilds into memory and compares with the committed file instead of writing it.
+``--test-sample`` also writes ``tests/data/router_handwritten_embeddings.npy``: the float16 embeddings of
+the handwritten prompts (``tests/data/router_handwritten.jsonl``), so the unit tests need no model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hybrid_router import prompt_features  # noqa: E402
 from hybrid_router.prompt_router import FORMAT, FORMAT_VERSION, HEAD_EMBEDDING, HEAD_LEXICAL, WEIGHTS_PATH  # noqa: E402
 
 SIGNIFICANT = 6
+TEST_EMBEDDINGS = ROOT / "tests" / "data" / "router_handwritten_embeddings.npy"
 
 
 def _r(x: float) -> float:
@@ -55,9 +58,9 @@ def build(data: Path, cache: Path | None) -> dict[str, Any]:
     mix = router_fit.reference_mix(y, sources)
     heads: dict[str, Any] = {}
     for name, x in matrices.items():
-        sel = router_fit.select(x, y, sources, router_fit.C_GRID[name])
-        model = router_fit.fit(x, y, sources, sel.c)
         n_emb = x.shape[1] - lex.shape[1]
+        sel = router_fit.select(x, y, sources, router_fit.C_GRID[name], n_emb)
+        model = router_fit.fit(x, y, sources, sel.c, n_emb)
         heads[name] = {
             "c": sel.c,
             "loso_auc_by_c": {str(c): _r(a) for c, a in sel.auc_by_c.items()},
@@ -125,7 +128,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=WEIGHTS_PATH)
     ap.add_argument("--no-cache", action="store_true", help="recompute the embeddings (no .cache/router)")
     ap.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
+    ap.add_argument("--test-sample", action="store_true", help=f"also write {TEST_EMBEDDINGS.name}")
     args = ap.parse_args()
+    if args.test_sample:
+        texts = [prompt_features.embedding_text(p.text) for p in router_data.load_handwritten()]
+        np.save(TEST_EMBEDDINGS, router_fit.embed_texts(texts, cache=None).astype(np.float16))
+        print(f"wrote {TEST_EMBEDDINGS.relative_to(ROOT)} ({len(texts)} prompts)")
     blob = serialize(build(args.data, None if args.no_cache else router_fit.DEFAULT_CACHE))
     digest = hashlib.sha256(blob).hexdigest()
     if args.check:
