@@ -4,6 +4,7 @@
   ``[PERSON_2]``): the same value (compared case-insensitively, and for numbers by their digits) gets the
   same placeholder, numbered per kind in order of first appearance, skipping numbers the text already
   uses literally; it returns the text and the mapping placeholder -> original;
+- :class:`Redactor` does that across the messages of one chat (one mapping for all of them);
 - :func:`restore` puts the originals back into a text (the cloud's answer); unknown placeholders stay;
 - :class:`StreamRestorer` does the same for an answer streamed in chunks, holding back the end of a chunk
   while it may be the start of a placeholder (``"... [EMA"`` + ``"IL_1] ..."``);
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from hybrid_router.errors import ValidationError
 from hybrid_router.pii import KINDS, Finding
 
-__all__ = ["PLACEHOLDER", "Redaction", "StreamRestorer", "redact", "restore", "summary"]
+__all__ = ["PLACEHOLDER", "Redaction", "Redactor", "StreamRestorer", "redact", "restore", "summary"]
 
 #: ``[KIND_n]``; kinds are matched case-insensitively on the way back (a model may re-case them).
 PLACEHOLDER = re.compile(r"\[(" + "|".join(KINDS) + r")_(\d{1,6})\]", re.IGNORECASE)
@@ -54,9 +55,7 @@ def _canonical(f: Finding) -> str:
     return " ".join(f.value.split()).casefold()
 
 
-def redact(text: str, findings: Sequence[Finding]) -> Redaction:
-    """``text`` with every finding replaced by its placeholder (findings must not overlap: use
-    :func:`hybrid_router.pii.merge`)."""
+def _checked(text: str, findings: Sequence[Finding]) -> list[Finding]:
     ordered = sorted(findings, key=lambda f: f.start)
     for a, b in zip(ordered, ordered[1:], strict=False):
         if b.start < a.end:
@@ -70,24 +69,61 @@ def redact(text: str, findings: Sequence[Finding]) -> Redaction:
             raise ValidationError(
                 f"a {f.kind} finding ({f.start}..{f.end}) does not match the text", field="findings"
             )
-    taken = {(m.group(1).upper(), int(m.group(2))) for m in PLACEHOLDER.finditer(text)}
-    names: dict[tuple[str, str], str] = {}
-    counters: Counter[str] = Counter()
-    mapping: dict[str, str] = {}
-    parts: list[str] = []
-    pos = 0
-    for f in ordered:
+    return ordered
+
+
+class Redactor:
+    """Placeholders shared by several texts (the messages of one chat): the same value gets the same
+    placeholder in every text. ``texts`` are all the texts that will be redacted (or sent): numbers of
+    placeholders written in them literally are not used."""
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        self._taken = {(m.group(1).upper(), int(m.group(2))) for t in texts for m in PLACEHOLDER.finditer(t)}
+        self._names: dict[tuple[str, str], str] = {}
+        self._counters: Counter[str] = Counter()
+        self._mapping: dict[str, str] = {}
+        self._findings: list[Finding] = []
+
+    @property
+    def mapping(self) -> Mapping[str, str]:
+        """Placeholder -> original value, for everything redacted so far."""
+        return MappingProxyType(dict(self._mapping))
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(self._findings)
+
+    def redact(self, text: str, findings: Sequence[Finding]) -> str:
+        """``text`` with every finding replaced by its placeholder (findings must not overlap: use
+        :func:`hybrid_router.pii.merge`)."""
+        ordered = _checked(text, findings)
+        self._taken |= {(m.group(1).upper(), int(m.group(2))) for m in PLACEHOLDER.finditer(text)}
+        parts: list[str] = []
+        pos = 0
+        for f in ordered:
+            parts += [text[pos : f.start], self._name(f)]
+            pos = f.end
+        parts.append(text[pos:])
+        self._findings += ordered
+        return "".join(parts)
+
+    def _name(self, f: Finding) -> str:
         key = (f.kind, _canonical(f))
-        if key not in names:
-            counters[f.kind] += 1
-            while (f.kind, counters[f.kind]) in taken:
-                counters[f.kind] += 1
-            names[key] = f"[{f.kind}_{counters[f.kind]}]"
-            mapping[names[key]] = f.value
-        parts += [text[pos : f.start], names[key]]
-        pos = f.end
-    parts.append(text[pos:])
-    return Redaction("".join(parts), MappingProxyType(mapping), tuple(ordered))
+        if key not in self._names:
+            self._counters[f.kind] += 1
+            while (f.kind, self._counters[f.kind]) in self._taken:
+                self._counters[f.kind] += 1
+            self._names[key] = f"[{f.kind}_{self._counters[f.kind]}]"
+            self._mapping[self._names[key]] = f.value
+        return self._names[key]
+
+
+def redact(text: str, findings: Sequence[Finding]) -> Redaction:
+    """``text`` with every finding replaced by its placeholder (findings must not overlap: use
+    :func:`hybrid_router.pii.merge`); one text, see :class:`Redactor` for several."""
+    redactor = Redactor([text])
+    redacted = redactor.redact(text, findings)
+    return Redaction(redacted, redactor.mapping, redactor.findings)
 
 
 def _lookup(mapping: Mapping[str, str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from hybrid_router import pii
 from hybrid_router.entities import Entity
 from hybrid_router.errors import ValidationError
 from hybrid_router.pii import Finding
-from hybrid_router.redaction import StreamRestorer, redact, restore, summary
+from hybrid_router.redaction import Redactor, StreamRestorer, redact, restore, summary
 
 PROMPT = (
     "Hi, I'm Anna Berg. Mail anna@example.com or ANNA@example.com, call +44 20 7946 0958. "
@@ -58,6 +58,15 @@ def test_placeholders_already_in_the_text_are_not_reused() -> None:
     r = redact(text, pii.detect(text))
     assert r.text == "Template [EMAIL_1] stays; real one: [EMAIL_2]"
     assert restore(r.text, r.mapping) == "Template [EMAIL_1] stays; real one: bob@example.com"
+
+
+def test_a_chat_shares_one_mapping() -> None:
+    messages = ["I'm bob@example.com.", "Reply to bob@example.com and cc [EMAIL_1] and amy@example.com."]
+    redactor = Redactor(messages)
+    out = [redactor.redact(m, pii.detect(m)) for m in messages]
+    assert out == ["I'm [EMAIL_2].", "Reply to [EMAIL_2] and cc [EMAIL_1] and [EMAIL_3]."]
+    assert dict(redactor.mapping) == {"[EMAIL_2]": "bob@example.com", "[EMAIL_3]": "amy@example.com"}
+    assert summary(redactor.findings) == {"EMAIL": 3}
 
 
 def test_bad_findings_are_validation_errors() -> None:
