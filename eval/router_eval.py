@@ -9,7 +9,8 @@ sources and scores S. The table gives per held-out source: its size, the AUC (so
 have none), the share of everyday prompts kept local and of hard prompts sent to the cloud at that
 fold's operating point, and the same for ``complexity.estimate`` at its shipped threshold (fitted on
 RouteLLM's MMLU/GSM8K with another label, so those two rows are not held out for it). "all" pools the
-held-out predictions: plain, and with each source weighted equally ("all, per source").
+held-out predictions: plain, and with each source weighted equally ("all, per source"). A second table
+turns target cloud shares into thresholds on a reference mix (one in ten hard) of those held-out scores.
 Takes about 10 minutes on 2 cores (the embeddings are cached in ``.cache/router``).
 """
 
@@ -28,6 +29,7 @@ from eval import router_data, router_fit  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from hybrid_router import complexity, prompt_features  # noqa: E402
+from hybrid_router.cloud_share import threshold_for_share  # noqa: E402
 from hybrid_router.prompt_router import HEAD_EMBEDDING, HEAD_LEXICAL  # noqa: E402
 
 Array = npt.NDArray[np.float64]
@@ -101,6 +103,25 @@ def main() -> None:
         print(row(s, y[m], [(p[m], t[m]) for p, t in runs]))
     print(row("all", y, runs))
     print(row("all, per source", y, runs, router_fit.sample_weights(y, sources)))
+    shares(p_emb, y, sources)
+
+
+def shares(scores: Array, y: npt.NDArray[np.int_], sources: list[str]) -> None:
+    """A target cloud share on a reference mix built like the shipped one, from held-out scores: what
+    each share means for everyday and hard prompts of that mix."""
+    mix = router_fit.reference_mix(y, sources)
+    ordered = sorted(float(v) for v in scores[mix])
+    print(
+        "\n| target cloud share | threshold | share of the mix sent | everyday kept local % | hard sent % |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    for share in (0.1, 0.15, 0.2, 0.3, 0.4):
+        t = threshold_for_share(ordered, share)
+        cloud, yy = scores[mix] >= t, y[mix]
+        print(
+            f"| {share:.2f} | {t:.3f} | {100 * cloud.mean():.1f} | {100 * (~cloud[yy == 0]).mean():.1f} | "
+            f"{100 * cloud[yy == 1].mean():.1f} |"
+        )
 
 
 if __name__ == "__main__":
