@@ -137,7 +137,12 @@ export class VectorIndex {
   }
 }
 
-export class HybridRouter {
+/**
+ * The router. It is an EventTarget: a `change` event (`event.detail`: `{ kind: "models", models }` or
+ * `{ kind: "cloud", available, note }`) says the server built a model or brought the cloud up while the
+ * page was open; the next calls use it.
+ */
+export class HybridRouter extends EventTarget {
   /** @type {WorkerConnection} */ #connection;
   /** @type {() => WorkerConnection} */ #connect;
   /** @type {Record<string, any>} */ #bootOptions = {};
@@ -166,12 +171,14 @@ export class HybridRouter {
 
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
   constructor(options) {
+    super();
+    const onEvent = (/** @type {{ kind: string }} */ detail) => this.dispatchEvent(new CustomEvent("change", { detail }));
     this.#connect = () => {
       // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
       const worker = options.workerUrl
         ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })
         : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "hybrid-router" });
-      return new WorkerConnection(worker, options.onProgress);
+      return new WorkerConnection(worker, options.onProgress, onEvent);
     };
     this.#connection = this.#connect();
   }

@@ -25,11 +25,16 @@ export class WorkerConnection {
   #nextId = 1;
   /** @type {HybridRouterError | null} */ #dead = null;
   /** @type {((e: ProgressEvent) => void) | undefined} */ #onProgress;
+  /** @type {((e: { kind: string }) => void) | undefined} */ #onEvent;
 
-  /** @param {Worker} worker @param {(e: ProgressEvent) => void} [onProgress] every progress event */
-  constructor(worker, onProgress) {
+  /**
+   * @param {Worker} worker @param {(e: ProgressEvent) => void} [onProgress] every progress event
+   * @param {(e: { kind: string }) => void} [onEvent] what the worker tells unasked (models built, the cloud up)
+   */
+  constructor(worker, onProgress, onEvent) {
     this.#worker = worker;
     this.#onProgress = onProgress;
+    this.#onEvent = onEvent;
   }
 
   /** The error every call rejects with once the worker is gone (null while it runs). */
@@ -136,6 +141,7 @@ export class WorkerConnection {
 
   /** @param {any} msg */
   #reply(msg) {
+    if ((msg.id === null || msg.id === undefined) && msg.type === "event") { this.#onEvent?.(msg.event); return; }
     const call = this.#pending.get(msg.id);
     if (!call) return; // a reply to a call already settled (e.g. aborted)
     if (msg.type === "progress") { call.onProgress?.(msg.event); this.#onProgress?.(msg.event); return; }

@@ -111,6 +111,7 @@ async function boot(options) {
     cache_budget_bytes: options.cacheBudgetBytes ?? null,
     cloud_config_url: abs(boot.cloud_config || "/api/cloud/config"),
     cloud_base_url: abs(boot.cloud_base_url || "/api/cloud"),
+    build_status_url: abs(boot.build_status || "/api/build/status"),
     cloud: options.cloud || {},
     policy: options.policy || {},
     device: options.device ?? null, // null: chosen per model from the capabilities
