@@ -154,16 +154,24 @@ async function main() {
   const i = router.info;
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
     `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ""}; ready in ${(i.timings.ready / 1000).toFixed(1)} s.`;
-  try {
+  const showCloud = async () => {
     const info = await router.call("info", {});
     const c = info.cloud;
+    const local = info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none";
     $("cloud-label").textContent = c
-      ? `Cloud tier: ${c.label || c.model}. Local model: ${info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none"}.`
-      : "Cloud tier: none configured — everything runs on this device.";
+      ? `Cloud tier: ${c.label || c.model}. Local model: ${local}.`
+      : info.cloud_note
+        ? `Cloud tier: ${info.cloud_note}; until then everything runs on this device. Local model: ${local}.`
+        : "Cloud tier: none configured — everything runs on this device.";
+  };
+  try {
+    await showCloud();
     setUpChat(router);
   } catch (err) {
     $("cloud-label").textContent = `Chat unavailable: ${err.name}: ${err.message}`;
   }
+  // the server built a model or brought the cloud tier up while this page was open
+  router.addEventListener("change", () => { showCloud().catch(() => {}); });
   setUpModels(router).catch((err) => { $("caps-report").textContent = `Model manager unavailable: ${err.name}: ${err.message}`; });
   setUpTranscription(router);
   setUpTextTasks(router);
