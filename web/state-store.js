@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * A small key-value store in IndexedDB for the router's own state (the cost ledger, so that a daily
- * cloud budget survives a reload). Database `hybrid-router-state`, object store `kv`.
+ * cloud budget survives a reload and holds across the origin's tabs). Database `hybrid-router-state`,
+ * object store `kv`; `lock(name)` is the Web Lock the tabs take turns with.
  */
 
 import { committed, done, openDatabase } from "./idb.js";
@@ -21,6 +22,19 @@ export async function openStateStore(name = DB_NAME) {
       const tx = db.transaction("kv", "readwrite");
       tx.objectStore("kv").put(json, key);
       await committed(tx);
+    },
+    /**
+     * Take the Web Lock `name`, which every tab and worker of the origin shares; resolves, once it is held,
+     * with the function that releases it (without Web Locks: a no-op lock).
+     * @param {string} name @returns {Promise<() => void>}
+     */
+    async lock(name) {
+      const locks = /** @type {any} */ (globalThis.navigator)?.locks;
+      if (!locks) return () => {};
+      /** @type {() => void} */ let release = () => {};
+      const held = new Promise((resolve) => { release = () => resolve(undefined); });
+      await new Promise((granted) => { locks.request(name, () => { granted(undefined); return held; }); });
+      return release;
     },
   };
 }

@@ -59,7 +59,8 @@ def threshold_for_share(sorted_scores: Sequence[float], cloud_share: float) -> f
     if k >= n:
         return float(scores[0])
     low, high = float(scores[n - k - 1]), float(scores[n - k])
-    return high if low == high else (low + high) / 2.0
+    middle = (low + high) / 2.0
+    return middle if low < middle < high else high  # neighbours too close for a midpoint: the higher one
 
 
 def share_at(sorted_scores: Sequence[float], threshold: float) -> float:

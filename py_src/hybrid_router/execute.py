@@ -26,7 +26,14 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from hybrid_router.errors import ABORT_ERROR, CloudError, HybridRouterError, InferenceError, error_to_wire
+from hybrid_router.errors import (
+    ABORT_ERROR,
+    CloudError,
+    HybridRouterError,
+    InferenceError,
+    PolicyError,
+    error_to_wire,
+)
 from hybrid_router.ledger import Ledger
 from hybrid_router.route import FallbackStep, Route
 from hybrid_router.routing import GENERATE, Devices, may_fall_back
@@ -66,6 +73,7 @@ class Executor:
         self.cloud_name = cloud_name
         self.clock = clock
         self._queues: dict[str, asyncio.Lock] = {}
+        self._syncing: set[asyncio.Task[None]] = set()
 
     def queue(self, step: Step) -> contextlib.AbstractAsyncContextManager[object]:
         """One call at a time per on-device model (its pipeline is not re-entrant, and two calls at once
@@ -88,12 +96,13 @@ class Executor:
             for step in plan.steps:
                 run.tried = step
                 try:
+                    await run.budget(step)
                     async with self.queue(step):
                         outcome = await attempt(step)
                 except Exception as exc:
                     run.failed(step, exc, what=what, shown=False)
                     continue
-                return outcome.value, run.finish(step, outcome)
+                return outcome.value, await run.finish(step, outcome)
             raise AssertionError("a plan has at least one step")  # the last failure raised above
         except BaseException as exc:
             run.record_error(exc)
@@ -114,12 +123,14 @@ class Executor:
                 shown = False
                 output: Output | None = None
                 try:
+                    await run.budget(step)
                     async with self.queue(step), aclosing(pieces(step)) as items:
                         async for piece in items:
                             if isinstance(piece, Output):
                                 output = piece
                                 continue
                             shown = True
+                            run.received += 1
                             yield piece
                 except Exception as exc:
                     run.failed(step, exc, what=None, shown=shown)
@@ -130,7 +141,7 @@ class Executor:
                     )
                     continue
                 result = Outcome(output, output.model, output.tokens_in, output.tokens_out)
-                route = run.finish(step, result)
+                route = await run.finish(step, result)
                 break
             else:
                 raise AssertionError("a plan has at least one step")
@@ -147,7 +158,14 @@ class Executor:
         except BaseException as exc:
             if task in LEDGER_TASKS:
                 self.ledger.record(target=None, error=_error_name(exc))
+                self.sync_soon()
             raise
+
+    def sync_soon(self) -> None:
+        """Store the ledger's changes without waiting (where waiting is not possible: a cancelled call)."""
+        task = asyncio.ensure_future(self.ledger.sync())
+        self._syncing.add(task)
+        task.add_done_callback(self._syncing.discard)
 
     def typed(self, step: Step, exc: BaseException, what: str | None, task: str) -> HybridRouterError:
         """``exc`` as an error of ours (unexpected ones wrapped, naming their type)."""
@@ -177,6 +195,28 @@ class _Attempts:
         self.fallbacks: list[FallbackStep] = list(plan.failures)
         self.tried: Step = plan.first
         self.recorded = plan.task not in LEDGER_TASKS
+        #: the budget held for the cloud step (made by the planner when the cloud came first)
+        self.reservation = plan.reservation
+        #: pieces the current step has streamed (a cut cloud stream is charged for them)
+        self.received = 0
+
+    async def budget(self, step: Step) -> None:
+        """Before a cloud step: its worst case must fit today's budget, held until the call ends."""
+        self.received = 0
+        if step.target != "cloud" or self.reservation is not None or self.plan.budget_usd is None:
+            return
+        ledger = self.executor.ledger
+        async with ledger.synced():
+            self.reservation = ledger.reserve(self.plan.cloud_worst_usd, self.plan.budget_usd)
+            spent = ledger.spent_today() + ledger.reserved_now()
+        if self.reservation is None:
+            raise PolicyError(
+                f"the cloud could answer, but today's budget cannot take this call (${spent:.4f} spent or "
+                f"held of ${self.plan.budget_usd:.4f}; it could cost up to ${self.plan.cloud_worst_usd:.4f})",
+                hint="Raise daily_budget_usd, wait until tomorrow, or lower max_tokens.",
+                daily_budget_usd=self.plan.budget_usd,
+                spent_today_usd=spent,
+            )
 
     def failed(self, step: Step, exc: Exception, *, what: str | None, shown: bool) -> None:
         """Record ``step``'s failure and return, if the next step may try; else raise the error."""
@@ -191,7 +231,7 @@ class _Attempts:
             raise error from exc
         self.fallbacks.append(FallbackStep.from_error(step.target, step.model, error))
 
-    def finish(self, step: Step, outcome: Outcome[T]) -> Route:
+    async def finish(self, step: Step, outcome: Outcome[T]) -> Route:
         ex = self.executor
         model = outcome.model if outcome.model is not None else step.model
         cost = ex.ledger.cost(model, outcome.tokens_in, outcome.tokens_out) if step.target == "cloud" else 0.0
@@ -207,18 +247,36 @@ class _Attempts:
             cost_usd=cost,
             device=device,
         )
+        ex.ledger.release(self.reservation)
         if not self.recorded:
             self.recorded = True
             ex.ledger.record_route(route)
+        await ex.ledger.sync()
         return route
 
     def record_error(self, exc: BaseException) -> None:
+        """The request ended in ``exc`` (a cancel too): recorded once, a cut cloud stream at the cost of the
+        pieces it received (usage is not known then: a piece is about a token)."""
+        ledger = self.executor.ledger
+        ledger.release(self.reservation)
+        self.reservation = None
         if self.recorded:
             return
         self.recorded = True
-        self.executor.ledger.record(
-            target=self.tried.target, fallback=bool(self.fallbacks), error=_error_name(exc)
+        tokens_in = tokens_out = 0
+        cost = 0.0
+        if self.tried.target == "cloud" and self.received:
+            tokens_in, tokens_out = self.plan.cloud_tokens_in, self.received
+            cost = ledger.cost(self.tried.model, tokens_in, tokens_out)
+        ledger.record(
+            target=self.tried.target,
+            fallback=bool(self.fallbacks),
+            error=_error_name(exc),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
         )
+        self.executor.sync_soon()
 
 
 def _error_name(exc: BaseException) -> str:

@@ -15,25 +15,54 @@ counted here. :meth:`Ledger.stats` gives
   at 0 when ``today()`` returns a new date.
 
 ``to_state()`` / ``from_state()`` turn the ledger into plain data and back, so the worker can keep it
-across reloads. Pure Python, no I/O.
+across reloads.
+
+**The budget holds.** Before a cloud call the executor :meth:`~Ledger.reserve` s its worst-case cost (the
+prompt's tokens and ``max_tokens`` at the cloud model's price): a reservation that would take today's
+spend plus what is already reserved past the budget is refused, so concurrent calls cannot overspend.
+When the call ends the reservation is :meth:`~Ledger.release` d and the call recorded at its real cost
+(a cut or stopped stream at what it received).
+
+**One ledger per origin.** With a :class:`LedgerStore` (the browser's: IndexedDB under a Web Lock, so
+every tab of the origin shares it) every change is also kept as a *delta*; :meth:`~Ledger.sync` applies
+the deltas to the stored state atomically and reads back what the other tabs did, and
+``async with ledger.synced():`` holds the store while a decision is made on fresh figures (the budget
+check and the reservation of one call, across tabs). Without a store the ledger lives in memory.
+Reservations older than :data:`RESERVATION_TTL_S` (a tab closed mid-call) expire. Pure Python, no I/O.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import itertools
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
 from hybrid_router.errors import ValidationError
 from hybrid_router.route import Route, Target
 
-__all__ = ["STATE_VERSION", "Ledger", "Price", "PriceTable"]
+__all__ = [
+    "RESERVATION_TTL_S",
+    "STATE_VERSION",
+    "Ledger",
+    "LedgerStore",
+    "MemoryLedgerStore",
+    "Price",
+    "PriceTable",
+]
 
 #: The version of :meth:`Ledger.to_state`'s format.
 STATE_VERSION = 1
+#: A reservation no call settled within this time (its tab closed) no longer counts.
+RESERVATION_TTL_S = 15 * 60.0
+_ids = itertools.count(1)
 
 
 class Price(Protocol):
@@ -46,6 +75,45 @@ class PriceTable(Protocol):
     """Where prices come from (``Manifest`` and its ``cloud_prices`` both are one)."""
 
     def price_for(self, model: str | None) -> Price: ...
+
+
+class LedgerStore(Protocol):
+    """Where the ledgers of an origin's tabs meet: a lock every tab shares, and the state it guards."""
+
+    def locked(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def read(self) -> dict[str, Any] | None: ...
+
+    async def write(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class MemoryLedgerStore:
+    """A :class:`LedgerStore` in memory (tests: two ledgers on one store are two tabs)."""
+
+    state: dict[str, Any] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def locked(self) -> AbstractAsyncContextManager[None]:
+        return self.lock
+
+    async def read(self) -> dict[str, Any] | None:
+        await asyncio.sleep(0)  # as a real store would: other tasks get a turn
+        return None if self.state is None else dict(self.state)
+
+    async def write(self, state: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        self.state = dict(state)
+
+
+@dataclass
+class _Delta:
+    """What this ledger changed since it last synced with its store."""
+
+    totals: _Totals = field(default_factory=lambda: _Totals())
+    spent: float = 0.0
+    reserved: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> (usd, at)
+    released: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -68,14 +136,21 @@ class Ledger:
         *,
         cloud_model: str | None = None,
         today: Callable[[], date] = date.today,
+        store: LedgerStore | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.prices = prices
         #: The model whose price the savings are estimated with (the configured cloud model).
         self.cloud_model = cloud_model
         self._today = today
+        self._now = now
+        self.store = store
         self._totals = _Totals()
         self._day = today()
         self._spent = 0.0
+        self._reserved: dict[str, tuple[float, float]] = {}
+        self._delta = _Delta()
+        self._lock = asyncio.Lock()
         #: called after every recorded request (the worker saves the state so a reload keeps the budget)
         self.listeners: list[Callable[[Ledger], None]] = []
 
@@ -99,20 +174,25 @@ class Ledger:
             raise ValueError(f"target must be 'local', 'cloud' or None, got {target!r}")
         if not math.isfinite(cost_usd) or cost_usd < 0:
             raise ValueError(f"cost_usd must be a finite number >= 0, got {cost_usd!r}")
-        totals = self._totals
-        totals.requests += 1
-        totals.fallbacks += int(fallback)
-        if cost_usd:
+        saved = (
+            0.0
+            if error is not None or target != "local"
+            else self.cost(self.cloud_model, tokens_in, tokens_out)
+        )
+        self._roll_day()
+        for totals in (self._totals, self._delta.totals):
+            totals.requests += 1
+            totals.fallbacks += int(fallback)
             totals.cloud_cost_usd += cost_usd
-            self._roll_day()
-            self._spent += cost_usd
-        if error is not None:
-            totals.errors += 1
-        elif target == "cloud":
-            totals.cloud += 1
-        elif target == "local":
-            totals.local += 1
-            totals.saved_usd += self.cost(self.cloud_model, tokens_in, tokens_out)
+            if error is not None:
+                totals.errors += 1
+            elif target == "cloud":
+                totals.cloud += 1
+            elif target == "local":
+                totals.local += 1
+                totals.saved_usd += saved
+        self._spent += cost_usd
+        self._delta.spent += cost_usd
         for listener in self.listeners:
             listener(self)
 
@@ -131,6 +211,90 @@ class Ledger:
         self._roll_day()
         return self._spent
 
+    def reserved_now(self) -> float:
+        """What the cloud calls in flight (this tab's, and the others' as of the last sync) may still cost."""
+        self._expire()
+        return sum(usd for usd, _ in self._reserved.values())
+
+    def reserve(self, usd: float, budget: float | None) -> str | None:
+        """Hold ``usd`` of today's budget for a cloud call (its worst case); None when today's spend plus
+        what is reserved plus ``usd`` would pass ``budget``. Release it with :meth:`release`."""
+        if not math.isfinite(usd) or usd < 0:
+            raise ValueError(f"a reservation must be a finite number >= 0, got {usd!r}")
+        if budget is not None and self.spent_today() + self.reserved_now() + usd > budget + 1e-12:
+            return None
+        rid = f"r{next(_ids)}-{id(self):x}"
+        self._reserved[rid] = self._delta.reserved[rid] = (usd, self._now())
+        return rid
+
+    def release(self, reservation: str | None) -> None:
+        """The call is over: its reservation no longer counts (its cost is recorded with :meth:`record`)."""
+        if reservation is None:
+            return
+        self._reserved.pop(reservation, None)
+        if self._delta.reserved.pop(reservation, None) is None:
+            self._delta.released.add(reservation)
+
+    async def sync(self) -> None:
+        """Apply this ledger's changes to the store and read back the others' (no store: nothing to do)."""
+        async with self.synced():
+            pass
+
+    @contextlib.asynccontextmanager
+    async def synced(self) -> AsyncIterator[None]:
+        """Hold the store (every tab's) while the block runs: the ledger first reads what the other tabs did,
+        the block decides on those figures, and its changes are stored before another tab can decide."""
+        async with self._lock:
+            if self.store is None:
+                yield
+                return
+            async with self.store.locked():
+                stored = await self.store.read()
+                self._adopt(stored)
+                try:
+                    yield
+                finally:
+                    merged = self._merged(stored)
+                    await self.store.write(merged)
+                    self._delta = _Delta()
+                    self._adopt(merged)
+
+    def _adopt(self, stored: dict[str, Any] | None) -> None:
+        """The view: the stored state with this ledger's unsynced changes on top."""
+        state = self._merged(stored)
+        base = Ledger.from_state(state, self.prices, today=self._today)
+        self._totals, self._day, self._spent = base._totals, base._day, base._spent
+        self._reserved = base._reserved
+
+    def _merged(self, stored: dict[str, Any] | None) -> dict[str, Any]:
+        """``stored`` plus this ledger's delta, as a state."""
+        try:
+            base = Ledger.from_state(stored, self.prices, today=self._today) if stored else None
+        except ValidationError:
+            base = None  # unreadable: start again from this ledger's own changes
+        totals = dataclasses.asdict(base._totals) if base else dataclasses.asdict(_Totals())
+        for name, value in dataclasses.asdict(self._delta.totals).items():
+            totals[name] += value
+        today = self._today()
+        spent = (base._spent if base and base._day == today else 0.0) + self._delta.spent
+        reserved = {
+            k: v for k, v in (base._reserved if base else {}).items() if k not in self._delta.released
+        }
+        reserved.update(self._delta.reserved)
+        horizon = self._now() - RESERVATION_TTL_S
+        return {
+            "version": STATE_VERSION,
+            "totals": totals,
+            "day": today.isoformat(),
+            "spent_usd": spent,
+            "reserved": {k: [usd, at] for k, (usd, at) in reserved.items() if at >= horizon},
+        }
+
+    def _expire(self) -> None:
+        horizon = self._now() - RESERVATION_TTL_S
+        for rid in [k for k, (_, at) in self._reserved.items() if at < horizon]:
+            del self._reserved[rid]
+
     def stats(self) -> dict[str, Any]:
         """The counters and money of the module docstring, as plain data."""
         wire = dataclasses.asdict(self._totals)
@@ -145,6 +309,7 @@ class Ledger:
             "totals": dataclasses.asdict(self._totals),
             "day": self._day.isoformat(),
             "spent_usd": self._spent,
+            "reserved": {k: [usd, at] for k, (usd, at) in self._reserved.items()},
         }
 
     @classmethod
@@ -170,12 +335,16 @@ class Ledger:
                 setattr(totals, f.name, float(value) if f.type == "float" else value)
             day = date.fromisoformat(state["day"])
             spent = float(state["spent_usd"])
+            reserved = {
+                str(k): (float(v[0]), float(v[1])) for k, v in dict(state.get("reserved") or {}).items()
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(
                 f"the saved ledger state cannot be read: {type(exc).__name__}: {exc}",
                 hint="Discard the saved statistics (they restart at zero).",
             ) from exc
         ledger._totals = totals
+        ledger._reserved = reserved
         if day == ledger._day:
             ledger._spent = spent
         return ledger

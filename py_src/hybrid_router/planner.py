@@ -8,12 +8,14 @@ it out.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
 from hybrid_router.chat import ChatRequest
 from hybrid_router.complexity import estimate_text
 from hybrid_router.errors import HybridRouterError, InferenceError
+from hybrid_router.ledger import Ledger
 from hybrid_router.manifest import Manifest
 from hybrid_router.providers.base import CloudProvider
 from hybrid_router.route import FallbackStep
@@ -30,7 +32,7 @@ from hybrid_router.routing import (
 from hybrid_router.routing.plans import Plan
 from hybrid_router.runtime import LocalRuntime, ProgressCallback
 
-__all__ = ["Planner"]
+__all__ = ["Planner", "estimated_tokens"]
 
 
 class Planner:
@@ -69,10 +71,14 @@ class Planner:
         self,
         request: ChatRequest,
         policy: Policy,
-        spent_today_usd: float,
+        ledger: Ledger,
         on_progress: ProgressCallback | None = None,
     ) -> Plan:
-        """Count, estimate and decide; the plan's ``decision_ms`` is the time this took."""
+        """Count, estimate and decide; the plan's ``decision_ms`` is the time this took.
+
+        The decision and, when it chooses the cloud, the reservation of the call's worst-case cost are
+        made while the ledger is synced (across the origin's tabs): concurrent calls cannot overspend.
+        """
         started = self.clock()
         models = self.manifest.for_task(GENERATE)
         entry = models[0] if models else None
@@ -98,6 +104,9 @@ class Planner:
                 )
         text, prior_turns = request.scored
         score = estimate_text(text, prior_turns)
+        priced_in = tokens_in if tokens_in is not None else estimated_tokens(request)
+        model = self.cloud.model if self.cloud is not None else None
+        worst = ledger.cost(model, priced_in, request.max_tokens) if self.cloud is not None else 0.0
         facts = Facts(
             task=GENERATE,
             route=request.route,
@@ -108,22 +117,33 @@ class Planner:
             complexity_reasons=score.top_reasons,
             local_available=entry is not None and failure is None,
             cloud_available=self.cloud is not None,
-            spent_today_usd=spent_today_usd,
             cloud_note=self.cloud_note,
+            cloud_worst_usd=worst,
         )
-        failures: tuple[FallbackStep, ...] = ()
-        if failure is None:
-            decision = decide(facts, policy)
-        else:
-            decision = decide_after_local_failure(facts, policy, failure)
-            failures = (FallbackStep.from_error("local", entry.id if entry else None, failure),)
+        async with ledger.synced():
+            facts = dataclasses.replace(facts, spent_today_usd=ledger.spent_today() + ledger.reserved_now())
+            failures: tuple[FallbackStep, ...] = ()
+            if failure is None:
+                decision = decide(facts, policy)
+            else:
+                decision = decide_after_local_failure(facts, policy, failure)
+                failures = (FallbackStep.from_error("local", entry.id if entry else None, failure),)
+            first_cloud = decision.target == "cloud"
+            reservation = ledger.reserve(worst, policy.daily_budget_usd) if first_cloud else None
         plan = generation_plan(
             decision,
             local=entry,
             dtype=dtype,
-            cloud_model=self.cloud.model if self.cloud is not None else None,
+            cloud_model=model,
             failures=failures,
             complexity=score.score,
             tokens_in=tokens_in,
         )
+        plan = plan.budgeted(policy.daily_budget_usd, worst, priced_in, reservation)
         return plan.timed((self.clock() - started) * 1000.0)
+
+
+def estimated_tokens(request: ChatRequest) -> int:
+    """A prompt's tokens where the local tokenizer did not count them: about 3 characters a token, and a
+    few for each message's framing (on the generous side: it prices a worst case)."""
+    return sum(len(m.content) // 3 + 4 for m in request.messages) + 1

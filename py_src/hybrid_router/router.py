@@ -267,7 +267,7 @@ class Router:
                     request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
                 )
             )
-            plan = await self.planner.generation(req, self.policy, self.ledger.spent_today(), on_progress)
+            plan = await self.planner.generation(req, self.policy, self.ledger, on_progress)
 
         async def attempt(step: Step) -> Outcome[Output]:
             out = await sides.answer(
@@ -299,7 +299,7 @@ class Router:
                     request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
                 )
             )
-            plan = await self.planner.generation(req, self.policy, self.ledger.spent_today(), on_progress)
+            plan = await self.planner.generation(req, self.policy, self.ledger, on_progress)
 
         def pieces(step: Step) -> AsyncGenerator[str | Output, None]:
             return sides.pieces(

@@ -309,10 +309,12 @@ async def test_when_both_sides_fail_the_last_error_carries_the_chain():
 
 
 async def test_a_spent_budget_keeps_requests_on_the_device():
-    env = Env(policy=Policy(daily_budget_usd=0.00001))
-    first = await env.generate(prompt=COMPLEX)  # spends 0.00005
+    # a call's worst case (its prompt + max_tokens 100 at fake-gpt's price) is ~0.00023 USD and must fit:
+    # the first call does and spends 0.00005; the second's worst case no longer fits the rest
+    env = Env(policy=Policy(daily_budget_usd=0.00025))
+    first = await env.generate(prompt=COMPLEX, max_tokens=100)
     assert first.route.target == "cloud"
-    second = await env.generate(prompt=COMPLEX)
+    second = await env.generate(prompt=COMPLEX, max_tokens=100)
     assert (second.route.target, second.route.reason) == ("local", "budget")
     assert len(env.cloud_calls) == 1
 

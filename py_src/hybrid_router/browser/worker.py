@@ -199,42 +199,29 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
 
 
 async def _persistent_ledger(manifest: Manifest, cloud: CloudProvider | None) -> Ledger:
-    """The cost ledger, restored from IndexedDB and saved after every request, so that the daily cloud
-    budget and the stats survive a reload. Without IndexedDB it lives in memory only."""
-    import asyncio
+    """The cost ledger, kept in IndexedDB and shared by the origin's tabs (under a Web Lock), so that the
+    daily cloud budget survives a reload and holds across tabs. Without IndexedDB it lives in memory."""
     import json
 
     import js
     from pyodide.code import run_js
     from pyodide.ffi import JsException
 
+    from .ledger_store_idb import IdbLedgerStore
+
     cloud_model = cloud.model if cloud is not None else None
     url = str(js.URL.new("./state-store.js", js.location.href).href)
     try:
-        store = await (await run_js(f"import({json.dumps(url)})")).openStateStore()
-        saved = await store.get("ledger")
+        store = IdbLedgerStore(await (await run_js(f"import({json.dumps(url)})")).openStateStore())
     except JsException as exc:
         js.console.warn(f"the cost ledger stays in memory: {exc}")
         return Ledger(manifest, cloud_model=cloud_model)
-    ledger = Ledger(manifest, cloud_model=cloud_model)
-    if saved:
-        try:
-            ledger = Ledger.from_state(json.loads(saved), manifest, cloud_model=cloud_model)
-        except (ValueError, KeyError, TypeError) as exc:
-            js.console.warn(f"the saved cost ledger was unreadable and starts afresh: {exc}")
-    pending: list[asyncio.Task[None]] = []
-
-    async def save(state: dict[str, Any]) -> None:
-        try:
-            await store.put("ledger", json.dumps(state))
-        except JsException as exc:
-            js.console.warn(f"the cost ledger could not be saved: {exc}")
-
-    def on_record(current: Ledger) -> None:
-        pending[:] = [t for t in pending if not t.done()]
-        pending.append(asyncio.ensure_future(save(current.to_state())))
-
-    ledger.listeners.append(on_record)
+    ledger = Ledger(manifest, cloud_model=cloud_model, store=store)
+    try:
+        await ledger.sync()  # what this origin's tabs spent and hold today
+    except JsException as exc:
+        js.console.warn(f"the cost ledger could not be read and stays in memory: {exc}")
+        return Ledger(manifest, cloud_model=cloud_model)
     return ledger
 
 

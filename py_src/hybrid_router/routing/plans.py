@@ -47,6 +47,12 @@ class Plan:
     complexity: float | None = None
     tokens_in: int | None = None
     decision_ms: float = 0.0
+    #: the budget a cloud step must fit, the most it could cost, the prompt tokens it is priced with, and
+    #: the reservation made for it when the decision chose the cloud first
+    budget_usd: float | None = None
+    cloud_worst_usd: float = 0.0
+    cloud_tokens_in: int = 0
+    reservation: str | None = None
 
     @property
     def first(self) -> Step:
@@ -54,6 +60,17 @@ class Plan:
 
     def timed(self, decision_ms: float) -> Plan:
         return dataclasses.replace(self, decision_ms=decision_ms)
+
+    def budgeted(
+        self, budget_usd: float | None, worst_usd: float, tokens_in: int, reservation: str | None
+    ) -> Plan:
+        return dataclasses.replace(
+            self,
+            budget_usd=budget_usd,
+            cloud_worst_usd=worst_usd,
+            cloud_tokens_in=tokens_in,
+            reservation=reservation,
+        )
 
 
 def local_plan(task: str, decision: Decision, methods: Sequence[Method], dtype: str | None = None) -> Plan:

@@ -89,6 +89,9 @@ class Facts:
     spent_today_usd: float = 0.0
     #: why there is no cloud, when ``cloud_available`` is False (default: none is configured)
     cloud_note: str | None = None
+    #: the most the cloud call could cost (its prompt and ``max_tokens`` at the cloud's price); with the
+    #: spend and the reservations of the calls in flight, it must fit the daily budget
+    cloud_worst_usd: float = 0.0
 
     def fits_locally(self) -> bool:
         """Whether prompt + ``max_tokens`` fit the local window (True when either is unknown)."""
@@ -231,7 +234,7 @@ def _over_budget(facts: Facts, policy: Policy, preferred: Decision) -> Decision:
     """Rule 5 (after rules 6-8 were looked at, for ``over_budget="refuse"``); never a cloud fallback."""
     if policy.over_budget == "local":
         spent, budget = _money(facts.spent_today_usd), _money(policy.daily_budget_usd or 0.0)
-        rule = f"today's cloud budget is spent ({spent} of {budget}): staying on the device"
+        rule = f"today's cloud budget is spent ({spent} of {budget}{_worst(facts)}): staying on the device"
         return Decision("local", REASON_BUDGET, rule)
     if preferred.target == "cloud":
         _require_budget(facts, policy, f"this request ({preferred.rule})")  # raises
@@ -278,14 +281,19 @@ def _require_cloud(facts: Facts, what: str) -> None:
 
 
 def _budget_spent(facts: Facts, policy: Policy) -> bool:
-    return policy.daily_budget_usd is not None and facts.spent_today_usd >= policy.daily_budget_usd
+    """Spent, or too little left for this call's worst case (``spent_today_usd`` counts the calls in
+    flight too)."""
+    budget = policy.daily_budget_usd
+    if budget is None:
+        return False
+    return facts.spent_today_usd >= budget or facts.spent_today_usd + facts.cloud_worst_usd > budget
 
 
 def _require_budget(facts: Facts, policy: Policy, what: str) -> None:
     if _budget_spent(facts, policy):
         raise PolicyError(
             f"{what} needs the cloud, but today's cloud budget is spent "
-            f"({_money(facts.spent_today_usd)} of {_money(policy.daily_budget_usd or 0.0)})",
+            f"({_money(facts.spent_today_usd)} of {_money(policy.daily_budget_usd or 0.0)}{_worst(facts)})",
             hint="Raise daily_budget_usd, wait until tomorrow, or make the request one the device can serve.",
             spent_today_usd=facts.spent_today_usd,
             daily_budget_usd=policy.daily_budget_usd,
@@ -298,6 +306,10 @@ def _too_long(facts: Facts) -> str:
         f"the prompt ({facts.tokens_in} tokens) plus max_tokens ({facts.max_tokens}) exceeds the "
         f"on-device context window of {facts.context_length} tokens"
     )
+
+
+def _worst(facts: Facts) -> str:
+    return f"; this request could cost up to {_money(facts.cloud_worst_usd)}" if facts.cloud_worst_usd else ""
 
 
 def _money(usd: float) -> str:
