@@ -153,7 +153,7 @@ export class HybridRouter extends EventTarget {
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu" }} [options]
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
@@ -164,6 +164,7 @@ export class HybridRouter extends EventTarget {
       max_retries: options.cloud?.maxRetries };
     requestPersistence();
     router.#bootOptions = { bootUrl: options.bootUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
+      downloadIdleMs: options.downloadIdleMs,
       device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
     router.info = await router.#connection.start(router.#bootOptions, options.signal);
     return router;

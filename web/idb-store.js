@@ -125,13 +125,38 @@ export class ModelStore {
   /**
    * Fetch `url` from byte `start` (a Range request; bytes before it come from the stored chunks),
    * storing each full chunk as it arrives when `store`. A write refused by the browser (quota) stops
-   * the storing, not the download: `storeError` says why. An aborted `signal` aborts the fetch.
+   * the storing, not the download: `storeError` says why. An aborted `signal` aborts the fetch. A download
+   * that receives nothing for `idleMs` (default 30 s) is aborted as stalled (a `TimeoutError`): the chunks
+   * stored so far stay for the next try, and the caller's cross-tab lock on the file is released.
    * @param {string} url
    * @param {{ key: string, start: number, size: number, chunkBytes: number, store: boolean,
-   *   signal?: AbortSignal, onBytes?: (held: number) => void }} options
+   *   signal?: AbortSignal, onBytes?: (held: number) => void, idleMs?: number }} options
    * @returns {Promise<{ data: Uint8Array, length: number, storeError: string | null, restarted: boolean }>}
    */
-  async download(url, { key, start, size, chunkBytes, store, signal, onBytes }) {
+  async download(url, { key, start, size, chunkBytes, store, signal, onBytes, idleMs = 30000 }) {
+    const idle = new AbortController();
+    const onAbort = () => idle.abort(signal?.reason);
+    if (signal?.aborted) onAbort(); else signal?.addEventListener("abort", onAbort, { once: true });
+    /** @type {any} */ let timer = null;
+    const stalled = named("TimeoutError", `the download of ${url} stalled: no data for ${Math.round(idleMs / 1000)} s`, {});
+    const watch = () => { clearTimeout(timer); timer = setTimeout(() => idle.abort(stalled), idleMs); };
+    watch();
+    try {
+      return await this.#download(url, { key, start, size, chunkBytes, store, signal: idle.signal, onBytes, watch });
+    } catch (error) {
+      throw idle.signal.reason === stalled ? stalled : error;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * @param {string} url
+   * @param {{ key: string, start: number, size: number, chunkBytes: number, store: boolean,
+   *   signal: AbortSignal, onBytes?: (held: number) => void, watch: () => void }} options
+   */
+  async #download(url, { key, start, size, chunkBytes, store, signal, onBytes, watch }) {
     let restarted = false;
     let out = new Uint8Array(Math.max(size, 1));
     if (start > 0) {
@@ -153,6 +178,7 @@ export class ModelStore {
     while (true) {
       const { done: finished, value } = await reader.read();
       if (finished) break;
+      watch();
       if (held + value.byteLength > out.byteLength) { // longer than the manifest says: keep it, the caller will see
         const bigger = new Uint8Array(Math.max(out.byteLength * 2, held + value.byteLength));
         bigger.set(out.subarray(0, held));

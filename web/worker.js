@@ -109,6 +109,7 @@ async function boot(options) {
     manifest_url: abs(boot.models_manifest),
     models_url: abs(boot.models_url),
     cache_budget_bytes: options.cacheBudgetBytes ?? null,
+    download_idle_ms: options.downloadIdleMs ?? null,
     cloud_config_url: abs(boot.cloud_config || "/api/cloud/config"),
     cloud_base_url: abs(boot.cloud_base_url || "/api/cloud"),
     build_status_url: abs(boot.build_status || "/api/build/status"),

@@ -74,3 +74,27 @@ def test_a_start_up_signal_does_not_cancel_later_calls(browser: Any, server: Ser
         assert out == 384
     finally:
         rp.page.context.close()
+
+
+def test_a_stalled_model_download_times_out_and_releases_the_file_for_the_next_try(
+    browser: Any, server: Server
+) -> None:
+    context = browser.new_context()
+    held: list[Any] = []
+    context.route("**/models/all-MiniLM-L6-v2/onnx/model.onnx", lambda route: held.append(route))  # never answers
+    page = context.new_page()
+    try:
+        page.goto(server.url + "sandbox.html")
+        err = page.evaluate("""async () => {
+            const { HybridRouter } = await import("/hybrid-router.js");
+            window.router = await HybridRouter.create({ downloadIdleMs: 1500 });
+            try { await router.embed(["x"], { dtype: "fp32" }); return { name: "no error" }; }
+            catch (e) { return { name: e.name, message: e.message, hint: e.hint }; }
+        }""")
+        assert err["name"] == "ModelLoadError" and "stalled" in err["message"] and err["hint"], err
+        assert held, "the download was sent and left hanging"
+        context.unroute("**/models/all-MiniLM-L6-v2/onnx/model.onnx")
+        # the lock on the file was released: the next call downloads it and answers
+        assert page.evaluate("async () => (await router.embed(['x'], { dtype: 'fp32' })).dims") == 384
+    finally:
+        context.close()

@@ -37,8 +37,10 @@ def _storage_error(what: str, exc: BaseException) -> StorageError:
 class IdbStore:
     """:class:`~hybrid_router.model_cache.CacheStore` over a ``ModelStore`` of ``web/idb-store.js``."""
 
-    def __init__(self, js_store: Any) -> None:
+    def __init__(self, js_store: Any, *, idle_ms: int | None = None) -> None:
         self._js = js_store
+        #: a download that receives nothing this long is aborted as stalled (None: the store's 30 s)
+        self.idle_ms = idle_ms
 
     async def records(self) -> list[dict[str, Any]]:
         try:
@@ -129,6 +131,7 @@ class IdbStore:
                 "store": store,
                 "signal": controller.signal,
                 "onBytes": callback,
+                **({"idleMs": self.idle_ms} if self.idle_ms else {}),
             }
         )
         try:

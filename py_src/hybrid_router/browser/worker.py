@@ -152,7 +152,8 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     if edge is not None and edge.store and cfg.get("models_url"):
         from .store_idb import IdbStore
 
-        store = IdbStore(edge.store)
+        idle = cfg.get("download_idle_ms")
+        store = IdbStore(edge.store, idle_ms=int(idle) if isinstance(idle, int | float) and idle > 0 else None)
         cache = ModelCache(
             manifest, store, base_url=cfg["models_url"], budget_bytes=cfg.get("cache_budget_bytes")
         )
