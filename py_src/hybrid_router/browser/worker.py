@@ -153,7 +153,9 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         from .store_idb import IdbStore
 
         idle = cfg.get("download_idle_ms")
-        store = IdbStore(edge.store, idle_ms=int(idle) if isinstance(idle, int | float) and idle > 0 else None)
+        store = IdbStore(
+            edge.store, idle_ms=int(idle) if isinstance(idle, int | float) and idle > 0 else None
+        )
         cache = ModelCache(
             manifest, store, base_url=cfg["models_url"], budget_bytes=cfg.get("cache_budget_bytes")
         )
