@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import site_headers
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent
@@ -158,19 +159,13 @@ def _safe_join(base: Path, rel: str) -> Path | None:
 
 
 def make_app(site: dict[str, Any], models: dict[str, Any], *, isolation: bool = True,
-             cloud: CloudConfig | None = None) -> web.Application:
+             cloud: CloudConfig | None = None,
+             policy: site_headers.SiteHeaders | None = None) -> web.Application:
+    policy = policy or site_headers.SiteHeaders(isolation=isolation)
     mounts = {prefix: Path(path) for prefix, path in site["mounts"].items()}
     model_dirs = {mid: Path(info["dir"]) for mid, info in models["models"].items()}
 
-    @web.middleware
-    async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
-        resp = await handler(request)
-        if isolation:
-            resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-            resp.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
-        resp.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        return resp
+    headers = site_headers.middleware(policy)  # CSP, COOP/COEP, CORP; CORS for the embedding origins
 
     def file(path: Path, cache_control: str) -> web.FileResponse:
         resp = web.FileResponse(path, headers={"Cache-Control": cache_control})
@@ -242,13 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cloud", choices=["auto", "none"], default="auto",
                         help="auto (default): with no HYBRID_ROUTER_CLOUD_BASE_URL, start llama-server with "
                         "Qwen2.5-Coder-0.5B-Instruct as the cloud tier; none: only what the environment sets")
+    site_headers.add_arguments(parser)  # --embed-origin, --csp-report-uri
     args = parser.parse_args(argv)
     site, models = load_build(cache_root())
     cloud = CloudConfig.from_env()
     llama = None
     if not cloud.available and args.cloud == "auto":
         llama, cloud = start_default_cloud()
-    app = make_app(site, models, isolation=not args.no_isolation, cloud=cloud)
+    app = make_app(site, models, cloud=cloud, policy=site_headers.from_arguments(args))
 
     async def announce(_: web.Application) -> None:
         host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
