@@ -1,4 +1,6 @@
-"""python -m builder [all|assets|models|llama] -- build what the app needs into the cache (see builder/*.py)."""
+"""python -m builder [all|assets|models|llama] -- build what the app needs into the cache (see builder/*.py).
+
+python -m builder site DIR [--relay URL] -- write the static site from what is built (builder/site.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ from .common import BuildError
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["site"]:
+        from .site import main as site_main
+
+        return site_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m builder", description=__doc__)
     parser.add_argument("what", nargs="?", default="all", choices=["all", "assets", "models", "llama"])
     parser.add_argument("--models", nargs="*", default=None, help="only these model ids")
