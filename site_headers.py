@@ -35,9 +35,13 @@ RELAY_PREFIX = "/api/"
 EXPOSED = "Content-Length, Content-Range, Accept-Ranges, ETag, Content-Type"
 
 
-def content_security_policy(*, connect: Iterable[str] = (), script: Iterable[str] = (),
-                            report_uri: str | None = None,
-                            frame_ancestors: str | None = "'self'") -> str:
+def content_security_policy(
+    *,
+    connect: Iterable[str] = (),
+    script: Iterable[str] = (),
+    report_uri: str | None = None,
+    frame_ancestors: str | None = "'self'",
+) -> str:
     """The Content-Security-Policy of the page and its worker.
 
     ``connect``/``script``: origins besides the site's own (a relay elsewhere; an embedding page lists
@@ -47,10 +51,10 @@ def content_security_policy(*, connect: Iterable[str] = (), script: Iterable[str
     script_src = ["'self'", *dict.fromkeys(script), "'wasm-unsafe-eval'"]
     directives: dict[str, list[str]] = {
         "default-src": ["'self'"],
-        "script-src": script_src,            # no 'unsafe-eval', no 'unsafe-inline'
-        "worker-src": ["'self'"],            # a same-origin module worker file; never blob:
-        "connect-src": connect_src,          # boot.json, runtime, wheels, model files, the relay
-        "style-src": ["'self'"],             # style.css only: no inline style
+        "script-src": script_src,  # no 'unsafe-eval', no 'unsafe-inline'
+        "worker-src": ["'self'"],  # a same-origin module worker file; never blob:
+        "connect-src": connect_src,  # boot.json, runtime, wheels, model files, the relay
+        "style-src": ["'self'"],  # style.css only: no inline style
         "img-src": ["'self'"],
         "font-src": ["'self'"],
         "media-src": ["'self'"],
@@ -69,8 +73,13 @@ def parse_origin(text: str) -> str:
     """``scheme://host[:port]`` normalized as browsers send it in ``Origin``; anything else is refused."""
     raw = text.strip().rstrip("/")
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query \
-            or parts.fragment:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
         raise ValueError(f"{text!r} is not an origin: write it as scheme://host[:port] (no path, no '*')")
     default = {"http": 80, "https": 443}[parts.scheme]
     port = f":{parts.port}" if parts.port and parts.port != default else ""
@@ -102,17 +111,24 @@ class SiteHeaders:
         if path.startswith(RELAY_PREFIX) or not self.allows(origin):
             return {}
         assert origin is not None
-        return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": EXPOSED,
-                "Cross-Origin-Resource-Policy": "cross-origin"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": EXPOSED,
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        }
 
     def preflight(self, path: str, origin: str | None) -> dict[str, str] | None:
         """The answer to an ``OPTIONS`` preflight for an allowed origin, or None (not ours to answer)."""
         allowed = self.cors(path, origin)
         if not allowed:
             return None
-        return {**allowed, "Access-Control-Allow-Methods": "GET, HEAD",
-                "Access-Control-Allow-Headers": "Range, Cache-Control", "Access-Control-Max-Age": "600",
-                "Vary": "Origin"}
+        return {
+            **allowed,
+            "Access-Control-Allow-Methods": "GET, HEAD",
+            "Access-Control-Allow-Headers": "Range, Cache-Control",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
 
     def apply(self, path: str, origin: str | None, headers: MutableMapping[str, str]) -> None:
         """Add the site's headers to a response of ``path`` requested from ``origin``."""
@@ -158,12 +174,21 @@ ENV_EMBED_ORIGINS = "HYBRID_ROUTER_EMBED_ORIGINS"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """serve.py's options for these headers (``--no-isolation`` is serve.py's own)."""
-    parser.add_argument("--embed-origin", action="append", default=[], metavar="ORIGIN",
-                        help="a site allowed to embed the router: its pages may load the client, worker, "
-                        f"runtime and models (CORS + CORP). Repeat it, or set {ENV_EMBED_ORIGINS} "
-                        "(comma-separated). Example: --embed-origin https://shop.example")
-    parser.add_argument("--csp-report-uri", default=None, metavar="URL",
-                        help="where browsers report Content-Security-Policy violations (report-uri)")
+    parser.add_argument(
+        "--embed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a site allowed to embed the router: its pages may load the client, worker, "
+        f"runtime and models (CORS + CORP). Repeat it, or set {ENV_EMBED_ORIGINS} "
+        "(comma-separated). Example: --embed-origin https://shop.example",
+    )
+    parser.add_argument(
+        "--csp-report-uri",
+        default=None,
+        metavar="URL",
+        help="where browsers report Content-Security-Policy violations (report-uri)",
+    )
 
 
 def from_arguments(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> SiteHeaders:
