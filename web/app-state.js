@@ -35,14 +35,17 @@ export async function watchServiceWorker(url, { onUpdate }) {
     }
   });
   const registration = await sw.register(url, { scope: "./" });
-  /** @param {ServiceWorker} waiting */
-  const announce = (waiting) => onUpdate(() => waiting.postMessage({ type: "SKIP_WAITING" }));
-  if (registration.waiting && sw.controller) announce(registration.waiting);
-  registration.addEventListener("updatefound", () => {
-    const installing = registration.installing;
-    installing?.addEventListener("statechange", () => {
-      if (installing.state === "installed" && sw.controller) announce(installing);
-    });
-  });
+  /** A worker that finished installing while an older one controls the page: announce it. @param {ServiceWorker | null} worker */
+  const track = (worker) => {
+    if (!worker) return;
+    const check = () => {
+      if (worker.state === "installed" && sw.controller) onUpdate(() => worker.postMessage({ type: "SKIP_WAITING" }));
+    };
+    if (worker.state === "installed") check();
+    else worker.addEventListener("statechange", check);
+  };
+  track(registration.waiting);
+  track(registration.installing); // an update found while the page was loading
+  registration.addEventListener("updatefound", () => track(registration.installing));
   return registration;
 }
