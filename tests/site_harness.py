@@ -80,6 +80,16 @@ class ReportCollector:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def wait_for(self, condition: Any, timeout_s: float = 60) -> list[dict[str, Any]]:
+        """Wait until ``condition()`` holds over the reports received (they arrive as the browser sends
+        them); return them. Raises if it never does."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the expected CSP reports never came: {self.reports}")
+            time.sleep(0.1)
+        return list(self.reports)
+
     def stop(self) -> None:
         self._server.shutdown()
 
@@ -109,15 +119,17 @@ def start_static(
     *,
     plain: bool = False,
     headers: dict[str, str] | None = None,
+    headers_file: Path | None = None,
     fake_cloud: bool = False,
     port: int | None = None,
     log: Path | None = None,
 ) -> Static:
     """Serve ``root``: ``plain`` with Python's own http.server (no header of ours at all), otherwise with
-    tests/static_server.py adding exactly ``headers`` (and a stand-in relay with ``fake_cloud``)."""
+    tests/static_server.py adding exactly ``headers`` and what ``headers_file`` (a ``_headers`` file)
+    says, and a stand-in relay with ``fake_cloud``."""
     port = port or free_port()
     if plain:
-        assert not headers and not fake_cloud
+        assert not headers and not fake_cloud and not headers_file
         cmd = [
             sys.executable,
             "-m",
@@ -132,6 +144,7 @@ def start_static(
         cmd = [sys.executable, "-m", "tests.static_server", str(root), "--port", str(port)]
         cmd += [a for name, value in (headers or {}).items() for a in ("--header", f"{name}: {value}")]
         cmd += ["--fake-cloud"] if fake_cloud else []
+        cmd += ["--headers-file", str(headers_file)] if headers_file else []
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -256,8 +269,12 @@ def run_local_tasks(page: Any, *, index_name: str = "site-test") -> dict[str, An
     return dict(page.evaluate(TASKS_JS, arg))
 
 
-def check_local_tasks(results: dict[str, Any]) -> None:
-    """Each task answered on the device, by the right model, with the reference's answer."""
+TASK_NAMES = ("embed", "classify", "zero_shot", "ner", "rerank", "generate", "transcribe", "index")
+
+
+def check_local_tasks(results: dict[str, Any], *, skip: frozenset[str] = frozenset()) -> None:
+    """Each task answered on the device, by the right model, with the reference's answer (all of
+    TASK_NAMES but ``skip``)."""
     from tests.speech import word_error_rate
 
     # classify without labels and ner have no fallback: without their task model they are not checked
@@ -266,36 +283,66 @@ def check_local_tasks(results: dict[str, Any]) -> None:
         for name, task in (("classify", "text-classification"), ("ner", "token-classification"))
         if _task_model(task) == EMBEDDING_MODEL
     }
-    results = {k: v for k, v in results.items() if k not in unbuilt}
+    wanted = set(TASK_NAMES) - unbuilt - skip
+    assert wanted <= set(results), sorted(wanted - set(results))
+    results = {k: v for k, v in results.items() if k in wanted}
     failed = {k: v["error"] for k, v in results.items() if "error" in v}
     assert not failed, failed
     for name, result in results.items():
         route = result["route"]
         assert route["target"] == "local", (name, route)
-    embed = results["embed"]
+    checks = {
+        "embed": _check_embed,
+        "classify": _check_classify,
+        "zero_shot": _check_zero_shot,
+        "ner": _check_ner,
+        "rerank": _check_rerank,
+        "generate": _check_generate,
+        "index": _check_index,
+        "transcribe": lambda r: _check_transcribe(r, word_error_rate),
+    }
+    for name, result in results.items():
+        checks[name](result)
+
+
+def _check_embed(embed: dict[str, Any]) -> None:
     cos = (np.asarray(embed["vectors"]) * _reference_vectors(SENTENCES)).sum(axis=1)
     assert embed["model"] == EMBEDDING_MODEL and cos.min() >= 0.999, cos
-    if "classify" in results:
-        classify = results["classify"]
-        assert classify["model"] == _task_model("text-classification")
-        assert classify["labels"][0]["label"] == EXAMPLES["sentiment"][0]["label"], classify["labels"]
-    zero_shot = results["zero_shot"]
+
+
+def _check_classify(classify: dict[str, Any]) -> None:
+    assert classify["model"] == _task_model("text-classification")
+    assert classify["labels"][0]["label"] == EXAMPLES["sentiment"][0]["label"], classify["labels"]
+
+
+def _check_zero_shot(zero_shot: dict[str, Any]) -> None:
     assert zero_shot["model"] == _task_model("zero-shot-classification")
     assert zero_shot["labels"][0]["label"] == EXAMPLES["zero_shot"][0]["label"], zero_shot["labels"]
-    if "ner" in results:
-        ner = results["ner"]
-        assert ner["model"] == _task_model("token-classification")
-        expected = [tuple(e) for e in EXAMPLES["entities"][0]["entities"]]
-        assert [(e["text"], e["label"]) for e in ner["entities"]] == expected, ner["entities"]
-    rerank = results["rerank"]
+
+
+def _check_ner(ner: dict[str, Any]) -> None:
+    assert ner["model"] == _task_model("token-classification")
+    expected = [tuple(e) for e in EXAMPLES["entities"][0]["entities"]]
+    assert [(e["text"], e["label"]) for e in ner["entities"]] == expected, ner["entities"]
+
+
+def _check_rerank(rerank: dict[str, Any]) -> None:
     assert rerank["model"] == _task_model("text-ranking")
     assert rerank["results"][0]["index"] == EXAMPLES["rerank"][0]["best"], rerank["results"]
-    generate = results["generate"]
+
+
+def _check_generate(generate: dict[str, Any]) -> None:
     assert generate["route"]["model"] == GENERATION_MODEL and generate["text"].strip(), generate
     assert generate["usage"]["tokens_out"] > 0
+
+
+def _check_transcribe(transcribe: dict[str, Any], word_error_rate: Any) -> None:
     spoken, _ = _speech()
-    assert word_error_rate(spoken, results["transcribe"]["text"]) <= 0.2, results["transcribe"]["text"]
-    hits = results["index"]["hits"]
+    assert word_error_rate(spoken, transcribe["text"]) <= 0.2, transcribe["text"]
+
+
+def _check_index(index: dict[str, Any]) -> None:
+    hits = index["hits"]
     ref = _reference_vectors([INDEX_QUERY])[0] @ _reference_vectors(INDEX_DOCS).T
     assert hits[0]["text"] == INDEX_DOCS[int(np.argmax(ref))], hits
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)

@@ -77,17 +77,47 @@ async def complete(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def make_app(root: Path, headers: dict[str, str], *, fake_cloud: bool = False) -> web.Application:
+def read_headers_file(text: str) -> list[tuple[str, dict[str, str]]]:
+    """A ``_headers`` file (Netlify / Cloudflare Pages): path patterns (``*`` matches anything), each with
+    its indented ``Name: value`` lines."""
+    rules: list[tuple[str, dict[str, str]]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            rules.append((line.strip(), {}))
+        else:
+            name, value = line.strip().split(":", 1)
+            rules[-1][1][name.strip()] = value.strip()
+    return rules
+
+
+def headers_for(rules: list[tuple[str, dict[str, str]]], path: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pattern, headers in rules:
+        if re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), path):
+            out.update(headers)  # later rules override earlier ones, as on those hosts
+    return out
+
+
+def make_app(
+    root: Path,
+    headers: dict[str, str],
+    *,
+    fake_cloud: bool = False,
+    rules: list[tuple[str, dict[str, str]]] | None = None,
+) -> web.Application:
     root = root.resolve()
 
     @web.middleware
     async def add_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+        extra = {**headers_for(rules or [], request.path), **headers}
         try:
             resp = await handler(request)
         except web.HTTPException as exc:
-            exc.headers.update(headers)
+            exc.headers.update(extra)
             raise
-        resp.headers.update(headers)
+        resp.headers.update(extra)
         return resp
 
     async def static(request: web.Request) -> web.StreamResponse:
@@ -132,11 +162,15 @@ def main(argv: list[str] | None = None) -> None:
         "--header", action="append", default=[], help="'Name: value', added to every response"
     )
     parser.add_argument("--fake-cloud", action="store_true")
+    parser.add_argument(
+        "--headers-file", type=Path, default=None, help="apply a _headers file (Netlify syntax)"
+    )
     args = parser.parse_args(argv)
     headers = dict(h.split(": ", 1) for h in args.header)
+    rules = read_headers_file(args.headers_file.read_text()) if args.headers_file else None
     print(f"serving {args.dir} on http://127.0.0.1:{args.port}/", file=sys.stderr, flush=True)
     web.run_app(
-        make_app(args.dir, headers, fake_cloud=args.fake_cloud),
+        make_app(args.dir, headers, fake_cloud=args.fake_cloud, rules=rules),
         host="127.0.0.1",
         port=args.port,
         print=None,
