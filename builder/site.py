@@ -278,8 +278,14 @@ def build_site(
     relay: str | None = None,
     models: Sequence[str] | None = None,
     isolation_headers: bool = True,
+    assets: dict[str, Any] | None = None,
+    built: Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]] | None = None,
+    raw_manifest: dict[str, Any] | None = None,
 ) -> Site:
-    """Write the static site into ``out`` (replacing a site built there before; refusing any other folder)."""
+    """Write the static site into ``out`` (replacing a site built there before; refusing any other folder).
+
+    ``assets`` (site.json's content), ``built`` (model id -> folder, dtypes, files) and ``raw_manifest``
+    default to the build cache's and the repository's; the tests pass their own."""
     import site_headers
 
     from .assets import build_assets
@@ -289,12 +295,13 @@ def build_site(
         raise BuildError(
             f"{out} exists and is not a site built here (no {BUILD_FILE})", hint="give an empty or new folder"
         )
-    assets = build_assets()
-    built = _built_models(models)
+    assets = assets if assets is not None else build_assets()
+    built = built if built is not None else _built_models(models)
     if not built:
         raise BuildError("no models are built", hint="run ./hr build first")
     config_url, base_url = relay_urls(relay)
-    raw_manifest = json.loads((REPO / "models_manifest.json").read_text(encoding="utf-8"))
+    if raw_manifest is None:
+        raw_manifest = json.loads((REPO / "models_manifest.json").read_text(encoding="utf-8"))
     with atomic_dir(out) as tmp:
         tmp.chmod(0o755)
         w = _Writer(tmp)
