@@ -45,14 +45,17 @@ def content_security_policy(
     """The Content-Security-Policy of the page and its worker.
 
     ``connect``/``script``: origins besides the site's own (a relay elsewhere; an embedding page lists
-    the router's server). ``frame_ancestors`` is left out of a ``<meta>`` policy (browsers ignore it there).
+    the router's server). ``script`` goes into worker-src too: the host's worker file imports our worker
+    by URL, and a module worker's imports are checked against worker-src, not script-src. The worker
+    itself stays a same-origin file (never blob:). ``frame_ancestors`` is left out of a ``<meta>`` policy
+    (browsers ignore it there).
     """
     connect_src = ["'self'", *dict.fromkeys(connect)]
     script_src = ["'self'", *dict.fromkeys(script), "'wasm-unsafe-eval'"]
     directives: dict[str, list[str]] = {
         "default-src": ["'self'"],
         "script-src": script_src,  # no 'unsafe-eval', no 'unsafe-inline'
-        "worker-src": ["'self'"],  # a same-origin module worker file; never blob:
+        "worker-src": ["'self'", *dict.fromkeys(script)],  # a same-origin module worker file; never blob:
         "connect-src": connect_src,  # boot.json, runtime, wheels, model files, the relay
         "style-src": ["'self'"],  # style.css only: no inline style
         "img-src": ["'self'"],

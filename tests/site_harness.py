@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.harness import REPO, free_port, load_json
+from tests.harness import REPO, RequestLog, free_port, load_json
 
 EXAMPLES: dict[str, Any] = load_json(REPO / "tests" / "data" / "task_examples.json")
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -267,6 +267,31 @@ def run_local_tasks(page: Any, *, index_name: str = "site-test") -> dict[str, An
         "index_name": index_name,
     }
     return dict(page.evaluate(TASKS_JS, arg))
+
+
+def manifest_mismatches(results: dict[str, Any]) -> frozenset[str]:
+    """The tasks whose model serve.py refused because its files differ from the committed
+    models_manifest.json (a task model trained on this machine: training is not bit-reproducible), failed
+    or answered by a fallback. serve.py serves the committed manifest; the static site serves its own."""
+
+    def says(v: dict[str, Any]) -> str:
+        return " ".join(
+            [v.get("error", {}).get("message", "")]
+            + [f["message"] for f in v.get("route", {}).get("fallbacks", [])]
+        )
+
+    return frozenset(k for k, v in results.items() if "does not match the manifest" in says(v))
+
+
+def xfail_if_mismatched(stale: frozenset[str]) -> None:
+    """Call at the end of a test whose other checks passed."""
+    import pytest
+
+    if stale:
+        pytest.xfail(
+            f"{', '.join(sorted(stale))}: the built task model differs from models_manifest.json here "
+            "(tests/browser/test_task_models.py fails the same way); every other check passed"
+        )
 
 
 TASK_NAMES = ("embed", "classify", "zero_shot", "ner", "rerank", "generate", "transcribe", "index")

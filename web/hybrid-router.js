@@ -18,7 +18,7 @@
  */
 
 import { audioParams } from "./audio.js";
-import { ERROR_NAMES, HybridRouterError, abortError } from "./errors.js";
+import { ERROR_NAMES, HybridRouterError, abortError, workerError } from "./errors.js";
 import { WorkerConnection } from "./protocol.js";
 
 export { ERROR_NAMES, HybridRouterError };
@@ -143,7 +143,12 @@ export class HybridRouter {
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu" }} [options]
+   *
+   * Embedding (docs/embedding.md): `baseUrl` is where the router's files are (serve.py or the static site:
+   * boot.json, the runtime, the models; default: next to the worker). A page of another origin must also
+   * pass `workerUrl`: a module worker has to come from the page's own origin, so it serves a one-line file
+   * that imports our worker.js by URL.
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, baseUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu" }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
@@ -153,7 +158,8 @@ export class HybridRouter {
     const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
       max_retries: options.cloud?.maxRetries };
     requestPersistence();
-    router.info = await router.#connection.start({ bootUrl: options.bootUrl, policy,
+    const baseUrl = options.baseUrl ? new URL(options.baseUrl, globalThis.location?.href).href : undefined;
+    router.info = await router.#connection.start({ bootUrl: options.bootUrl, baseUrl, policy,
       cacheBudgetBytes: options.cacheBudgetBytes, device: options.device,
       cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) }, options.signal);
     return router;
@@ -161,6 +167,14 @@ export class HybridRouter {
 
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
   constructor(options) {
+    const page = globalThis.location?.origin;
+    const here = new URL(import.meta.url);
+    if (!options.workerUrl && page && here.origin !== page) {
+      throw workerError(`the client was loaded from ${here.origin}, and a module worker must come from this ` +
+        `page's origin (${page})`, "Serve a one-line worker file on your site that imports ours " +
+        `(import "${here.href.replace(/[^/]*$/, "worker.js")}";) and pass its URL as create({ workerUrl }): ` +
+        "see docs/embedding.md.");
+    }
     // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
     const worker = options.workerUrl
       ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })

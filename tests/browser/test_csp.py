@@ -24,10 +24,12 @@ from tests.site_harness import (
     ReportCollector,
     build_test_site,
     check_local_tasks,
+    manifest_mismatches,
     open_app,
     run_local_tasks,
     start_static,
     violations,
+    xfail_if_mismatched,
 )
 
 pytestmark = pytest.mark.browser
@@ -117,18 +119,8 @@ def test_every_local_task_runs_without_a_violation(
     try:
         page = open_app(context, srv.url)
         results = run_local_tasks(page, index_name=f"csp-{deployment}")
-        # serve.py serves the committed models_manifest.json: a task model trained on this machine differs
-        # from it (training is not bit-reproducible) and is refused by the cache, whatever the CSP does
-        stale = sorted(
-            k
-            for k, v in results.items()
-            if "does not match the manifest"
-            in " ".join(
-                [v.get("error", {}).get("message", "")]
-                + [f["message"] for f in v.get("route", {}).get("fallbacks", [])]
-            )
-        )
-        check_local_tasks(results, skip=frozenset(stale))
+        stale = manifest_mismatches(results)  # refused by the model cache, whatever the CSP does
+        check_local_tasks(results, skip=stale)
         page.click("#embed")  # the page's own panels under the policy too
         page.wait_for_selector("#matrix table")
         page.click("#rerank-go")
@@ -150,10 +142,6 @@ def test_every_local_task_runs_without_a_violation(
         got = reports.wait_for(lambda: controls <= _kinds(reports.reports))
         # the reports are the controls' and nothing else: the tasks above caused none, page or worker
         assert _kinds(got) == controls, got
-        if stale:
-            pytest.xfail(
-                f"{', '.join(stale)}: the built task model differs from models_manifest.json here "
-                "(tests/browser/test_task_models.py fails the same way); the CSP checks above passed"
-            )
+        xfail_if_mismatched(stale)
     finally:
         context.close()
