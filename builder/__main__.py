@@ -1,6 +1,7 @@
 """python -m builder [all|assets|models|llama] -- build what the app needs into the cache (see builder/*.py).
 
-python -m builder site DIR [--relay URL] -- write the static site from what is built (builder/site.py)."""
+python -m builder site DIR [--relay URL] -- write the static site from what is built (builder/site.py).
+python -m builder package OUT -- the client's npm package, with its declarations (builder/package.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         from .site import main as site_main
 
         return site_main(argv[1:])
+    if argv[:1] == ["package"]:
+        from .package import main as package_main
+
+        return package_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m builder", description=__doc__)
     parser.add_argument("what", nargs="?", default="all", choices=["all", "assets", "models", "llama"])
     parser.add_argument("--models", nargs="*", default=None, help="only these model ids")
