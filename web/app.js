@@ -52,9 +52,29 @@ function showProgress(e) {
   const pct = e.status === "done" ? 100 : Math.round(e.progress ?? 0);
   /** @type {HTMLProgressElement} */ (row.children[1]).value = pct;
   /** @type {HTMLElement} */ (row.children[2]).textContent = e.total ? `${mb(e.loaded ?? 0)} / ${mb(e.total)}` : `${pct}%`;
-  const busy = [...downloads.values()].filter((r) => /** @type {HTMLProgressElement} */ (r.children[1]).value < 100);
-  if (busy.length) appState("download", `Downloading ${busy.length} model file(s)…`);
-  else if ($("app-state").dataset.state === "download") appState("ready", "Ready");
+  row.dataset.loaded = String(e.status === "done" ? e.total ?? e.loaded ?? 0 : e.loaded ?? 0);
+  row.dataset.total = String(e.total ?? 0);
+  summarizeDownloads();
+}
+
+/** One bar for the files still coming, and the summary line of all of them. */
+function summarizeDownloads() {
+  const rows = [...downloads.values()];
+  const busy = rows.filter((r) => /** @type {HTMLProgressElement} */ (r.children[1]).value < 100);
+  const sum = (/** @type {HTMLLIElement[]} */ list, /** @type {"loaded" | "total"} */ key) =>
+    list.reduce((n, r) => n + Number(r.dataset[key] || 0), 0);
+  $("downloads-summary").textContent = `Model files: ${rows.length - busy.length} of ${rows.length} ready ` +
+    `(${mb(sum(rows, "loaded"))})`;
+  $("download-total").hidden = busy.length === 0;
+  if (busy.length) {
+    const total = sum(busy, "total");
+    const bar = /** @type {HTMLProgressElement} */ ($("download-bar"));
+    bar.value = total ? (100 * sum(busy, "loaded")) / total : 0;
+    $("download-label").textContent = `Downloading ${busy.length} model file(s): ${mb(sum(busy, "loaded"))} of ${mb(total)}`;
+    appState("download", `Downloading ${busy.length} model file(s)…`);
+  } else if ($("app-state").dataset.state === "download") {
+    appState("ready", "Ready");
+  }
 }
 
 /** The site's config.json, or the development server's defaults (it has none). */
