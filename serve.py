@@ -1,6 +1,6 @@
 """Serve Hybrid Router: the page (web/), the built runtime assets and models, on 127.0.0.1 by default.
 
-    python serve.py [--host H] [--port N] [--no-isolation]
+    python serve.py [--host H] [--port N] [--no-isolation] [--embed-origin ORIGIN ...] [--csp-report-uri URL]
 
 Run it with the project's Python (``./hr run`` does all of it: set-up, build, serve). What it serves:
 
@@ -21,8 +21,10 @@ The cloud is configured by environment variables (the key stays on the server):
     HYBRID_ROUTER_CLOUD_MODEL      the model name sent upstream
     HYBRID_ROUTER_CLOUD_LABEL      how the page names it (optional)
 
-Every response carries the cross-origin-isolation headers (COOP/COEP) unless --no-isolation, which
-gives SharedArrayBuffer and multi-threaded ONNX Runtime in the page.
+Every response carries the Content-Security-Policy and the cross-origin-isolation headers (COOP/COEP)
+unless --no-isolation (isolation gives SharedArrayBuffer and multi-threaded ONNX Runtime in the page);
+--embed-origin (or HYBRID_ROUTER_EMBED_ORIGINS, comma-separated) names the sites whose pages may load the
+router (CORS and CORP for them only). The policy and the headers: site_headers.py.
 """
 
 from __future__ import annotations
