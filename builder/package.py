@@ -1,4 +1,4 @@
-"""The npm package of the client: ``python -m builder package OUT`` writes ``OUT/hybrid-router-<version>.tgz``.
+"""The client's npm package: ``python -m builder package OUT`` writes ``OUT/hybrid-router-<version>.tgz``.
 
 The package is the client and the worker from web/ (plain ES modules, unchanged), ``types/*.d.ts``
 written by TypeScript from their JSDoc, package.json (npm/package.json with the project's version) and

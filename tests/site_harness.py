@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.harness import REPO, RequestLog, free_port, load_json
+from tests.harness import REPO, free_port, load_json
 
 EXAMPLES: dict[str, Any] = load_json(REPO / "tests" / "data" / "task_examples.json")
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -43,8 +43,18 @@ CSP_LISTENER = """(() => {
   const seen = [];
   Object.defineProperty(window, "__cspViolations", { value: seen });
   addEventListener("securitypolicyviolation", (e) => seen.push({ directive: e.effectiveDirective,
-    blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, sample: e.sample, policy: e.originalPolicy }));
+    blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, sample: e.sample,
+    policy: e.originalPolicy }));
 })();"""
+
+
+#: appends an inline script: under the policy it must not run (and is a script-src-elem violation)
+INLINE_SCRIPT_RUNS = """() => {
+  const s = document.createElement("script");
+  s.textContent = "window.__inlineRan = true";
+  document.head.append(s);
+  return window.__inlineRan === true;
+}"""
 
 
 def violations(page: Any) -> list[dict[str, Any]]:
@@ -182,7 +192,7 @@ def open_app(context: Any, url: str, *, timeout_ms: int = 180_000) -> Any:
 
 
 def wait_ready(page: Any, *, timeout_ms: int = 180_000) -> None:
-    # a selector, not wait_for_function: Playwright evaluates a function's text with eval, which the CSP refuses
+    # a selector, not wait_for_function: Playwright evals a function's text, which the CSP refuses
     page.wait_for_selector(
         '#app-state[data-state="ready"], #app-state[data-state="error"]', timeout=timeout_ms
     )
@@ -195,9 +205,8 @@ def wait_ready(page: Any, *, timeout_ms: int = 180_000) -> None:
 
 @functools.cache
 def _st_model() -> Any:
-    from sentence_transformers import SentenceTransformer
-
     from builder.models import source_dir
+    from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(source_dir(EMBEDDING_MODEL)), device="cpu")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from tests.harness import start_server, stop_server
 from tests.site_harness import (
     CSP_LISTENER,
+    INLINE_SCRIPT_RUNS,
     ReportCollector,
     build_test_site,
     check_local_tasks,
@@ -77,6 +77,13 @@ def _policy(url: str) -> str:
         return resp.headers["Content-Security-Policy"]
 
 
+#: a worker from a blob: URL, refused as it loads (a worker-src violation, then an error event)
+BLOB_WORKER = """() => {
+  const blob = new Blob(["self.postMessage(1)"], { type: "text/javascript" });
+  window.__blobWorker = new Worker(URL.createObjectURL(blob));
+}"""
+
+
 def wait_until(condition: Any, describe: Any, timeout_s: float = 30) -> None:
     """Wait for an event the browser reports asynchronously (a violation): ``condition()`` must come true."""
     deadline = time.monotonic() + timeout_s
@@ -100,7 +107,9 @@ def _worker_fetch(page: Any, url: str) -> str:
     """Fetch another origin from inside the router's worker: its own policy (connect-src) must refuse it.
     (Not `eval`: code that Playwright evaluates in a worker is exempt from the eval check.)"""
     worker = next(w for w in page.workers if w.url.endswith("/worker.js"))
-    js = "async (url) => { try { await fetch(url, { method: 'POST', body: '{}' }); return 'fetched'; } catch (e) { return e.name; } }"
+    js = """async (url) => {
+      try { await fetch(url, { method: "POST", body: "{}" }); return "fetched"; } catch (e) { return e.name; }
+    }"""
     return str(worker.evaluate(js, url))
 
 
@@ -128,10 +137,8 @@ def test_every_local_task_runs_without_a_violation(
         assert violations(page) == [], violations(page)
 
         # controls: each channel sees a violation when there is one
-        ran = page.evaluate("""() => { const s = document.createElement("script");
-            s.textContent = "window.__inlineRan = true"; document.head.append(s); return window.__inlineRan === true; }""")
-        page.evaluate("""() => { window.__blobWorker = new Worker(URL.createObjectURL(new Blob(["self.postMessage(1)"],
-            { type: "text/javascript" }))); }""")  # refused as it loads: a violation, then an error event
+        ran = page.evaluate(INLINE_SCRIPT_RUNS)
+        page.evaluate(BLOB_WORKER)  # refused as it loads: a violation, then an error event
         assert ran is False
         wait_until(
             lambda: {v["directive"] for v in violations(page)} == {"script-src-elem", "worker-src"},

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 import site_headers
+
 from tests.harness import REPO, Server, free_port, start_server, stop_server
 from tests.site_harness import (
     CSP_LISTENER,

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import site_headers
 from builder import pins
 from builder.package import CLIENT, WORKER, build_package, tool_tarball
+
 from tests.harness import REPO, RequestLog, free_port
 from tests.site_harness import (
     CSP_LISTENER,

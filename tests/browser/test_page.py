@@ -52,10 +52,17 @@ VIEWS = {
 
 LAYOUT_JS = """([section, selectors]) => {
   const vw = document.documentElement.clientWidth;
-  const box = (el) => { const r = el.getBoundingClientRect();
-    return { left: r.left, right: r.right, top: r.top + scrollY, bottom: r.bottom + scrollY, w: r.width, h: r.height }; };
-  const shown = (el) => { const s = getComputedStyle(el); const r = el.getBoundingClientRect();
-    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none" && Number(s.opacity) > 0; };
+  const box = (el) => {
+    const r = el.getBoundingClientRect();
+    return { left: r.left, right: r.right, top: r.top + scrollY, bottom: r.bottom + scrollY, w: r.width,
+             h: r.height };
+  };
+  const shown = (el) => {
+    const s = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none"
+      && Number(s.opacity) > 0;
+  };
   const root = document.querySelector(section);
   const elements = {};
   for (const sel of selectors) {
@@ -63,18 +70,21 @@ LAYOUT_JS = """([section, selectors]) => {
     elements[sel] = el ? { shown: shown(el), ...box(el) } : null;
   }
   // the controls of the view must not overlap each other
-  const controls = [...root.querySelectorAll("button, input, select, textarea, progress, meter, nav a, .pill")]
-    .filter(shown);
+  const kinds = "button, input, select, textarea, progress, meter, nav a, .pill";
+  const controls = [...root.querySelectorAll(kinds)].filter(shown);
+  const name = (el) => el.id || el.outerHTML.slice(0, 60);
   const overlaps = [];
   for (let i = 0; i < controls.length; i++) for (let j = i + 1; j < controls.length; j++) {
     const a = controls[i].getBoundingClientRect(), b = controls[j].getBoundingClientRect();
-    const w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
-    if (w > 1 && h > 1) overlaps.push([controls[i].id || controls[i].outerHTML.slice(0, 60),
-                                       controls[j].id || controls[j].outerHTML.slice(0, 60)]);
+    const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    if (w > 1 && h > 1) overlaps.push([name(controls[i]), name(controls[j])]);
   }
-  const wide = [...document.querySelectorAll("body *")].filter((el) => el.getBoundingClientRect().right > vw + 0.5)
-    .slice(0, 5).map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`);
-  return { vw, scrollWidth: document.documentElement.scrollWidth, elements, overlaps, count: controls.length, wide };
+  const right = (el) => el.getBoundingClientRect().right;
+  const wide = [...document.querySelectorAll("body *")].filter((el) => right(el) > vw + 0.5).slice(0, 5)
+    .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className} ${Math.round(right(el))}`);
+  const scrollWidth = document.documentElement.scrollWidth;
+  return { vw, scrollWidth, elements, overlaps, count: controls.length, wide };
 }"""
 
 

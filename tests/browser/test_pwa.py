@@ -34,7 +34,9 @@ pytestmark = pytest.mark.browser
 def controlled(page: Any) -> str | None:
     """The script URL of the service worker controlling ``page`` once it is ready (None: none)."""
     return page.evaluate("""async () => { await navigator.serviceWorker.ready;
-        for (let i = 0; i < 200 && !navigator.serviceWorker.controller; i++) await new Promise((r) => setTimeout(r, 50));
+        for (let i = 0; i < 200 && !navigator.serviceWorker.controller; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
         return navigator.serviceWorker.controller?.scriptURL ?? null; }""")
 
 
@@ -92,7 +94,10 @@ def test_offline_reload_boots_and_every_local_task_answers(browser: Any, pwa: tu
         assert any(r.url.endswith("pyodide.asm.wasm") for r in responses)
 
         err = page.evaluate("""async () => { const t0 = performance.now();
-            try { await window.router.generate({ prompt: 'Capital of France?', route: 'cloud' }); return { name: 'no error' }; }
+            try {
+              await window.router.generate({ prompt: 'Capital of France?', route: 'cloud' });
+              return { name: 'no error' };
+            }
             catch (e) { return { name: e.name, hint: e.hint, ms: performance.now() - t0 }; } }""")
         print(f"offline cloud call failed in {err.get('ms', 0):.0f} ms: {err}")
         assert err["name"] == "OfflineError", err

@@ -19,6 +19,7 @@ import pytest
 from tests.harness import RequestLog
 from tests.site_harness import (
     CSP_LISTENER,
+    INLINE_SCRIPT_RUNS,
     SENTENCES,
     Static,
     _reference_vectors,
@@ -79,8 +80,7 @@ def test_a_plain_static_server_runs_every_local_task(browser: Any, plain: Static
         assert page.get_attribute("#net-state", "data-state") == "online"
         assert violations(page) == []
         # the policy is in force although the host sent none: it is in the page (a <meta>)
-        ran = page.evaluate("""() => { const s = document.createElement("script");
-            s.textContent = "window.__inlineRan = true"; document.head.append(s); return window.__inlineRan === true; }""")
+        ran = page.evaluate(INLINE_SCRIPT_RUNS)
         assert ran is False
         assert [v["directive"] for v in violations(page)] == ["script-src-elem"]
         # every request stayed on the static server (runtime, wheels, models: all from the folder)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import site_headers
 from builder.common import BuildError
 from builder.site import (
@@ -22,6 +21,7 @@ from builder.site import (
     relay_origin,
     relay_urls,
 )
+
 from hybrid_router.manifest import FileInfo
 
 REPO = Path(__file__).resolve().parents[2]

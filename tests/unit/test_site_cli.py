@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from builder.common import cache_root
 from builder.models import read_index
 

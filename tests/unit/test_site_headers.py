@@ -7,10 +7,9 @@ import argparse
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
 import serve
 import site_headers
+from aiohttp.test_utils import TestClient, TestServer
 from site_headers import SiteHeaders, content_security_policy, parse_origin, parse_origins
 
 HOST = "https://shop.example"
