@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 import site_headers
 
-from tests.harness import REPO, Server, free_port, start_server, stop_server
+from tests.harness import REPO, RequestLog, Server, free_port, start_server, stop_server
 from tests.site_harness import (
     CSP_LISTENER,
-    RequestLog,
     Static,
     _reference_vectors,
     check_local_tasks,
