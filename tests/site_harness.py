@@ -29,7 +29,10 @@ from tests.harness import REPO, free_port, load_json
 EXAMPLES: dict[str, Any] = load_json(REPO / "tests" / "data" / "task_examples.json")
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 GENERATION_MODEL = "SmolLM2-135M-Instruct"
-SENTENCES = ["The cat sits on the mat.", "A kitten is resting on a rug.", "Stock markets fell sharply today."]
+#: the last one is longer than the model's 256 tokens: its truncation (the final [SEP] put back from JS,
+#: web/py-bridge.js's setBigInts) must give sentence-transformers' vector
+SENTENCES = ["The cat sits on the mat.", "A kitten is resting on a rug.", "Stock markets fell sharply today.",
+             " ".join(["The quick brown fox jumps over the lazy dog while the farmer watches."] * 25)]
 INDEX_DOCS = [
     "How do I reset my password?",
     "The invoice is due at the end of the month.",
