@@ -152,3 +152,30 @@ def test_every_local_task_runs_without_a_violation(
         xfail_if_mismatched(stale)
     finally:
         context.close()
+
+
+def test_the_webgpu_path_runs_without_a_violation(
+    playwright_instance: Any, headers_site: Any, reports: ReportCollector
+) -> None:
+    """ONNX Runtime's WebGPU execution provider (on Chromium's software adapter: --enable-unsafe-webgpu)
+    under the worker's own policy: shaders compile without eval, nothing is refused."""
+    from tests.harness import launch_browser
+
+    browser = launch_browser(playwright_instance, ["--enable-unsafe-webgpu"])
+    reports.reports.clear()
+    try:
+        context = browser.new_context(service_workers="block")
+        context.add_init_script(CSP_LISTENER)
+        page = context.new_page()
+        page.goto(headers_site.url + "sandbox.html")
+        out = page.evaluate("""async () => { const { HybridRouter } = await import("./hybrid-router.js");
+            window.router = await HybridRouter.create({ device: "webgpu" });
+            const e = await window.router.embed(["a cat on a mat", "a kitten on a rug"]);
+            return { device: e.route.device, fallbacks: e.route.fallbacks, dims: e.dims }; }""")
+        assert out == {"device": "webgpu", "fallbacks": [], "dims": 384}, out
+        assert violations(page) == []
+        assert _worker_fetch(page, reports.url) == "TypeError"  # the control: this context reports too
+        got = reports.wait_for(lambda: ("connect-src", "worker.js") in _kinds(reports.reports))
+        assert _kinds(got) == {("connect-src", "worker.js")}, got
+    finally:
+        browser.close()
