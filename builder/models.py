@@ -39,6 +39,7 @@ from .common import (
     sha256_file,
 )
 from .convert import DTYPE_SUFFIX, Job, Recipe, conversion_dtypes, get_recipe
+from .progress import report
 
 MANIFEST_PATH = REPO / "models_manifest.json"
 #: bump when the layout this module writes changes (it is part of every model's key)
@@ -48,8 +49,14 @@ BUILD_FORMAT = 1
 # ---------------------------------------------------------------- manifest and paths
 
 
+def default_manifest_path() -> Path:
+    """``$HYBRID_ROUTER_MANIFEST`` (tests and experiments build another manifest), else the repository's."""
+    explicit = os.environ.get("HYBRID_ROUTER_MANIFEST", "").strip()
+    return Path(explicit) if explicit else MANIFEST_PATH
+
+
 def load_manifest(path: Path | None = None) -> Manifest:
-    p = path or MANIFEST_PATH
+    p = path or default_manifest_path()
     try:
         return Manifest.from_json(p.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -257,6 +264,7 @@ def ensure_reference(entry: ModelEntry, recipe: Recipe, job: Job, *, force: bool
     if recipe.reference is None or (path.is_dir() and not force):
         return path
     t0 = time.monotonic()
+    report("preparing", f"{entry.id}: the reference folder ({recipe.name})")
     with atomic_dir(path) as tmp:
         tmp.chmod(0o755)
         recipe.reference(job, tmp)
@@ -264,13 +272,14 @@ def ensure_reference(entry: ModelEntry, recipe: Recipe, job: Job, *, force: bool
     return path
 
 
-def _stamp_path(out: Path) -> Path:
+def stamp_path(out: Path) -> Path:
+    """The stamp of a built folder: the files it holds with their sizes and sha256s, as built here."""
     return out.with_name(out.name + ".stamp.json")
 
 
 def _up_to_date(out: Path, files: Mapping[str, FileInfo], reference: Path, recipe: Recipe) -> bool:
     try:
-        stamp = json.loads(_stamp_path(out).read_text())
+        stamp = json.loads(stamp_path(out).read_text())
     except (OSError, ValueError):
         return False
     built = stamp.get("files")
@@ -284,8 +293,8 @@ def _up_to_date(out: Path, files: Mapping[str, FileInfo], reference: Path, recip
     return all((out / p).is_file() and (out / p).stat().st_size == f["size"] for p, f in built.items())
 
 
-def _stamped_files(out: Path) -> dict[str, FileInfo]:
-    stamp = json.loads(_stamp_path(out).read_text())
+def stamped_files(out: Path) -> dict[str, FileInfo]:
+    stamp = json.loads(stamp_path(out).read_text())
     return {p: FileInfo(f["size"], f["sha256"]) for p, f in stamp["files"].items()}
 
 
@@ -315,7 +324,7 @@ def build_model(
     out = model_dir(entry)
     if not force and not update_manifest and _up_to_date(out, entry.files, reference_dir(entry), recipe):
         log(f"{entry.id}: up to date ({out})")
-        return _stamped_files(out)
+        return stamped_files(out)
     t0 = time.monotonic()
     verify = verify_folder if recipe.reproducible else verify_names
     src = fetch_source(entry.source)
@@ -324,15 +333,17 @@ def build_model(
     if force or not out.is_dir():
         tools = ", ".join(f"{k} {v}" for k, v in tool_versions(recipe).items())
         log(f"{entry.id}: converting ({recipe.name}; {tools}) into {out}")
+        report("converting", f"{entry.id} to ONNX ({recipe.name})")
         with atomic_dir(out) as tmp:  # a failed conversion or check leaves nothing behind
             tmp.chmod(0o755)  # mkdtemp's 0700 would hide the folder from a server run by another user
             recipe.export(job, reference, tmp)
+            report("checking", f"{entry.id}: the files against the manifest")
             got = scan_folder(tmp) if update_manifest else verify(entry.id, tmp, entry.files)
     else:  # built before under the same key: the manifest's file list changed, check the files again
         got = scan_folder(out) if update_manifest else verify(entry.id, out, entry.files)
     if update_manifest:
         split_variants(got, dtypes)  # every ONNX file must belong to a dtype
-    _write_json(_stamp_path(out), {"key": out.name, "files": {p: f.to_dict() for p, f in got.items()}})
+    _write_json(stamp_path(out), {"key": out.name, "files": {p: f.to_dict() for p, f in got.items()}})
     sizes = ", ".join(f"{p} {f.size / 1e6:.1f} MB" for p, f in got.items() if p.startswith("onnx/"))
     log(f"{entry.id}: built and verified in {time.monotonic() - t0:.1f} s ({sizes})")
     return got
@@ -361,12 +372,24 @@ def update_manifest_files(
     log(f"updated the file lists of {', '.join(built)} in {path}")
 
 
+def built_files(entry: ModelEntry) -> dict[str, FileInfo] | None:
+    """The files of ``entry`` as built here when its folder is up to date (cheap: no hashing), else None."""
+    out = model_dir(entry)
+    recipe = get_recipe(entry.conversion.recipe)
+    return stamped_files(out) if _up_to_date(out, entry.files, reference_dir(entry), recipe) else None
+
+
 @contextlib.contextmanager
-def _locked() -> Iterator[None]:
+def locked() -> Iterator[None]:
     """One build of the model cache at a time (two shells running `./hr build` together)."""
     models_root().mkdir(parents=True, exist_ok=True)
     with open(models_root() / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("waiting for another build of this cache to finish (it holds the models lock)")
+            report("waiting", "for another build of this cache to finish")
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -385,7 +408,7 @@ def write_index(manifest: Manifest) -> dict[str, Any]:
     models = {}
     for entry in manifest.models:
         out = model_dir(entry)
-        if _stamp_path(out).is_file() and out.is_dir():
+        if stamp_path(out).is_file() and out.is_dir():
             models[entry.id] = {
                 "dir": str(out),
                 "key": out.name,
@@ -406,10 +429,10 @@ def build_models(
     manifest_path: Path | None = None,
 ) -> dict[str, Any]:
     """Build the manifest's models (all, or ``ids``) and return the index (``$CACHE/models/index.json``)."""
-    path = manifest_path or MANIFEST_PATH
+    path = manifest_path or default_manifest_path()
     manifest = load_manifest(path)
     entries = [manifest.model(i) for i in ids] if ids else list(manifest.models)
-    with _locked():
+    with locked():
         built, trained = {}, {}
         for entry in entries:
             try:

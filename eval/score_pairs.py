@@ -35,8 +35,10 @@ def score(model: Path, pairs: Path, *, threads: int, batch: int) -> np.ndarray:
     for s in range(0, len(order), batch):
         rows = order[s : s + batch]
         width = int(lengths[rows].max())
-        feed = {k: np.zeros((len(rows), width), np.int64)
-                for k in ("input_ids", "attention_mask", "token_type_ids")}
+        feed = {
+            k: np.zeros((len(rows), width), np.int64)
+            for k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         for r, i in enumerate(rows):
             a, b = offsets[i], offsets[i + 1]
             feed["input_ids"][r, : b - a] = ids[a:b]
@@ -45,8 +47,11 @@ def score(model: Path, pairs: Path, *, threads: int, batch: int) -> np.ndarray:
         out[rows] = session.run(["logits"], {k: v for k, v in feed.items() if k in names})[0].reshape(-1)
         if s // batch % 50 == 0:
             done = s + len(rows)
-            print(f"  {done}/{len(order)} pairs, {done / (time.perf_counter() - t0):.0f} pairs/s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {done}/{len(order)} pairs, {done / (time.perf_counter() - t0):.0f} pairs/s",
+                file=sys.stderr,
+                flush=True,
+            )
     return out
 
 

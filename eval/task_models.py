@@ -342,8 +342,14 @@ def eval_reranker(
 
 
 def evaluate(
-    entry: Any, data: Path, *, depth: int, threads: int, dtypes: Sequence[str] = (),
-    pairs_out: Path | None = None, scores_from: dict[str, Path] | None = None,
+    entry: Any,
+    data: Path,
+    *,
+    depth: int,
+    threads: int,
+    dtypes: Sequence[str] = (),
+    pairs_out: Path | None = None,
+    scores_from: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -387,8 +393,17 @@ def evaluate(
         )
         source = bm.source_folder(entry.source)
         res = eval_reranker(
-            entry, tok, runners, sf, spec, depth, max_length, source, source / entry.source.weights,
-            pairs_out=pairs_out, scores_from=scores_from,
+            entry,
+            tok,
+            runners,
+            sf,
+            spec,
+            depth,
+            max_length,
+            source,
+            source / entry.source.weights,
+            pairs_out=pairs_out,
+            scores_from=scores_from,
         )
         res["test_set"] = "SciFact test (BEIR)"
     else:
@@ -415,10 +430,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtypes", nargs="*", default=[], help="ONNX dtypes to measure (default: all)")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
-    parser.add_argument("--pairs-out", type=Path, help="reranker: write the test pairs, tokenized (.npz), "
-                        "for eval/score_pairs.py; with --dtypes none, only that")
-    parser.add_argument("--scores", nargs="*", default=[], metavar="DTYPE=FILE",
-                        help="reranker: that dtype's test-pair logits from eval/score_pairs.py (.npy)")
+    parser.add_argument(
+        "--pairs-out",
+        type=Path,
+        help="reranker: write the test pairs, tokenized (.npz), "
+        "for eval/score_pairs.py; with --dtypes none, only that",
+    )
+    parser.add_argument(
+        "--scores",
+        nargs="*",
+        default=[],
+        metavar="DTYPE=FILE",
+        help="reranker: that dtype's test-pair logits from eval/score_pairs.py (.npy)",
+    )
     parser.add_argument("--update-manifest", action="store_true", help="write metrics.eval into the manifest")
     parser.add_argument("--manifest", type=Path, default=bm.MANIFEST_PATH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -441,8 +465,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"{entry.id}: evaluating")
         scores_from = {k: Path(v) for k, _, v in (x.partition("=") for x in args.scores)}
         results[entry.id] = evaluate(
-            entry, Path(args.data), depth=args.depth, threads=args.threads, dtypes=args.dtypes,
-            pairs_out=args.pairs_out, scores_from=scores_from,
+            entry,
+            Path(args.data),
+            depth=args.depth,
+            threads=args.threads,
+            dtypes=args.dtypes,
+            pairs_out=args.pairs_out,
+            scores_from=scores_from,
         )
         print(json.dumps({entry.id: results[entry.id]}, indent=1), flush=True)
         if args.out:

@@ -86,8 +86,11 @@ async function siteConfig() {
   return { version: null, relay: "/api/cloud", mode: "server", service_worker: null };
 }
 
-/** What the page says about the cloud. @param {any} config @param {any} cloud the router's info.cloud */
-function showCloud(config, cloud) {
+/**
+ * What the page's header says about the cloud.
+ * @param {any} config @param {any} cloud the router's info.cloud @param {string | null} [note] why none yet
+ */
+function cloudPill(config, cloud, note) {
   const pill = $("cloud-state");
   if (config.mode === "local-only") {
     pill.dataset.state = "local-only";
@@ -95,6 +98,9 @@ function showCloud(config, cloud) {
   } else if (cloud) {
     pill.dataset.state = "relay";
     pill.textContent = `cloud: ${cloud.label || cloud.model} (through the relay)`;
+  } else if (note) {
+    pill.dataset.state = "boot";
+    pill.textContent = `cloud: ${note}`;
   } else {
     pill.dataset.state = "unreachable";
     pill.textContent = config.mode === "cloud-relay" ? `cloud: the relay at ${config.relay} cannot be reached`
@@ -242,17 +248,25 @@ async function main() {
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
     `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ", not cross-origin isolated"}; ` +
     `ready in ${(i.timings.ready / 1000).toFixed(1)} s.`;
-  try {
+  const showCloud = async () => {
     const info = await router.call("info", {});
     const c = info.cloud;
-    showCloud(config, c);
+    cloudPill(config, c, info.cloud_note);
+    const local = info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none";
     $("cloud-label").textContent = c
-      ? `Cloud tier: ${c.label || c.model}. Local model: ${info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none"}.`
-      : "Cloud tier: none — everything runs on this device.";
+      ? `Cloud tier: ${c.label || c.model}. Local model: ${local}.`
+      : info.cloud_note
+        ? `Cloud tier: ${info.cloud_note}; until then everything runs on this device. Local model: ${local}.`
+        : "Cloud tier: none configured — everything runs on this device.";
+  };
+  try {
+    await showCloud();
     setUpChat(router);
   } catch (err) {
     $("cloud-label").textContent = `Chat unavailable: ${err.name}: ${err.message}`;
   }
+  // the server built a model or brought the cloud tier up while this page was open
+  router.addEventListener("change", () => { showCloud().catch(() => {}); });
   setUpModels(router).catch((err) => { $("caps-report").textContent = `Model manager unavailable: ${err.name}: ${err.message}`; });
   setUpTranscription(router);
   setUpTextTasks(router);

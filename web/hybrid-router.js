@@ -137,9 +137,19 @@ export class VectorIndex {
   }
 }
 
-export class HybridRouter {
+/**
+ * The router. It is an EventTarget: a `change` event (`event.detail`: `{ kind: "models", models }` or
+ * `{ kind: "cloud", available, note }`) says the server built a model or brought the cloud up while the
+ * page was open; the next calls use it.
+ */
+export class HybridRouter extends EventTarget {
   /** @type {WorkerConnection} */ #connection;
+  /** @type {() => WorkerConnection} */ #connect;
+  /** @type {Record<string, any>} */ #bootOptions = {};
+  /** @type {Promise<void> | null} */ #restarting = null;
   /** @type {any} */ info = null;
+  /** How many times a dead worker was replaced by a new one. */
+  restarts = 0;
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
@@ -159,14 +169,15 @@ export class HybridRouter {
       max_retries: options.cloud?.maxRetries };
     requestPersistence();
     const baseUrl = options.baseUrl ? new URL(options.baseUrl, globalThis.location?.href).href : undefined;
-    router.info = await router.#connection.start({ bootUrl: options.bootUrl, baseUrl, policy,
-      cacheBudgetBytes: options.cacheBudgetBytes, device: options.device,
-      cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) }, options.signal);
+    router.#bootOptions = { bootUrl: options.bootUrl, baseUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
+      device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
+    router.info = await router.#connection.start(router.#bootOptions, options.signal);
     return router;
   }
 
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
   constructor(options) {
+    super();
     const page = globalThis.location?.origin;
     const here = new URL(import.meta.url);
     if (!options.workerUrl && page && here.origin !== page) {
@@ -175,20 +186,42 @@ export class HybridRouter {
         `(import "${here.href.replace(/[^/]*$/, "worker.js")}";) and pass its URL as create({ workerUrl }): ` +
         "see docs/embedding.md.");
     }
-    // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
-    const worker = options.workerUrl
-      ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })
-      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "hybrid-router" });
-    this.#connection = new WorkerConnection(worker, options.onProgress);
+    const onEvent = (/** @type {{ kind: string }} */ detail) => this.dispatchEvent(new CustomEvent("change", { detail }));
+    this.#connect = () => {
+      // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.
+      const worker = options.workerUrl
+        ? new Worker(options.workerUrl, { type: "module", name: "hybrid-router" })
+        : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "hybrid-router" });
+      return new WorkerConnection(worker, options.onProgress, onEvent);
+    };
+    this.#connection = this.#connect();
   }
 
   /**
-   * Send one call to the worker (the wire method and its snake_case params: docs/ARCHITECTURE.md).
+   * Send one call to the worker (the wire method and its snake_case params: docs/ARCHITECTURE.md). When the
+   * worker has died (a crash, out of memory), the calls it held rejected with a WorkerError and this call
+   * starts a new worker first, with the same options and policy; models come back from IndexedDB.
    * @param {string} method @param {Record<string, any>} params
    * @param {CallOptions & { onChunk?: (v: any) => void }} [options]
    */
-  call(method, params, options = {}) {
+  async call(method, params, options = {}) {
+    if (this.#connection.dead?.name === "WorkerError") await this.#restart(options.signal);
     return this.#connection.call(method, params, options);
+  }
+
+  /** @param {AbortSignal} [signal] */
+  #restart(signal) {
+    this.#restarting ??= (async () => {
+      const connection = this.#connect();
+      try {
+        this.info = await connection.start(this.#bootOptions, signal);
+        this.#connection = connection;
+        this.restarts += 1;
+      } finally {
+        this.#restarting = null;
+      }
+    })();
+    return this.#restarting;
   }
 
   /**
@@ -345,10 +378,12 @@ export class HybridRouter {
    * Change the routing policy of this router.
    * @param {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string, dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse" }} policy
    */
-  configure(policy) {
+  async configure(policy) {
     /** @type {Record<string, any>} */ const params = {};
     for (const [k, v] of Object.entries(policy)) params[SNAKE[k] ?? k] = v;
-    return this.call("configure", params);
+    const out = await this.call("configure", params);
+    this.#bootOptions.policy = { ...this.#bootOptions.policy, ...params }; // a restarted worker keeps it
+    return out;
   }
 
   /**

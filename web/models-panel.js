@@ -2,9 +2,12 @@
 /**
  * The page's model manager and capability report: every model of the manifest with what is cached
  * (dtypes, size, last use), download with one overall progress bar (cancellable, resumable), delete,
- * the recommendation for this device, the cache's events; and what this device can take.
+ * the recommendation for this device, the cache's events; and what this device can take. Models the
+ * server has not built yet are listed too, with their build state ("training, ~9 minutes left",
+ * "queued", "needs the training data: …"), followed while the server's background build runs.
  */
 
+import { describeJob, watchBuild } from "./build-status.js";
 import { $ } from "./page-parts.js";
 /** @param {number | null | undefined} bytes */
 const mb = (bytes) => (bytes == null ? "?" : `${(bytes / 1e6).toFixed(1)} MB`);
@@ -39,18 +42,61 @@ export async function setUpModels(router) {
   const info = await router.call("info", {});
   /** @type {Map<string, AbortController>} */ const running = new Map();
 
+  /** @type {import("./build-status.js").BuildStatus} */ let build = { pending: false, version: 0, jobs: [] };
+  /** @type {any[]} */ let notBuilt = [];
+
   async function refresh() {
-    const [caps, cached, events] = await Promise.all([router.capabilities(), router.cachedModels(), router.cacheEvents()]);
+    const [caps, cached, events, served] = await Promise.all([router.capabilities(), router.cachedModels(),
+      router.cacheEvents(), fetch("/models_manifest.json", { cache: "no-store" }).then((r) => r.json()).catch(() => ({}))]);
+    notBuilt = served.not_built ?? [];
     renderCapabilities(caps);
     const byId = new Map(cached.map((/** @type {any} */ m) => [m.id, m]));
     const recs = new Map();
     for (const r of await router.recommendModels()) if (!recs.has(r.model)) recs.set(r.model, r);
     const rows = info.models.map((/** @type {any} */ m) => modelRow(m, byId.get(m.id), recs.get(m.id)));
     for (const m of cached) if (!m.known) rows.push(modelRow({ id: m.id, tasks: [], dtypes: [], default_dtype: "" }, m, null));
+    const known = new Set(info.models.map((/** @type {any} */ m) => m.id));
+    for (const m of notBuilt) if (!known.has(m.id)) rows.push(pendingRow(m));
+    // built meanwhile on the server, not yet known to this page's router
+    for (const job of build.jobs) {
+      if (job.kind === "model" && job.state === "done" && !known.has(job.id) && served.models?.some((/** @type {any} */ m) => m.id === job.id)) {
+        rows.push(pendingRow({ id: job.id, tasks: [], state: "done", message: "built on the server: reload the page to use it" }));
+      }
+    }
     $("models-table").replaceChildren(...rows);
+    renderBuild();
     $("cache-events").replaceChildren(...events.slice(-8).reverse().map((/** @type {any} */ e) =>
       el("li", { className: e.kind === "integrity" || e.kind === "storage" ? "error" : "" },
         [`${new Date(e.at * 1000).toLocaleTimeString()} ${e.kind}: ${e.message}`])));
+  }
+
+  /** A model the server has not built (yet): its build state instead of the download controls. @param {any} m */
+  function pendingRow(m) {
+    const job = build.jobs.find((j) => j.id === m.id);  // its detail ("epoch 1/1, step 340/1894")
+    const text = m.state === "done" ? (m.message ?? "built") : describeJob(m);
+    const bar = el("progress", { max: 100, value: Math.round((m.progress ?? 0) * 100), ariaLabel: `build of ${m.id}` });
+    const row = el("tr", { className: "not-built" }, [
+      el("td", {}, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: (m.tasks ?? []).join(", ") })]),
+      el("td", { textContent: "not on the server yet" }),
+      el("td", { className: m.state === "failed" ? "error" : "" }, [el("span", { className: "build-state", textContent: text }),
+        ...(m.state === "running" ? [bar] : [])]),
+      el("td", { className: "muted", textContent: (m.state === "running" && job?.detail) || "" }),
+    ]);
+    Object.assign(row.dataset, { model: m.id, state: m.state });
+    return row;
+  }
+
+  /** The cloud tier's job and a one-line summary of the background build. */
+  function renderBuild() {
+    const items = build.jobs.filter((j) => j.kind === "cloud" && j.state !== "skipped")
+      .map((j) => {
+        const item = el("li", { className: j.state === "failed" ? "error" : "" }, [`${j.title}: ${describeJob(j)}`]);
+        Object.assign(item.dataset, { job: j.id, state: j.state });
+        return item;
+      });
+    const left = build.jobs.filter((j) => j.state === "queued" || j.state === "running").length;
+    if (left) items.unshift(el("li", { textContent: `The server is building ${left} more in the background, one at a time.` }));
+    $("build-jobs").replaceChildren(...items);
   }
 
   /** @param {any} m @param {any} cached @param {any} rec */
@@ -108,4 +154,5 @@ export async function setUpModels(router) {
     await refresh();
   };
   await refresh();
+  watchBuild((status) => { build = status; refresh(); });
 }

@@ -9,6 +9,7 @@
  */
 
 import { HybridRouterError, abortError, workerError } from "./errors.js";
+import { REFUSAL_HINT, refusal } from "./limits.js";
 
 /**
  * @typedef {{ stage?: string, status?: string, step?: string, progress?: number, file?: string,
@@ -24,11 +25,16 @@ export class WorkerConnection {
   #nextId = 1;
   /** @type {HybridRouterError | null} */ #dead = null;
   /** @type {((e: ProgressEvent) => void) | undefined} */ #onProgress;
+  /** @type {((e: { kind: string }) => void) | undefined} */ #onEvent;
 
-  /** @param {Worker} worker @param {(e: ProgressEvent) => void} [onProgress] every progress event */
-  constructor(worker, onProgress) {
+  /**
+   * @param {Worker} worker @param {(e: ProgressEvent) => void} [onProgress] every progress event
+   * @param {(e: { kind: string }) => void} [onEvent] what the worker tells unasked (models built, the cloud up)
+   */
+  constructor(worker, onProgress, onEvent) {
     this.#worker = worker;
     this.#onProgress = onProgress;
+    this.#onEvent = onEvent;
   }
 
   /** The error every call rejects with once the worker is gone (null while it runs). */
@@ -43,6 +49,7 @@ export class WorkerConnection {
    * @returns {Promise<Record<string, any>>}
    */
   start(options, signal) {
+    const lifeLock = `hybrid-router-worker-${crypto.randomUUID?.() ?? Math.random().toString(36).slice(2)}`;
     return new Promise((resolve, reject) => {
       const onAbort = () => fail(abortError("start-up was cancelled"));
       const settle = () => signal?.removeEventListener("abort", onAbort);
@@ -56,6 +63,7 @@ export class WorkerConnection {
           else if (msg.type === "ready") {
             settle();
             this.#worker.onmessage = (e) => this.#reply(e.data);
+            this.#watch(lifeLock);
             resolve(msg.info);
           } else if (msg.type === "fatal") fail(new HybridRouterError(msg.error));
           return;
@@ -69,7 +77,20 @@ export class WorkerConnection {
       };
       this.#worker.onmessageerror = () => this.die(workerError("a message from the worker could not be read",
         "Reload the page."));
-      this.#worker.postMessage({ type: "init", options });
+      this.#worker.postMessage({ type: "init", options: { ...options, lifeLock } });
+    });
+  }
+
+  /**
+   * The worker holds the Web Lock `name` while it lives; asking for it here is granted only once the worker
+   * is gone. A worker that crashed or ran out of memory sends no event: this is how the page learns of it.
+   * @param {string} name
+   */
+  #watch(name) {
+    const locks = /** @type {any} */ (globalThis.navigator)?.locks;
+    locks?.request(name, () => {
+      this.die(workerError("the worker stopped (it crashed, ran out of memory or was closed)",
+        "Your next call starts a new worker; cached models load again from this browser's storage."));
     });
   }
 
@@ -81,6 +102,11 @@ export class WorkerConnection {
     if (this.#dead) return Promise.reject(this.#dead);
     const { signal, onProgress, onChunk } = options;
     if (signal?.aborted) return Promise.reject(abortError("aborted before it started"));
+    const why = refusal({ params });
+    if (why) {
+      return Promise.reject(new HybridRouterError({ name: "ValidationError", message: why, hint: REFUSAL_HINT,
+        details: { method } }));
+    }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = () => {
@@ -115,6 +141,7 @@ export class WorkerConnection {
 
   /** @param {any} msg */
   #reply(msg) {
+    if ((msg.id === null || msg.id === undefined) && msg.type === "event") { this.#onEvent?.(msg.event); return; }
     const call = this.#pending.get(msg.id);
     if (!call) return; // a reply to a call already settled (e.g. aborted)
     if (msg.type === "progress") { call.onProgress?.(msg.event); this.#onProgress?.(msg.event); return; }

@@ -11,6 +11,7 @@
 
 import { customCache, guardedFetch, openModelStore } from "./idb-store.js";
 import { estimateStorage, probeCapabilities } from "./capabilities.js";
+import { REFUSAL_HINT, refusal } from "./limits.js";
 import * as bridge from "./py-bridge.js";
 
 /** @type {any} */ let app = null;
@@ -129,18 +130,52 @@ async function boot(options) {
     cache_budget_bytes: options.cacheBudgetBytes ?? null,
     cloud_config_url: relay ? abs(relay) : null,
     cloud_base_url: abs(boot.cloud_base_url || "/api/cloud"),
+    build_status_url: abs(boot.build_status || "/api/build/status"),
     cloud: options.cloud || {},
     policy: options.policy || {},
     device: options.device ?? null, // null: chosen per model from the capabilities
   }), { store, customCache, capabilities, estimateStorage });
   const info = worker.boot_info().toJs({ dict_converter: Object.fromEntries });
   worker.destroy();
+  await holdLifeLock(options.lifeLock);
   mark("ready");
   bootProgress("ready", 1);
   post({ id: null, type: "ready", info: { ...info, pyodide: boot.pyodide.version,
     transformers: boot.transformers.version, crossOriginIsolated: self.crossOriginIsolated,
     threads: tjs.env.backends.onnx.wasm.numThreads, modelCache: Boolean(store), timings } });
-  for (const message of early.splice(0)) app.receive(message);
+  for (const message of early.splice(0)) deliver(message);
+}
+
+/**
+ * Hold a Web Lock for as long as this worker lives: the page asks for the same lock, and is granted it
+ * only when the worker is gone (crashed, out of memory, closed), so it learns of a death no event reports.
+ * @param {string | undefined} name
+ */
+async function holdLifeLock(name) {
+  const locks = /** @type {any} */ (navigator).locks;
+  if (!name || !locks) return;
+  await new Promise((held) => { locks.request(name, () => { held(undefined); return new Promise(() => {}); }); });
+}
+
+/** @param {any} message @param {string} name @param {string} text @param {string} hint */
+function refuse(message, name, text, hint) {
+  const id = message && (typeof message.id === "number" || typeof message.id === "string") ? message.id : null;
+  post({ id, type: "error", error: { name, message: text, hint, details: { method: String(message?.method ?? "") } } });
+}
+
+/** @param {any} message */
+function deliver(message) {
+  const why = refusal(message);
+  if (why) {
+    refuse(message, "ValidationError", why, REFUSAL_HINT);
+    return;
+  }
+  try {
+    app.receive(message);
+  } catch (error) {
+    refuse(message, "ProtocolError", `the worker could not read the message: ${error}`,
+      "The page and the worker disagree on the message format; reload the page and report it.");
+  }
 }
 
 self.onmessage = (event) => {
@@ -155,7 +190,7 @@ self.onmessage = (event) => {
       } });
     });
   } else if (app) {
-    app.receive(message);
+    deliver(message);
   } else {
     early.push(message);
   }

@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from builder.common import BuildError, log, progress
+from builder.progress import report, reporting
 
-from . import encoder, task_data
+from . import checkpoint, encoder, task_data
 from .recipe import Job, Recipe
 
 # Before torch is imported: OpenMP threads that spin while waiting made a training step 7x slower on a
@@ -412,6 +413,98 @@ def _optimizer(model: Any, spec: Mapping[str, Any]) -> Any:
                               {"params": no_decay, "weight_decay": 0.0}], lr=spec["lr"])
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What the steps of a training did (over every interrupted and resumed part of it)."""
+
+    done: int
+    total: int
+    per_epoch: int
+    stopped_early: bool
+    train_s: float
+    train_cpu_s: float
+    resumed_from: list[int]
+    checkpoint: Path
+
+
+def _train_steps(job: Job, spec: Mapping[str, Any], model: Any, prepared: Prepared, rng: random.Random,
+                 *, budget_s: float) -> _Run:
+    """The optimizer steps, resumed from a checkpoint where an earlier try left one; saves checkpoints."""
+    import torch
+
+    epoch_rng = rng.getstate()
+    batches = prepared.epoch(rng)
+    per_epoch = len(batches)
+    total = int(spec["max_steps"]) or int(math.ceil(per_epoch * float(spec["epochs"])))
+    epochs = math.ceil(total / per_epoch)
+    warmup = int(total * float(spec["warmup"]))
+    opt = _optimizer(model, spec)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    inputs = {"train": training_inputs(job.params), "source": str(job.weights), "torch": torch.__version__}
+    ckpt_path = checkpoint.path_for(job.model_id, inputs)
+    state = checkpoint.load(ckpt_path, total=total, per_epoch=per_epoch)
+    first, running, before_s, before_cpu, resumed = 0, 0.0, 0.0, 0.0, []
+    if state is not None:
+        model.load_state_dict(state.model)
+        opt.load_state_dict(state.optimizer)
+        rng.setstate(state.epoch_rng)
+        epoch_rng, batches = state.epoch_rng, prepared.epoch(rng)  # the current epoch's batches again
+        torch.set_rng_state(state.torch_rng)
+        first, running = state.step, state.running_loss
+        before_s, before_cpu = state.train_s, state.train_cpu_s
+        resumed = [*state.resumed_from, state.step]
+        log(f"{job.model_id}: resuming the training at step {first}/{total} from its checkpoint")
+    log(f"{job.model_id}: training {total} steps ({total / per_epoch:.2f} epochs of {per_epoch} batches, "
+        f"{prepared.info['train']}); stops at {spec['max_minutes']} minutes at most")
+    done, stopped_early = first, False
+    t_train, cpu_train = time.monotonic(), time.process_time()
+    deadline = t_train + budget_s - before_s
+    schedule = checkpoint.Schedule(checkpoint.every_s())
+
+    def save() -> None:
+        checkpoint.save(ckpt_path, checkpoint.State(
+            done, total, per_epoch, model.state_dict(), opt.state_dict(), torch.get_rng_state(), epoch_rng,
+            running, before_s + time.monotonic() - t_train, before_cpu + time.process_time() - cpu_train,
+            resumed))
+        schedule.saved()
+
+    bar = None if reporting() else progress(total, f"train {job.model_id}", unit="step")
+    with checkpoint.stop_on_signals(schedule):
+        for step in range(first, total):
+            if step and step % per_epoch == 0:
+                epoch_rng = rng.getstate()
+                batches = prepared.epoch(rng)
+            scale = _schedule(step, total, warmup)
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+                g["lr"] = lr * scale
+            loss = prepared.loss(model, batches[step % per_epoch])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            done += 1
+            value = float(loss.detach())
+            running = 0.98 * running + 0.02 * value if step else value
+            where = f"epoch {step // per_epoch + 1}/{epochs}, step {step % per_epoch + 1}/{per_epoch}"
+            report("training", f"{where}, loss {running:.3f}", done, total)
+            if bar is not None:
+                bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+                bar.update(1)
+            if time.monotonic() > deadline:
+                stopped_early = True
+                log(f"{job.model_id}: reached max_minutes ({spec['max_minutes']}) after {done}/{total} steps")
+                break
+            if done < total and schedule.due():
+                save()
+                if schedule.stop_requested:
+                    raise checkpoint.Stop(f"{job.model_id}: training stopped at step {done}/{total}; "
+                                          "its checkpoint is saved and the next build resumes it")
+    if bar is not None:
+        bar.close()
+    return _Run(done, total, per_epoch, stopped_early, before_s + time.monotonic() - t_train,
+                before_cpu + time.process_time() - cpu_train, resumed, ckpt_path)
+
+
 def train(job: Job, dest: Path) -> dict[str, Any]:
     """Fine-tune the source encoder as ``job.params["train"]`` says; write the HF folder into ``dest``."""
     import numpy as np
@@ -433,6 +526,7 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
     torch.manual_seed(spec["seed"])
     rng = random.Random(spec["seed"])
     tok = AutoTokenizer.from_pretrained(str(job.source))
+    report("preparing", f"{job.model_id}: tokenizing the training data")
     extra = {"base": job.source, "weights": job.weights} if spec["dataset"] == "scifact" else {}
     prepared = DATASETS[spec["dataset"]](tok, files, spec, rng, **extra)
     labels = prepared.labels
@@ -448,40 +542,11 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
     if spec["freeze_embeddings"]:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     model.train()
-    batches = prepared.epoch(rng)
-    per_epoch = len(batches)
-    total = int(spec["max_steps"]) or int(math.ceil(per_epoch * float(spec["epochs"])))
-    warmup = int(total * float(spec["warmup"]))
-    opt = _optimizer(model, spec)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    deadline = started + 60.0 * float(spec["max_minutes"])
-    log(f"{job.model_id}: training {total} steps ({total / per_epoch:.2f} epochs of {per_epoch} batches, "
-        f"{prepared.info['train']}); stops at {spec['max_minutes']} minutes at most")
-    done, running, stopped_early = 0, 0.0, False
-    t_train, cpu_train = time.monotonic(), time.process_time()
-    with progress(total, f"train {job.model_id}", unit="step") as bar:
-        for step in range(total):
-            if step and step % per_epoch == 0:
-                batches = prepared.epoch(rng)
-            scale = _schedule(step, total, warmup)
-            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr * scale
-            loss = prepared.loss(model, batches[step % per_epoch])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            done += 1
-            value = float(loss.detach())
-            running = 0.98 * running + 0.02 * value if step else value
-            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-            bar.update(1)
-            if time.monotonic() > deadline:
-                stopped_early = True
-                log(f"{job.model_id}: reached max_minutes ({spec['max_minutes']}) after {done}/{total} steps")
-                break
-    train_s = time.monotonic() - t_train
-    train_cpu_s = time.process_time() - cpu_train
+    run = _train_steps(job, spec, model, prepared, rng, budget_s=60.0 * float(spec["max_minutes"])
+                       - (time.monotonic() - started))
+    done, total, per_epoch, stopped_early = run.done, run.total, run.per_epoch, run.stopped_early
+    train_s, train_cpu_s = run.train_s, run.train_cpu_s
+    report("evaluating", f"{job.model_id} on {prepared.info['dev']}")
     t_eval = time.monotonic()
     metrics = prepared.evaluate(model)
     metric_name = spec.get("metric") or next(iter(metrics))
@@ -498,6 +563,7 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
         "train_minutes": round(train_s / 60, 2), "train_cpu_minutes": round(train_cpu_s / 60, 2),
         "eval_minutes": round((time.monotonic() - t_eval) / 60, 2),
         "total_minutes": round((time.monotonic() - started) / 60, 2), "torch": torch.__version__,
+        **({"resumed_from_steps": run.resumed_from} if run.resumed_from else {}),
     }
     (dest / TRAINING_FILE).write_text(json.dumps(result, indent=2) + "\n")
     log(f"{job.model_id}: {metric_name} {reached:.4f} on {prepared.info['dev']} after {done} steps "
@@ -509,6 +575,7 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
             hint="the training did not reach the quality the manifest asks for: check the data files and "
             "the hyper-parameters (and that max_minutes did not cut it short)",
         )
+    checkpoint.remove(run.checkpoint)
     return result
 
 

@@ -1,7 +1,7 @@
 """The public datasets the task models train and are evaluated on (``../shared/data``), read into plain lists.
 
 The folder is found through ``HYBRID_ROUTER_DATA`` or at ``../shared/data`` next to the repository; it is not
-on a user's machine, so :func:`data_root` returns None when it is absent and callers skip the task models.
+on a user's machine, where the files are fetched from their pinned public sources (:mod:`builder.datasets`).
 Every file the training reads is named in the manifest with its sha256 and checked first
 (:func:`verified_files`). Pure Python (no torch): the evaluation script and the tests use it too.
 
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.common import REPO, BuildError, SkipBuild, sha256_file
+from builder import datasets
+from builder.common import BuildError, sha256_file
+from builder.datasets import MissingData
 
 __all__ = [
     "NER_LABELS",
@@ -52,32 +53,23 @@ NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
-class MissingData(SkipBuild):
-    """The dataset folder (or a file of it) is not on this machine: the task model cannot be trained here."""
-
-
 def data_root() -> Path | None:
     """``$HYBRID_ROUTER_DATA``, else ``../shared/data`` next to the repository; None when neither exists."""
-    explicit = os.environ.get("HYBRID_ROUTER_DATA")
-    path = Path(explicit) if explicit else REPO.parent / "shared" / "data"
-    return path if path.is_dir() else None
+    return datasets.data_folder()
 
 
 def verified_files(files: Mapping[str, Mapping[str, Any]], root: Path | None = None) -> dict[str, Path]:
     """``{role: {"path", "sha256"}}`` -> ``{role: absolute path}``, every file's sha256 checked.
 
-    Raises :class:`MissingData` when the folder or a file is absent, BuildError when a file differs.
+    With ``root``, the files must be in that folder (:class:`MissingData` when one is absent); without, they
+    come from the data folder or are fetched from their pinned sources (:func:`builder.datasets.resolve`).
+    BuildError when a file's bytes are not the pinned ones.
     """
-    base = root if root is not None else data_root()
-    if base is None:
-        where = os.environ.get("HYBRID_ROUTER_DATA") or str(REPO.parent / "shared" / "data")
-        raise MissingData(
-            f"the training data folder {where} is not here",
-            hint="set HYBRID_ROUTER_DATA to a copy of the datasets (../shared/data) to train the task models",
-        )
+    if root is None:
+        return datasets.resolve(files)
     out = {}
     for role, spec in files.items():
-        path = base / spec["path"]
+        path = root / spec["path"]
         if not path.is_file():
             raise MissingData(f"{path} is missing", hint=f"the {role} file of the dataset must be at {path}")
         actual = sha256_file(path)
@@ -85,7 +77,7 @@ def verified_files(files: Mapping[str, Mapping[str, Any]], root: Path | None = N
             raise BuildError(
                 f"{path}: sha256 {actual}, the manifest pins {spec['sha256']}",
                 hint="this is not the dataset the model was trained on; use the pinned file "
-                "(../shared/data/MANIFEST.tsv lists them)",
+                "(builder/datasets.tsv lists them)",
             )
         out[role] = path
     return out

@@ -21,6 +21,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,10 @@ SAMPLE_RATE = 16_000
 MAX_SECONDS = 600
 #: Accepted input sample rates (telephone to studio); outside this a rate is more likely a mistake.
 MIN_RATE, MAX_RATE = 4_000, 384_000
+#: The most channels a WAV file may declare (7.1 surround is 8).
+MAX_CHANNELS = 8
+#: The resampler's memory bound: filter table entries, and input values one matrix product reads.
+_MAX_BANK = 1 << 20
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _HINT_WAV = (
@@ -100,10 +105,10 @@ def decode_wav(data: bytes | bytearray | memoryview) -> WavAudio:
     if b"fmt " not in chunks or b"data" not in chunks:
         raise _bad_wav("the WAV file has no " + ("'fmt '" if b"fmt " not in chunks else "'data'") + " chunk")
     off, size = chunks[b"fmt "]
-    if size < 16:
-        raise _bad_wav(f"the 'fmt ' chunk is {size} bytes, a WAV header needs 16")
+    if size < 16 or off + 16 > len(raw):
+        raise _bad_wav(f"the 'fmt ' chunk is {min(size, len(raw) - off)} bytes, a WAV header needs 16")
     tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", raw, off)
-    if tag == _EXTENSIBLE and size >= 40:
+    if tag == _EXTENSIBLE and size >= 40 and off + 26 <= len(raw):
         tag = struct.unpack_from("<H", raw, off + 24)[0]  # the sub-format GUID starts with the format tag
     encoding = {_PCM: "pcm", _FLOAT: "float"}.get(tag)
     supported = {"pcm": (8, 16, 24, 32), "float": (32, 64)}
@@ -116,8 +121,15 @@ def decode_wav(data: bytes | bytearray | memoryview) -> WavAudio:
     width = bits // 8
     if channels < 1 or block != channels * width:
         raise _bad_wav(f"inconsistent WAV header ({channels} channels, block {block}, {bits} bits)")
+    if channels > MAX_CHANNELS:
+        raise _bad_wav(
+            f"the WAV file declares {channels} channels, more than {MAX_CHANNELS}", channels=channels
+        )
+    _rate(rate)  # before decoding: a rate out of range is refused without reading the samples
     start, length = chunks[b"data"]
     frames = length // block
+    if frames / rate > MAX_SECONDS:
+        raise _too_long(frames / rate)
     body = raw[start : start + frames * block]
     return WavAudio(_samples(body, encoding, width).reshape(frames, channels), rate, channels, bits, encoding)
 
@@ -153,17 +165,25 @@ def resample(
     frequency under a Kaiser window (beta 8). With ``g = gcd(src, dst)`` the fractional part of ``t`` takes
     only ``dst / g`` values: the filter is tabulated once per phase, and the outputs of one phase are one
     matrix-vector product over a strided view of the input. Deterministic.
+
+    Memory stays bounded whatever the rates: when ``dst / g`` phases would make the filter table larger
+    than :data:`_MAX_BANK` entries (an odd rate such as 191,999 Hz has 16,000 phases), the ratio is
+    replaced by the nearest one with few enough phases (a timing error of a few parts per million), and
+    the products run over blocks of outputs.
     """
     signal = np.asarray(x, dtype=np.float64)
     if src_rate == dst_rate:
         return signal.astype(np.float32)
-    g = math.gcd(src_rate, dst_rate)
-    up, down = dst_rate // g, src_rate // g
-    n_out = len(signal) * up // down
     scale = min(1.0, dst_rate / src_rate)  # < 1 when downsampling: wider filter, lower cutoff
     cutoff = 0.95 * scale
     reach = int(math.ceil(half_width / scale))
     taps = np.arange(-reach + 1, reach + 1)
+    ratio = Fraction(dst_rate, src_rate)
+    max_phases = max(1, _MAX_BANK // len(taps))
+    if ratio.numerator > max_phases:  # src/dst with a bounded denominator: that denominator is `up`
+        ratio = 1 / Fraction(src_rate, dst_rate).limit_denominator(max_phases)
+    up, down = ratio.numerator, ratio.denominator
+    n_out = len(signal) * up // down
     phases = np.arange(up)[:, None] / up - taps[None, :]  # t - k for each phase and tap
     bank = cutoff * np.sinc(cutoff * phases) * _kaiser(phases, reach, 8.0)
     padded = np.concatenate([np.zeros(reach), signal, np.zeros(reach + 1)])
@@ -171,11 +191,15 @@ def resample(
     windows = np.lib.stride_tricks.sliding_window_view(padded, len(taps))
     out = np.empty(n_out, dtype=np.float64)
     # outputs n0, n0 + up, n0 + 2 up, ... share the phase (n0 * down) % up; their base steps by `down`
+    block = max(1, _MAX_BANK // len(taps))  # outputs per product: the rows it copies stay bounded
     for n0 in range(min(up, n_out)):
         first = n0 * down // up + 1
         count = (n_out - 1 - n0) // up + 1
-        rows = windows[first : first + (count - 1) * down + 1 : down]
-        out[n0::up] = rows @ bank[n0 * down % up]
+        phase = bank[n0 * down % up]
+        for i in range(0, count, block):
+            m = min(block, count - i)
+            rows = windows[first + i * down : first + (i + m - 1) * down + 1 : down]
+            out[n0 + i * up : n0 + (i + m) * up : up] = rows @ phase
     return out.astype(np.float32)
 
 
@@ -247,13 +271,7 @@ def prepare(audio: object, sampling_rate: object = SAMPLE_RATE) -> Samples:
         )
     seconds = mono.size / rate
     if seconds > MAX_SECONDS:
-        raise ValidationError(
-            f"audio is {seconds:.0f} s long, more than the limit of {MAX_SECONDS} s",
-            hint=f"Split the recording into pieces of at most {MAX_SECONDS // 60} minutes.",
-            field="audio",
-            seconds=round(seconds, 1),
-            limit=MAX_SECONDS,
-        )
+        raise _too_long(seconds)
     if not np.isfinite(mono).all():
         raise ValidationError(
             "audio contains NaN or infinite samples",
@@ -261,6 +279,16 @@ def prepare(audio: object, sampling_rate: object = SAMPLE_RATE) -> Samples:
             field="audio",
         )
     return resample(mono, rate, SAMPLE_RATE)
+
+
+def _too_long(seconds: float) -> ValidationError:
+    return ValidationError(
+        f"audio is {seconds:.0f} s long, more than the limit of {MAX_SECONDS} s",
+        hint=f"Split the recording into pieces of at most {MAX_SECONDS // 60} minutes.",
+        field="audio",
+        seconds=round(seconds, 1),
+        limit=MAX_SECONDS,
+    )
 
 
 def duration_s(samples: Sequence[float] | Samples) -> float:

@@ -20,9 +20,13 @@ from hybrid_router.manifest import ModelEntry
 from hybrid_router.route import Route
 from hybrid_router.runtime import LocalRuntime, ProgressCallback
 
-__all__ = ["TASK", "EmbedResult", "vectors"]
+__all__ = ["BATCH", "BATCH_CHARS", "TASK", "EmbedResult", "batches", "vectors"]
 
 TASK = "feature-extraction"
+#: texts per model call; a call is padded to its longest text, so texts are batched by length
+BATCH = 32
+#: characters per model call (a few long texts go together, not 32 of them)
+BATCH_CHARS = 32_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,21 +56,57 @@ async def vectors(
     texts: Sequence[str],
     on_progress: ProgressCallback | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Unit-norm embeddings of ``texts`` by ``entry`` on the device, checked (one finite row per text).
+    """Unit-norm embeddings of ``texts`` by ``entry`` on the device, checked (one finite row per text), in
+    the order of ``texts``.
 
-    What the runtime raises passes through (the executor types anything unexpected); cancellation
-    propagates untouched.
+    The texts go to the model in batches of similar length (at most :data:`BATCH` texts and about
+    :data:`BATCH_CHARS` characters each): a batch is padded to its longest text, so one long text among
+    short ones multiplies the work, and 1,024 long texts in one batch would not fit in memory. What the
+    runtime raises passes through (the executor types anything unexpected); cancellation propagates.
     """
-    raw = await runtime.feature_extraction(
-        entry,
-        dtype,
-        list(texts),
-        # A manifest entry without pooling still has to give one vector per text.
-        pooling=entry.pooling if entry.pooling not in (None, "none") else "mean",
-        normalize=True if entry.normalize is None else entry.normalize,
-        on_progress=on_progress,
-    )
-    return _unit_rows(_checked(raw, len(texts), entry.id, dtype))
+    out: npt.NDArray[np.float32] | None = None
+    for picked in batches([len(t) for t in texts]):
+        raw = await runtime.feature_extraction(
+            entry,
+            dtype,
+            [texts[i] for i in picked],
+            # A manifest entry without pooling still has to give one vector per text.
+            pooling=entry.pooling if entry.pooling not in (None, "none") else "mean",
+            normalize=True if entry.normalize is None else entry.normalize,
+            on_progress=on_progress,
+        )
+        rows = _unit_rows(_checked(raw, len(picked), entry.id, dtype))
+        if out is None:
+            out = np.empty((len(texts), rows.shape[1]), np.float32)
+        elif rows.shape[1] != out.shape[1]:
+            raise InferenceError(
+                f"{entry.id} returned vectors of {rows.shape[1]} and {out.shape[1]} dims",
+                model=entry.id,
+                dtype=dtype,
+                task=TASK,
+            )
+        out[picked] = rows
+    assert out is not None  # texts is never empty (checked where the request entered)
+    return out
+
+
+def batches(lengths: Sequence[int], size: int = BATCH, chars: int = BATCH_CHARS) -> list[list[int]]:
+    """Indices of the texts, shortest first, cut into batches of at most ``size`` texts whose padded size
+    (count x longest) stays within about ``chars`` characters (a single longer text is a batch alone).
+    Texts that fit in one batch go together in their own order."""
+    if len(lengths) <= size and len(lengths) * max(lengths, default=1) <= chars:
+        return [list(range(len(lengths)))]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) == size or (len(current) + 1) * max(lengths[i], 1) > chars):
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return out
 
 
 def _checked(raw: object, count: int, model: str, dtype: str) -> npt.NDArray[np.float32]:

@@ -12,6 +12,7 @@
     │   ├── RateLimitError          HTTP 429 after the retries were spent
     │   ├── CloudTimeoutError       no answer within the per-request timeout
     │   └── OfflineError            the network (or the relay) cannot be reached at all
+    ├── BusyError                   too many calls are in flight in this worker: wait for some to finish
     └── ProtocolError               a malformed message between the page and the worker (a bug: report it)
 
 Cancellation is never wrapped: Python code lets ``asyncio.CancelledError`` propagate; only the worker
@@ -27,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "ABORT_ERROR",
+    "BusyError",
     "CloudError",
     "CloudTimeoutError",
     "ContextLengthError",
@@ -111,6 +113,12 @@ class CloudTimeoutError(CloudError):
 
 class OfflineError(CloudError):
     default_hint = "The network is unreachable; local models keep working, cloud calls resume when online."
+
+
+class BusyError(HybridRouterError):
+    default_hint = (
+        "Too many calls are waiting in this worker: await some before sending more (or batch them)."
+    )
 
 
 class ProtocolError(HybridRouterError):

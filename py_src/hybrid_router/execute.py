@@ -65,6 +65,14 @@ class Executor:
         self.devices = devices
         self.cloud_name = cloud_name
         self.clock = clock
+        self._queues: dict[str, asyncio.Lock] = {}
+
+    def queue(self, step: Step) -> contextlib.AbstractAsyncContextManager[object]:
+        """One call at a time per on-device model (its pipeline is not re-entrant, and two calls at once
+        would double its memory); a cancelled call leaves the queue. Cloud steps do not queue here."""
+        if step.target != "local" or step.model is None:
+            return contextlib.nullcontext()
+        return self._queues.setdefault(step.model, asyncio.Lock())
 
     async def run(
         self,
@@ -80,7 +88,8 @@ class Executor:
             for step in plan.steps:
                 run.tried = step
                 try:
-                    outcome = await attempt(step)
+                    async with self.queue(step):
+                        outcome = await attempt(step)
                 except Exception as exc:
                     run.failed(step, exc, what=what, shown=False)
                     continue
@@ -105,7 +114,7 @@ class Executor:
                 shown = False
                 output: Output | None = None
                 try:
-                    async with aclosing(pieces(step)) as items:
+                    async with self.queue(step), aclosing(pieces(step)) as items:
                         async for piece in items:
                             if isinstance(piece, Output):
                                 output = piece

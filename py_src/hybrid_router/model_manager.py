@@ -99,6 +99,15 @@ class ModelManager:
         self.devices = devices
         self.choices = dict(choices or {})
 
+    def use_manifest(self, manifest: Manifest) -> None:
+        """The server's manifest changed (a model built in the background): the dtypes are chosen for this
+        device again and the cache follows."""
+        adapted, choices = adapt_manifest(manifest, self.caps)
+        self.manifest = adapted
+        self.choices = dict(choices)
+        if self.cache is not None:
+            self.cache.manifest = adapted
+
     def _need_cache(self) -> ModelCache:
         if self.cache is None:
             raise StorageError("there is no model cache in this browser", hint=_NO_CACHE_HINT)

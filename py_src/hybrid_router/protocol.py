@@ -17,9 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from hybrid_router.errors import ABORT_ERROR, HybridRouterError, ProtocolError, error_to_wire
+from hybrid_router.errors import ABORT_ERROR, BusyError, HybridRouterError, ProtocolError, error_to_wire
 
-__all__ = ["CallContext", "Dispatcher", "Handler", "Send", "to_plain"]
+__all__ = ["MAX_IN_FLIGHT", "CallContext", "Dispatcher", "Handler", "Send", "to_plain"]
+
+#: Calls a worker holds at once (running or queued for their model); more are refused with ``BusyError``.
+MAX_IN_FLIGHT = 64
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +95,12 @@ class CallContext:
 class Dispatcher:
     """Runs each call as an asyncio task and sends exactly one reply per call through ``send``."""
 
-    def __init__(self, handlers: Mapping[str, Handler], send: Send) -> None:
+    def __init__(
+        self, handlers: Mapping[str, Handler], send: Send, *, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
         self._handlers = dict(handlers)
         self._send = send
+        self.max_in_flight = max_in_flight
         self._tasks: dict[CallId, asyncio.Task[Any]] = {}
 
     @property
@@ -163,6 +169,14 @@ class Dispatcher:
                 hint="Give every call a new id (the client counts them); this is a bug in the client.",
                 method=method,
             )
+        if len(self._tasks) >= self.max_in_flight:
+            busy = BusyError(
+                f"{len(self._tasks)} calls are already in flight (the limit is {self.max_in_flight})",
+                method=method,
+                limit=self.max_in_flight,
+            )
+            self._reply(call_id, {"type": "error", "error": _plain_error(busy.to_wire())})
+            return
         ctx = CallContext(call_id, method, self._send)
         task = asyncio.get_running_loop().create_task(_run(self._handlers[method], dict(params), ctx))
         self._tasks[call_id] = task

@@ -383,9 +383,33 @@ class Router:
                 for m in self.manifest.models
             ],
             "cloud": cloud,
+            "cloud_note": self.planner.cloud_note,
             "policy": self.policy.to_wire(),
             "tiers": {name: rules.summary for name, rules in TIERS.items()},
         }
+
+    # -- what the server built since the start ---------------------------------------------------------
+
+    def use_manifest(self, manifest: Manifest) -> None:
+        """Models built (or gone) since the start: every later call plans with ``manifest``."""
+        if self.models is not None:
+            self.models.use_manifest(manifest)
+            manifest = self.models.manifest  # with the dtypes chosen for this device
+        self.manifest = manifest
+        self.planner.manifest = manifest
+        self.ledger.prices = manifest
+
+    def use_cloud(
+        self, cloud: CloudProvider | None, *, label: str | None = None, note: str | None = None
+    ) -> None:
+        """The cloud came up (or went): later generations may use ``cloud``; ``note`` says why there is
+        none while there is none (the default cloud tier still starting)."""
+        self.cloud = cloud
+        self.cloud_label = label if cloud is not None else None
+        self.planner.cloud = cloud
+        self.planner.cloud_note = None if cloud is not None else note
+        self.executor.cloud_name = cloud.name if cloud is not None else None
+        self.ledger.cloud_model = cloud.model if cloud is not None else None
 
     # -- helpers ---------------------------------------------------------------------------------------
 

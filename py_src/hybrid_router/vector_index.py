@@ -43,15 +43,14 @@ __all__ = [
     "VectorIndex",
 ]
 
-#: The most items one ``add`` may carry (embedded in batches of :data:`EMBED_BATCH`, by length).
+#: The most items one ``add`` may carry (embedded in batches by length, as every embedding call is).
 MAX_ADD = 10_000
-EMBED_BATCH = 32
 MAX_TOP_K = 1_000
 MAX_NAME = 200
 MAX_ID = 1_000
 
 Vectors = npt.NDArray[np.float32]
-#: (texts, embedding model id) -> one unit-norm row per text
+#: (texts, embedding model id) -> one unit-norm row per text, in order
 EmbedFn = Callable[[list[str], str], Awaitable[Vectors]]
 
 
@@ -354,27 +353,10 @@ class Indexes:
         persistent = bool(getattr(self.store, "persistent", True))
         return {**index.meta.to_dict(), "count": len(index), "persistent": persistent}
 
-    async def _vectors(self, index: VectorIndex, texts: list[str]) -> Vectors:
-        """Embeddings of ``texts`` in order, computed in batches of similar length.
-
-        A batch is padded to its longest text, so one long text in a batch of short ones multiplies the
-        work (measured: 474 ms per item adding 100 mixed-length notes in one batch, most of it padding).
-        """
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: Vectors | None = None
-        for start in range(0, len(order), EMBED_BATCH):
-            picked = order[start : start + EMBED_BATCH]
-            rows = await self._embed([texts[i] for i in picked], index.meta.model)
-            if out is None:
-                out = np.empty((len(texts), rows.shape[1]), np.float32)
-            out[picked] = rows
-        assert out is not None  # texts is never empty here
-        return out
-
     async def add(self, request: IndexAdd) -> dict[str, Any]:
         """Embed the texts and store them under their ids (replacing known ids)."""
         index = await self.open(request.name)
-        vectors = await self._vectors(index, request.texts)
+        vectors = await self._embed(request.texts, index.meta.model)
         async with self._lock(index.meta.name):
             if index.meta.dims is None:
                 index.meta = IndexMeta(index.meta.name, index.meta.model, int(vectors.shape[1]))
@@ -385,7 +367,7 @@ class Indexes:
 
     async def search(self, request: IndexSearch) -> dict[str, Any]:
         index = await self.open(request.name)
-        vectors = await self._vectors(index, [request.query])
+        vectors = await self._embed([request.query], index.meta.model)
         hits = index.search(vectors[0], request.top_k)
         return {"results": [h.to_wire() for h in hits], "count": len(index)}
 

