@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -25,18 +26,27 @@ from .common import REPO, BuildError, atomic_dir, cache_root, key_of, log, npm_p
 
 WEB = REPO / "web"
 NPM = REPO / "npm"
-#: what the package holds of web/: the client's modules and the worker's
-CLIENT = ("hybrid-router.js", "protocol.js", "errors.js", "audio.js")
-WORKER = (
-    "worker.js",
-    "py-bridge.js",
-    "idb-store.js",
-    "idb.js",
-    "index-store.js",
-    "state-store.js",
-    "capabilities.js",
-)
 STAMP = ".complete"
+IMPORT = re.compile(r"""(?:^|\s)(?:import|export)\s(?:[^"';]*?\sfrom\s)?["'](\./[\w.-]+\.js)["']""", re.M)
+
+
+def module_graph(entry: str) -> tuple[str, ...]:
+    """``entry`` and every module of web/ it imports, directly or not (static relative imports only: the
+    runtime it imports dynamically comes from the base URL)."""
+    seen: list[str] = []
+    todo = [entry]
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        todo += [m.removeprefix("./") for m in IMPORT.findall((WEB / name).read_text(encoding="utf-8"))]
+    return tuple(seen)
+
+
+#: what the package holds of web/: the client's modules and the worker's (their import graphs)
+CLIENT = module_graph("hybrid-router.js")
+WORKER = tuple(m for m in module_graph("worker.js") if m not in CLIENT)
 
 
 def version() -> str:

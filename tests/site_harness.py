@@ -31,8 +31,12 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 GENERATION_MODEL = "SmolLM2-135M-Instruct"
 #: the last one is longer than the model's 256 tokens: its truncation (the final [SEP] put back from JS,
 #: web/py-bridge.js's setBigInts) must give sentence-transformers' vector
-SENTENCES = ["The cat sits on the mat.", "A kitten is resting on a rug.", "Stock markets fell sharply today.",
-             " ".join(["The quick brown fox jumps over the lazy dog while the farmer watches."] * 25)]
+SENTENCES = [
+    "The cat sits on the mat.",
+    "A kitten is resting on a rug.",
+    "Stock markets fell sharply today.",
+    " ".join(["The quick brown fox jumps over the lazy dog while the farmer watches."] * 25),
+]
 INDEX_DOCS = [
     "How do I reset my password?",
     "The invoice is due at the end of the month.",
@@ -281,37 +285,12 @@ def run_local_tasks(page: Any, *, index_name: str = "site-test") -> dict[str, An
     return dict(page.evaluate(TASKS_JS, arg))
 
 
-def manifest_mismatches(results: dict[str, Any]) -> frozenset[str]:
-    """The tasks whose model serve.py refused because its files differ from the committed
-    models_manifest.json (a task model trained on this machine: training is not bit-reproducible), failed
-    or answered by a fallback. serve.py serves the committed manifest; the static site serves its own."""
-
-    def says(v: dict[str, Any]) -> str:
-        return " ".join(
-            [v.get("error", {}).get("message", "")]
-            + [f["message"] for f in v.get("route", {}).get("fallbacks", [])]
-        )
-
-    return frozenset(k for k, v in results.items() if "does not match the manifest" in says(v))
-
-
-def xfail_if_mismatched(stale: frozenset[str]) -> None:
-    """Call at the end of a test whose other checks passed."""
-    import pytest
-
-    if stale:
-        pytest.xfail(
-            f"{', '.join(sorted(stale))}: the built task model differs from models_manifest.json here "
-            "(tests/browser/test_task_models.py fails the same way); every other check passed"
-        )
-
-
 TASK_NAMES = ("embed", "classify", "zero_shot", "ner", "rerank", "generate", "transcribe", "index")
 
 
-def check_local_tasks(results: dict[str, Any], *, skip: frozenset[str] = frozenset()) -> None:
+def check_local_tasks(results: dict[str, Any]) -> None:
     """Each task answered on the device, by the right model, with the reference's answer (all of
-    TASK_NAMES but ``skip``)."""
+    TASK_NAMES)."""
     from tests.speech import word_error_rate
 
     # classify without labels and ner have no fallback: without their task model they are not checked
@@ -320,7 +299,7 @@ def check_local_tasks(results: dict[str, Any], *, skip: frozenset[str] = frozens
         for name, task in (("classify", "text-classification"), ("ner", "token-classification"))
         if _task_model(task) == EMBEDDING_MODEL
     }
-    wanted = set(TASK_NAMES) - unbuilt - skip
+    wanted = set(TASK_NAMES) - unbuilt
     assert wanted <= set(results), sorted(wanted - set(results))
     results = {k: v for k, v in results.items() if k in wanted}
     failed = {k: v["error"] for k, v in results.items() if "error" in v}

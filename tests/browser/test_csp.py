@@ -24,12 +24,10 @@ from tests.site_harness import (
     ReportCollector,
     build_test_site,
     check_local_tasks,
-    manifest_mismatches,
     open_app,
     run_local_tasks,
     start_static,
     violations,
-    xfail_if_mismatched,
 )
 
 pytestmark = pytest.mark.browser
@@ -128,8 +126,7 @@ def test_every_local_task_runs_without_a_violation(
     try:
         page = open_app(context, srv.url)
         results = run_local_tasks(page, index_name=f"csp-{deployment}")
-        stale = manifest_mismatches(results)  # refused by the model cache, whatever the CSP does
-        check_local_tasks(results, skip=stale)
+        check_local_tasks(results)
         page.click("#embed")  # the page's own panels under the policy too
         page.wait_for_selector("#matrix table")
         page.click("#rerank-go")
@@ -149,7 +146,6 @@ def test_every_local_task_runs_without_a_violation(
         got = reports.wait_for(lambda: controls <= _kinds(reports.reports))
         # the reports are the controls' and nothing else: the tasks above caused none, page or worker
         assert _kinds(got) == controls, got
-        xfail_if_mismatched(stale)
     finally:
         context.close()
 

@@ -23,11 +23,9 @@ from tests.site_harness import (
     Static,
     _reference_vectors,
     check_local_tasks,
-    manifest_mismatches,
     run_local_tasks,
     start_static,
     violations,
-    xfail_if_mismatched,
 )
 
 pytestmark = pytest.mark.browser
@@ -128,8 +126,7 @@ def test_the_host_page_runs_every_local_task(browser: Any, host: Static, router:
             info["crossOriginIsolated"] is isolated and info["threads"] == 1
         )  # ORT's files are cross-origin
         results = run_local_tasks(page, index_name="embed-test")
-        stale = manifest_mismatches(results)
-        check_local_tasks(results, skip=stale)
+        check_local_tasks(results)
         # the example's own form, with the keyboard only
         page.focus("#question")
         page.fill("#question", "I forgot my login")
@@ -146,7 +143,6 @@ def test_the_host_page_runs_every_local_task(browser: Any, host: Static, router:
         assert any(u == router.origin + "/worker.js" for u in requests.urls)
     finally:
         context.close()
-    xfail_if_mismatched(stale)
 
 
 @pytest.mark.parametrize("host", ["not allowed"], indirect=True)
