@@ -143,3 +143,70 @@ def test_a_site_with_a_relay_says_so_and_reaches_the_cloud(browser: Any, tmp_pat
     finally:
         context.close()
         srv.stop()
+
+
+def test_a_relay_on_its_own_origin(browser: Any, tmp_path: Path) -> None:
+    """Built with --relay https://<another origin>/api/cloud: the real relay (relay.py) lets the site's
+    origin in (--allow-origin), the page's CSP names the relay's origin, and a cloud call goes through it
+    to the provider (the stand-in of tests/static_server.py, behind the relay)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.harness import REPO, free_port
+    from tests.static_server import FAKE_MODEL
+
+    provider = start_static(tmp_path, fake_cloud=True, log=tmp_path / "provider.log")  # the upstream API
+    site_port, relay_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "HYBRID_ROUTER_CLOUD_KIND": "openai",
+        "HYBRID_ROUTER_CLOUD_MODEL": FAKE_MODEL,
+        "HYBRID_ROUTER_CLOUD_BASE_URL": provider.url + "api/cloud",
+        "HYBRID_ROUTER_CLOUD_API_KEY": "sk-test",
+    }
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "relay.py",
+            "--port",
+            str(relay_port),
+            "--allow-origin",
+            f"http://127.0.0.1:{site_port}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=open(tmp_path / "relay.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    relay_url = f"http://127.0.0.1:{relay_port}/api/cloud"
+    site = build_test_site(tmp_path / "site", relay=relay_url)
+    assert f"connect-src 'self' http://127.0.0.1:{relay_port};" in (site.root / "index.html").read_text()
+    srv = start_static(site.root, plain=True, port=site_port)
+    context = browser.new_context()
+    context.add_init_script(CSP_LISTENER)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the relay is up once it answers
+            try:
+                urllib.request.urlopen(relay_url + "/config", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and relay.poll() is None, (
+                    tmp_path / "relay.log"
+                ).read_text()
+                time.sleep(0.2)
+        page = open_app(context, srv.url)
+        page.wait_for_selector('#cloud-state[data-state="relay"]')
+        out = page.evaluate(
+            "async () => window.router.generate({ prompt: 'Capital of France?', route: 'cloud' })"
+        )
+        assert out["route"]["target"] == "cloud" and out["text"] == FAKE_REPLY
+        assert violations(page) == []
+    finally:
+        context.close()
+        srv.stop()
+        relay.terminate()
+        relay.wait(10)
+        provider.stop()
