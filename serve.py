@@ -1,7 +1,7 @@
 """Serve Hybrid Router: the page (web/), the built runtime assets and models, on 127.0.0.1 by default.
 
     python serve.py [--host H] [--port N] [--no-isolation] [--cloud auto|none] [--build-in-background]
-                    [--token T] [--allow-origin O] [--public-host H]
+                    [--token T] [--allow-origin O] [--public-host H] [--embed-origin O] [--csp-report-uri URL]
 
 Run it with the project's Python (``./hr run`` does all of it: set-up, the first build, serve, and the
 rest of the build in the background). What it serves:
@@ -68,8 +68,11 @@ and where things are by: ``HYBRID_ROUTER_CACHE`` (the build's cache: ``site.json
 ``build/status.json``; default ``~/.cache/hybrid-router``) and ``HYBRID_ROUTER_MANIFEST`` (the manifest
 to serve, default the repository's ``models_manifest.json``; the build reads the same).
 
-Every response carries the cross-origin-isolation headers (COOP/COEP) unless --no-isolation, which
-gives SharedArrayBuffer and multi-threaded ONNX Runtime in the page.
+Every response carries the Content-Security-Policy and the cross-origin-isolation headers (COOP/COEP)
+unless --no-isolation (isolation gives SharedArrayBuffer and multi-threaded ONNX Runtime in the page);
+--embed-origin (or HYBRID_ROUTER_EMBED_ORIGINS, comma-separated) names the sites whose pages may load the
+router's static files (CORS and CORP for them only; the relay's own origins are --allow-origin). The
+policy and the headers: site_headers.py.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import site_headers
 from aiohttp import web
 from builder.served import BuildStatus, BuiltModels, page_text, served_manifest
 from hybrid_router_relay import (
@@ -398,6 +402,7 @@ def make_app(
     tier: CloudTier | None = None,
     build: BuildStatus | None = None,
     manifest: Path | None = None,
+    policy: site_headers.SiteHeaders | None = None,
 ) -> web.Application:
     """The server's application. ``models``: the built models (a :class:`BuiltModels` follows the build;
     a mapping shaped like ``index.json`` is fixed); ``relay``: the cloud relay's settings (default: from
@@ -408,15 +413,8 @@ def make_app(
     tier = tier or CloudTier(relay.cloud, default=False)
     h = Site(site, built, tier, build, manifest or manifest_path())
 
-    @web.middleware
-    async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
-        resp: web.StreamResponse = await handler(request)
-        if isolation:
-            resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-            resp.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
-        resp.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        return resp
+    # CSP, COOP/COEP, CORP; CORS for the embedding origins (site_headers.py)
+    headers = site_headers.middleware(policy or site_headers.SiteHeaders(isolation=isolation))
 
     app = web.Application(middlewares=[headers])
     cloud_relay = relay_app(relay, pending=tier.pending)
@@ -458,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--build-jobs", default=None, help=argparse.SUPPRESS)  # MODULE:FUNCTION, for tests
     add_relay_arguments(parser, limits=False)
+    site_headers.add_arguments(parser)  # --embed-origin, --csp-report-uri
     args = parser.parse_args(argv)
     try:  # before anything starts: a non-loopback --host without a token stops here
         relay = RelayConfig.from_args(args, host=args.host, port=args.port)
@@ -474,7 +473,7 @@ def main(argv: list[str] | None = None) -> None:
     built = BuiltModels(cache / "models" / "index.json")
     if not built.current() and background is None:
         print("warning: no models are built yet; run ./hr build", file=sys.stderr)
-    app = make_app(site, built, isolation=not args.no_isolation, relay=relay, tier=tier, build=status)
+    app = make_app(site, built, relay=relay, tier=tier, build=status, policy=site_headers.from_arguments(args))
     bound, url = describe_bind(args.host, args.port)
 
     def started(_: str) -> None:  # aiohttp calls this once the socket listens

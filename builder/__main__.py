@@ -3,6 +3,9 @@
 ``all`` (the default), ``first`` and ``background`` run job lists (:mod:`builder.jobs`): one job at a
 time, each in its own process with its log under ``$CACHE/logs/``, one terminal line per step.
 ``assets``, ``models`` and ``llama`` run one part in this process, printing everything (for debugging).
+
+python -m builder site DIR [--relay URL] -- write the static site from what is built (builder/site.py).
+python -m builder package OUT -- the client's npm package, with its declarations (builder/package.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ JOB_LISTS = ("all", "first", "background")
 
 def main(argv: list[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["site"]:
+        from .site import main as site_main
+
+        return site_main(args_in[1:])
+    if args_in[:1] == ["package"]:
+        from .package import main as package_main
+
+        return package_main(args_in[1:])
     what = args_in[0] if args_in and not args_in[0].startswith("-") else "all"
     rest = args_in[1:] if args_in and args_in[0] == what else args_in
     if what in JOB_LISTS:

@@ -7,6 +7,7 @@ Layout under ``$HYBRID_ROUTER_CACHE``::
     vendor/transformers-4.3.1-<key>/    transformers.js (self-contained ESM)
     vendor/ort-<version>-<key>/         onnxruntime-web's wasm + its loader
     vendor/wheels-<key>/                transformers-js-py
+    vendor/workbox-7.4.1-<key>/         Workbox's browser builds (the static site's service worker)
     app/<source-key>/                   the project's own wheel, keyed by the hash of its sources
     site.json                           what serve.py mounts where, and the URLs the worker boots from
 
@@ -132,6 +133,22 @@ def build_ort(cache: Path) -> Built:
     return _build_npm_files(cache, "ort", pins.ORT_VERSION, pins.ORT_NPM, pins.ORT_FILES)
 
 
+def build_workbox(cache: Path) -> Built:
+    """Workbox's browser builds (one file per package, in load order) from the four pinned tarballs."""
+    key = key_of([pins.WORKBOX_NPM, pins.WORKBOX_FILES])
+    final = cache / "vendor" / f"workbox-{pins.WORKBOX_VERSION}-{key}"
+    url = f"/vendor/workbox/{pins.WORKBOX_VERSION}-{key}/"
+    if _fresh(final, key):
+        return Built(url, final, False)
+    npm = cache / "downloads" / "npm"
+    tarballs = [npm_pack(spec, npm, integrity) for spec, integrity in pins.WORKBOX_NPM]
+    with atomic_dir(final) as tmp:
+        for tgz, member in zip(tarballs, pins.WORKBOX_FILES, strict=True):
+            _extract_tar_member(tgz, member, tmp)
+        _stamp(tmp, key)
+    return Built(url, final, True)
+
+
 def build_wheels(cache: Path) -> Built:
     key = key_of([pins.TRANSFORMERS_JS_PY])
     final = cache / "vendor" / f"wheels-{key}"
@@ -189,7 +206,8 @@ def build_assets() -> dict[str, Any]:
     """Build (or reuse) every web asset and write ``site.json``; return it."""
     cache = cache_root()
     steps = [("Pyodide runtime + wheels", build_pyodide), ("Transformers.js", build_transformers),
-             ("onnxruntime-web", build_ort), ("transformers-js-py", build_wheels), ("hybrid_router wheel", build_app_wheel)]
+             ("onnxruntime-web", build_ort), ("transformers-js-py", build_wheels),
+             ("hybrid_router wheel", build_app_wheel), ("Workbox", build_workbox)]
     built: dict[str, Built] = {}
     for i, (label, fn) in enumerate(steps, 1):
         report("building", label, i - 1, len(steps))
@@ -210,6 +228,7 @@ def build_assets() -> dict[str, Any]:
             "wheels": [wheels.url + p.name for p in sorted(wheels.path.glob("*.whl"))]
             + [app.url + p.name for p in sorted(app.path.glob("*.whl"))],
         },
+        "workbox": [built["workbox"].url + Path(f).name for f in pins.WORKBOX_FILES],
     }
     path = cache / "site.json"
     text = json.dumps(site, indent=2)

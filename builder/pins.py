@@ -33,3 +33,28 @@ ORT_FILES = ("dist/ort-wasm-simd-threaded.asyncify.mjs", "dist/ort-wasm-simd-thr
 
 TRANSFORMERS_JS_PY = ("transformers-js-py==0.19.10",
                       "39e7b3e9563452370fc9d4c610d641e590f327dc9f395dbc9698b88d8b537459")
+
+#: Workbox (the service worker's precaching, routing and strategies): each package's own browser build,
+#: loaded with importScripts by the static site's sw.js, so no bundler is needed for it
+WORKBOX_VERSION = "7.4.1"
+WORKBOX_NPM = (
+    ("workbox-core@7.4.1",
+     "sha512-DT+vu46eh/2vRsSHTY4Xmc32Z1rr9PRlQUXr1Dx30ZuXRWwOsvZgGgcwxcasubQLQmbTNYZjv44LkBAQ4tT5tQ=="),
+    ("workbox-routing@7.4.1",
+     "sha512-yubJGErZOusuidAenaL5ypfhQOa7urxP/f8E0ws7FPb4039RiWXUWBAyUkmUoOL/BcQGen3h0J8872d51IYxtA=="),
+    ("workbox-strategies@7.4.1",
+     "sha512-GZxpaw9NbmOelj7667uZ2kpk5BFpOGbO4X0qjwh5ls8XQ8C+Lha5LQchTiUzsTFSS+NlUpftYAyOVXvQUrcqOQ=="),
+    ("workbox-precaching@7.4.1",
+     "sha512-cdr/9qByww7yzEp7zg/qI4ukUrrNjQLgN+ONQRpjy/VqGQXwkgHwr00KksGJK8v0VifwDXBb8a4cWNZH71jn3Q=="),
+)
+#: in this order (each build file reads the namespaces of the ones before it)
+WORKBOX_FILES = ("build/workbox-core.prod.js", "build/workbox-routing.prod.js",
+                 "build/workbox-strategies.prod.js", "build/workbox-precaching.prod.js")
+
+#: tools of the npm package build and its tests, never shipped to the page: TypeScript writes the package's
+#: declarations from the JSDoc and type-checks the example; esbuild (its portable WebAssembly build, so no
+#: platform binary) bundles the example project
+TYPESCRIPT_NPM = ("typescript@5.9.3",
+                  "sha512-jl1vZzPDinLr9eUt3J/t7V6FgNEw9QjvBPdysz9KfQDD41fQrC2Y4vKQdiaUpFT4bXlb1RHhLpp8wtm6M5TgSw==")
+ESBUILD_NPM = ("esbuild-wasm@0.28.2",
+               "sha512-GccVwhv3mmOUVQHCQm2Ox/rby8n/EqUwvZxE6Pjfikrq/lWw9g9WX/u9EykWnpot3Ko6j426DgQdea2xWKIAQA==")

@@ -1,21 +1,40 @@
 // @ts-check
-/** The demo page: boot progress, model download progress, and a sentence-similarity matrix. */
+/**
+ * The demo page: the app's state (boot, downloads, ready, offline, an update waiting), the chat, the
+ * routing chart and the sentence-similarity matrix; the other panels are in their own modules.
+ *
+ * `config.json` (written by the static-site build, builder/site.py) says the site's version, its cloud
+ * relay or local-only, and its service worker; serve.py has none, so the development server runs
+ * without a service worker and with its own relay.
+ */
 import { HybridRouter } from "./hybrid-router.js";
 import { setUpSearch, setUpTranscription } from "./speech-search.js";
 import { setUpModels } from "./models-panel.js";
 import { setUpTextTasks } from "./text-tasks.js";
-import { $ } from "./page-parts.js";
+import { $, describe } from "./page-parts.js";
+import { watchConnection, watchServiceWorker } from "./app-state.js";
 
+/** @type {Map<string, HTMLLIElement>} */
 const downloads = new Map();
 
 /** @param {number} bytes */
 const mb = (bytes) => (bytes / 1e6).toFixed(1) + " MB";
 
+/** The app-state pill: boot | download | ready | error. @param {string} state @param {string} text */
+function appState(state, text) {
+  const pill = $("app-state");
+  pill.dataset.state = state;
+  pill.textContent = text;
+}
+
 /** @param {any} e */
 function showProgress(e) {
   if (e.stage === "boot") {
-    /** @type {HTMLElement} */ ($("boot-bar")).style.width = `${Math.round(e.progress * 100)}%`;
+    const bar = /** @type {HTMLProgressElement} */ ($("boot-bar"));
+    bar.value = Math.round(e.progress * 100);
+    bar.textContent = `${bar.value}%`;
     $("boot-status").textContent = e.step === "ready" ? "Ready." : `Loading ${e.step}${e.detail ? ` (${e.detail})` : ""}…`;
+    if (e.step !== "ready") appState("boot", `Starting: ${e.step}`);
     return;
   }
   if (!e.file || e.status === "cache-event") return;
@@ -23,14 +42,70 @@ function showProgress(e) {
   let row = downloads.get(key);
   if (!row) {
     row = document.createElement("li");
-    row.innerHTML = `<span></span><div class="bar"><div style="width:0%"></div></div><span></span>`;
-    /** @type {HTMLElement} */ (row.children[0]).textContent = key;
+    const name = Object.assign(document.createElement("span"), { textContent: key });
+    const bar = Object.assign(document.createElement("progress"), { max: 100, value: 0 });
+    bar.setAttribute("aria-label", `download of ${key}`);
+    row.append(name, bar, document.createElement("span"));
     $("downloads").append(row);
     downloads.set(key, row);
   }
   const pct = e.status === "done" ? 100 : Math.round(e.progress ?? 0);
-  /** @type {HTMLElement} */ (row.children[1].firstElementChild).style.width = `${pct}%`;
+  /** @type {HTMLProgressElement} */ (row.children[1]).value = pct;
   /** @type {HTMLElement} */ (row.children[2]).textContent = e.total ? `${mb(e.loaded ?? 0)} / ${mb(e.total)}` : `${pct}%`;
+  row.dataset.loaded = String(e.status === "done" ? e.total ?? e.loaded ?? 0 : e.loaded ?? 0);
+  row.dataset.total = String(e.total ?? 0);
+  summarizeDownloads();
+}
+
+/** One bar for the files still coming, and the summary line of all of them. */
+function summarizeDownloads() {
+  const rows = [...downloads.values()];
+  const busy = rows.filter((r) => /** @type {HTMLProgressElement} */ (r.children[1]).value < 100);
+  const sum = (/** @type {HTMLLIElement[]} */ list, /** @type {"loaded" | "total"} */ key) =>
+    list.reduce((n, r) => n + Number(r.dataset[key] || 0), 0);
+  $("downloads-summary").textContent = `Model files: ${rows.length - busy.length} of ${rows.length} ready ` +
+    `(${mb(sum(rows, "loaded"))})`;
+  $("download-total").hidden = busy.length === 0;
+  if (busy.length) {
+    const total = sum(busy, "total");
+    const bar = /** @type {HTMLProgressElement} */ ($("download-bar"));
+    bar.value = total ? (100 * sum(busy, "loaded")) / total : 0;
+    $("download-label").textContent = `Downloading ${busy.length} model file(s): ${mb(sum(busy, "loaded"))} of ${mb(total)}`;
+    appState("download", `Downloading ${busy.length} model file(s)…`);
+  } else if ($("app-state").dataset.state === "download") {
+    appState("ready", "Ready");
+  }
+}
+
+/** The site's config.json, or the development server's defaults (it has none). */
+async function siteConfig() {
+  try {
+    const response = await fetch("config.json", { cache: "no-cache" });
+    if (response.ok) return await response.json();
+  } catch { /* offline without a service worker: the defaults */ }
+  return { version: null, relay: "/api/cloud", mode: "server", service_worker: null };
+}
+
+/**
+ * What the page's header says about the cloud.
+ * @param {any} config @param {any} cloud the router's info.cloud @param {string | null} [note] why none yet
+ */
+function cloudPill(config, cloud, note) {
+  const pill = $("cloud-state");
+  if (config.mode === "local-only") {
+    pill.dataset.state = "local-only";
+    pill.textContent = "local only: this site has no cloud relay";
+  } else if (cloud) {
+    pill.dataset.state = "relay";
+    pill.textContent = `cloud: ${cloud.label || cloud.model} (through the relay)`;
+  } else if (note) {
+    pill.dataset.state = "boot";
+    pill.textContent = `cloud: ${note}`;
+  } else {
+    pill.dataset.state = "unreachable";
+    pill.textContent = config.mode === "cloud-relay" ? `cloud: the relay at ${config.relay} cannot be reached`
+      : "cloud: none configured on the server";
+  }
 }
 
 /** @param {number} v */
@@ -143,20 +218,40 @@ function setUpChat(router) {
 }
 
 async function main() {
+  const config = await siteConfig();
+  $("version").textContent = config.version ? `Version ${config.version}.` : "";
+  watchConnection((online) => {
+    const pill = $("net-state");
+    pill.dataset.state = online ? "online" : "offline";
+    pill.textContent = online ? "online" : "offline: local models keep working";
+  });
+  if (config.service_worker) {
+    watchServiceWorker(config.service_worker, {
+      onUpdate: (reload) => {
+        $("update").hidden = false;
+        /** @type {HTMLButtonElement} */ ($("update-reload")).onclick = reload;
+      },
+    }).catch((err) => console.warn("the service worker could not be registered", err));
+  }
   let router;
   try {
     router = await HybridRouter.create({ onProgress: showProgress });
   } catch (err) {
-    $("boot-status").textContent = `${err.name}: ${err.message}\n${err.hint || ""}`;
+    $("boot-status").textContent = describe(err);
     $("boot-status").className = "error";
+    appState("error", `Could not start: ${err.name}`);
     return;
   }
+  /** @type {any} */ (window).router = router;
+  appState("ready", "Ready");
   const i = router.info;
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
-    `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ""}; ready in ${(i.timings.ready / 1000).toFixed(1)} s.`;
+    `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ", not cross-origin isolated"}; ` +
+    `ready in ${(i.timings.ready / 1000).toFixed(1)} s.`;
   const showCloud = async () => {
     const info = await router.call("info", {});
     const c = info.cloud;
+    cloudPill(config, c, info.cloud_note);
     const local = info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none";
     $("cloud-label").textContent = c
       ? `Cloud tier: ${c.label || c.model}. Local model: ${local}.`
@@ -190,7 +285,7 @@ async function main() {
       $("route").innerHTML = `<span class="badge ${r.target}">${r.target}</span> ${result.model} (${result.dtype ?? ""}, ${result.dims} dims) ` +
         `in ${r.ms.toFixed(0)} ms — ${r.reason}: ${r.rule ?? ""}`;
     } catch (err) {
-      $("embed-error").textContent = `${err.name}: ${err.message}\n${err.hint || ""}`;
+      $("embed-error").textContent = describe(err);
     } finally {
       button.disabled = false;
     }

@@ -18,7 +18,7 @@
  */
 
 import { audioParams } from "./audio.js";
-import { ERROR_NAMES, HybridRouterError, abortError } from "./errors.js";
+import { ERROR_NAMES, HybridRouterError, abortError, workerError } from "./errors.js";
 import { WorkerConnection } from "./protocol.js";
 
 export { ERROR_NAMES, HybridRouterError };
@@ -153,7 +153,12 @@ export class HybridRouter extends EventTarget {
 
   /**
    * Start the worker and resolve once Python, numpy and Transformers.js are ready.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number }} [options]
+   *
+   * Embedding (docs/embedding.md): `baseUrl` is where the router's files are (serve.py or the static site:
+   * boot.json, the runtime, the models; default: next to the worker). A page of another origin must also
+   * pass `workerUrl`: a module worker has to come from the page's own origin, so it serves a one-line file
+   * that imports our worker.js by URL.
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, baseUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
@@ -163,7 +168,8 @@ export class HybridRouter extends EventTarget {
     const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
       max_retries: options.cloud?.maxRetries };
     requestPersistence();
-    router.#bootOptions = { bootUrl: options.bootUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
+    const baseUrl = options.baseUrl ? new URL(options.baseUrl, globalThis.location?.href).href : undefined;
+    router.#bootOptions = { bootUrl: options.bootUrl, baseUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
       downloadIdleMs: options.downloadIdleMs,
       device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
     router.info = await router.#connection.start(router.#bootOptions, options.signal);
@@ -173,6 +179,14 @@ export class HybridRouter extends EventTarget {
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
   constructor(options) {
     super();
+    const page = globalThis.location?.origin;
+    const here = new URL(import.meta.url);
+    if (!options.workerUrl && page && here.origin !== page) {
+      throw workerError(`the client was loaded from ${here.origin}, and a module worker must come from this ` +
+        `page's origin (${page})`, "Serve a one-line worker file on your site that imports ours " +
+        `(import "${here.href.replace(/[^/]*$/, "worker.js")}";) and pass its URL as create({ workerUrl }): ` +
+        "see docs/embedding.md.");
+    }
     const onEvent = (/** @type {{ kind: string }} */ detail) => this.dispatchEvent(new CustomEvent("change", { detail }));
     this.#connect = () => {
       // Written out so that bundlers (Vite, esbuild, webpack) find the worker and bundle it.

@@ -74,7 +74,7 @@ export async function setUpModels(router) {
   function pendingRow(m) {
     const job = build.jobs.find((j) => j.id === m.id);  // its detail ("epoch 1/1, step 340/1894")
     const text = m.state === "done" ? (m.message ?? "built") : describeJob(m);
-    const bar = el("div", { className: "bar" }, [el("div", { style: `width:${Math.round((m.progress ?? 0) * 100)}%` })]);
+    const bar = el("progress", { max: 100, value: Math.round((m.progress ?? 0) * 100), ariaLabel: `build of ${m.id}` });
     const row = el("tr", { className: "not-built" }, [
       el("td", {}, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: (m.tasks ?? []).join(", ") })]),
       el("td", { textContent: "not on the server yet" }),
@@ -101,9 +101,10 @@ export async function setUpModels(router) {
 
   /** @param {any} m @param {any} cached @param {any} rec */
   function modelRow(m, cached, rec) {
-    const select = el("select", {}, m.dtypes.map((/** @type {string} */ d) =>
+    const select = el("select", { ariaLabel: `precision of ${m.id}` }, m.dtypes.map((/** @type {string} */ d) =>
       el("option", { value: d, textContent: d, selected: d === (cached?.dtypes?.[0] ?? rec?.dtype ?? m.default_dtype) })));
-    const bar = el("div", { className: "bar" }, [el("div", { style: "width:0%" })]);
+    const bar = /** @type {HTMLProgressElement} */ (el("progress", { max: 100, value: 0 }));
+    bar.setAttribute("aria-label", `download of ${m.id}`);
     const status = el("span", { className: "muted" });
     const download = el("button", { textContent: "Download" });
     const cancel = el("button", { textContent: "Cancel", disabled: true });
@@ -117,7 +118,7 @@ export async function setUpModels(router) {
           signal: controller.signal,
           onProgress: (/** @type {any} */ e) => {
             if (e.status !== "progress_total") return;
-            /** @type {HTMLElement} */ (bar.firstElementChild).style.width = `${e.progress}%`;
+            bar.value = e.progress;
             status.textContent = `${mb(e.loaded)} / ${mb(e.total)} (${e.progress.toFixed(1)}%)`;
           },
         });

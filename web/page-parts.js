@@ -12,3 +12,16 @@ export const escapeHtml = (text) => text.replace(/[&<>"]/g, (c) => ({ "&": "&amp
 /** The route record as one line of HTML: badge, model, dtype/device, time, and the rule that decided. @param {any} r */
 export const routeLine = (r) => `<span class="badge ${r.target}">${r.target}</span> ${escapeHtml(r.model ?? "")} ` +
   `(${r.dtype ?? ""}${r.device ? ", " + r.device : ""}) in ${r.ms.toFixed(0)} ms — ${escapeHtml(r.rule ?? r.reason)}`;
+
+/**
+ * One row of a score list: the number, a <meter> of the score (0..1), then the text (as text, not HTML).
+ * @param {number} score @param {string} text @returns {HTMLLIElement}
+ */
+export function scoreItem(score, text) {
+  const li = document.createElement("li");
+  const meter = Object.assign(document.createElement("meter"), { min: 0, max: 1, value: Math.max(0, Math.min(1, score)) });
+  meter.setAttribute("aria-hidden", "true");
+  const number = Object.assign(document.createElement("span"), { className: "score", textContent: score.toFixed(3) });
+  li.append(number, " ", meter, " ", text); // textContent: "<score>  <text>"
+  return li;
+}

@@ -4,7 +4,7 @@
  * vector index persisted in this browser). Wired by app.js once the router is ready.
  */
 
-import { $, describe, escapeHtml, routeLine } from "./page-parts.js";
+import { $, describe, routeLine, scoreItem } from "./page-parts.js";
 
 /** @param {import("./hybrid-router.js").HybridRouter} router */
 export function setUpTranscription(router) {
@@ -94,10 +94,12 @@ export async function setUpSearch(router) {
     const hits = await index.search(query, { topK: 5 });
     const list = $("search-results");
     list.replaceChildren(...hits.map((h) => {
-      const li = document.createElement("li");
-      li.innerHTML = `<span class="score" style="--w:${Math.max(0, h.score) * 100}%">${h.score.toFixed(3)}</span> ` +
-        `${escapeHtml(h.text)} <button type="button" class="link">remove</button>`;
-      /** @type {HTMLButtonElement} */ (li.querySelector("button")).onclick = () => guarded(async () => {
+      const li = scoreItem(h.score, h.text);
+      const remove = Object.assign(document.createElement("button"), { type: "button", className: "link",
+        textContent: "remove" });
+      remove.setAttribute("aria-label", `remove “${h.text}” from the index`);
+      li.append(" ", remove);
+      remove.onclick = () => guarded(async () => {
         await index.remove([h.id]);
         await search();
       });

@@ -5,14 +5,7 @@
  * answer with its route record. Wired by app.js once the router is ready.
  */
 
-import { $, describe, escapeHtml, routeLine } from "./page-parts.js";
-
-/** One row of a score list: a bar as wide as the score (0..1), the number, the text. */
-const scoreRow = (/** @type {number} */ score, /** @type {string} */ text) => {
-  const li = document.createElement("li");
-  li.innerHTML = `<span class="score" style="--w:${Math.max(0, Math.min(1, score)) * 100}%">${score.toFixed(3)}</span> ${escapeHtml(text)}`;
-  return li;
-};
+import { $, describe, escapeHtml, routeLine, scoreItem as scoreRow } from "./page-parts.js";
 
 /**
  * `text` with each entity wrapped in a <mark> that names its label (offsets are into `text`).

@@ -12,6 +12,7 @@
 import { customCache, guardedFetch, openModelStore } from "./idb-store.js";
 import { estimateStorage, probeCapabilities } from "./capabilities.js";
 import { REFUSAL_HINT, refusal } from "./limits.js";
+import * as bridge from "./py-bridge.js";
 
 /** @type {any} */ let app = null;
 /** @type {any[]} */ const early = [];
@@ -23,8 +24,13 @@ const post = (message) => self.postMessage(message);
 const bootProgress = (step, progress, extra = {}) =>
   post({ id: null, type: "progress", event: { stage: "boot", step, progress, ...extra } });
 
+/**
+ * Where boot.json is looked for: next to this module (`import.meta.url`, which is our server's even when a
+ * host page's own worker file imports this one), unless `create({ baseUrl })` says elsewhere.
+ */
+let base = import.meta.url;
 /** @param {string} url */
-const abs = (url) => new URL(url, self.location.href).href;
+const abs = (url) => new URL(url, base).href;
 
 class BootError extends Error {
   /** @param {string} name @param {string} message @param {string} hint */
@@ -42,12 +48,14 @@ async function boot(options) {
   const mark = (/** @type {string} */ name) => (timings[name] = Math.round(performance.now() - t0));
 
   bootProgress("config", 0.02);
+  if (options.baseUrl) base = new URL(options.baseUrl, self.location.href).href;
   const response = await fetch(abs(options.bootUrl || "boot.json"), { cache: "no-cache" });
   if (!response.ok) {
     throw new BootError("ModelLoadError", `boot.json: HTTP ${response.status}`,
       "The assets are not built or the server is not Hybrid Router's serve.py: run ./hr run.");
   }
   const boot = await response.json();
+  base = response.url; // the URLs in boot.json are relative to it (a static site may live under any path)
 
   bootProgress("python-runtime", 0.05, { detail: `Pyodide ${boot.pyodide.version}` });
   const { loadPyodide } = await import(abs(boot.pyodide.index_url + "pyodide.mjs"));
@@ -89,7 +97,14 @@ async function boot(options) {
   tjs.env.allowLocalModels = true;
   tjs.env.localModelPath = new URL(abs(boot.models_url)).pathname; // a path, not a URL (see OFFLINE-STACK.md)
   tjs.env.backends.onnx.wasm.wasmPaths = { mjs: abs(boot.ort.mjs), wasm: abs(boot.ort.wasm) };
-  tjs.env.backends.onnx.wasm.numThreads = self.crossOriginIsolated
+  // ONNX Runtime imports its .mjs by URL: Transformers.js's wasm cache would import a blob: copy instead,
+  // which the Content-Security-Policy refuses (script-src has no blob:); the HTTP cache or the service
+  // worker keeps the files instead
+  tjs.env.useWasmCache = false;
+  // ONNX Runtime's threads are workers made from its .mjs: only possible where that file is same-origin
+  // (otherwise it would make them from a blob:, which the Content-Security-Policy refuses)
+  const ortSameOrigin = new URL(abs(boot.ort.mjs)).origin === self.location.origin;
+  tjs.env.backends.onnx.wasm.numThreads = self.crossOriginIsolated && ortSameOrigin
     ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
   // One model cache: ours in IndexedDB (verified against the manifest, installed as env.customCache by
   // Python); Transformers.js's own Cache Storage is off and it may not fetch model files itself.
@@ -103,14 +118,18 @@ async function boot(options) {
   mark("transformers");
 
   bootProgress("router", 0.85);
+  // the JS that Python calls (no pyodide.code.run_js: it is eval, which the CSP refuses)
+  pyodide.registerJsModule("hybrid_router_js", { ...bridge, transformers: { ...tjs } });
   const worker = pyodide.pyimport("hybrid_router.browser.worker");
+  // cloud_config null in boot.json: a local-only site, no relay
+  const relay = "cloud_config" in boot ? boot.cloud_config : "/api/cloud/config";
   app = await worker.start(post, pyodide.toPy({
     transformers_url: transformersUrl,
     manifest_url: abs(boot.models_manifest),
     models_url: abs(boot.models_url),
     cache_budget_bytes: options.cacheBudgetBytes ?? null,
     download_idle_ms: options.downloadIdleMs ?? null,
-    cloud_config_url: abs(boot.cloud_config || "/api/cloud/config"),
+    cloud_config_url: relay ? abs(relay) : null,
     cloud_base_url: abs(boot.cloud_base_url || "/api/cloud"),
     build_status_url: abs(boot.build_status || "/api/build/status"),
     cloud: options.cloud || {},

@@ -221,13 +221,14 @@ def test_the_page_panels_classify_mark_entities_and_rerank(browser: Any, server:
     page = browser.new_context().new_page()
     try:
         page.goto(server.url)
-        page.wait_for_function("!document.getElementById('rerank-go').disabled", timeout=120_000)
+        # functions, not expressions: Playwright compiles an expression with eval, which the page's CSP refuses
+        page.wait_for_function("() => !document.getElementById('rerank-go').disabled", timeout=120_000)
 
         def run(prefix: str) -> None:
             page.evaluate(f"document.getElementById('{prefix}-route').textContent = ''")
             page.click(f"#{prefix}-go")
             page.wait_for_function(
-                f"(document.getElementById('{prefix}-route').textContent + "
+                f"() => (document.getElementById('{prefix}-route').textContent + "
                 f"document.getElementById('{prefix}-error').textContent).length > 0",
                 timeout=300_000,
             )

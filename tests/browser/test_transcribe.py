@@ -184,9 +184,10 @@ def test_the_page_transcribes_a_file_and_the_microphone(playwright_instance: Any
     try:
         page = browser.new_context(permissions=["microphone"]).new_page()
         page.goto(server.url)
-        page.wait_for_function("!document.getElementById('asr-file').disabled", timeout=120_000)
+        # functions, not expressions: Playwright compiles an expression with eval, which the page's CSP refuses
+        page.wait_for_function("() => !document.getElementById('asr-file').disabled", timeout=120_000)
         page.set_input_files("#asr-file", str(wav))
-        done = ("(document.getElementById('asr-route').textContent + "
+        done = ("() => (document.getElementById('asr-route').textContent + "
                 "document.getElementById('asr-error').textContent).length > 0")
         page.wait_for_function(done, timeout=300_000)
         assert page.inner_text("#asr-error") == ""

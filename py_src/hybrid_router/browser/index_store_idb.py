@@ -8,7 +8,6 @@ Every JS proxy made for a call is destroyed before it returns.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import js
@@ -42,18 +41,14 @@ class IdbIndexStore:
         self._js = js_store
 
     @classmethod
-    async def open(cls, module_url: str | None = None) -> IdbIndexStore:
-        """Import ``web/index-store.js`` (next to the worker's script by default) and open the database."""
-        from pyodide.code import run_js
+    async def open(cls) -> IdbIndexStore:
+        """Open the database through ``web/index-store.js`` (imported by ``web/py-bridge.js``)."""
+        import hybrid_router_js
 
-        url = module_url or str(js.URL.new("./index-store.js", js.location.href).href)
-        module = await run_js(f"import({json.dumps(url)})")
         try:
-            return cls(await module.openIndexStore())
+            return cls(await hybrid_router_js.openIndexStore())
         except JsException as exc:
             raise _storage_error("open its database", exc) from exc
-        finally:
-            destroy(module)
 
     async def load(self, name: str) -> StoredIndex | None:
         try:

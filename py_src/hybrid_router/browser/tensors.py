@@ -1,6 +1,7 @@
 """What the Transformers.js runtime does with JS values: tensors to numpy, the reference truncation fix,
 a turn for the event loop between decoding steps, freeing ORT buffers, errors in one line. Inside Pyodide
-only (the helpers call ``pyodide.code.run_js``).
+only: the JS halves are in ``web/py-bridge.js`` (the module ``hybrid_router_js``; not ``run_js``, which is
+``eval`` and refused by the site's Content-Security-Policy).
 """
 
 from __future__ import annotations
@@ -37,31 +38,17 @@ def restore_final_special_token(input_ids: Any, sep_id: Any, mask: np.ndarray) -
     """Rows cut by truncation end in a content token instead of ``sep_id``: make it ``sep_id`` again."""
     if not isinstance(sep_id, int) or mask.size == 0:
         return
-    from pyodide.code import run_js
+    import hybrid_router_js
 
     ids = ints(input_ids)
     width = ids.shape[1]
     rows = [int(r) * width + width - 1 for r in np.nonzero((mask[:, -1] == 1) & (ids[:, -1] != sep_id))[0]]
     if rows:  # BigInt64Array elements can only be set from JS (a Python int arrives as a Number)
-        set_ids = run_js("(t, at, v) => { for (const i of at) t.data[i] = BigInt(v); }")
+        set_ids = hybrid_router_js.setBigInts
         try:
             set_ids(input_ids, js_object(rows), sep_id)
         finally:
             destroy(set_ids)
-
-
-_YIELD_JS = """(pipe) => {
-  const model = pipe.model;
-  if (!model || model.__hybridRouterYields) return;
-  const forward = model.forward.bind(model);
-  const tick = () => new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => { channel.port1.close(); resolve(); };
-    channel.port2.postMessage(null);
-  });
-  model.forward = async (...args) => { await tick(); return forward(...args); };
-  model.__hybridRouterYields = true;
-}"""
 
 
 def yield_between_steps(pipe: Any) -> None:
@@ -71,9 +58,9 @@ def yield_between_steps(pipe: Any) -> None:
     the streamed pieces (and a cancel message from the page) would only be handled after the last token:
     no streaming and no interruption. One macrotask per step (a MessageChannel message) is enough.
     """
-    from pyodide.code import run_js
+    import hybrid_router_js
 
-    install = run_js(_YIELD_JS)
+    install = hybrid_router_js.yieldBetweenSteps
     try:
         install(pipe)
     finally:

@@ -97,6 +97,37 @@ def cloud_provider(config: dict[str, Any], base_url: str, options: dict[str, Any
     )
 
 
+def _transformers_module() -> Any:
+    """transformers_js_py's proxy of the Transformers.js module worker.js imported and configured.
+
+    Not ``import_transformers_js(url)``: it imports through ``pyodide.code.run_js`` (``eval``, refused by
+    the site's Content-Security-Policy) and resets ``env.allowLocalModels``. This sets what it sets
+    (transformers-js-py 0.19.10, pinned in builder/pins.py) and wraps the same object.
+    """
+    import hybrid_router_js
+    from transformers_js_py import proxies
+
+    js_module = hybrid_router_js.transformers
+    proxies._TRANSFORMERS_JS = js_module
+    return proxies.TjsModuleProxy(js_module)
+
+
+async def _cloud_config(url: str | None) -> dict[str, Any] | None:
+    """The relay's ``/config``, or None: no relay (a local-only site), or it cannot be reached (offline
+    on a start without a cached copy). Either way the router starts; without a provider the cloud is off."""
+    if not url:
+        return None
+    import js
+    from pyodide.ffi import JsException
+
+    try:
+        _, data = await _fetch_json(url)
+    except (OSError, JsException) as exc:  # pyfetch's "Failed to fetch", a body that is not JSON
+        js.console.warn(f"the cloud relay's configuration could not be fetched ({url}): {exc}")
+        return None
+    return data if isinstance(data, dict) else None
+
+
 async def _cached_dtypes(cache: ModelCache | None) -> dict[str, list[str]]:
     if cache is None:
         return {}
@@ -122,21 +153,16 @@ def _install_cache(env: Any, cache: ModelCache, edge: Any) -> None:
 async def start(post_message: Callable[[Any], None], config: Any, edge: Any = None) -> WorkerApp:
     """Create the router in the worker.
 
-    ``config``: absolute URLs ``transformers_url``, ``manifest_url``, ``models_url``, ``cloud_config_url``,
+    ``config``: absolute URLs ``manifest_url``, ``models_url``, ``cloud_config_url`` (None: no relay),
     ``cloud_base_url``, ``build_status_url``; ``device``; ``cloud`` options (``timeout_s``,
     ``max_retries``); ``policy``;
     ``cache_budget_bytes``. ``edge`` (JS): ``store`` (web/idb-store.js's ModelStore, null without
     IndexedDB), ``customCache`` (its factory), ``capabilities`` (web/capabilities.js's probe).
     """
-    from transformers_js_py import import_transformers_js
-
     from .transformers_js import TransformersJsRuntime
 
     cfg: dict[str, Any] = config.to_py() if hasattr(config, "to_py") else dict(config)
-    module = await import_transformers_js(cfg["transformers_url"])
-    # transformers_js_py turns local models off on every import; the worker configured the rest in JS
-    module.js_obj.env.allowLocalModels = True
-    module.js_obj.env.allowRemoteModels = False
+    module = _transformers_module()
     status, manifest_data = await _fetch_json(cfg["manifest_url"])
     if manifest_data is None:
         raise ModelLoadError(
@@ -164,7 +190,7 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     manifest, choices = adapt_manifest(manifest, caps, cached)
     if cache is not None:
         cache.manifest = manifest
-    _, cloud_config = await _fetch_json(cfg["cloud_config_url"])
+    cloud_config = await _cloud_config(cfg.get("cloud_config_url"))
     cloud = cloud_provider(cloud_config or {}, cfg["cloud_base_url"], cfg.get("cloud") or {})
     label = (cloud_config or {}).get("label") if cloud else None
     policy = Policy().replace(**(cfg.get("policy") or {}))
@@ -204,18 +230,15 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
 async def _persistent_ledger(manifest: Manifest, cloud: CloudProvider | None) -> Ledger:
     """The cost ledger, kept in IndexedDB and shared by the origin's tabs (under a Web Lock), so that the
     daily cloud budget survives a reload and holds across tabs. Without IndexedDB it lives in memory."""
-    import json
-
+    import hybrid_router_js
     import js
-    from pyodide.code import run_js
     from pyodide.ffi import JsException
 
     from .ledger_store_idb import IdbLedgerStore
 
     cloud_model = cloud.model if cloud is not None else None
-    url = str(js.URL.new("./state-store.js", js.location.href).href)
     try:
-        store = IdbLedgerStore(await (await run_js(f"import({json.dumps(url)})")).openStateStore())
+        store = IdbLedgerStore(await hybrid_router_js.openStateStore())
     except JsException as exc:
         js.console.warn(f"the cost ledger stays in memory: {exc}")
         return Ledger(manifest, cloud_model=cloud_model)

@@ -1,0 +1,401 @@
+"""The static site: one folder any static file host serves as it is (no serve.py, no special headers).
+
+    python -m builder site DIR [--relay URL] [--models ID ...]      (./hr build --site DIR builds first)
+
+Layout of ``DIR``::
+
+    index.html, app.js, *.js, style.css   the page, the client and the worker (stable names, revalidated)
+    manifest.webmanifest, icons/          the web app manifest and its icons (installable PWA)
+    sw.js                                 the service worker: Workbox precaching of everything but models
+    config.json                           what the page is told: version, relay URL or local-only
+    boot.json                             what the worker boots from (URLs relative to boot.json)
+    models_manifest.json                  the models of this site, with the sizes and sha256 of its files
+    build.json                            every file of the site: size, sha256, immutable or not
+    _headers                              the same headers for hosts that read such a file (Netlify,
+                                          Cloudflare Pages): CSP, COOP/COEP, caching
+    assets/<name>-<version>-<hash>/       the runtime: Pyodide + wheels, Transformers.js, ONNX Runtime,
+                                          our wheels, Workbox; <hash> is of the folder's content, so
+                                          these URLs are immutable (cache them for a year)
+    models-<hash>/<model id>/<file>       the model files (the cache checks each against the manifest)
+
+The page carries its Content-Security-Policy in a ``<meta>`` (a host without header support still
+enforces it); ``_headers`` has it as a header too. Model files are hard links into the build cache where
+the file system allows (no copy of hundreds of MB), copies otherwise; the folder is written next to
+``DIR`` and moved into place at the end, so existing files (and the cache behind a hard link) are never
+written through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hybrid_router.manifest import FileInfo, Manifest
+
+from . import pins
+from .common import REPO, BuildError, atomic_dir, log, sha256_file
+
+WEB = REPO / "web"
+#: files of web/ that are not part of the site
+WEB_EXCLUDED = frozenset({"sw.js"})
+#: where index.html takes the site's Content-Security-Policy
+CSP_MARKER = "<!-- site:csp -->"
+#: the file that marks a folder as one of ours (the build refuses to replace any other folder)
+BUILD_FILE = "build.json"
+#: files the service worker leaves to the network (models live in IndexedDB; these describe the site)
+NOT_PRECACHED = frozenset({"sw.js", "_headers", BUILD_FILE})
+
+
+@dataclass(frozen=True)
+class SiteFile:
+    path: str  # relative to the site, "/"-separated
+    size: int
+    sha256: str
+    immutable: bool
+
+
+@dataclass
+class Site:
+    """What was written: the folder, its version and every file."""
+
+    root: Path
+    version: str
+    relay: str | None
+    files: list[SiteFile] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "relay": self.relay,
+            "files": [
+                {"path": f.path, "size": f.size, "sha256": f.sha256, "immutable": f.immutable}
+                for f in sorted(self.files, key=lambda f: f.path)
+            ],
+        }
+
+
+def content_hash(entries: Mapping[str, str]) -> str:
+    """A short hash of a folder's content: its files' names and sha256."""
+    h = hashlib.sha256()
+    for name in sorted(entries):
+        h.update(f"{name}\0{entries[name]}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def _place(src: Path, dest: Path) -> None:
+    """``dest`` with ``src``'s bytes: a hard link where possible (the site never writes into its files)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def relay_urls(relay: str | None) -> tuple[str | None, str | None]:
+    """(the relay's config URL, its base URL) as boot.json holds them; (None, None) for local-only.
+
+    ``relay`` is the relay's mount (``https://relay.example/api/cloud``, or ``/api/cloud`` behind the same
+    origin): the router reads ``<relay>/config`` and posts to ``<relay>/<endpoint>``."""
+    if not relay:
+        return None, None
+    parts = urlsplit(relay)
+    if parts.scheme not in ("", "http", "https") or (parts.scheme and not parts.netloc) or parts.query:
+        raise BuildError(
+            f"--relay {relay!r}: not a URL", hint="e.g. --relay https://relay.example.com/api/cloud"
+        )
+    base = relay.rstrip("/")
+    return base + "/config", base
+
+
+def relay_origin(relay: str | None) -> str | None:
+    """The relay's origin when it is on another one (the page's connect-src must name it)."""
+    parts = urlsplit(relay or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+def site_manifest(
+    raw: dict[str, Any], built: Mapping[str, tuple[Sequence[str], Mapping[str, FileInfo]]]
+) -> dict[str, Any]:
+    """The models manifest of a site: only ``built`` models, each with the files as this build made them
+    (trained weights differ by machine: the cache checks what it downloads against what is served)."""
+    from .models import split_variants
+
+    out = dict(raw)
+    out["models"] = []
+    for entry in raw["models"]:
+        if entry["id"] not in built:
+            continue
+        dtypes, files = built[entry["id"]]
+        common, own = split_variants(files, dtypes)
+        variants = {d: {**entry.get("variants", {}).get(d, {}), "files": own[d]} for d in dtypes}
+        out["models"].append({**entry, "files": common, "variants": variants})
+    Manifest.from_dict(out)  # the worker must be able to read it
+    return out
+
+
+def _built_models(ids: Sequence[str] | None) -> dict[str, tuple[Path, list[str], dict[str, FileInfo]]]:
+    """model id -> (built folder, dtypes, files as stamped by the model build)."""
+    from .models import read_index
+
+    index = read_index()
+    missing = [i for i in ids or () if i not in index]
+    if missing:
+        raise BuildError(
+            f"not built: {', '.join(missing)}", hint="run ./hr build first (it builds the models)"
+        )
+    out = {}
+    for mid in ids or list(index):
+        folder = Path(index[mid]["dir"])
+        stamp = json.loads(folder.with_name(folder.name + ".stamp.json").read_text())
+        files = {p: FileInfo(f["size"], f["sha256"]) for p, f in stamp["files"].items()}
+        out[mid] = (folder, list(index[mid]["dtypes"]), files)
+    return out
+
+
+class _Writer:
+    """Writes the site's files into ``root`` and records each one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: dict[str, SiteFile] = {}
+
+    def add(self, rel: str, src: Path, *, immutable: bool, sha256: str | None = None) -> None:
+        _place(src, self.root / rel)
+        self.files[rel] = SiteFile(rel, src.stat().st_size, sha256 or sha256_file(src), immutable)
+
+    def text(self, rel: str, text: str, *, immutable: bool = False) -> None:
+        dest = self.root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode("utf-8")
+        dest.write_bytes(data)
+        self.files[rel] = SiteFile(rel, len(data), hashlib.sha256(data).hexdigest(), immutable)
+
+    def json(self, rel: str, data: Any) -> None:
+        self.text(rel, json.dumps(data, indent=2) + "\n")
+
+
+def _copy_runtime(w: _Writer, name: str, folder: Path) -> str:
+    """Copy a runtime folder to ``assets/<name>-<content hash>/``; return that URL (relative, ends in /)."""
+    files = {
+        p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+    }
+    url = f"assets/{name}-{content_hash(files)}/"
+    for fname, digest in files.items():
+        w.add(url + fname, folder / fname, immutable=True, sha256=digest)
+    return url
+
+
+def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
+    """The runtime files into assets/, and boot.json's runtime part with their new URLs."""
+    boot = assets["boot"]
+    mounts = {url: Path(path) for url, path in assets["mounts"].items()}
+    moved: dict[str, str] = {}
+    for url, folder in mounts.items():
+        # /vendor/pyodide/0.27.7-<key>/ -> pyodide-0.27.7; /vendor/wheels/<key>/ -> wheels; /app/<key>/ -> app
+        parts = url.strip("/").split("/")
+        name = parts[1] if parts[0] == "vendor" else "app"
+        if parts[0] == "vendor" and "-" in parts[2]:
+            name += "-" + parts[2].split("-")[0]
+        moved[url] = _copy_runtime(w, name, folder)
+
+    def at(url: str) -> str:
+        for old, new in moved.items():
+            if url.startswith(old):
+                return new + url[len(old) :]
+        raise BuildError(
+            f"{url}: not in any built folder", hint="rebuild the assets: ./hr python -m builder assets"
+        )
+
+    return {
+        "pyodide": {**boot["pyodide"], "index_url": at(boot["pyodide"]["index_url"])},
+        "transformers": {**boot["transformers"], "url": at(boot["transformers"]["url"])},
+        "ort": {**boot["ort"], "mjs": at(boot["ort"]["mjs"]), "wasm": at(boot["ort"]["wasm"])},
+        "wheels": [at(u) for u in boot["wheels"]],
+        "workbox": [at(u) for u in assets["workbox"]],
+    }
+
+
+def _models(w: _Writer, built: Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]]) -> str:
+    entries = {f"{mid}/{p}": f.sha256 for mid, (_, _, files) in built.items() for p, f in files.items()}
+    base = f"models-{content_hash(entries)}/"
+    for mid, (folder, _, files) in built.items():
+        for rel, info in files.items():
+            w.files[base + f"{mid}/{rel}"] = SiteFile(base + f"{mid}/{rel}", info.size, info.sha256, True)
+            _place(folder / rel, w.root / base / mid / rel)
+    return base
+
+
+def headers_file(csp: str, *, isolation: bool) -> str:
+    """``_headers`` (Netlify / Cloudflare Pages syntax): the policy and the caching of the site."""
+    common = [
+        f"Content-Security-Policy: {csp}",
+        "X-Content-Type-Options: nosniff",
+        "Referrer-Policy: no-referrer",
+        "Cross-Origin-Resource-Policy: same-origin",
+    ]
+    if isolation:
+        common += ["Cross-Origin-Opener-Policy: same-origin", "Cross-Origin-Embedder-Policy: require-corp"]
+    lines = [
+        "/*",
+        *(f"  {h}" for h in common),
+        "  Cache-Control: no-cache",
+        "",
+        "/assets/*",
+        "  Cache-Control: public, max-age=31536000, immutable",
+        "",
+        "/models-*",
+        "  Cache-Control: public, max-age=31536000, immutable",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _service_worker(
+    runtime: dict[str, Any], precache: list[dict[str, Any]], version: str, relay_config: str | None
+) -> str:
+    build = {
+        "version": version,
+        "workbox": runtime["workbox"],
+        "precache": precache,
+        "relay_config": relay_config,
+    }
+    template = (WEB / "sw.js").read_text(encoding="utf-8")
+    return f"self.__HYBRID_ROUTER_BUILD = {json.dumps(build, indent=1)};\n{template}"
+
+
+def build_site(
+    out: Path,
+    *,
+    relay: str | None = None,
+    models: Sequence[str] | None = None,
+    isolation_headers: bool = True,
+    assets: dict[str, Any] | None = None,
+    built: Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]] | None = None,
+    raw_manifest: dict[str, Any] | None = None,
+) -> Site:
+    """Write the static site into ``out`` (replacing a site built there before; refusing any other folder).
+
+    ``assets`` (site.json's content), ``built`` (model id -> folder, dtypes, files) and ``raw_manifest``
+    default to the build cache's and the repository's; the tests pass their own."""
+    import site_headers
+
+    from .assets import build_assets
+
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()) and not (out / BUILD_FILE).is_file():
+        raise BuildError(
+            f"{out} exists and is not a site built here (no {BUILD_FILE})", hint="give an empty or new folder"
+        )
+    assets = assets if assets is not None else build_assets()
+    built = built if built is not None else _built_models(models)
+    if not built:
+        raise BuildError("no models are built", hint="run ./hr build first")
+    config_url, base_url = relay_urls(relay)
+    if raw_manifest is None:
+        raw_manifest = json.loads((REPO / "models_manifest.json").read_text(encoding="utf-8"))
+    with atomic_dir(out) as tmp:
+        tmp.chmod(0o755)
+        w = _Writer(tmp)
+        runtime = _runtime(w, assets)
+        models_url = _models(w, built)
+        csp = site_headers.content_security_policy(
+            connect=[o for o in [relay_origin(relay)] if o], frame_ancestors=None
+        )
+        for path in sorted(WEB.rglob("*")):
+            rel = path.relative_to(WEB).as_posix()
+            if not path.is_file() or rel in WEB_EXCLUDED or "__pycache__" in rel:
+                continue
+            if rel.endswith(".html"):
+                page = path.read_text(encoding="utf-8")
+                meta = f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+                w.text(rel, page.replace(CSP_MARKER, meta) if CSP_MARKER in page else page)
+            else:
+                w.add(rel, path, immutable=False)
+        boot = {
+            **{k: v for k, v in runtime.items() if k != "workbox"},
+            "models_manifest": "models_manifest.json",
+            "models_url": models_url,
+            "cloud_config": config_url,
+        }
+        if base_url:
+            boot["cloud_base_url"] = base_url
+        w.json("boot.json", boot)
+        w.json(
+            "models_manifest.json", site_manifest(raw_manifest, {m: (d, f) for m, (_, d, f) in built.items()})
+        )
+        w.text("_headers", headers_file(csp, isolation=isolation_headers))
+        # the version: everything the page and the worker run, less config.json (which names it)
+        shell = {
+            f.path: f.sha256
+            for f in w.files.values()
+            if f.path not in NOT_PRECACHED and not f.path.startswith(models_url)
+        }
+        version = content_hash(shell)
+        w.json(
+            "config.json",
+            {
+                "version": version,
+                "relay": relay or None,
+                "mode": "cloud-relay" if relay else "local-only",
+                "service_worker": "sw.js",
+                "workbox": pins.WORKBOX_VERSION,
+            },
+        )
+        precache = [
+            {"url": f.path, "revision": None if f.immutable else f.sha256[:16]}
+            for f in sorted(w.files.values(), key=lambda f: f.path)
+            if f.path not in NOT_PRECACHED and not f.path.startswith(models_url)
+        ]
+        w.text("sw.js", _service_worker(runtime, precache, version, config_url))
+        site = Site(out, version, relay or None, list(w.files.values()))
+        w.json(BUILD_FILE, site.to_dict())
+    total = sum(f.size for f in site.files)
+    log(
+        f"static site {version} in {out}: {len(site.files)} files, {total / 1e6:.1f} MB "
+        f"({'relay ' + relay if relay else 'local-only'})"
+    )
+    return site
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m builder site", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "dir", type=Path, help="the folder to write (replaced if it holds a site built before)"
+    )
+    parser.add_argument(
+        "--relay",
+        default=None,
+        metavar="URL",
+        help="the cloud relay's URL (e.g. https://relay.example.com/api/cloud, or /api/cloud on "
+        "the same origin); without it the site runs local-only",
+    )
+    parser.add_argument(
+        "--models", nargs="*", default=None, help="only these model ids (default: every built one)"
+    )
+    parser.add_argument(
+        "--no-isolation-headers",
+        action="store_true",
+        help="leave COOP/COEP out of _headers (for hosts whose other pages must not be isolated)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        build_site(
+            args.dir, relay=args.relay, models=args.models, isolation_headers=not args.no_isolation_headers
+        )
+    except BuildError as exc:
+        print(f"\nbuild failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

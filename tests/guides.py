@@ -1,0 +1,50 @@
+"""The code of the guides in docs/: fenced blocks read out of the Markdown, for the tests that run them.
+
+A ```js block is code a page runs (tests/browser/test_guides.py); a ```js file=PATH block quotes a file
+of the repository that a test runs (tests/unit/test_guides.py checks that the quote is in it); other
+blocks (sh, text, nginx) are shown, not run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+GUIDES = ("quick-start", "embedding", "deploying", "routing", "offline", "errors")
+FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    info: str
+    code: str
+
+    @property
+    def file(self) -> str | None:
+        m = re.search(r"file=(\S+)", self.info)
+        return m.group(1) if m else None
+
+
+def blocks(guide: str) -> list[Block]:
+    text = (DOCS / f"{guide}.md").read_text(encoding="utf-8")
+    return [Block(m.group(1), m.group(2).strip(), m.group(3)) for m in FENCE.finditer(text)]
+
+
+def runnable_js(guide: str) -> str:
+    """The guide's runnable JS blocks as one module (an import repeated by a later block kept once)."""
+    seen: set[str] = set()
+    lines = []
+    for block in blocks(guide):
+        if block.lang != "js" or block.file:
+            continue
+        for line in block.code.splitlines():
+            if line.startswith("import "):
+                if line in seen:
+                    continue
+                seen.add(line)
+            lines.append(line)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,286 @@
+"""builder/site.py on a small fake build (CPython, no browser): the static site's layout, its
+content-hashed names, boot.json, the precache list, the page's policy, the models manifest of this build,
+reproducibility, and that it never writes into a folder that is not one of its sites nor through its
+hard links into the cache. (The real build in a real browser: tests/browser/test_static_site.py.)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import site_headers
+from builder.common import BuildError
+from builder.site import (
+    NOT_PRECACHED,
+    build_site,
+    content_hash,
+    relay_origin,
+    relay_urls,
+)
+
+from hybrid_router.manifest import FileInfo
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "all-MiniLM-L6-v2"
+RUNTIME = {  # mount URL -> files of a fake runtime folder
+    "/vendor/pyodide/0.27.7-k1/": [
+        "pyodide.mjs",
+        "pyodide.asm.js",
+        "pyodide.asm.wasm",
+        "python_stdlib.zip",
+        "pyodide-lock.json",
+        "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl",
+    ],
+    "/vendor/transformers/4.3.1-k2/": ["transformers.js"],
+    "/vendor/ort/1.31.0-dev-k3/": [
+        "ort-wasm-simd-threaded.asyncify.mjs",
+        "ort-wasm-simd-threaded.asyncify.wasm",
+    ],
+    "/vendor/wheels/k4/": ["transformers_js_py-0.19.10-py3-none-any.whl"],
+    "/app/k5/": ["hybrid_router-0.1.0-py3-none-any.whl"],
+    "/vendor/workbox/7.4.1-k6/": [
+        "workbox-core.prod.js",
+        "workbox-routing.prod.js",
+        "workbox-strategies.prod.js",
+        "workbox-precaching.prod.js",
+    ],
+}
+MODEL_FILES = [
+    "config.json",
+    "tokenizer.json",
+    "training.json",
+    "onnx/model.onnx",
+    "onnx/model_quantized.onnx",
+]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> dict[str, Any]:
+    """A build cache's worth of inputs: runtime folders, one built model, the repository's manifest."""
+    mounts = {}
+    for url, names in RUNTIME.items():
+        folder = tmp_path / "cache" / url.strip("/").replace("/", "-")
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_text(f"{url}{name}\n")
+        (folder / ".complete").write_text("stamp")  # the cache's stamp: not part of the site
+        mounts[url] = str(folder)
+    assets = {
+        "mounts": mounts,
+        "boot": {
+            "pyodide": {
+                "index_url": "/vendor/pyodide/0.27.7-k1/",
+                "version": "0.27.7",
+                "packages": ["numpy"],
+                "python": "3.12.7",
+            },
+            "transformers": {"url": "/vendor/transformers/4.3.1-k2/transformers.js", "version": "4.3.1"},
+            "ort": {
+                "mjs": "/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded.asyncify.mjs",
+                "wasm": "/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded.asyncify.wasm",
+                "version": "1.31.0-dev",
+            },
+            "wheels": [
+                "/vendor/wheels/k4/transformers_js_py-0.19.10-py3-none-any.whl",
+                "/app/k5/hybrid_router-0.1.0-py3-none-any.whl",
+            ],
+        },
+        "workbox": [f"/vendor/workbox/7.4.1-k6/{n}" for n in RUNTIME["/vendor/workbox/7.4.1-k6/"]],
+    }
+    model = tmp_path / "cache" / "models" / MODEL / "key"
+    for name in MODEL_FILES:
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_text(f"this machine's {name}\n")
+    files = {n: FileInfo((model / n).stat().st_size, sha(model / n)) for n in MODEL_FILES}
+    raw = json.loads((REPO / "models_manifest.json").read_text())
+    return {
+        "assets": assets,
+        "built": {MODEL: (model, ["fp32", "q8"], files)},
+        "raw_manifest": raw,
+        "model_dir": model,
+    }
+
+
+def build(out: Path, fake: dict[str, Any], **kw: Any) -> Any:
+    return build_site(
+        out, assets=fake["assets"], built=fake["built"], raw_manifest=fake["raw_manifest"], **kw
+    )
+
+
+class _Inline(HTMLParser):
+    """Collects what a strict CSP would refuse in a page: inline scripts, style attributes and elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        if tag == "script":
+            self._in_script = "src" not in names
+        if tag == "style" or "style" in names or any(n.startswith("on") for n in names):
+            self.found.append(f"<{tag} {attrs}>")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.found.append(f"inline script: {data.strip()[:40]}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+
+def test_the_layout(tmp_path: Path, fake: dict[str, Any]) -> None:
+    site = build(tmp_path / "site", fake)
+    root = site.root
+    listed = {f["path"]: f for f in json.loads((root / "build.json").read_text())["files"]}
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert on_disk == set(listed) | {"build.json"}
+    for path, entry in listed.items():
+        assert (root / path).stat().st_size == entry["size"] and sha(root / path) == entry["sha256"], path
+    # the runtime under content-hashed folder names: the name changes exactly when the content does
+    folders = {Path(p).parent.as_posix() for p in listed if p.startswith("assets/")}
+    assert len(folders) == len(RUNTIME)
+    for folder in folders:
+        content = {
+            Path(p).name: e["sha256"] for p, e in listed.items() if Path(p).parent.as_posix() == folder
+        }
+        assert folder.endswith("-" + content_hash(content)) and all(
+            listed[f"{folder}/{n}"]["immutable"] for n in content
+        )
+        assert ".complete" not in content
+    boot = json.loads((root / "boot.json").read_text())
+    for url in [
+        boot["pyodide"]["index_url"] + "pyodide.asm.wasm",
+        boot["transformers"]["url"],
+        boot["ort"]["mjs"],
+        boot["ort"]["wasm"],
+        *boot["wheels"],
+        boot["models_manifest"],
+    ]:
+        assert not url.startswith("/") and (root / url).is_file(), url  # relative: any path prefix works
+    assert boot["cloud_config"] is None and "cloud_base_url" not in boot  # local-only
+    model_file = root / boot["models_url"] / MODEL / "onnx" / "model.onnx"
+    assert model_file.read_text() == "this machine's onnx/model.onnx\n"
+    config = json.loads((root / "config.json").read_text())
+    assert config == {
+        "version": site.version,
+        "relay": None,
+        "mode": "local-only",
+        "service_worker": "sw.js",
+        "workbox": "7.4.1",
+    }
+    for extra in ("manifest.webmanifest", "icons/icon-192.png", "icons/icon-512.png", "app.js", "worker.js"):
+        assert (root / extra).is_file(), extra
+
+
+def test_the_pages_carry_the_policy_and_nothing_inline(tmp_path: Path, fake: dict[str, Any]) -> None:
+    root = build(tmp_path / "site", fake).root
+    page = (root / "index.html").read_text()
+    policy = site_headers.content_security_policy(frame_ancestors=None)
+    assert f'<meta http-equiv="Content-Security-Policy" content="{policy}">' in page
+    for html in root.glob("*.html"):
+        parser = _Inline()
+        parser.feed(html.read_text())
+        assert parser.found == [], (html.name, parser.found)
+    headers = (root / "_headers").read_text()
+    assert f"Content-Security-Policy: {site_headers.content_security_policy(frame_ancestors=None)}" in headers
+    assert "Cross-Origin-Embedder-Policy: require-corp" in headers and "/assets/*" in headers
+
+
+def test_the_service_worker_precaches_all_but_the_models(tmp_path: Path, fake: dict[str, Any]) -> None:
+    site = build(tmp_path / "site", fake)
+    text = (site.root / "sw.js").read_text()
+    first = text.split("\n", 1)[0]
+    assert first.startswith("self.__HYBRID_ROUTER_BUILD = {")
+    build_info = json.loads(text[len("self.__HYBRID_ROUTER_BUILD = ") : text.index("};") + 1])
+    assert text.endswith((REPO / "web" / "sw.js").read_text())
+    boot = json.loads((site.root / "boot.json").read_text())
+    urls = {e["url"]: e["revision"] for e in build_info["precache"]}
+    expected = (
+        {f.path for f in site.files}
+        - NOT_PRECACHED
+        - {f.path for f in site.files if f.path.startswith(boot["models_url"])}
+    )
+    assert set(urls) == expected
+    assert {"index.html", "boot.json", "config.json", "models_manifest.json", boot["ort"]["wasm"]} <= set(
+        urls
+    )
+    by_path = {f.path: f for f in site.files}
+    for url, revision in urls.items():  # hashed URLs need no revision; the others carry their content's
+        assert revision == (None if by_path[url].immutable else by_path[url].sha256[:16]), url
+    assert build_info["version"] == site.version and build_info["workbox"][0].startswith(
+        "assets/workbox-7.4.1-"
+    )
+
+
+def test_the_models_manifest_describes_this_builds_files(tmp_path: Path, fake: dict[str, Any]) -> None:
+    root = build(tmp_path / "site", fake).root
+    manifest = json.loads((root / "models_manifest.json").read_text())
+    assert [m["id"] for m in manifest["models"]] == [MODEL]  # only what the site carries
+    entry = manifest["models"][0]
+    _, _, files = fake["built"][MODEL]
+    assert entry["files"]["training.json"] == files["training.json"].to_dict()
+    assert entry["variants"]["fp32"]["files"] == {"onnx/model.onnx": files["onnx/model.onnx"].to_dict()}
+    assert entry["variants"]["q8"]["files"] == {
+        "onnx/model_quantized.onnx": files["onnx/model_quantized.onnx"].to_dict()
+    }
+
+
+def test_the_same_inputs_give_the_same_site_and_a_change_a_new_version(
+    tmp_path: Path, fake: dict[str, Any]
+) -> None:
+    a = build(tmp_path / "a", fake)
+    b = build(tmp_path / "b", fake)
+    assert a.version == b.version
+    assert (a.root / "build.json").read_text() == (b.root / "build.json").read_text()
+    c = build(tmp_path / "c", fake, relay="https://relay.example/api/cloud")
+    assert c.version != a.version
+    boot = json.loads((c.root / "boot.json").read_text())
+    assert boot["cloud_config"] == "https://relay.example/api/cloud/config"
+    assert boot["cloud_base_url"] == "https://relay.example/api/cloud"
+    assert "connect-src 'self' https://relay.example;" in (c.root / "index.html").read_text()
+    assert json.loads((c.root / "config.json").read_text())["mode"] == "cloud-relay"
+
+
+def test_relay_urls() -> None:
+    assert relay_urls(None) == (None, None)
+    assert relay_urls("/api/cloud/") == ("/api/cloud/config", "/api/cloud")
+    assert (
+        relay_origin("/api/cloud") is None
+        and relay_origin("https://r.example:8443/x") == "https://r.example:8443"
+    )
+    with pytest.raises(BuildError, match="not a URL"):
+        relay_urls("ftp://relay.example/api")
+
+
+def test_it_replaces_its_own_sites_only_and_never_writes_through(
+    tmp_path: Path, fake: dict[str, Any]
+) -> None:
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_text("precious")
+    with pytest.raises(BuildError, match="not a site built here"):
+        build(other, fake)
+    assert (other / "holiday.jpg").read_text() == "precious"
+    source = fake["model_dir"] / "onnx" / "model.onnx"
+    before = source.read_text()
+    first = build(tmp_path / "site", fake)
+    again = build(tmp_path / "site", fake, relay="/api/cloud")  # replaces the site built there
+    assert (
+        again.root == first.root
+        and json.loads((again.root / "config.json").read_text())["relay"] == "/api/cloud"
+    )
+    assert source.read_text() == before
+    boot = json.loads((again.root / "boot.json").read_text())
+    linked = again.root / boot["models_url"] / MODEL / "onnx" / "model.onnx"
+    assert linked.stat().st_ino == source.stat().st_ino  # a hard link on this file system: no copy

@@ -1,0 +1,67 @@
+"""The commands of docs/deploying.md: ``python -m builder site DIR [--relay URL] [--models ...]`` on this
+machine's build (skipped where nothing is built). What the site then does in a browser is
+tests/browser/test_static_site.py's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from builder.common import cache_root
+from builder.models import read_index
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "all-MiniLM-L6-v2"
+
+pytestmark = pytest.mark.skipif(
+    not (cache_root() / "site.json").is_file() or MODEL not in read_index(),
+    reason="the assets or the embedding model are not built here (./hr build)",
+)
+
+
+def site(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "builder", "site", str(tmp_path / "site"), "--models", MODEL, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("relay", "mode", "connect"),
+    [
+        (None, "local-only", "connect-src 'self';"),
+        ("/api/cloud", "cloud-relay", "connect-src 'self';"),
+        (
+            "https://relay.example.com/api/cloud",
+            "cloud-relay",
+            "connect-src 'self' https://relay.example.com;",
+        ),
+    ],
+)
+def test_the_deploying_guides_commands(tmp_path: Path, relay: str | None, mode: str, connect: str) -> None:
+    done = site(tmp_path, *(["--relay", relay] if relay else []))
+    assert done.returncode == 0, done.stderr
+    root = tmp_path / "site"
+    config = json.loads((root / "config.json").read_text())
+    assert config["mode"] == mode and config["relay"] == relay and config["version"] in done.stderr
+    assert [m["id"] for m in json.loads((root / "models_manifest.json").read_text())["models"]] == [MODEL]
+    assert connect in (root / "index.html").read_text() and connect in (root / "_headers").read_text()
+
+
+def test_a_model_that_is_not_built_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "builder", "site", str(tmp_path / "s"), "--models", "no-such-model"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        done.returncode == 1 and "not built: no-such-model" in done.stderr and not (tmp_path / "s").exists()
+    )
