@@ -56,6 +56,20 @@ function generateParams(options) {
   return params;
 }
 
+/**
+ * A call's options: an object (or nothing); anything else is a ValidationError, not a TypeError.
+ * @param {any} value @param {string} where @returns {Record<string, any>}
+ */
+function opts(value, where) {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new HybridRouterError({ name: "ValidationError", message: `the options of ${where} must be an object, got ${
+      Array.isArray(value) ? "an array" : typeof value}`, hint: `Pass ${where}'s options as an object, e.g. { signal }.`,
+    details: { field: "options" } });
+  }
+  return value;
+}
+
 /** @type {Promise<boolean> | null} */ let persistence = null;
 
 /**
@@ -113,7 +127,7 @@ export class VectorIndex {
    * @returns {Promise<SearchHit[] & { route?: Route }>}
    */
   async search(query, options = {}) {
-    const { topK, signal } = options;
+    const { topK, signal } = opts(options, "search");
     const out = await this.#router.call("index_search", { name: this.name, query, top_k: topK ?? 10 }, { signal });
     this.count = out.count;
     return Object.assign(out.results, { route: out.route });
@@ -206,7 +220,7 @@ export class HybridRouter extends EventTarget {
    * @param {CallOptions & { onChunk?: (v: any) => void }} [options]
    */
   async call(method, params, options = {}) {
-    if (this.#connection.dead?.name === "WorkerError") await this.#restart(options.signal);
+    if (this.#connection.dead?.name === "WorkerError") await this.#restart(options?.signal);
     return this.#connection.call(method, params, options);
   }
 
@@ -231,8 +245,8 @@ export class HybridRouter extends EventTarget {
    * @param {CallOptions & { model?: string, dtype?: string }} [options]
    * @returns {Promise<EmbedResult>}
    */
-  embed(texts, options = {}) {
-    const { model, dtype, ...rest } = options;
+  async embed(texts, options = {}) {
+    const { model, dtype, ...rest } = opts(options, "embed");
     return this.call("embed", { texts, model: model ?? null, dtype: dtype ?? null }, rest);
   }
 
@@ -246,8 +260,8 @@ export class HybridRouter extends EventTarget {
    *   hypothesisTemplate?: string }} [options]
    * @returns {Promise<ClassifyResult>}
    */
-  classify(text, options = {}) {
-    const { labels, examples, model, dtype, multiLabel, hypothesisTemplate, ...rest } = options;
+  async classify(text, options = {}) {
+    const { labels, examples, model, dtype, multiLabel, hypothesisTemplate, ...rest } = opts(options, "classify");
     return this.call("classify", {
       text, labels: labels ?? null, model: model ?? null, dtype: dtype ?? null, multi_label: multiLabel ?? false,
       hypothesis_template: hypothesisTemplate ?? null, examples: examples ?? null,
@@ -261,8 +275,8 @@ export class HybridRouter extends EventTarget {
    * @param {CallOptions & { model?: string, dtype?: string }} [options]
    * @returns {Promise<NerResult>}
    */
-  ner(text, options = {}) {
-    const { model, dtype, ...rest } = options;
+  async ner(text, options = {}) {
+    const { model, dtype, ...rest } = opts(options, "ner");
     return this.call("ner", { text, model: model ?? null, dtype: dtype ?? null }, rest);
   }
 
@@ -274,8 +288,8 @@ export class HybridRouter extends EventTarget {
    * @param {CallOptions & { topK?: number, model?: string, dtype?: string }} [options]
    * @returns {Promise<RerankResult>}
    */
-  rerank(query, documents, options = {}) {
-    const { topK, model, dtype, ...rest } = options;
+  async rerank(query, documents, options = {}) {
+    const { topK, model, dtype, ...rest } = opts(options, "rerank");
     return this.call("rerank", { query, documents, top_k: topK ?? null, model: model ?? null, dtype: dtype ?? null },
       rest);
   }
@@ -290,7 +304,7 @@ export class HybridRouter extends EventTarget {
    * @returns {Promise<{ text: string, model: string, dtype: string, seconds: number, route: Route }>}
    */
   async transcribe(audio, options = {}) {
-    const { samplingRate, model, dtype, ...rest } = options;
+    const { samplingRate, model, dtype, ...rest } = opts(options, "transcribe");
     const params = { model: model ?? null, dtype: dtype ?? null, ...(await audioParams(audio, samplingRate)) };
     return this.call("transcribe", params, rest);
   }
@@ -304,7 +318,7 @@ export class HybridRouter extends EventTarget {
    * @returns {Promise<VectorIndex>}
    */
   async openIndex(name, options = {}) {
-    const { model, signal } = options;
+    const { model, signal } = opts(options, "openIndex");
     const info = await this.call("index_open", { name, model: model ?? null }, { signal });
     return new VectorIndex(this, info);
   }
@@ -320,7 +334,7 @@ export class HybridRouter extends EventTarget {
    * @returns {Promise<{ text: string, route: Route, usage: Usage }>}
    */
   async generate(options) {
-    const { signal, onProgress, ...rest } = options ?? {};
+    const { signal, onProgress, ...rest } = opts(options, "generate");
     return this.call("generate", generateParams(rest), { signal, onProgress });
   }
 
@@ -331,7 +345,7 @@ export class HybridRouter extends EventTarget {
    * @returns {AsyncIterable<{ delta?: string, done?: boolean, route?: Route, usage?: Usage }>}
    */
   stream(options) {
-    const { signal, onProgress, ...rest } = options ?? {};
+    const { signal, onProgress, ...rest } = opts(options, "stream");
     const router = this;
     return {
       async *[Symbol.asyncIterator]() {
@@ -381,7 +395,7 @@ export class HybridRouter extends EventTarget {
    */
   async configure(policy) {
     /** @type {Record<string, any>} */ const params = {};
-    for (const [k, v] of Object.entries(policy)) params[SNAKE[k] ?? k] = v;
+    for (const [k, v] of Object.entries(opts(policy, "configure"))) params[SNAKE[k] ?? k] = v;
     const out = await this.call("configure", params);
     this.#bootOptions.policy = { ...this.#bootOptions.policy, ...params }; // a restarted worker keeps it
     return out;
@@ -397,8 +411,8 @@ export class HybridRouter extends EventTarget {
    * @param {CallOptions & { dtype?: string }} [options]
    * @returns {Promise<{ files: number, bytes: number, from_cache: number, fetched: number, models: { id: string, dtype: string }[], events: any[] }>}
    */
-  preload(modelIds, options = {}) {
-    const { dtype, ...rest } = options;
+  async preload(modelIds, options = {}) {
+    const { dtype, ...rest } = opts(options, "preload");
     return this.call("preload", { models: typeof modelIds === "string" ? [modelIds] : modelIds, dtype: dtype ?? null }, rest);
   }
 
@@ -429,7 +443,7 @@ export class HybridRouter extends EventTarget {
    * @param {{ budgetBytes: number | null }} settings
    */
   configureCache(settings) {
-    return this.call("configure_cache", { budget_bytes: settings.budgetBytes ?? null });
+    return this.call("configure_cache", { budget_bytes: opts(settings, "configureCache").budgetBytes ?? null });
   }
 
   /**
@@ -447,8 +461,8 @@ export class HybridRouter extends EventTarget {
    * and why: `[{ model, task, usable, device, dtype, download_bytes, cached, memory_mb, score, reasons }]`.
    * @param {{ task?: string } & CallOptions} [options]
    */
-  recommendModels(options = {}) {
-    const { task, ...rest } = options;
+  async recommendModels(options = {}) {
+    const { task, ...rest } = opts(options, "recommendModels");
     return this.call("recommend_models", { task: task ?? null }, rest);
   }
 

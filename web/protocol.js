@@ -100,7 +100,15 @@ export class WorkerConnection {
    */
   call(method, params, options = {}) {
     if (this.#dead) return Promise.reject(this.#dead);
-    const { signal, onProgress, onChunk } = options;
+    const { signal, onProgress, onChunk } = options ?? {};
+    if (signal != null && !(signal instanceof AbortSignal)) {
+      return Promise.reject(new HybridRouterError({ name: "ValidationError", message: "signal must be an AbortSignal",
+        hint: "Pass an AbortController's signal (or AbortSignal.timeout(ms)), or leave it out.", details: { field: "signal" } }));
+    }
+    if ((onProgress != null && typeof onProgress !== "function") || (onChunk != null && typeof onChunk !== "function")) {
+      return Promise.reject(new HybridRouterError({ name: "ValidationError", message: "onProgress must be a function",
+        hint: "Pass a function that takes each progress event, or leave it out.", details: { field: "onProgress" } }));
+    }
     if (signal?.aborted) return Promise.reject(abortError("aborted before it started"));
     const why = refusal({ params });
     if (why) {
