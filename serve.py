@@ -473,7 +473,9 @@ def main(argv: list[str] | None = None) -> None:
     built = BuiltModels(cache / "models" / "index.json")
     if not built.current() and background is None:
         print("warning: no models are built yet; run ./hr build", file=sys.stderr)
-    app = make_app(site, built, relay=relay, tier=tier, build=status, policy=site_headers.from_arguments(args))
+    app = make_app(
+        site, built, relay=relay, tier=tier, build=status, policy=site_headers.from_arguments(args)
+    )
     bound, url = describe_bind(args.host, args.port)
 
     def started(_: str) -> None:  # aiohttp calls this once the socket listens

@@ -7,14 +7,27 @@ import argparse
 import importlib
 import inspect
 
-BENCHES = ("cache", "embeddings", "generation", "overhead", "relay_load", "tasks", "transcribe", "vector_index")
+BENCHES = (
+    "cache",
+    "embeddings",
+    "generation",
+    "overhead",
+    "relay_load",
+    "tasks",
+    "transcribe",
+    "vector_index",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="./hr bench")
     parser.add_argument("name", nargs="?", default="embeddings", choices=BENCHES)
-    parser.add_argument("--runs", type=int, default=None,
-                        help="timed repetitions per measurement (default: the benchmark's own)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed repetitions per measurement (default: the benchmark's own)",
+    )
     args, rest = parser.parse_known_args()
     bench = importlib.import_module(f"bench.{args.name}")
     kwargs = {} if args.runs is None else {"runs": args.runs}

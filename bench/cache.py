@@ -26,8 +26,11 @@ CASES = [
     ("all-MiniLM-L6-v2", "fp32", "await router.embed(['first call'], { dtype: 'fp32', onProgress })"),
     ("all-MiniLM-L6-v2", "q8", "await router.embed(['first call'], { dtype: 'q8', onProgress })"),
     ("whisper-tiny.en", "fp32", "await router.transcribe(new Float32Array(16000), { onProgress })"),
-    ("SmolLM2-135M-Instruct", "fp32",
-     "await router.generate({ prompt: 'Hi', maxTokens: 1, route: 'local', onProgress })"),
+    (
+        "SmolLM2-135M-Instruct",
+        "fp32",
+        "await router.generate({ prompt: 'Hi', maxTokens: 1, route: 'local', onProgress })",
+    ),
 ]
 
 CREATE = """async () => {
@@ -49,8 +52,9 @@ def _timed(page: Any, js: str) -> tuple[float, float]:
 
 def _session(playwright: Any, profile: Path, url: str, js: str) -> tuple[float, float, int]:
     """One browser start on ``profile``: the first call's ms, the files' share, the bytes from /models/."""
-    context = playwright.chromium.launch_persistent_context(str(profile), executable_path=chromium_path(),
-                                                           headless=True, args=CHROMIUM_FLAGS)
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS
+    )
     fetched: list[int] = []
 
     def on_response(response: Any) -> None:
@@ -100,19 +104,49 @@ def run(runs: int = 3, models: tuple[str, ...] | None = None) -> list[list[Any]]
                     cached.append(ms)
                     cache_files.append(files_ms)
                     shutil.rmtree(profile, ignore_errors=True)
-                    ms, _, _ = _session(p, profile, server.url,
-                                        f"await router.preload([{{ id: '{model}', dtype: '{dtype}' }}])")
+                    ms, _, _ = _session(
+                        p,
+                        profile,
+                        server.url,
+                        f"await router.preload([{{ id: '{model}', dtype: '{dtype}' }}])",
+                    )
                     preload.append(ms)
                     shutil.rmtree(profile, ignore_errors=True)
-                rows.append([f"{model} {dtype}", _variant_mb(model, dtype), median(network),
-                             median(net_files), median(cached), median(cache_files), median(preload),
-                             fetched_net / 1e6, fetched_cache / 1e6, runs])
+                rows.append(
+                    [
+                        f"{model} {dtype}",
+                        _variant_mb(model, dtype),
+                        median(network),
+                        median(net_files),
+                        median(cached),
+                        median(cache_files),
+                        median(preload),
+                        fetched_net / 1e6,
+                        fetched_cache / 1e6,
+                        runs,
+                    ]
+                )
         finally:
             stop_server(server)
-    table([("model", 28), ("MB", 6), ("network ms", 11), ("files", 7), ("cache ms", 9), ("files", 7),
-           ("preload ms", 11), ("net MB", 7), ("cache MB", 9), ("n", 3)], rows)
-    print("network / cache ms: the first call after start-up (median), of which 'files': fetching "
-          "(download, sha256, store) or reading back (IndexedDB, sha256) the model's files; the rest is "
-          "pipeline creation and one inference. preload: download + sha256 + store only. net / cache MB: "
-          "bytes fetched from /models/ during the call.")
+    table(
+        [
+            ("model", 28),
+            ("MB", 6),
+            ("network ms", 11),
+            ("files", 7),
+            ("cache ms", 9),
+            ("files", 7),
+            ("preload ms", 11),
+            ("net MB", 7),
+            ("cache MB", 9),
+            ("n", 3),
+        ],
+        rows,
+    )
+    print(
+        "network / cache ms: the first call after start-up (median), of which 'files': fetching "
+        "(download, sha256, store) or reading back (IndexedDB, sha256) the model's files; the rest is "
+        "pipeline creation and one inference. preload: download + sha256 + store only. net / cache MB: "
+        "bytes fetched from /models/ during the call."
+    )
     return rows

@@ -38,12 +38,15 @@ def header(title: str) -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\n{title}")
     print(f"command: ./hr bench {' '.join(sys.argv[1:])}")
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}; "
-          f"load average at start {load}")
+    print(
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}; "
+        f"load average at start {load}"
+    )
 
 
 def table(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]) -> None:
     """Rows under ``columns`` (name, width; the first column left-aligned); floats with one decimal."""
+
     def cell(value: Any, width: int, first: bool) -> str:
         text = "" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
         return f"{text:<{width}}" if first else f"{text:>{width}}"

@@ -41,26 +41,64 @@ def run(runs: int = 10) -> list[dict[str, Any]]:
             rp = open_router_page(browser, server, create=False)  # fresh context: cold HTTP cache
             created = rp.page.evaluate(CREATE)
             if dtype == "fp32":
-                rows.append({"what": "cold start (worker created -> ready)", "dtype": "-", "median_ms": created["ms"],
-                             "p95_ms": created["ms"], "n": 1})
+                rows.append(
+                    {
+                        "what": "cold start (worker created -> ready)",
+                        "dtype": "-",
+                        "median_ms": created["ms"],
+                        "p95_ms": created["ms"],
+                        "n": 1,
+                    }
+                )
                 timings = created["info"]["timings"]
-                rows.append({"what": f"  of which Pyodide runtime {timings['pyodide']} ms, packages "
-                             f"{timings['packages'] - timings['pyodide']} ms", "dtype": "-", "median_ms": None,
-                             "p95_ms": None, "n": 1})
+                rows.append(
+                    {
+                        "what": f"  of which Pyodide runtime {timings['pyodide']} ms, packages "
+                        f"{timings['packages'] - timings['pyodide']} ms",
+                        "dtype": "-",
+                        "median_ms": None,
+                        "p95_ms": None,
+                        "n": 1,
+                    }
+                )
             load = rp.page.evaluate(TIMED, {"texts": ["warm up"], "dtype": dtype, "runs": 1})
-            rows.append({"what": "model load + first call (cold cache)", "dtype": dtype, "median_ms": load[0],
-                         "p95_ms": load[0], "n": 1})
-            for label, texts in (("embed 1 sentence", ["How do I reset my password?"]), ("embed 32 sentences", batch)):
+            rows.append(
+                {
+                    "what": "model load + first call (cold cache)",
+                    "dtype": dtype,
+                    "median_ms": load[0],
+                    "p95_ms": load[0],
+                    "n": 1,
+                }
+            )
+            for label, texts in (
+                ("embed 1 sentence", ["How do I reset my password?"]),
+                ("embed 32 sentences", batch),
+            ):
                 times = rp.page.evaluate(TIMED, {"texts": texts, "dtype": dtype, "runs": runs})
-                rows.append({"what": label, "dtype": dtype, "median_ms": median(times), "p95_ms": p95(times),
-                             "n": runs})
+                rows.append(
+                    {
+                        "what": label,
+                        "dtype": dtype,
+                        "median_ms": median(times),
+                        "p95_ms": p95(times),
+                        "n": runs,
+                    }
+                )
             rp.page.context.close()
         rp = open_router_page(browser, server, create=False)
         rp.page.evaluate(CREATE)
         rp.page.reload()
         warm = rp.page.evaluate(CREATE)
-        rows.append({"what": "warm start (HTTP cache) -> ready", "dtype": "-", "median_ms": warm["ms"],
-                     "p95_ms": warm["ms"], "n": 1})
+        rows.append(
+            {
+                "what": "warm start (HTTP cache) -> ready",
+                "dtype": "-",
+                "median_ms": warm["ms"],
+                "p95_ms": warm["ms"],
+                "n": 1,
+            }
+        )
         rp.page.context.close()
     _print(rows)
     return rows

@@ -61,17 +61,34 @@ def _browser(runs: int) -> list[Any]:
     route = streams[-1]["route"]
     t64, t1 = median([s["total_ms"] for s in streams]), median([o["total_ms"] for o in ones])
     tokens_out = median([s["usage"]["tokens_out"] for s in streams])
-    return ["browser: Transformers.js WASM, our worker", f"{route['model']} ({route['dtype']})", threads,
-            streams[-1]["usage"]["tokens_in"], tokens_out, t1,
-            median([s["first_ms"] for s in streams]), (tokens_out - 1) / (t64 - t1) * 1000,
-            tokens_out / t64 * 1000, runs]
+    return [
+        "browser: Transformers.js WASM, our worker",
+        f"{route['model']} ({route['dtype']})",
+        threads,
+        streams[-1]["usage"]["tokens_in"],
+        tokens_out,
+        t1,
+        median([s["first_ms"] for s in streams]),
+        (tokens_out - 1) / (t64 - t1) * 1000,
+        tokens_out / t64 * 1000,
+        runs,
+    ]
 
 
 def _chat(url: str, model: str, max_tokens: int) -> tuple[dict[str, Any], float]:
-    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
-            "temperature": 0, "seed": 0, "cache_prompt": False}
-    req = urllib.request.Request(url + "/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": 0,
+        "cache_prompt": False,
+    }
+    req = urllib.request.Request(
+        url + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     t0 = time.perf_counter()
     with urllib.request.urlopen(req, timeout=300) as resp:
         answer = json.loads(resp.read())
@@ -83,23 +100,45 @@ def _llama(name: str, runs: int) -> list[Any]:
     from builder.pins_llama import GGUFS as PINS
 
     pin = PINS[name]
-    with LlamaServer(ensure_gguf(name), alias=pin.alias, threads=THREADS,
-                     binary=ensure_llama_server()) as srv:
+    with LlamaServer(
+        ensure_gguf(name), alias=pin.alias, threads=THREADS, binary=ensure_llama_server()
+    ) as srv:
         _chat(srv.url, pin.alias, MAX_TOKENS)  # warm-up
         full = [_chat(srv.url, pin.alias, MAX_TOKENS) for _ in range(runs)]
         ones = [_chat(srv.url, pin.alias, 1)[1] for _ in range(runs)]
     timings = [answer["timings"] for answer, _ in full]
     tokens_out = median([t["predicted_n"] for t in timings])
-    return [f"llama.cpp llama-server {THREADS} threads", f"{pin.alias} ({name.rsplit('-', 1)[-1].upper()})",
-            THREADS, timings[-1]["prompt_n"], tokens_out, median(ones), None,
-            median([t["predicted_per_second"] for t in timings]),
-            tokens_out / median([wall for _, wall in full]) * 1000, runs]
+    return [
+        f"llama.cpp llama-server {THREADS} threads",
+        f"{pin.alias} ({name.rsplit('-', 1)[-1].upper()})",
+        THREADS,
+        timings[-1]["prompt_n"],
+        tokens_out,
+        median(ones),
+        None,
+        median([t["predicted_per_second"] for t in timings]),
+        tokens_out / median([wall for _, wall in full]) * 1000,
+        runs,
+    ]
 
 
 def run(runs: int = 5) -> list[list[Any]]:
     header(f"Generation speed: {MAX_TOKENS} new tokens, greedy, prompt {PROMPT!r}; medians of {runs} runs")
     rows = [_browser(runs)] + [_llama(name, runs) for name in GGUFS]  # one after the other, never at once
-    table([("engine", 42), ("model (weights)", 38), ("threads", 7), ("prompt tok", 10), ("out tok", 7),
-           ("TTFT ms", 8), ("first text ms", 13), ("decode tok/s", 12), ("e2e tok/s", 9), ("runs", 4)], rows)
+    table(
+        [
+            ("engine", 42),
+            ("model (weights)", 38),
+            ("threads", 7),
+            ("prompt tok", 10),
+            ("out tok", 7),
+            ("TTFT ms", 8),
+            ("first text ms", 13),
+            ("decode tok/s", 12),
+            ("e2e tok/s", 9),
+            ("runs", 4),
+        ],
+        rows,
+    )
     print("TTFT: a 1-token request's wall time seen by the caller; browser decode: (out - 1) / (T64 - T1).")
     return rows

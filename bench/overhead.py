@@ -19,8 +19,11 @@ from .common import header, median, p95, server_and_browser, table
 from .generation import PROMPT
 
 #: everyday sentences of the test set (10-100 characters: no padding to the 256-token window, no truncation)
-SENTENCES = [s for s in json.loads((REPO / "tests" / "data" / "sentences.json").read_text())["sentences"]
-             if 10 <= len(s) <= 100]
+SENTENCES = [
+    s
+    for s in json.loads((REPO / "tests" / "data" / "sentences.json").read_text())["sentences"]
+    if 10 <= len(s) <= 100
+]
 LONG_PROMPT = " ".join(SENTENCES[:12]) + " Summarize the sentences above in one line."
 DECISION_CALLS = 30  # with the short prompt; a third of that with the long one (each call evaluates it)
 WARMUP = 1
@@ -119,42 +122,79 @@ PAIRED = """async ({ what, args, runs, warmup }) => {
 
 
 def run(runs: int = 10) -> dict[str, Any]:
-    header(f"Router overhead in the browser: (a) {DECISION_CALLS} + {DECISION_CALLS // 3} calls, (b) paired "
-           f"calls after {WARMUP} warm-up pair(s); prompt {PROMPT!r}")
+    header(
+        f"Router overhead in the browser: (a) {DECISION_CALLS} + {DECISION_CALLS // 3} calls, (b) paired "
+        f"calls after {WARMUP} warm-up pair(s); prompt {PROMPT!r}"
+    )
     with server_and_browser() as (server, browser):
         rp = open_router_page(browser, server)
         page = rp.page
         info = page.evaluate("() => window.router.info")
         plain = page.evaluate(START_PLAIN, PLAIN_WORKER)
-        print(f"browser: our worker {info['threads']} thread(s), cross-origin isolated "
-              f"{info['crossOriginIsolated']}; plain worker {plain['threads']} thread(s), "
-              f"cross-origin isolated {plain['crossOriginIsolated']}")
+        print(
+            f"browser: our worker {info['threads']} thread(s), cross-origin isolated "
+            f"{info['crossOriginIsolated']}; plain worker {plain['threads']} thread(s), "
+            f"cross-origin isolated {plain['crossOriginIsolated']}"
+        )
 
         page.evaluate(DECISIONS, {"prompt": PROMPT, "calls": 2})  # warm-up: loads the model
         decisions = []
-        for label, prompt, n in (("short prompt", PROMPT, DECISION_CALLS),
-                                 ("long prompt", LONG_PROMPT, DECISION_CALLS // 3)):
+        for label, prompt, n in (
+            ("short prompt", PROMPT, DECISION_CALLS),
+            ("long prompt", LONG_PROMPT, DECISION_CALLS // 3),
+        ):
             calls = page.evaluate(DECISIONS, {"prompt": prompt, "calls": n})
             ds = [c["decision_ms"] for c in calls]
             share = median([c["decision_ms"] / c["ms"] * 100 for c in calls])
-            decisions.append([f"decision_ms, {label} ({calls[0]['tokens_in']} tokens)", median(ds), p95(ds),
-                              median([c["ms"] for c in calls]), f"{share:.1f}%", len(ds)])
+            decisions.append(
+                [
+                    f"decision_ms, {label} ({calls[0]['tokens_in']} tokens)",
+                    median(ds),
+                    p95(ds),
+                    median([c["ms"] for c in calls]),
+                    f"{share:.1f}%",
+                    len(ds),
+                ]
+            )
 
         batch = (SENTENCES * 2)[:32]
         cases = [  # label, method, arguments, timed pairs (generation: half, it is the slow one)
-            (f"embed 1 sentence ({EMBED_MODEL} fp32)", "embed",
-             {"model": EMBED_MODEL, "texts": ["How do I reset my password?"]}, runs),
-            (f"embed 32 sentences ({EMBED_MODEL} fp32)", "embed",
-             {"model": EMBED_MODEL, "texts": batch}, runs),
-            (f"generate {GEN_TOKENS} tokens ({GEN_MODEL} fp32)", "generate",
-             {"model": GEN_MODEL, "prompt": PROMPT, "maxTokens": GEN_TOKENS}, max(3, runs // 2)),
+            (
+                f"embed 1 sentence ({EMBED_MODEL} fp32)",
+                "embed",
+                {"model": EMBED_MODEL, "texts": ["How do I reset my password?"]},
+                runs,
+            ),
+            (
+                f"embed 32 sentences ({EMBED_MODEL} fp32)",
+                "embed",
+                {"model": EMBED_MODEL, "texts": batch},
+                runs,
+            ),
+            (
+                f"generate {GEN_TOKENS} tokens ({GEN_MODEL} fp32)",
+                "generate",
+                {"model": GEN_MODEL, "prompt": PROMPT, "maxTokens": GEN_TOKENS},
+                max(3, runs // 2),
+            ),
         ]
         paired, notes = [], []
         for label, what, args, n in cases:
             r = page.evaluate(PAIRED, {"what": what, "args": args, "runs": n, "warmup": WARMUP})
             ours, direct = median(r["ours"]), median(r["direct"])
-            paired.append([label, ours, p95(r["ours"]), direct, p95(r["direct"]), ours - direct,
-                           f"{(ours - direct) / direct * 100:+.1f}%", p95(r["ours"]) - p95(r["direct"]), n])
+            paired.append(
+                [
+                    label,
+                    ours,
+                    p95(r["ours"]),
+                    direct,
+                    p95(r["direct"]),
+                    ours - direct,
+                    f"{(ours - direct) / direct * 100:+.1f}%",
+                    p95(r["ours"]) - p95(r["direct"]),
+                    n,
+                ]
+            )
             if not r["same"]:
                 notes.append(f"{label}: the two answers differ (last call)")
             if r.get("tokens_out") is not None and r["tokens_out"] != GEN_TOKENS:
@@ -162,11 +202,25 @@ def run(runs: int = 10) -> dict[str, Any]:
         page.context.close()
 
     print("\n(a) decision overhead in the worker (decision_ms; request ms: the 1-token call's route.ms)")
-    table([("measurement", 46), ("median ms", 9), ("p95 ms", 7), ("request ms", 10), ("share", 6), ("n", 3)],
-          decisions)
+    table(
+        [("measurement", 46), ("median ms", 9), ("p95 ms", 7), ("request ms", 10), ("share", 6), ("n", 3)],
+        decisions,
+    )
     print("\n(b) end to end, timed in the page: our worker against Transformers.js in a plain worker")
-    table([("request", 46), ("ours med", 8), ("ours p95", 8), ("plain med", 9), ("plain p95", 9),
-           ("+ms med", 7), ("+% med", 7), ("+ms p95", 7), ("n", 3)], paired)
+    table(
+        [
+            ("request", 46),
+            ("ours med", 8),
+            ("ours p95", 8),
+            ("plain med", 9),
+            ("plain p95", 9),
+            ("+ms med", 7),
+            ("+% med", 7),
+            ("+ms p95", 7),
+            ("n", 3),
+        ],
+        paired,
+    )
     for note in notes:
         print(f"note: {note}")
     return {"decisions": decisions, "paired": paired, "notes": notes}

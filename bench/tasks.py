@@ -30,27 +30,44 @@ QUERY = "How do vaccines train the immune system?"
 
 #: (name, task, JS body of one call on `arg` (a text), JS body over the texts `arg` returning their count)
 CASES: list[tuple[str, str, str, str]] = [
-    ("classify (sentiment model)", "text-classification",
-     "await router.classify(arg);",
-     "for (const t of arg) await router.classify(t); return arg.length;"),
-    ("classify zero-shot, 3 labels (NLI model)", "zero-shot-classification",
-     f"await router.classify(arg, {{ labels: {json.dumps(LABELS)} }});",
-     f"for (const t of arg) await router.classify(t, {{ labels: {json.dumps(LABELS)} }}); "
-     "return arg.length;"),
-    ("classify few-shot, 2 x 3 examples (embeddings)", "feature-extraction",
-     f"await router.classify(arg, {{ examples: {json.dumps(EXAMPLES)} }});",
-     f"for (const t of arg) await router.classify(t, {{ examples: {json.dumps(EXAMPLES)} }}); "
-     "return arg.length;"),
-    ("ner", "token-classification",
-     "await router.ner(arg);",
-     "for (const t of arg) await router.ner(t); return arg.length;"),
-    ("rerank 10 passages (cross-encoder)", "text-ranking",
-     f"await router.rerank({json.dumps(QUERY)}, Array(10).fill(arg));",
-     f"await router.rerank({json.dumps(QUERY)}, arg); return arg.length;"),
-    ("rerank 10 passages (bi-encoder)", "feature-extraction",
-     f"await router.rerank({json.dumps(QUERY)}, Array(10).fill(arg), {{ model: 'all-MiniLM-L6-v2' }});",
-     f"await router.rerank({json.dumps(QUERY)}, arg, {{ model: 'all-MiniLM-L6-v2' }}); "
-     "return arg.length;"),
+    (
+        "classify (sentiment model)",
+        "text-classification",
+        "await router.classify(arg);",
+        "for (const t of arg) await router.classify(t); return arg.length;",
+    ),
+    (
+        "classify zero-shot, 3 labels (NLI model)",
+        "zero-shot-classification",
+        f"await router.classify(arg, {{ labels: {json.dumps(LABELS)} }});",
+        f"for (const t of arg) await router.classify(t, {{ labels: {json.dumps(LABELS)} }}); "
+        "return arg.length;",
+    ),
+    (
+        "classify few-shot, 2 x 3 examples (embeddings)",
+        "feature-extraction",
+        f"await router.classify(arg, {{ examples: {json.dumps(EXAMPLES)} }});",
+        f"for (const t of arg) await router.classify(t, {{ examples: {json.dumps(EXAMPLES)} }}); "
+        "return arg.length;",
+    ),
+    (
+        "ner",
+        "token-classification",
+        "await router.ner(arg);",
+        "for (const t of arg) await router.ner(t); return arg.length;",
+    ),
+    (
+        "rerank 10 passages (cross-encoder)",
+        "text-ranking",
+        f"await router.rerank({json.dumps(QUERY)}, Array(10).fill(arg));",
+        f"await router.rerank({json.dumps(QUERY)}, arg); return arg.length;",
+    ),
+    (
+        "rerank 10 passages (bi-encoder)",
+        "feature-extraction",
+        f"await router.rerank({json.dumps(QUERY)}, Array(10).fill(arg), {{ model: 'all-MiniLM-L6-v2' }});",
+        f"await router.rerank({json.dumps(QUERY)}, arg, {{ model: 'all-MiniLM-L6-v2' }}); return arg.length;",
+    ),
 ]
 
 TIME = """async ({ body, arg, runs }) => {
@@ -93,12 +110,23 @@ def run(runs: int = 20) -> list[dict[str, Any]]:
             (first,) = rp.page.evaluate(TIME, {"body": one, "arg": SHORT, "runs": 1})
             times = rp.page.evaluate(TIME, {"body": one, "arg": SHORT, "runs": runs})
             batch = rp.page.evaluate(THROUGHPUT, {"body": many, "arg": SENTENCES})
-            rows.append({"what": name, "first_ms": first, "median_ms": median(times), "p95_ms": p95(times),
-                         "per_s": batch["n"] / batch["ms"] * 1000})
+            rows.append(
+                {
+                    "what": name,
+                    "first_ms": first,
+                    "median_ms": median(times),
+                    "p95_ms": p95(times),
+                    "per_s": batch["n"] / batch["ms"] * 1000,
+                }
+            )
         rp.page.context.close()
-    print(f"one call: a {len(SHORT.split())}-word text; throughput: {len(SENTENCES)} texts of "
-          f"{min(map(len, SENTENCES))}-{max(map(len, SENTENCES))} characters "
-          "(rerank: as the passages of one query); first: model load from the server + the call")
-    table([("task", 48), ("first ms", 9), ("median ms", 10), ("p95 ms", 8), ("items/s", 8)],
-          [(r["what"], r["first_ms"], r["median_ms"], r["p95_ms"], r["per_s"]) for r in rows])
+    print(
+        f"one call: a {len(SHORT.split())}-word text; throughput: {len(SENTENCES)} texts of "
+        f"{min(map(len, SENTENCES))}-{max(map(len, SENTENCES))} characters "
+        "(rerank: as the passages of one query); first: model load from the server + the call"
+    )
+    table(
+        [("task", 48), ("first ms", 9), ("median ms", 10), ("p95 ms", 8), ("items/s", 8)],
+        [(r["what"], r["first_ms"], r["median_ms"], r["p95_ms"], r["per_s"]) for r in rows],
+    )
     return rows

@@ -41,8 +41,15 @@ TIMED = """async ({ samples, wav, runs }) => {
 
 def _row(what: str, seconds: float, times: list[float], text: str = "") -> dict[str, Any]:
     median = statistics.median(times)
-    return {"what": what, "audio_s": seconds, "median_ms": median, "p95_ms": p95(times), "n": len(times),
-            "rtf": median / 1000 / seconds, "text": text}
+    return {
+        "what": what,
+        "audio_s": seconds,
+        "median_ms": median,
+        "p95_ms": p95(times),
+        "n": len(times),
+        "rtf": median / 1000 / seconds,
+        "text": text,
+    }
 
 
 def run(runs: int = 5) -> list[dict[str, Any]]:
@@ -66,8 +73,9 @@ def run(runs: int = 5) -> list[dict[str, Any]]:
         rp.page.reload()
         rp.page.evaluate(CREATE)
         again = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
-        rows.append(_row("after a reload: load + first (browser cache)", len(first_samples) / 16_000,
-                         again["times"]))
+        rows.append(
+            _row("after a reload: load + first (browser cache)", len(first_samples) / 16_000, again["times"])
+        )
         rp.page.context.close()
     _print(rows, info)
     return rows
@@ -75,12 +83,16 @@ def run(runs: int = 5) -> list[dict[str, Any]]:
 
 def _print(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nwhisper-tiny.en fp32, Transformers.js {info.get('transformers')}, "
-          f"{info.get('threads')} thread(s), {os.cpu_count()} CPU(s), load average {load:.1f}")
+    print(
+        f"\nwhisper-tiny.en fp32, Transformers.js {info.get('transformers')}, "
+        f"{info.get('threads')} thread(s), {os.cpu_count()} CPU(s), load average {load:.1f}"
+    )
     print(f"{'measurement':<54} {'audio s':>7} {'median ms':>10} {'p95 ms':>8} {'RTF':>5} {'n':>3}")
     print("-" * 92)
     for r in rows:
-        print(f"{r['what']:<54} {r['audio_s']:>7.2f} {r['median_ms']:>10.0f} {r['p95_ms']:>8.0f} "
-              f"{r['rtf']:>5.2f} {r['n']:>3}")
+        print(
+            f"{r['what']:<54} {r['audio_s']:>7.2f} {r['median_ms']:>10.0f} {r['p95_ms']:>8.0f} "
+            f"{r['rtf']:>5.2f} {r['n']:>3}"
+        )
     texts = sorted({r["text"] for r in rows if r["text"]})
     print("texts: " + " | ".join(texts))

@@ -69,21 +69,55 @@ def run(runs: int = 20) -> list[dict[str, Any]]:
             name = f"bench-{n}"
             texts = _texts(n)
             ms = rp.page.evaluate(ADD, {"name": name, "ids": [f"n{i}" for i in range(n)], "texts": texts})
-            rows.append({"what": f"add {n} items (embedding included)", "median_ms": ms, "p95_ms": ms,
-                         "n": 1, "per_item_ms": ms / n})
+            rows.append(
+                {
+                    "what": f"add {n} items (embedding included)",
+                    "median_ms": ms,
+                    "p95_ms": ms,
+                    "n": 1,
+                    "per_item_ms": ms / n,
+                }
+            )
             t = rp.page.evaluate(SEARCH, {"name": name, "query": QUERY, "runs": runs})
-            rows.append({"what": f"search top 10 of {n}", "median_ms": statistics.median(t["search"]),
-                         "p95_ms": p95(t["search"]), "n": runs, "per_item_ms": None})
-            rows.append({"what": "  of which embedding the query (embed alone)",
-                         "median_ms": statistics.median(t["embed"]), "p95_ms": p95(t["embed"]),
-                         "n": runs, "per_item_ms": None})
+            rows.append(
+                {
+                    "what": f"search top 10 of {n}",
+                    "median_ms": statistics.median(t["search"]),
+                    "p95_ms": p95(t["search"]),
+                    "n": runs,
+                    "per_item_ms": None,
+                }
+            )
+            rows.append(
+                {
+                    "what": "  of which embedding the query (embed alone)",
+                    "median_ms": statistics.median(t["embed"]),
+                    "p95_ms": p95(t["embed"]),
+                    "n": runs,
+                    "per_item_ms": None,
+                }
+            )
         rp.page.reload()
         rp.page.evaluate(CREATE)
         r = rp.page.evaluate(REOPEN, {"name": "bench-1000", "query": QUERY})
-        rows.append({"what": f"after a reload: open ({r['count']} items from IndexedDB)",
-                     "median_ms": r["opened"], "p95_ms": r["opened"], "n": 1, "per_item_ms": None})
-        rows.append({"what": "after a reload: open + first search", "median_ms": r["first"],
-                     "p95_ms": r["first"], "n": 1, "per_item_ms": None})
+        rows.append(
+            {
+                "what": f"after a reload: open ({r['count']} items from IndexedDB)",
+                "median_ms": r["opened"],
+                "p95_ms": r["opened"],
+                "n": 1,
+                "per_item_ms": None,
+            }
+        )
+        rows.append(
+            {
+                "what": "after a reload: open + first search",
+                "median_ms": r["first"],
+                "p95_ms": r["first"],
+                "n": 1,
+                "per_item_ms": None,
+            }
+        )
         rp.page.context.close()
     _print(rows)
     return rows
@@ -91,8 +125,9 @@ def run(runs: int = 20) -> list[dict[str, Any]]:
 
 def _print(rows: list[dict[str, Any]]) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nvector index (all-MiniLM-L6-v2 fp32, 384 dims), {os.cpu_count()} CPU(s), "
-          f"load average {load:.1f}")
+    print(
+        f"\nvector index (all-MiniLM-L6-v2 fp32, 384 dims), {os.cpu_count()} CPU(s), load average {load:.1f}"
+    )
     print(f"{'measurement':<50} {'median ms':>10} {'p95 ms':>8} {'ms/item':>8} {'n':>4}")
     print("-" * 84)
     for r in rows:

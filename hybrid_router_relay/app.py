@@ -207,7 +207,8 @@ async def _relay(request: web.Request, state: RelayState, cors: dict[str, str]) 
             raise RelayError(
                 503,
                 "cloud_tier_starting",
-                f"the cloud tier is still starting: {status.get('step') or status.get('state') or 'starting'}",
+                "the cloud tier is still starting: "
+                f"{status.get('step') or status.get('state') or 'starting'}",
                 hint="Retry in a little while; local requests keep working meanwhile.",
                 headers={"Retry-After": "30"},
             )

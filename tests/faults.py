@@ -76,8 +76,11 @@ class FaultProxy:
             for extra in args[1:]:
                 key, _, value = extra.partition("=")
                 headers[key] = value
-            return web.json_response({"error": {"message": f"injected {args[0]}", "type": "injected_fault"}},
-                                     status=int(args[0]), headers=headers)
+            return web.json_response(
+                {"error": {"message": f"injected {args[0]}", "type": "injected_fault"}},
+                status=int(args[0]),
+                headers=headers,
+            )
         if kind == "malformed":
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
@@ -93,15 +96,23 @@ class FaultProxy:
                 self._log("client-closed", n, "during stall")
                 raise
             return resp
-        return await self._forward(request, n, path, body, reset_after=3 if kind == "reset-mid-stream" else None)
+        return await self._forward(
+            request, n, path, body, reset_after=3 if kind == "reset-mid-stream" else None
+        )
 
-    async def _forward(self, request: web.Request, n: int, path: str, body: bytes,
-                       reset_after: int | None) -> web.StreamResponse:
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept", "authorization")}
+    async def _forward(
+        self, request: web.Request, n: int, path: str, body: bytes, reset_after: int | None
+    ) -> web.StreamResponse:
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("content-type", "accept", "authorization")
+        }
         session = request.app[SESSION]
         async with session.post(self.upstream.rsplit("/v1", 1)[0] + path, data=body, headers=headers) as up:
-            resp = web.StreamResponse(status=up.status,
-                                      headers={"Content-Type": up.headers.get("Content-Type", "application/json")})
+            resp = web.StreamResponse(
+                status=up.status, headers={"Content-Type": up.headers.get("Content-Type", "application/json")}
+            )
             await resp.prepare(request)
             chunks = 0
             try:

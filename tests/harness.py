@@ -21,8 +21,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
-    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-quic", "--disable-default-apps", "--disable-domain-reliability", "--no-pings",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--no-pings",
 ]
 
 
@@ -30,11 +36,17 @@ def chromium_path() -> str:
     explicit = os.environ.get("HYBRID_ROUTER_CHROMIUM")
     if explicit:
         return explicit
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or ""):
+    for candidate in (
+        "/usr/bin/chromium",
+        shutil.which("chromium") or "",
+        shutil.which("chromium-browser") or "",
+    ):
         if candidate and Path(candidate).exists():
             return candidate
-    raise RuntimeError("no Chromium found: install it (apt-get install chromium; ./hr test does) "
-                "or set HYBRID_ROUTER_CHROMIUM to a Chromium executable")
+    raise RuntimeError(
+        "no Chromium found: install it (apt-get install chromium; ./hr test does) "
+        "or set HYBRID_ROUTER_CHROMIUM to a Chromium executable"
+    )
 
 
 def free_port() -> int:
@@ -54,15 +66,21 @@ class Server:
         return self.url.rstrip("/")
 
 
-def start_server(tmp: Path, port: int | None = None, extra: list[str] | None = None,
-                 cloud: dict[str, str] | None = None) -> Server:
+def start_server(
+    tmp: Path, port: int | None = None, extra: list[str] | None = None, cloud: dict[str, str] | None = None
+) -> Server:
     """serve.py in a subprocess; ``cloud``: HYBRID_ROUTER_CLOUD_* settings (none: no cloud at all)."""
     port = port or free_port()
     log = tmp / f"serve-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRID_ROUTER_CLOUD_")}
     env.update({f"HYBRID_ROUTER_CLOUD_{k.upper()}": v for k, v in (cloud or {}).items()})
-    proc = subprocess.Popen([sys.executable, str(REPO / "serve.py"), "--port", str(port), "--cloud", "none",
-                             *(extra or [])], cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "serve.py"), "--port", str(port), "--cloud", "none", *(extra or [])],
+        cwd=REPO,
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -114,25 +132,33 @@ class RouterPage:
         """Run JS that must reject; return the error's name, message, hint and details."""
         return self.call(
             f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ "
-            "return { name: e.name, message: e.message, hint: e.hint, details: e.details }; }", arg)
+            "return { name: e.name, message: e.message, hint: e.hint, details: e.details }; }",
+            arg,
+        )
 
 
-def open_router_page(browser: Any, server: Server, *, create: bool = True,
-                     options: dict[str, Any] | None = None) -> RouterPage:
+def open_router_page(
+    browser: Any, server: Server, *, create: bool = True, options: dict[str, Any] | None = None
+) -> RouterPage:
     context = browser.new_context()
     requests = RequestLog()
     requests.attach(context)
     page = context.new_page()
-    page.on("console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None)
+    page.on(
+        "console", lambda m: print(f"[browser {m.type}] {m.text}") if m.type in ("error", "warning") else None
+    )
     page.goto(server.url + "sandbox.html")
     events: list[dict[str, Any]] = []
     if create:
-        events = page.evaluate("""async (options) => {
+        events = page.evaluate(
+            """async (options) => {
             const { HybridRouter } = await import("/hybrid-router.js");
             const events = [];
             window.router = await HybridRouter.create({ ...options, onProgress: (e) => events.push(e) });
             return events;
-        }""", options or {})
+        }""",
+            options or {},
+        )
     return RouterPage(page, requests, server, events)
 
 
@@ -141,5 +167,6 @@ def load_json(path: Path) -> Any:
 
 
 def launch_browser(playwright: Any, extra_args: list[str] | None = None) -> Any:
-    return playwright.chromium.launch(executable_path=chromium_path(), headless=True,
-                                      args=CHROMIUM_FLAGS + (extra_args or []))
+    return playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS + (extra_args or [])
+    )

@@ -37,8 +37,9 @@ def speak(text: str, *, rate: int = 16_000, channels: int = 1) -> tuple[np.ndarr
     PCM16 at ``rate`` with ``channels`` identical channels)."""
     from scipy.signal import resample_poly
 
-    wav = subprocess.run([espeak(), "-v", VOICE, "-s", str(WPM), "--stdout", text],
-                         check=True, capture_output=True).stdout
+    wav = subprocess.run(
+        [espeak(), "-v", VOICE, "-s", str(WPM), "--stdout", text], check=True, capture_output=True
+    ).stdout
     with wave.open(io.BytesIO(wav)) as w:
         src_rate = w.getframerate()
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32768.0

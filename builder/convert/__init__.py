@@ -14,7 +14,9 @@ from .recipe import DTYPE_SUFFIX, Job, Recipe, conversion_dtypes, onnx_file
 __all__ = ["DTYPE_SUFFIX", "RECIPES", "Job", "Recipe", "conversion_dtypes", "get_recipe", "onnx_file"]
 
 #: recipe name -> Recipe (tests register fakes here with monkeypatch)
-RECIPES: dict[str, Recipe] = {r.name: r for r in (encoder.RECIPE, finetune.RECIPE, gguf_llm.RECIPE, whisper.RECIPE)}
+RECIPES: dict[str, Recipe] = {
+    r.name: r for r in (encoder.RECIPE, finetune.RECIPE, gguf_llm.RECIPE, whisper.RECIPE)
+}
 
 
 def get_recipe(name: str) -> Recipe:

@@ -46,14 +46,21 @@ def greedy(encoder: Any, decoder: Any, features: Any, gen: dict[str, Any]) -> tu
     hidden = encoder.run(None, {"input_features": features})[0]
     t_enc = time.perf_counter() - t0
     outputs = [o.name for o in decoder.get_outputs()]
-    past = {i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32)
-            for i in decoder.get_inputs() if i.name.startswith("past_key_values")}
+    past = {
+        i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32)
+        for i in decoder.get_inputs()
+        if i.name.startswith("past_key_values")
+    }
     suppress, begin = np.array(gen["suppress_tokens"]), np.array(gen["begin_suppress_tokens"])
     step, out = [gen["decoder_start_token_id"], gen["no_timestamps_token_id"]], []
     t0 = time.perf_counter()
     for i in range(gen["max_length"] - 2):
-        feeds = {"input_ids": np.array([step], np.int64), "encoder_hidden_states": hidden,
-                 "use_cache_branch": np.array([i > 0]), **past}
+        feeds = {
+            "input_ids": np.array([step], np.int64),
+            "encoder_hidden_states": hidden,
+            "use_cache_branch": np.array([i > 0]),
+            **past,
+        }
         logits, *presents = decoder.run(None, feeds)
         scores = logits[0, -1].copy()
         scores[suppress] = -np.inf
@@ -83,8 +90,10 @@ def compare_files(folder: Path, reference: Path, candidates: dict[str, tuple[Pat
     model = WhisperForConditionalGeneration.from_pretrained(str(reference)).eval()
     gen = json.loads((folder / "generation_config.json").read_text())
     clips = [speak(text)[0] for text in SENTENCES]
-    feats = [processor(a, sampling_rate=16_000, return_tensors="np").input_features.astype(np.float32)
-             for a in clips]
+    feats = [
+        processor(a, sampling_rate=16_000, return_tensors="np").input_features.astype(np.float32)
+        for a in clips
+    ]
     refs = []
     for f in feats:
         with torch.no_grad():
@@ -98,8 +107,9 @@ def compare_files(folder: Path, reference: Path, candidates: dict[str, tuple[Pat
         result[name] = {
             "same_tokens_as_torch": sum(r[0] == ref for r, ref in zip(rows, refs, strict=True)),
             "of": len(rows),
-            "mean_wer": round(float(np.mean([word_error_rate(s, t) for s, t in zip(SENTENCES, texts,
-                                                                                    strict=True)])), 4),
+            "mean_wer": round(
+                float(np.mean([word_error_rate(s, t) for s, t in zip(SENTENCES, texts, strict=True)])), 4
+            ),
             "size_mb": round((enc_path.stat().st_size + dec_path.stat().st_size) / 1e6, 1),
             "encoder_ms": round(float(np.median([r[1] for r in rows])) * 1000, 1),
             "decoder_ms_per_token": round(float(np.median([r[2] for r in rows])) * 1000, 2),
@@ -108,9 +118,12 @@ def compare_files(folder: Path, reference: Path, candidates: dict[str, tuple[Pat
     return result
 
 
-def check_asr(entry: ModelEntry, folder: Path, reference: Path,
-              dtypes: Sequence[str] | None = None) -> dict[str, Any]:
+def check_asr(
+    entry: ModelEntry, folder: Path, reference: Path, dtypes: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Every dtype of the manifest entry (see the module docstring)."""
-    files = {d: (folder / onnx_file(d, "encoder_model"), folder / onnx_file(d, "decoder_model_merged"))
-             for d in (dtypes or entry.variants)}
+    files = {
+        d: (folder / onnx_file(d, "encoder_model"), folder / onnx_file(d, "decoder_model_merged"))
+        for d in (dtypes or entry.variants)
+    }
     return compare_files(folder, reference, files)

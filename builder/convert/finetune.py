@@ -52,9 +52,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 TRAINING_FILE = "training.json"
 
 DEFAULTS: Mapping[str, Any] = {
-    "max_length": 128, "batch_size": 32, "epochs": 1, "max_steps": 0, "lr": 5e-5, "warmup": 0.06,
-    "weight_decay": 0.01, "freeze_embeddings": True, "train_limit": 0, "seed": 42,
-    "max_minutes": 15, "min_metric": 0.0,
+    "max_length": 128,
+    "batch_size": 32,
+    "epochs": 1,
+    "max_steps": 0,
+    "lr": 5e-5,
+    "warmup": 0.06,
+    "weight_decay": 0.01,
+    "freeze_embeddings": True,
+    "train_limit": 0,
+    "seed": 42,
+    "max_minutes": 15,
+    "min_metric": 0.0,
 }
 
 
@@ -121,9 +130,14 @@ def _predict(model: Any, encoded: Sequence[dict[str, Any]]) -> Iterator[Any]:
 # ---------------------------------------------------------------- sequence classification (SST-2, NLI)
 
 
-def _sequence_task(tok: Any, spec: Mapping[str, Any], labels: tuple[str, ...],
-                   train: Sequence[tuple[str, str | None, int]], dev: Sequence[tuple[str, str | None, int]],
-                   info: dict[str, Any]) -> Prepared:
+def _sequence_task(
+    tok: Any,
+    spec: Mapping[str, Any],
+    labels: tuple[str, ...],
+    train: Sequence[tuple[str, str | None, int]],
+    dev: Sequence[tuple[str, str | None, int]],
+    info: dict[str, Any],
+) -> Prepared:
     import torch
 
     def encode(items: Sequence[tuple[str, str | None, int]]) -> tuple[list[list[int]], list[list[int]]]:
@@ -152,8 +166,10 @@ def _sequence_task(tok: Any, spec: Mapping[str, Any], labels: tuple[str, ...],
     def evaluate(model: Any) -> dict[str, Any]:
         order = sorted(range(len(dev_ids)), key=lambda i: len(dev_ids[i]))
         groups = [order[s : s + 64] for s in range(0, len(order), 64)]
-        encoded = [_encoded_batch([dev_ids[i] for i in g], [dev_types[i] for i in g], tok.pad_token_id)
-                   for g in groups]
+        encoded = [
+            _encoded_batch([dev_ids[i] for i in g], [dev_types[i] for i in g], tok.pad_token_id)
+            for g in groups
+        ]
         correct = 0
         for g, logits in zip(groups, _predict(model, encoded), strict=True):
             pred = logits.argmax(-1).tolist()
@@ -184,25 +200,38 @@ def prepare_sst2(
 def prepare_nli(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rng: random.Random) -> Prepared:
     """SNLI dev minus a held-out part (the build's dev metric) + the MNLI samples; SNLI test stays unseen."""
     snli = task_data.read_snli(files["snli_s1"], files["snli_s2"], files["snli_labels"])
-    mnli = [p for role in ("mnli_matched", "mnli_mismatched") if role in files
-            for p in task_data.read_mnli_sample(files[role])]
+    mnli = [
+        p
+        for role in ("mnli_matched", "mnli_mismatched")
+        if role in files
+        for p in task_data.read_mnli_sample(files[role])
+    ]
     order = list(range(len(snli)))
     random.Random(spec["seed"]).shuffle(order)
     held = int(spec.get("holdout", 1000))
     dev = [snli[i] for i in order[:held]]
     train = [snli[i] for i in order[held:]] + mnli
     train = _limit(train, spec["train_limit"], rng)
-    info = {"train": f"SNLI dev minus {held} held out ({len(snli) - held}) + MNLI samples ({len(mnli)})",
-            "dev": f"{held} held-out SNLI dev pairs"}
-    return _sequence_task(tok, spec, task_data.NLI_LABELS, [(p.a, p.b, p.label) for p in train],
-                          [(p.a, p.b, p.label) for p in dev], info)
+    info = {
+        "train": f"SNLI dev minus {held} held out ({len(snli) - held}) + MNLI samples ({len(mnli)})",
+        "dev": f"{held} held-out SNLI dev pairs",
+    }
+    return _sequence_task(
+        tok,
+        spec,
+        task_data.NLI_LABELS,
+        [(p.a, p.b, p.label) for p in train],
+        [(p.a, p.b, p.label) for p in dev],
+        info,
+    )
 
 
 # ---------------------------------------------------------------- token classification (CoNLL-2003)
 
 
-def align_word_labels(word_ids: Sequence[int | None], tags: Sequence[int], *,
-                      inside: Mapping[int, int] | None = None) -> list[int]:
+def align_word_labels(
+    word_ids: Sequence[int | None], tags: Sequence[int], *, inside: Mapping[int, int] | None = None
+) -> list[int]:
     """Label the first word piece of each word; special tokens get -100 (ignored), and so do the other
     pieces, unless ``inside`` (tag -> its ``I-`` tag) is given: then they continue the word's entity, so
     that every piece the model sees in a raw text has a trained label (``label_all_pieces``)."""
@@ -228,13 +257,20 @@ def prepare_conll(
     dev = task_data.read_conll(files["dev"])
     inside = {i: labels.index("I-" + t[2:]) if t != "O" else i for i, t in enumerate(labels)}
 
-    def encode(sentences: Sequence[tuple[list[str], list[str]]],
-               pieces: Mapping[int, int] | None) -> tuple[list[Any], list[list[int]]]:
-        enc = tok([s[0] for s in sentences], is_split_into_words=True, truncation=True,
-                  max_length=spec["max_length"])
+    def encode(
+        sentences: Sequence[tuple[list[str], list[str]]], pieces: Mapping[int, int] | None
+    ) -> tuple[list[Any], list[list[int]]]:
+        enc = tok(
+            [s[0] for s in sentences],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=spec["max_length"],
+        )
         rows = [enc["input_ids"][i] for i in range(len(sentences))]
-        tags = [align_word_labels(enc.word_ids(i), [labels.index(t) for t in s[1]], inside=pieces)
-                for i, s in enumerate(sentences)]
+        tags = [
+            align_word_labels(enc.word_ids(i), [labels.index(t) for t in s[1]], inside=pieces)
+            for i, s in enumerate(sentences)
+        ]
         return rows, tags
 
     train_ids, train_tags = encode(train, inside if spec.get("label_all_pieces") else None)
@@ -242,15 +278,20 @@ def prepare_conll(
     lengths = [len(r) for r in train_ids]
 
     def epoch(rng: random.Random) -> list[Any]:
-        return [(_encoded_batch([train_ids[i] for i in b], None, tok.pad_token_id),
-                 _pad([train_tags[i] for i in b], -100))
-                for b in _buckets(lengths, spec["batch_size"], rng)]
+        return [
+            (
+                _encoded_batch([train_ids[i] for i in b], None, tok.pad_token_id),
+                _pad([train_tags[i] for i in b], -100),
+            )
+            for b in _buckets(lengths, spec["batch_size"], rng)
+        ]
 
     def loss(model: Any, item: Any) -> Any:
         batch, y = item
         logits = model(**batch).logits
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                                 ignore_index=-100)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100
+        )
 
     def evaluate(model: Any) -> dict[str, Any]:
         order = sorted(range(len(dev_ids)), key=lambda i: len(dev_ids[i]))
@@ -265,9 +306,11 @@ def prepare_conll(
                 pred.append([labels[row[k]] for k in keep])
         return {**entity_f1(gold, pred), "dev_sentences": len(dev_ids)}
 
-    info = {"train": f"CoNLL-2003 eng.train ({len(train)} sentences, IOB1 -> BIO"
-            + (", every word piece labelled)" if spec.get("label_all_pieces") else ")"),
-            "dev": f"CoNLL-2003 eng.testa ({len(dev)} sentences)"}
+    info = {
+        "train": f"CoNLL-2003 eng.train ({len(train)} sentences, IOB1 -> BIO"
+        + (", every word piece labelled)" if spec.get("label_all_pieces") else ")"),
+        "dev": f"CoNLL-2003 eng.testa ({len(dev)} sentences)",
+    }
     return Prepared(labels, "token", epoch, loss, evaluate, info)
 
 
@@ -288,8 +331,15 @@ def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> d
 # ---------------------------------------------------------------- cross-encoder reranker (SciFact)
 
 
-def prepare_scifact(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any], rng: random.Random,
-                    *, base: Path, weights: Path) -> Prepared:
+def prepare_scifact(
+    tok: Any,
+    files: Mapping[str, Path],
+    spec: Mapping[str, Any],
+    rng: random.Random,
+    *,
+    base: Path,
+    weights: Path,
+) -> Prepared:
     """Groups of (query, 1 relevant + ``negatives`` hard negatives), scored by one logit, softmax loss.
 
     Queries: SciFact train claims (``dev_queries`` of them held out for the build's dev metric) and,
@@ -334,8 +384,16 @@ def prepare_scifact(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any]
     per_step = max(1, spec["batch_size"] // (1 + n_neg))  # queries per step
 
     def encode(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        return dict(tok([a for a, _ in pairs], [b for _, b in pairs], truncation="only_second",
-                        max_length=max_len, padding=True, return_tensors="pt"))
+        return dict(
+            tok(
+                [a for a, _ in pairs],
+                [b for _, b in pairs],
+                truncation="only_second",
+                max_length=max_len,
+                padding=True,
+                return_tensors="pt",
+            )
+        )
 
     def epoch(rng: random.Random) -> list[Any]:
         order = list(range(len(groups)))
@@ -366,20 +424,29 @@ def prepare_scifact(tok: Any, files: Mapping[str, Path], spec: Mapping[str, Any]
             s = scores[k : k + len(first[q])]
             k += len(first[q])
             reranked[q] = [first[q][i] for i in np.argsort(-s, kind="stable")]
-        return {"ndcg@10": ndcg_at_k(reranked, qrels), "bi_encoder_ndcg@10": ndcg_at_k(first, qrels),
-                "dev_queries": len(dev_q), "dev_depth": depth_eval}
+        return {
+            "ndcg@10": ndcg_at_k(reranked, qrels),
+            "bi_encoder_ndcg@10": ndcg_at_k(first, qrels),
+            "dev_queries": len(dev_q),
+            "dev_depth": depth_eval,
+        }
 
-    info = {"train": f"SciFact train claims ({len(fit_q)}) with their relevant abstracts"
-            + (f" + {n_titles} corpus titles as pseudo-queries" if n_titles else "")
-            + f", {n_neg} hard negatives each from the bi-encoder's top {depth}",
-            "dev": f"{len(dev_q)} held-out SciFact train claims, bi-encoder top "
-            f"{spec.get('dev_depth', 20)} reranked",
-            "groups": len(groups)}
+    info = {
+        "train": f"SciFact train claims ({len(fit_q)}) with their relevant abstracts"
+        + (f" + {n_titles} corpus titles as pseudo-queries" if n_titles else "")
+        + f", {n_neg} hard negatives each from the bi-encoder's top {depth}",
+        "dev": f"{len(dev_q)} held-out SciFact train claims, bi-encoder top "
+        f"{spec.get('dev_depth', 20)} reranked",
+        "groups": len(groups),
+    }
     return Prepared(("relevance",), "sequence", epoch, loss, evaluate, info)
 
 
 DATASETS: Mapping[str, Callable[..., Prepared]] = {
-    "sst2": prepare_sst2, "conll2003": prepare_conll, "nli": prepare_nli, "scifact": prepare_scifact,
+    "sst2": prepare_sst2,
+    "conll2003": prepare_conll,
+    "nli": prepare_nli,
+    "scifact": prepare_scifact,
 }
 
 
@@ -409,8 +476,10 @@ def _optimizer(model: Any, spec: Mapping[str, Any]) -> Any:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": spec["weight_decay"]},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=spec["lr"])
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": spec["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=spec["lr"],
+    )
 
 
 @dataclass(frozen=True)
@@ -427,8 +496,9 @@ class _Run:
     checkpoint: Path
 
 
-def _train_steps(job: Job, spec: Mapping[str, Any], model: Any, prepared: Prepared, rng: random.Random,
-                 *, budget_s: float) -> _Run:
+def _train_steps(
+    job: Job, spec: Mapping[str, Any], model: Any, prepared: Prepared, rng: random.Random, *, budget_s: float
+) -> _Run:
     """The optimizer steps, resumed from a checkpoint where an earlier try left one; saves checkpoints."""
     import torch
 
@@ -454,18 +524,32 @@ def _train_steps(job: Job, spec: Mapping[str, Any], model: Any, prepared: Prepar
         before_s, before_cpu = state.train_s, state.train_cpu_s
         resumed = [*state.resumed_from, state.step]
         log(f"{job.model_id}: resuming the training at step {first}/{total} from its checkpoint")
-    log(f"{job.model_id}: training {total} steps ({total / per_epoch:.2f} epochs of {per_epoch} batches, "
-        f"{prepared.info['train']}); stops at {spec['max_minutes']} minutes at most")
+    log(
+        f"{job.model_id}: training {total} steps ({total / per_epoch:.2f} epochs of {per_epoch} batches, "
+        f"{prepared.info['train']}); stops at {spec['max_minutes']} minutes at most"
+    )
     done, stopped_early = first, False
     t_train, cpu_train = time.monotonic(), time.process_time()
     deadline = t_train + budget_s - before_s
     schedule = checkpoint.Schedule(checkpoint.every_s())
 
     def save() -> None:
-        checkpoint.save(ckpt_path, checkpoint.State(
-            done, total, per_epoch, model.state_dict(), opt.state_dict(), torch.get_rng_state(), epoch_rng,
-            running, before_s + time.monotonic() - t_train, before_cpu + time.process_time() - cpu_train,
-            resumed))
+        checkpoint.save(
+            ckpt_path,
+            checkpoint.State(
+                done,
+                total,
+                per_epoch,
+                model.state_dict(),
+                opt.state_dict(),
+                torch.get_rng_state(),
+                epoch_rng,
+                running,
+                before_s + time.monotonic() - t_train,
+                before_cpu + time.process_time() - cpu_train,
+                resumed,
+            ),
+        )
         schedule.saved()
 
     bar = None if reporting() else progress(total, f"train {job.model_id}", unit="step")
@@ -497,12 +581,22 @@ def _train_steps(job: Job, spec: Mapping[str, Any], model: Any, prepared: Prepar
             if done < total and schedule.due():
                 save()
                 if schedule.stop_requested:
-                    raise checkpoint.Stop(f"{job.model_id}: training stopped at step {done}/{total}; "
-                                          "its checkpoint is saved and the next build resumes it")
+                    raise checkpoint.Stop(
+                        f"{job.model_id}: training stopped at step {done}/{total}; "
+                        "its checkpoint is saved and the next build resumes it"
+                    )
     if bar is not None:
         bar.close()
-    return _Run(done, total, per_epoch, stopped_early, before_s + time.monotonic() - t_train,
-                before_cpu + time.process_time() - cpu_train, resumed, ckpt_path)
+    return _Run(
+        done,
+        total,
+        per_epoch,
+        stopped_early,
+        before_s + time.monotonic() - t_train,
+        before_cpu + time.process_time() - cpu_train,
+        resumed,
+        ckpt_path,
+    )
 
 
 def train(job: Job, dest: Path) -> dict[str, Any]:
@@ -534,16 +628,25 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized: classifier.*" is the point here
     try:
-        model = cls.from_pretrained(str(job.source), num_labels=len(labels),
-                                    id2label=dict(enumerate(labels)),
-                                    label2id={n: i for i, n in enumerate(labels)})
+        model = cls.from_pretrained(
+            str(job.source),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)},
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
     if spec["freeze_embeddings"]:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     model.train()
-    run = _train_steps(job, spec, model, prepared, rng, budget_s=60.0 * float(spec["max_minutes"])
-                       - (time.monotonic() - started))
+    run = _train_steps(
+        job,
+        spec,
+        model,
+        prepared,
+        rng,
+        budget_s=60.0 * float(spec["max_minutes"]) - (time.monotonic() - started),
+    )
     done, total, per_epoch, stopped_early = run.done, run.total, run.per_epoch, run.stopped_early
     train_s, train_cpu_s = run.train_s, run.train_cpu_s
     report("evaluating", f"{job.model_id} on {prepared.info['dev']}")
@@ -556,18 +659,30 @@ def train(job: Job, dest: Path) -> dict[str, Any]:
         if (job.source / name).exists():
             shutil.copyfile(job.source / name, dest / name)
     result = {
-        "dataset": spec["dataset"], "trained_on": prepared.info["train"], "dev": prepared.info["dev"],
-        "metric": metric_name, "value": round(reached, 4), "dev_metrics": _rounded(metrics),
-        "steps": done, "planned_steps": total, "epochs": round(done / per_epoch, 3),
-        "stopped_early": stopped_early, "seed": spec["seed"], "threads": threads,
-        "train_minutes": round(train_s / 60, 2), "train_cpu_minutes": round(train_cpu_s / 60, 2),
+        "dataset": spec["dataset"],
+        "trained_on": prepared.info["train"],
+        "dev": prepared.info["dev"],
+        "metric": metric_name,
+        "value": round(reached, 4),
+        "dev_metrics": _rounded(metrics),
+        "steps": done,
+        "planned_steps": total,
+        "epochs": round(done / per_epoch, 3),
+        "stopped_early": stopped_early,
+        "seed": spec["seed"],
+        "threads": threads,
+        "train_minutes": round(train_s / 60, 2),
+        "train_cpu_minutes": round(train_cpu_s / 60, 2),
         "eval_minutes": round((time.monotonic() - t_eval) / 60, 2),
-        "total_minutes": round((time.monotonic() - started) / 60, 2), "torch": torch.__version__,
+        "total_minutes": round((time.monotonic() - started) / 60, 2),
+        "torch": torch.__version__,
         **({"resumed_from_steps": run.resumed_from} if run.resumed_from else {}),
     }
     (dest / TRAINING_FILE).write_text(json.dumps(result, indent=2) + "\n")
-    log(f"{job.model_id}: {metric_name} {reached:.4f} on {prepared.info['dev']} after {done} steps "
-        f"in {train_s / 60:.1f} min")
+    log(
+        f"{job.model_id}: {metric_name} {reached:.4f} on {prepared.info['dev']} after {done} steps "
+        f"in {train_s / 60:.1f} min"
+    )
     if reached < float(spec["min_metric"]):
         raise BuildError(
             f"{job.model_id}: {metric_name} {reached:.4f} is below the manifest's min_metric "
@@ -620,4 +735,3 @@ RECIPE = Recipe(
     reference_inputs=training_inputs,
     reference_tools=("torch", "transformers", "tokenizers", "numpy"),
 )
-

@@ -29,8 +29,13 @@ def make_dtype(fp32: Path, dst: Path, spec: Mapping[str, Any]) -> None:
     """Write ``dst`` (a quantized copy of ``fp32``) as ``spec`` says."""
     method = spec.get("quantize")
     if method == "weight-only-int8":
-        weight_only_int8(fp32, dst, gather=spec.get("gather", "int8"), keep=tuple(spec.get("keep_fp32", ())),
-                         half=tuple(spec.get("fp16", ())))
+        weight_only_int8(
+            fp32,
+            dst,
+            gather=spec.get("gather", "int8"),
+            keep=tuple(spec.get("keep_fp32", ())),
+            half=tuple(spec.get("fp16", ())),
+        )
     elif method == "matmul-nbits":
         with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
             mid = Path(tmp) / "nbits.onnx"

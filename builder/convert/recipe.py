@@ -55,7 +55,8 @@ class Recipe:
     writes the Transformers.js folder into the empty folder ``out``. ``tools`` are the distributions whose
     versions change the output (they key the cache); bump ``revision`` when the recipe's code changes it.
     ``reproducible`` False (trained weights: CPU kernels differ between machines) makes the build check the
-    file names only and report, not refuse, hashes that differ from the manifest. ``reference_inputs(conversion)``
+    file names only and report, not refuse, hashes that differ from the manifest.
+    ``reference_inputs(conversion)``
     (optional) picks what the reference step depends on: with the versions of ``reference_tools`` it keys the
     reference folder, so that changing only the export (a dtype, say) does not redo an expensive reference
     step such as a training; without it the reference is keyed like the model.

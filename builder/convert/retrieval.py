@@ -18,8 +18,9 @@ from builder.common import cache_root, log, progress, sha256_file
 __all__ = ["cached_embeddings", "embed", "ndcg_at_k", "top_k"]
 
 
-def embed(model_dir: Path, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 32,
-          desc: str = "embed") -> Any:
+def embed(
+    model_dir: Path, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 32, desc: str = "embed"
+) -> Any:
     """Unit-norm mean-pooled embeddings (float32, ``(n, dims)``) like sentence-transformers computes them."""
     import numpy as np
     import torch
@@ -32,8 +33,13 @@ def embed(model_dir: Path, texts: Sequence[str], *, max_length: int = 256, batch
     with torch.inference_mode(), progress(len(texts), desc, unit="text") as bar:
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                      return_tensors="pt")
+            enc = tok(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -42,8 +48,9 @@ def embed(model_dir: Path, texts: Sequence[str], *, max_length: int = 256, batch
     return out
 
 
-def cached_embeddings(model_dir: Path, weights: Path, texts: Sequence[str], *, name: str,
-                      max_length: int = 256) -> Any:
+def cached_embeddings(
+    model_dir: Path, weights: Path, texts: Sequence[str], *, name: str, max_length: int = 256
+) -> Any:
     """:func:`embed`, cached in ``$CACHE/embeddings/<name>-<hash of texts, weights, max_length>.npy``."""
     import numpy as np
 

@@ -174,8 +174,9 @@ def read_snli(s1: Path, s2: Path, labels: Path) -> list[Pair]:
     y = labels.read_text(encoding="utf-8").splitlines()
     if not len(a) == len(b) == len(y):
         raise BuildError(f"SNLI files of different lengths: {len(a)}, {len(b)}, {len(y)}")
-    return [Pair(p.strip(), h.strip(), NLI_LABELS.index(lab.strip()))
-            for p, h, lab in zip(a, b, y, strict=True)]
+    return [
+        Pair(p.strip(), h.strip(), NLI_LABELS.index(lab.strip())) for p, h, lab in zip(a, b, y, strict=True)
+    ]
 
 
 def read_mnli_sample(path: Path) -> list[Pair]:

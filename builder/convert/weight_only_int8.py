@@ -50,7 +50,12 @@ def _int8(w: Any, axis: int | None) -> tuple[Any, Any, Any]:
 
 
 def _targets(
-    graph: Any, inits: dict[str, Any], *, gather: str, matmul: bool, keep: tuple[str, ...],
+    graph: Any,
+    inits: dict[str, Any],
+    *,
+    gather: str,
+    matmul: bool,
+    keep: tuple[str, ...],
     half: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Weight name -> how to store it (``int8:1``, ``int8:0``, ``int8:tensor``, ``fp16``), in graph order."""
@@ -75,7 +80,12 @@ def _targets(
 
 
 def weight_only_int8(
-    src: Path, dst: Path, *, gather: str = "int8", matmul: bool = True, keep: tuple[str, ...] = (),
+    src: Path,
+    dst: Path,
+    *,
+    gather: str = "int8",
+    matmul: bool = True,
+    keep: tuple[str, ...] = (),
     half: tuple[str, ...] = (),
 ) -> int:
     """Write ``dst`` from ``src``; return how many weight tensors were compressed.

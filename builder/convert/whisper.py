@@ -109,20 +109,26 @@ def to_hf(job: Job, dest: Path) -> None:
 
     ct2 = read_ct2(job.weights)
     if ct2.spec != "WhisperSpec":
-        raise BuildError(f"{job.weights}: a {ct2.spec} model, not Whisper",
-                         hint="fix source.path in the manifest")
+        raise BuildError(
+            f"{job.weights}: a {ct2.spec} model, not Whisper", hint="fix source.path in the manifest"
+        )
     ct2cfg = json.loads((job.source / "config.json").read_text())
     n_enc, n_dec = _layers(ct2, "encoder"), _layers(ct2, "decoder")
     vocab, d = ct2.get("decoder/embeddings/weight").shape
     tok = WhisperTokenizerFast(
         tokenizer_file=str(job.source / "tokenizer.json"),
-        unk_token=ENDOFTEXT, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, pad_token=ENDOFTEXT,
+        unk_token=ENDOFTEXT,
+        bos_token=ENDOFTEXT,
+        eos_token=ENDOFTEXT,
+        pad_token=ENDOFTEXT,
     )
     tid = tok.convert_tokens_to_ids
     multilingual = vocab >= 51865
     if multilingual:
-        raise BuildError(f"{job.model_id}: multilingual Whisper is not handled by this recipe yet",
-                         hint="add the language and task tokens to the generation config here")
+        raise BuildError(
+            f"{job.model_id}: multilingual Whisper is not handled by this recipe yet",
+            hint="add the language and task tokens to the generation config here",
+        )
     eot = tid(ENDOFTEXT)
     cfg = WhisperConfig(
         vocab_size=vocab,
@@ -136,7 +142,9 @@ def to_hf(job: Job, dest: Path) -> None:
         decoder_ffn_dim=ct2.get("decoder/layer_0/ffn/linear_0/weight").shape[0],
         max_source_positions=ct2.get("encoder/position_encodings/encodings").shape[0],
         max_target_positions=ct2.get("decoder/position_encodings/encodings").shape[0],
-        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
         decoder_start_token_id=tid("<|startoftranscript|>"),
         suppress_tokens=ct2cfg["suppress_ids"],
         begin_suppress_tokens=ct2cfg["suppress_ids_begin"],
@@ -193,8 +201,11 @@ def export_reproducibly(src: Path, out: Path, *, task: str, opset: int) -> None:
         "export_onnx(Path(sys.argv[1]), Path(sys.argv[2]), task=sys.argv[3], opset=int(sys.argv[4]))"
     )
     path = os.pathsep.join([str(REPO), str(REPO / "py_src"), os.environ.get("PYTHONPATH", "")])
-    run([sys.executable, "-c", code, str(src), str(out), task, str(opset)], cwd=REPO,
-        env={"PYTHONHASHSEED": "0", "PYTHONPATH": path.rstrip(os.pathsep)})
+    run(
+        [sys.executable, "-c", code, str(src), str(out), task, str(opset)],
+        cwd=REPO,
+        env={"PYTHONHASHSEED": "0", "PYTHONPATH": path.rstrip(os.pathsep)},
+    )
 
 
 def export(job: Job, reference: Path, out: Path) -> None:
@@ -206,8 +217,10 @@ def export(job: Job, reference: Path, out: Path) -> None:
         export_reproducibly(reference, exported, task=params["task"], opset=params["opset"])
         for part in PARTS:
             if not (exported / f"{part}.onnx").is_file():
-                raise BuildError(f"{job.model_id}: the exporter wrote no {part}.onnx",
-                                 hint="the task must be automatic-speech-recognition-with-past")
+                raise BuildError(
+                    f"{job.model_id}: the exporter wrote no {part}.onnx",
+                    hint="the task must be automatic-speech-recognition-with-past",
+                )
             shutil.move(exported / f"{part}.onnx", out / onnx_file("fp32", part))
         for name in CONFIG_FILES:
             shutil.copyfile(exported / name, out / name)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.faults import FaultProxy
 from tests.harness import (
     REPO,
     RouterPage,
@@ -17,8 +18,6 @@ from tests.harness import (
     start_server,
     stop_server,
 )
-
-from tests.faults import FaultProxy
 
 __all__ = ["REPO", "RouterPage", "load_json", "open_router_page"]
 
@@ -56,8 +55,6 @@ def router_page(browser: Any, server: Server) -> Iterator[RouterPage]:
     rp.page.context.close()
 
 
-
-
 # --- the cloud side: a real llama-server (Qwen2.5-Coder-0.5B-Instruct), behind the fault proxy, behind serve.py
 
 
@@ -66,8 +63,11 @@ def llama() -> Iterator[Any]:
     from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
 
     ensure_llama_server()
-    with LlamaServer(ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"), alias=CLOUD_MODEL,
-                     extra_args=("--api-key", RELAY_KEY)) as server:  # only the relay knows the key
+    with LlamaServer(
+        ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"),
+        alias=CLOUD_MODEL,
+        extra_args=("--api-key", RELAY_KEY),
+    ) as server:  # only the relay knows the key
         server.start()
         yield server
 
@@ -81,9 +81,15 @@ def fault_proxy(llama: Any) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="session")
 def cloud_server(tmp_path_factory: pytest.TempPathFactory, fault_proxy: FaultProxy) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("serve-cloud"), cloud={
-        "base_url": fault_proxy.url, "model": CLOUD_MODEL, "api_key": RELAY_KEY,
-        "label": "Qwen2.5-Coder-0.5B-Instruct on llama-server (test cloud)"})
+    srv = start_server(
+        tmp_path_factory.mktemp("serve-cloud"),
+        cloud={
+            "base_url": fault_proxy.url,
+            "model": CLOUD_MODEL,
+            "api_key": RELAY_KEY,
+            "label": "Qwen2.5-Coder-0.5B-Instruct on llama-server (test cloud)",
+        },
+    )
     yield srv
     stop_server(srv)
 

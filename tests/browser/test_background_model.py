@@ -48,8 +48,12 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
     ):
         index = bm.build_models([tiny.MODEL_ID], manifest_path=manifest)
     release = tmp / "release"
-    with tiny.environment(HYBRID_ROUTER_CACHE=str(cache), HYBRID_ROUTER_MANIFEST=str(manifest),
-                          FAKE_JOB_RELEASE=str(release), FAKE_JOB_ID=LATE):
+    with tiny.environment(
+        HYBRID_ROUTER_CACHE=str(cache),
+        HYBRID_ROUTER_MANIFEST=str(manifest),
+        FAKE_JOB_RELEASE=str(release),
+        FAKE_JOB_ID=LATE,
+    ):
         server = start_server(
             tmp, extra=["--build-in-background", "--build-jobs", "tests.fake_jobs:slow_background"]
         )
@@ -65,7 +69,9 @@ def finish_building(fresh: Fresh) -> None:
     built = fresh.model_dir
     folder = fresh.cache / "models" / LATE / built.name
     shutil.copytree(built, folder)
-    shutil.copyfile(built.with_name(built.name + ".stamp.json"), folder.with_name(folder.name + ".stamp.json"))
+    shutil.copyfile(
+        built.with_name(built.name + ".stamp.json"), folder.with_name(folder.name + ".stamp.json")
+    )
     index_path = fresh.cache / "models" / "index.json"
     index = json.loads(index_path.read_text())
     index["models"][LATE] = {**index["models"][tiny.MODEL_ID], "dir": str(folder)}
@@ -87,6 +93,9 @@ def test_a_model_built_in_the_background_reaches_an_open_page(browser: Any, fres
         changes = rp.page.evaluate("() => window.changes")
         assert any(LATE in c.get("models", []) for c in changes)
         after = rp.call("return await router.classify('a great film', { model: arg });", LATE)
-        assert after["route"]["model"] == LATE and {x["label"] for x in after["labels"]} == {"POSITIVE", "NEGATIVE"}
+        assert after["route"]["model"] == LATE and {x["label"] for x in after["labels"]} == {
+            "POSITIVE",
+            "NEGATIVE",
+        }
     finally:
         rp.page.context.close()

@@ -20,15 +20,20 @@ def test_two_tabs_share_the_ledger_and_its_budget(browser: Any, cloud_server: An
     try:
         page = first.page.context.new_page()  # the same profile and origin: a second tab
         page.goto(cloud_server.url + "sandbox.html")
-        page.evaluate("""async (options) => {
+        page.evaluate(
+            """async (options) => {
             const { HybridRouter } = await import("/hybrid-router.js");
             window.router = await HybridRouter.create(options);
-        }""", OPTIONS)
+        }""",
+            OPTIONS,
+        )
         base = first.call("return await router.stats();")
         out = first.call("return await router.generate({ prompt: 'Say hi.', maxTokens: 4, route: 'cloud' });")
         assert out["route"]["target"] == "cloud" and out["route"]["cost_usd"] > 0
-        seen = page.evaluate("async () => { await router.generate({ prompt: 'Hi', maxTokens: 2, route: 'local' });"
-                             " return await router.stats(); }")
+        seen = page.evaluate(
+            "async () => { await router.generate({ prompt: 'Hi', maxTokens: 2, route: 'local' });"
+            " return await router.stats(); }"
+        )
         assert seen["requests"] == base["requests"] + 2  # the other tab's call is counted here too
         assert seen["spent_today_usd"] >= out["route"]["cost_usd"] - 1e-12
         # a budget that is spent in one tab is spent in the other

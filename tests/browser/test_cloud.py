@@ -62,12 +62,14 @@ def test_the_page_never_holds_the_key(page: RouterPage) -> None:
     assert RELAY_KEY not in str(info)
 
 
-def test_a_missing_local_model_file_falls_back_to_the_cloud(browser: Any, cloud_server: Any,
-                                                           proxy: FaultProxy) -> None:
+def test_a_missing_local_model_file_falls_back_to_the_cloud(
+    browser: Any, cloud_server: Any, proxy: FaultProxy
+) -> None:
     rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS)
     try:
-        rp.page.context.route("**/models/SmolLM2-135M-Instruct/onnx/**",
-                              lambda route: route.fulfill(status=404, body="missing"))
+        rp.page.context.route(
+            "**/models/SmolLM2-135M-Instruct/onnx/**", lambda route: route.fulfill(status=404, body="missing")
+        )
         result = _generate(rp, prompt="Say hello.", route="auto")
         route = result["route"]
         assert route["target"] == "cloud" and route["reason"] == "fallback"
@@ -97,24 +99,30 @@ def test_the_cloud_down_falls_back_to_the_device(page: RouterPage, proxy: FaultP
 
 
 def test_abort_mid_stream_closes_the_upstream_request(page: RouterPage, proxy: FaultProxy) -> None:
-    result = page.call("""const c = new AbortController(); let got = 0;
+    result = page.call(
+        """const c = new AbortController(); let got = 0;
         try {
           for await (const chunk of router.stream({ prompt: arg, maxTokens: 400, route: "cloud", signal: c.signal })) {
             if (chunk.delta) { got++; if (got === 3) c.abort(); }
           }
           return { name: "no error", got };
-        } catch (e) { return { name: e.name, got }; }""", "Write a long essay about the history of computing.")
+        } catch (e) { return { name: e.name, got }; }""",
+        "Write a long essay about the history of computing.",
+    )
     assert result == {"name": "AbortError", "got": 3}
     page.page.wait_for_timeout(1500)  # let the disconnect travel: page -> relay -> proxy
     assert proxy.saw("client-closed"), proxy.describe()
     assert not proxy.saw("done"), "the upstream request ran to completion after the abort"
 
 
-@pytest.mark.parametrize("faults, requests", [
-    (("status:429:retry-after=1", "ok"), 2),
-    (("status:500", "status:503", "ok"), 3),
-    (("status:429:retry-after-ms=200", "ok"), 2),
-])
+@pytest.mark.parametrize(
+    "faults, requests",
+    [
+        (("status:429:retry-after=1", "ok"), 2),
+        (("status:500", "status:503", "ok"), 3),
+        (("status:429:retry-after-ms=200", "ok"), 2),
+    ],
+)
 def test_retries_recover(page: RouterPage, proxy: FaultProxy, faults: tuple[str, ...], requests: int) -> None:
     proxy.plan(*faults)
     result = _generate(page, prompt="Say OK.", route="cloud")
@@ -122,15 +130,19 @@ def test_retries_recover(page: RouterPage, proxy: FaultProxy, faults: tuple[str,
     assert proxy.requests() == requests
 
 
-@pytest.mark.parametrize("faults, name, requests", [
-    (("status:500", "status:500", "status:500"), "CloudError", 3),       # 2 retries, then the error
-    (("status:429", "status:429", "status:429"), "RateLimitError", 3),
-    (("status:400",), "CloudError", 1),                                   # not retried
-    (("reset-mid-stream",), "CloudError", 1),                             # a half answer is not retried
-    (("malformed",), "CloudError", 1),
-])
-def test_every_failure_ends_in_a_typed_error(page: RouterPage, proxy: FaultProxy, faults: tuple[str, ...],
-                                              name: str, requests: int) -> None:
+@pytest.mark.parametrize(
+    "faults, name, requests",
+    [
+        (("status:500", "status:500", "status:500"), "CloudError", 3),  # 2 retries, then the error
+        (("status:429", "status:429", "status:429"), "RateLimitError", 3),
+        (("status:400",), "CloudError", 1),  # not retried
+        (("reset-mid-stream",), "CloudError", 1),  # a half answer is not retried
+        (("malformed",), "CloudError", 1),
+    ],
+)
+def test_every_failure_ends_in_a_typed_error(
+    page: RouterPage, proxy: FaultProxy, faults: tuple[str, ...], name: str, requests: int
+) -> None:
     proxy.plan(*faults)
     stream = faults[0] in ("reset-mid-stream", "malformed")
     if stream:
@@ -144,8 +156,9 @@ def test_every_failure_ends_in_a_typed_error(page: RouterPage, proxy: FaultProxy
     assert _generate(page, prompt="Say hi.", route="local")["text"]  # the router keeps serving
 
 
-def test_a_stall_past_the_timeout_is_retried_then_a_timeout_error(browser: Any, cloud_server: Any,
-                                                                  proxy: FaultProxy) -> None:
+def test_a_stall_past_the_timeout_is_retried_then_a_timeout_error(
+    browser: Any, cloud_server: Any, proxy: FaultProxy
+) -> None:
     rp = open_router_page(browser, cloud_server, options={"cloud": {"timeoutMs": 3000}})
     try:
         proxy.plan("stall:30", "stall:30", "stall:30")
@@ -153,23 +166,33 @@ def test_a_stall_past_the_timeout_is_retried_then_a_timeout_error(browser: Any, 
         assert err["name"] == "CloudTimeoutError" and err["hint"], err
         assert proxy.requests() == 3
         rp.page.wait_for_timeout(500)
-        assert sum(1 for kind, _, _ in proxy.events if kind == "client-closed") == 3  # each attempt was aborted
+        assert (
+            sum(1 for kind, _, _ in proxy.events if kind == "client-closed") == 3
+        )  # each attempt was aborted
     finally:
         rp.page.context.close()
 
 
-def test_local_only_sends_nothing_to_the_cloud_for_any_task(browser: Any, cloud_server: Any,
-                                                           proxy: FaultProxy) -> None:
-    rp = open_router_page(browser, cloud_server, options={**CLOUD_OPTIONS, "policy": {"privacy": "local-only"}})
+def test_local_only_sends_nothing_to_the_cloud_for_any_task(
+    browser: Any, cloud_server: Any, proxy: FaultProxy
+) -> None:
+    rp = open_router_page(
+        browser, cloud_server, options={**CLOUD_OPTIONS, "policy": {"privacy": "local-only"}}
+    )
     try:
         rp.call("return await router.embed(['warm up']);")
         rp.call("return await router.generate({ prompt: 'warm up', maxTokens: 2 });")
         before = len(rp.requests.urls)
-        hard = "Prove rigorously that there are infinitely many primes, step by step, with a formal derivation."
+        hard = (
+            "Prove rigorously that there are infinitely many primes, step by step, with a formal derivation."
+        )
         assert rp.call("return await router.embed([arg]);", hard)["route"]["target"] == "local"
         assert _generate(rp, prompt=hard)["route"]["target"] == "local"
-        chunks = rp.call("const o=[]; for await (const c of router.stream({ prompt: arg, maxTokens: 8 })) o.push(c); "
-                         "return o;", hard)
+        chunks = rp.call(
+            "const o=[]; for await (const c of router.stream({ prompt: arg, maxTokens: 8 })) o.push(c); "
+            "return o;",
+            hard,
+        )
         assert chunks[-1]["route"]["target"] == "local"
         err = _error(rp, prompt=hard, route="cloud")
         assert err["name"] == "PolicyError" and "local-only" in err["hint"] + err["message"]

@@ -18,21 +18,23 @@ MODEL = "all-MiniLM-L6-v2"
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
     """The reference implementation: sentence-transformers on torch, from the same packaged weights."""
-    from sentence_transformers import SentenceTransformer
-
     from builder.models import source_dir
+    from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(source_dir(MODEL)), device="cpu")
     return np.asarray(model.encode(SENTENCES, normalize_embeddings=True, batch_size=8), dtype=np.float64)
 
 
 def _embed(rp: RouterPage, texts: list[str], dtype: str) -> dict[str, Any]:
-    return rp.call("return await router.embed(arg.texts, { dtype: arg.dtype });", {"texts": texts, "dtype": dtype})
+    return rp.call(
+        "return await router.embed(arg.texts, { dtype: arg.dtype });", {"texts": texts, "dtype": dtype}
+    )
 
 
 @pytest.mark.parametrize(("dtype", "min_cos"), [("fp32", 0.9999), ("q8", 0.999)])
-def test_vectors_match_sentence_transformers(router_page: RouterPage, reference: np.ndarray,
-                                             dtype: str, min_cos: float) -> None:
+def test_vectors_match_sentence_transformers(
+    router_page: RouterPage, reference: np.ndarray, dtype: str, min_cos: float
+) -> None:
     assert len(SENTENCES) >= 30
     result = _embed(router_page, SENTENCES, dtype)
     vectors = np.asarray(result["vectors"], dtype=np.float64)
@@ -41,7 +43,9 @@ def test_vectors_match_sentence_transformers(router_page: RouterPage, reference:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     cos = (vectors * reference).sum(axis=1)
     worst = int(cos.argmin())
-    assert cos.min() >= min_cos, f"{dtype}: sentence {worst} {SENTENCES[worst][:60]!r} has cosine {cos[worst]:.6f}"
+    assert cos.min() >= min_cos, (
+        f"{dtype}: sentence {worst} {SENTENCES[worst][:60]!r} has cosine {cos[worst]:.6f}"
+    )
     route = result["route"]
     assert route["target"] == "local" and route["model"] == MODEL and route["ms"] > 0
     assert route["reason"]
@@ -70,11 +74,14 @@ def test_unknown_model_is_a_typed_error(router_page: RouterPage) -> None:
 
 
 def test_an_aborted_call_rejects_with_abort_error(router_page: RouterPage) -> None:
-    err = router_page.error_of("const c = new AbortController(); c.abort(); await router.embed(['x'], { signal: c.signal })")
+    err = router_page.error_of(
+        "const c = new AbortController(); c.abort(); await router.embed(['x'], { signal: c.signal })"
+    )
     assert err["name"] == "AbortError"
     err = router_page.error_of(
         "const c = new AbortController(); const p = router.embed(arg, { signal: c.signal }); c.abort(); await p",
-        SENTENCES)
+        SENTENCES,
+    )
     assert err["name"] == "AbortError"
     assert len(_embed(router_page, ["after abort"], "fp32")["vectors"]) == 1
 
@@ -115,15 +122,18 @@ def test_boot_and_embedding_stay_on_the_local_server(browser: Any, server: Any) 
 def test_few_shot_classification_matches_numpy_on_the_reference_vectors(router_page: RouterPage) -> None:
     """classify(text, { examples }) = softmax(cosine to the example centroids / 0.05), as numpy computes it
     on sentence-transformers vectors."""
+    from builder.models import source_dir
     from sentence_transformers import SentenceTransformer
 
-    from builder.models import source_dir
-
-    examples = {"weather": ["It will rain tomorrow.", "A sunny and warm afternoon."],
-                "finance": ["The stock fell by five percent.", "Interest rates are going up."]}
+    examples = {
+        "weather": ["It will rain tomorrow.", "A sunny and warm afternoon."],
+        "finance": ["The stock fell by five percent.", "Interest rates are going up."],
+    }
     text = "Expect heavy snow and strong winds tonight."
-    got = router_page.call("return await router.classify(arg.text, { examples: arg.examples });",
-                           {"text": text, "examples": examples})
+    got = router_page.call(
+        "return await router.classify(arg.text, { examples: arg.examples });",
+        {"text": text, "examples": examples},
+    )
     model = SentenceTransformer(str(source_dir(MODEL)), device="cpu")
     vec = lambda xs: np.asarray(model.encode(xs, normalize_embeddings=True), dtype=np.float64)  # noqa: E731
     q = vec([text])[0]

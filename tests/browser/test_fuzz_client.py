@@ -80,8 +80,9 @@ async ({ seed, start, count, names }) => {
 
 
 @pytest.mark.parametrize("start", [0, 100, 200, 300, 400])
-def test_random_values_through_every_client_method_get_typed_errors(browser: Any, server: Server,
-                                                                    start: int) -> None:
+def test_random_values_through_every_client_method_get_typed_errors(
+    browser: Any, server: Server, start: int
+) -> None:
     # 500 values in five pages of 100: one worker that runs every model on random inputs grows its
     # WebAssembly heap until the tab runs out of memory (about 200 values in, on this machine)
     rp: RouterPage = open_router_page(browser, server)

@@ -23,20 +23,20 @@ NEW_TOKENS = 32
 def reference() -> list[str]:
     """Greedy continuations from the reference implementation: transformers on torch, same weights."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from builder.models import source_dir
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = str(source_dir(MODEL))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     out = []
     for prompt in PROMPTS:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt")
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+        )
         with torch.no_grad():
             gen = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
-        out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
+        out.append(tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True))
     return out
 
 
@@ -48,8 +48,10 @@ def page(browser: Any, server: Any) -> Any:
 
 
 def _generate(rp: RouterPage, prompt: str, **options: Any) -> dict[str, Any]:
-    return rp.call("return await router.generate({ prompt: arg.prompt, ...arg.options });",
-                   {"prompt": prompt, "options": {"maxTokens": NEW_TOKENS, "route": "local", **options}})
+    return rp.call(
+        "return await router.generate({ prompt: arg.prompt, ...arg.options });",
+        {"prompt": prompt, "options": {"maxTokens": NEW_TOKENS, "route": "local", **options}},
+    )
 
 
 def test_greedy_output_equals_the_torch_reference(page: RouterPage, reference: list[str]) -> None:
@@ -62,9 +64,12 @@ def test_greedy_output_equals_the_torch_reference(page: RouterPage, reference: l
 
 
 def test_stream_yields_deltas_then_done_and_matches_generate(page: RouterPage) -> None:
-    chunks = page.call("""const out = [];
+    chunks = page.call(
+        """const out = [];
         for await (const c of router.stream({ prompt: arg, maxTokens: 24, route: "local" })) out.push(c);
-        return out;""", PROMPTS[0])
+        return out;""",
+        PROMPTS[0],
+    )
     deltas = [c["delta"] for c in chunks[:-1]]
     assert len(deltas) >= 2 and all(isinstance(d, str) and d for d in deltas)
     final = chunks[-1]
@@ -79,24 +84,30 @@ def test_deltas_arrive_while_the_model_is_still_generating(page: RouterPage) -> 
     If the generation loop never yielded to the worker's event loop, every delta (and that reply)
     would only be delivered after the last token.
     """
-    order = page.call("""const order = []; let asked = false;
+    order = page.call(
+        """const order = []; let asked = false;
         for await (const c of router.stream({ prompt: arg, maxTokens: 48, route: "local" })) {
           if (c.delta && !asked) { asked = true; router.stats().then(() => order.push("stats")); }
           order.push(c.done ? "done" : "delta");
         }
-        return order;""", "Tell me a long story about a dragon.")
+        return order;""",
+        "Tell me a long story about a dragon.",
+    )
     assert "stats" in order and order.index("stats") < order.index("done"), order
     assert order.count("delta") >= 2
 
 
 def test_abort_mid_stream_stops_local_generation(page: RouterPage) -> None:
-    result = page.call("""const c = new AbortController(); let got = 0;
+    result = page.call(
+        """const c = new AbortController(); let got = 0;
         try {
           for await (const chunk of router.stream({ prompt: arg, maxTokens: 200, route: "local", signal: c.signal })) {
             if (chunk.delta) { got++; if (got === 2) c.abort(); }
           }
           return { name: "no error", got };
-        } catch (e) { return { name: e.name, got, hint: e.hint }; }""", "Tell me a long story about a dragon.")
+        } catch (e) { return { name: e.name, got, hint: e.hint }; }""",
+        "Tell me a long story about a dragon.",
+    )
     assert result["name"] == "AbortError" and result["got"] == 2 and result["hint"]
     after = _generate(page, "Say hi.", maxTokens=8)  # the worker is free again
     assert after["text"]
@@ -105,8 +116,13 @@ def test_abort_mid_stream_stops_local_generation(page: RouterPage) -> None:
 
 
 def test_bad_generation_input_is_a_validation_error(page: RouterPage) -> None:
-    for bad in ({}, {"prompt": 5}, {"prompt": "x", "messages": [{"role": "user", "content": "y"}]},
-                {"prompt": "x", "maxTokens": -1}, {"messages": [{"role": "wizard", "content": "x"}]}):
+    for bad in (
+        {},
+        {"prompt": 5},
+        {"prompt": "x", "messages": [{"role": "user", "content": "y"}]},
+        {"prompt": "x", "maxTokens": -1},
+        {"messages": [{"role": "wizard", "content": "x"}]},
+    ):
         err = page.error_of("await router.generate(arg)", bad)
         assert err["name"] == "ValidationError", (bad, err)
         assert err["hint"]
@@ -115,8 +131,10 @@ def test_bad_generation_input_is_a_validation_error(page: RouterPage) -> None:
 def test_no_cloud_configured_keeps_everything_local(page: RouterPage) -> None:
     err = page.error_of("await router.generate({ prompt: 'hi', route: 'cloud' })")
     assert err["name"] == "PolicyError" and err["hint"]
-    complex_prompt = ("Prove that the square root of 2 is irrational, then derive the closed form of the sum of "
-                      "the first n cubes and explain each step of the induction rigorously.")
+    complex_prompt = (
+        "Prove that the square root of 2 is irrational, then derive the closed form of the sum of "
+        "the first n cubes and explain each step of the induction rigorously."
+    )
     result = _generate(page, complex_prompt, route="auto", maxTokens=8)
     assert result["route"]["target"] == "local"
 

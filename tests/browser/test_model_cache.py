@@ -80,9 +80,11 @@ class Session:
     finished: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, context: Any, server: Server, *, quota: int | None = None,
-             options: dict[str, Any] | None = None) -> Session:
+    def open(
+        cls, context: Any, server: Server, *, quota: int | None = None, options: dict[str, Any] | None = None
+    ) -> Session:
         s = cls(context, context.pages[0] if context.pages else context.new_page(), server)
+
         def on_request(r: Any) -> None:
             if "/models/" in r.url:
                 s.requests.append({"url": r.url, "range": r.headers.get("range"), "at": time.monotonic()})
@@ -105,8 +107,11 @@ class Session:
         return self.page.evaluate(f"async (arg) => {{ const router = window.router; {js} }}", arg)
 
     def error_of(self, js: str, arg: Any = None) -> dict[str, Any]:
-        return self.call(f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ return {{ "
-                         "name: e.name, message: e.message, hint: e.hint, details: e.details }; }", arg)
+        return self.call(
+            f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ return {{ "
+            "name: e.name, message: e.message, hint: e.hint, details: e.details }; }",
+            arg,
+        )
 
     def model_urls(self, since: int = 0) -> list[str]:
         return [r["url"].split("/models/", 1)[1] for r in self.requests[since:]]
@@ -124,8 +129,9 @@ def cache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def persistent(playwright: Any, profile: Path) -> Any:
-    return playwright.chromium.launch_persistent_context(str(profile), executable_path=chromium_path(),
-                                                         headless=True, args=CHROMIUM_FLAGS)
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS
+    )
 
 
 #: how the test makes each kind of model load and run once; its output, to compare across starts
@@ -133,14 +139,13 @@ USE = {
     "feature-extraction": "return (await router.embed(['kept across restarts'], { model: arg })).vectors[0];",
     "text-classification": "return (await router.classify('kept across restarts', { model: arg })).labels;",
     "zero-shot-classification": "return (await router.classify('kept across restarts', "
-                                "{ model: arg, labels: ['memory', 'weather'] })).labels;",
+    "{ model: arg, labels: ['memory', 'weather'] })).labels;",
     "token-classification": "return (await router.ner('Ada Lovelace lived in London.', { model: arg })).entities;",
     "text-ranking": "return (await router.rerank('kept', ['kept across restarts', 'the weather'], "
-                    "{ model: arg })).results;",
+    "{ model: arg })).results;",
     "text-generation": "return (await router.generate({ prompt: 'Say hello.', maxTokens: 4, temperature: 0, "
-                       "route: 'local' })).text;",
-    "automatic-speech-recognition":
-        "return (await router.transcribe(new Float32Array(16000), { model: arg })).text;",
+    "route: 'local' })).text;",
+    "automatic-speech-recognition": "return (await router.transcribe(new Float32Array(16000), { model: arg })).text;",
 }
 
 
@@ -156,7 +161,8 @@ def use_every_model(s: Session) -> dict[str, Any]:
 
 
 def test_a_second_start_on_the_same_profile_loads_every_model_without_the_network(
-        playwright_instance: Any, cache_server: Server, tmp_path: Path) -> None:
+    playwright_instance: Any, cache_server: Server, tmp_path: Path
+) -> None:
     profile = tmp_path / "profile"
     first = Session.open(persistent(playwright_instance, profile), cache_server)
     try:
@@ -182,8 +188,9 @@ def test_a_second_start_on_the_same_profile_loads_every_model_without_the_networ
             assert after[mid] == value, mid
 
 
-def test_a_corrupted_or_truncated_entry_is_detected_evicted_and_fetched_again(browser: Any,
-                                                                              cache_server: Server) -> None:
+def test_a_corrupted_or_truncated_entry_is_detected_evicted_and_fetched_again(
+    browser: Any, cache_server: Server
+) -> None:
     s = Session.open(browser.new_context(), cache_server)
     try:
         texts = ["The cache must never hand over damaged bytes.", "A second sentence."]
@@ -210,7 +217,8 @@ def test_a_corrupted_or_truncated_entry_is_detected_evicted_and_fetched_again(br
 
 
 def test_a_quota_too_small_is_a_storage_error_with_a_hint_and_the_task_still_answers(
-        browser: Any, cache_server: Server) -> None:
+    browser: Any, cache_server: Server
+) -> None:
     s = Session.open(browser.new_context(), cache_server, quota=20_000_000)
     try:
         err = s.error_of("await router.preload(['all-MiniLM-L6-v2'], { dtype: 'q8' })")
@@ -222,8 +230,10 @@ def test_a_quota_too_small_is_a_storage_error_with_a_hint_and_the_task_still_ans
         assert len(result["vectors"][0]) == 384 and result["route"]["target"] == "local"
         assert s.model_urls(mark) == []  # the preloaded bytes ran from memory
         s.create()  # a fresh worker: the implicit load reports the storage failure and still answers
-        events = s.call("const events = []; const r = await router.embed(['again'], { dtype: 'q8', "
-                        "onProgress: (e) => events.push(e) }); return { dims: r.dims, events };")
+        events = s.call(
+            "const events = []; const r = await router.embed(['again'], { dtype: 'q8', "
+            "onProgress: (e) => events.push(e) }); return { dims: r.dims, events };"
+        )
         assert events["dims"] == 384
         storage = [e for e in events["events"] if e.get("status") == "cache-event" and e["kind"] == "storage"]
         assert storage and storage[0]["error"]["name"] == "StorageError" and storage[0]["error"]["hint"]
@@ -236,8 +246,10 @@ def test_a_quota_too_small_is_a_storage_error_with_a_hint_and_the_task_still_ans
 def test_preload_progress_is_monotonic_and_reaches_exactly_100(browser: Any, cache_server: Server) -> None:
     s = Session.open(browser.new_context(), cache_server)
     try:
-        got = s.call("const events = []; const summary = await router.preload(['all-MiniLM-L6-v2'], "
-                     "{ dtype: 'q8', onProgress: (e) => events.push(e) }); return { events, summary };")
+        got = s.call(
+            "const events = []; const summary = await router.preload(['all-MiniLM-L6-v2'], "
+            "{ dtype: 'q8', onProgress: (e) => events.push(e) }); return { events, summary };"
+        )
         events, total = got["events"], variant_bytes(MINILM, "q8")
         overall = [e for e in events if e["status"] == "progress_total"]
         loaded = [e["loaded"] for e in overall]
@@ -253,25 +265,32 @@ def test_preload_progress_is_monotonic_and_reaches_exactly_100(browser: Any, cac
             per_file = [e["loaded"] for e in events if e.get("file") == name]
             assert per_file == sorted(per_file) and per_file[-1] == files[name]["size"]
         assert got["summary"]["bytes"] == total and got["summary"]["fetched"] == len(files)
-        again = s.call("const events = []; await router.preload(['all-MiniLM-L6-v2'], "
-                       "{ dtype: 'q8', onProgress: (e) => events.push(e) }); return events;")
+        again = s.call(
+            "const events = []; await router.preload(['all-MiniLM-L6-v2'], "
+            "{ dtype: 'q8', onProgress: (e) => events.push(e) }); return events;"
+        )
         assert [e["progress"] for e in again if e["status"] == "progress_total"][-1] == 100
         assert all(e["from_cache"] for e in again if e["status"] == "done")
     finally:
         s.close()
 
 
-def test_cancelling_a_preload_stops_the_download_and_the_next_one_resumes(browser: Any,
-                                                                          cache_server: Server) -> None:
+def test_cancelling_a_preload_stops_the_download_and_the_next_one_resumes(
+    browser: Any, cache_server: Server
+) -> None:
     s = Session.open(browser.new_context(), cache_server)
-    big = max(((p, f["size"]) for v in MODELS[LLM]["variants"].values() for p, f in v["files"].items()),
-              key=lambda x: x[1])
+    big = max(
+        ((p, f["size"]) for v in MODELS[LLM]["variants"].values() for p, f in v["files"].items()),
+        key=lambda x: x[1],
+    )
     assert big[1] > 100 * MIB
     try:
-        err = s.error_of("""const c = new AbortController();
+        err = s.error_of(
+            """const c = new AbortController();
             await router.preload([arg.model], { signal: c.signal,
               onProgress: (e) => { if (e.file === arg.file && e.loaded > 32 * 2 ** 20) c.abort(); } });""",
-                         {"model": LLM, "file": big[0]})
+            {"model": LLM, "file": big[0]},
+        )
         assert err["name"] == "AbortError", err
         mark = len(s.requests)
         time.sleep(2.0)
@@ -280,8 +299,11 @@ def test_cancelling_a_preload_stops_the_download_and_the_next_one_resumes(browse
         assert cut and f"{LLM}/{big[0]}" not in [u.split("/models/", 1)[1] for u in s.finished]  # cut off
         partial = next(m for m in s.call("return await router.cachedModels();") if m["id"] == LLM)
         assert partial["partial_files"] == 1 and partial["dtypes"] == []
-        got = s.call("const events = []; await router.preload([arg], { onProgress: (e) => events.push(e) }); "
-                     "return events;", LLM)
+        got = s.call(
+            "const events = []; await router.preload([arg], { onProgress: (e) => events.push(e) }); "
+            "return events;",
+            LLM,
+        )
         resumed = [r for r in s.requests[mark:] if r["url"].endswith(big[0])]
         assert len(resumed) == 1 and resumed[0]["range"], resumed
         start = int(resumed[0]["range"].split("=")[1].rstrip("-"))
@@ -346,8 +368,9 @@ ROW_SAYS = """([id, text]) => [...document.querySelectorAll('#models-table tr')]
   .some((tr) => tr.textContent.includes(id) && tr.textContent.includes(text))"""
 
 
-def test_the_page_downloads_lists_and_deletes_a_model_and_reports_the_device(browser: Any,
-                                                                           cache_server: Server) -> None:
+def test_the_page_downloads_lists_and_deletes_a_model_and_reports_the_device(
+    browser: Any, cache_server: Server
+) -> None:
     context = browser.new_context()
     page = context.new_page()
     try:

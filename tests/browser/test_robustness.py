@@ -48,11 +48,15 @@ def test_a_worker_killed_mid_call_rejects_with_worker_error_and_the_next_call_st
             window.pending = router.generate({ prompt: 'Count from one to one hundred.', maxTokens: 200 })
               .then(() => ({ name: 'no error' }), (e) => ({ name: e.name, message: e.message, hint: e.hint }));
         }""")
-        rp.page.wait_for_timeout(500)  # the call is in the worker now (a wait for ordering, not a timing check)
+        rp.page.wait_for_timeout(
+            500
+        )  # the call is in the worker now (a wait for ordering, not a timing check)
         workers[0].evaluate("() => self.close()")
         failed = rp.page.evaluate("() => window.pending")
         assert failed["name"] == "WorkerError" and failed["hint"]
-        out = rp.call("const r = await router.embed(['after the crash']); return { dims: r.dims, restarts: router.restarts }")
+        out = rp.call(
+            "const r = await router.embed(['after the crash']); return { dims: r.dims, restarts: router.restarts }"
+        )
         assert out == {"dims": 384, "restarts": 1}
     finally:
         rp.page.context.close()
@@ -81,7 +85,9 @@ def test_a_stalled_model_download_times_out_and_releases_the_file_for_the_next_t
 ) -> None:
     context = browser.new_context()
     held: list[Any] = []
-    context.route("**/models/all-MiniLM-L6-v2/onnx/model.onnx", lambda route: held.append(route))  # never answers
+    context.route(
+        "**/models/all-MiniLM-L6-v2/onnx/model.onnx", lambda route: held.append(route)
+    )  # never answers
     page = context.new_page()
     try:
         page.goto(server.url + "sandbox.html")

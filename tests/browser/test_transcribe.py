@@ -59,13 +59,18 @@ def _b64(data: bytes) -> str:
 
 
 def transcribe_samples(rp: RouterPage, audio: np.ndarray, **options: Any) -> dict[str, Any]:
-    return rp.call("return await router.transcribe(Float32Array.from(arg.audio), arg.options);",
-                   {"audio": audio.tolist(), "options": options})
+    return rp.call(
+        "return await router.transcribe(Float32Array.from(arg.audio), arg.options);",
+        {"audio": audio.tolist(), "options": options},
+    )
 
 
 def transcribe_wav(rp: RouterPage, data: bytes) -> dict[str, Any]:
-    return rp.call("const bytes = Uint8Array.from(atob(arg), (c) => c.charCodeAt(0));"
-                   "return await router.transcribe(new Blob([bytes], { type: 'audio/wav' }));", _b64(data))
+    return rp.call(
+        "const bytes = Uint8Array.from(atob(arg), (c) => c.charCodeAt(0));"
+        "return await router.transcribe(new Blob([bytes], { type: 'audio/wav' }));",
+        _b64(data),
+    )
 
 
 def _wav(samples: np.ndarray, rate: int, *, channels: int = 1, float32: bool = False) -> bytes:
@@ -113,8 +118,9 @@ def test_a_wav_blob_gives_the_same_text_as_its_samples(
 
 
 @pytest.mark.parametrize(("rate", "channels", "float32"), [(22_050, 2, False), (48_000, 1, True)])
-def test_other_rates_and_formats_are_resampled(router_page: RouterPage, rate: int, channels: int,
-                                               float32: bool) -> None:
+def test_other_rates_and_formats_are_resampled(
+    router_page: RouterPage, rate: int, channels: int, float32: bool
+) -> None:
     audio, _ = speak(SENTENCES[0], rate=rate)
     result = transcribe_wav(router_page, _wav(audio, rate, channels=channels, float32=float32))
     assert word_error_rate(SENTENCES[0], result["text"]) <= MAX_WER, result["text"]
@@ -132,11 +138,14 @@ def test_other_rates_and_formats_are_resampled(router_page: RouterPage, rate: in
         ("await router.transcribe(new Blob([new Uint8Array(64).fill(7)]))", "audio"),
         # a WAV header with no data chunk, and a compressed WAV format (0x0055: MP3 in WAV)
         ("await router.transcribe(new Blob([new Uint8Array([82,73,70,70,4,0,0,0,87,65,86,69])]))", "audio"),
-        ("const h = new DataView(new ArrayBuffer(44)); const s = 'RIFF\\0\\0\\0\\0WAVEfmt ';"
-         "for (let i = 0; i < 16; i++) h.setUint8(i, s.charCodeAt(i)); h.setUint32(16, 16, true);"
-         "h.setUint16(20, 0x55, true); h.setUint16(22, 1, true); h.setUint32(24, 16000, true);"
-         "h.setUint16(32, 2, true); h.setUint16(34, 16, true);"
-         "await router.transcribe(h.buffer)", "audio"),
+        (
+            "const h = new DataView(new ArrayBuffer(44)); const s = 'RIFF\\0\\0\\0\\0WAVEfmt ';"
+            "for (let i = 0; i < 16; i++) h.setUint8(i, s.charCodeAt(i)); h.setUint32(16, 16, true);"
+            "h.setUint16(20, 0x55, true); h.setUint16(22, 1, true); h.setUint32(24, 16000, true);"
+            "h.setUint16(32, 2, true); h.setUint16(34, 16, true);"
+            "await router.transcribe(h.buffer)",
+            "audio",
+        ),
         ("await router.call('transcribe', { audio: [0.1], wav: new Uint8Array(4) })", "audio"),
         ("await router.transcribe(new Float32Array(16000), { model: 'all-MiniLM-L6-v2' })", "model"),
     ],
@@ -156,7 +165,8 @@ def test_an_aborted_transcription_rejects_and_the_worker_keeps_serving(
         "const c = new AbortController();"
         "const p = router.transcribe(Float32Array.from(arg), { signal: c.signal });"
         "setTimeout(() => c.abort(), 300); await p",
-        audio.tolist())
+        audio.tolist(),
+    )
     assert err["name"] == "AbortError", err
     assert word_error_rate(SENTENCES[1], transcribe_samples(router_page, audio)["text"]) <= MAX_WER
 
@@ -168,8 +178,9 @@ def test_transcription_stays_on_the_local_server(router_page: RouterPage) -> Non
     assert router_page.requests.foreign(router_page.server.origin) == []
 
 
-def test_the_page_transcribes_a_file_and_the_microphone(playwright_instance: Any, server: Any,
-                                                        tmp_path: Path) -> None:
+def test_the_page_transcribes_a_file_and_the_microphone(
+    playwright_instance: Any, server: Any, tmp_path: Path
+) -> None:
     """The transcription panel: a WAV file picked in the file input, then a recording from Chromium's fake
     microphone (fed the same speech at 48 kHz), which MediaRecorder encodes as webm/Opus and the client
     decodes with the page's OfflineAudioContext before the worker transcribes it."""
@@ -178,17 +189,25 @@ def test_the_page_transcribes_a_file_and_the_microphone(playwright_instance: Any
     wav = tmp_path / "speech.wav"
     wav.write_bytes(_wav(speak(SENTENCES[1], rate=48_000)[0], 48_000))
     browser = playwright_instance.chromium.launch(
-        executable_path=chromium_path(), headless=True,
-        args=[*CHROMIUM_FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-              f"--use-file-for-fake-audio-capture={wav}%noloop"])
+        executable_path=chromium_path(),
+        headless=True,
+        args=[
+            *CHROMIUM_FLAGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop",
+        ],
+    )
     try:
         page = browser.new_context(permissions=["microphone"]).new_page()
         page.goto(server.url)
         # functions, not expressions: Playwright compiles an expression with eval, which the page's CSP refuses
         page.wait_for_function("() => !document.getElementById('asr-file').disabled", timeout=120_000)
         page.set_input_files("#asr-file", str(wav))
-        done = ("() => (document.getElementById('asr-route').textContent + "
-                "document.getElementById('asr-error').textContent).length > 0")
+        done = (
+            "() => (document.getElementById('asr-route').textContent + "
+            "document.getElementById('asr-error').textContent).length > 0"
+        )
         page.wait_for_function(done, timeout=300_000)
         assert page.inner_text("#asr-error") == ""
         assert word_error_rate(SENTENCES[1], page.inner_text("#asr-text")) <= MAX_WER
@@ -206,8 +225,9 @@ def test_the_page_transcribes_a_file_and_the_microphone(playwright_instance: Any
         browser.close()
 
 
-def test_q8_transcribes_like_fp32(router_page: RouterPage, samples: list[tuple[np.ndarray, bytes]],
-                                  reference: list[str]) -> None:
+def test_q8_transcribes_like_fp32(
+    router_page: RouterPage, samples: list[tuple[np.ndarray, bytes]], reference: list[str]
+) -> None:
     """The smaller variant ships only because it transcribes identically (see the manifest's dtype_reason)."""
     for (audio, _), ref in zip(samples, reference, strict=True):
         result = transcribe_samples(router_page, audio, dtype="q8")

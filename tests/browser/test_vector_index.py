@@ -16,8 +16,12 @@ pytestmark = pytest.mark.browser
 
 SENTENCES: list[str] = load_json(REPO / "tests" / "data" / "sentences.json")["sentences"]
 IDS = [f"s{i}" for i in range(len(SENTENCES))]
-QUERIES = ["How can I get back into my account?", "a fox and a dog", "interest rates and the economy",
-           "Le chat est sur la table."]
+QUERIES = [
+    "How can I get back into my account?",
+    "a fox and a dog",
+    "interest rates and the economy",
+    "Le chat est sur la table.",
+]
 MODEL = "all-MiniLM-L6-v2"
 #: fp32 embeddings match sentence-transformers to cosine >= 0.9999 (test_embeddings): scores agree to this
 SCORE_TOL = 2e-4
@@ -46,10 +50,12 @@ def index_page(browser: Any, server: Any) -> Iterator[RouterPage]:
 
 
 def search(rp: RouterPage, name: str, query: str, top_k: int) -> list[dict[str, Any]]:
-    return rp.call("const index = await router.openIndex(arg.name);"
-                   "const hits = await index.search(arg.query, { topK: arg.k });"
-                   "return { hits: [...hits], route: hits.route };",
-                   {"name": name, "query": query, "k": top_k})["hits"]
+    return rp.call(
+        "const index = await router.openIndex(arg.name);"
+        "const hits = await index.search(arg.query, { topK: arg.k });"
+        "return { hits: [...hits], route: hits.route };",
+        {"name": name, "query": query, "k": top_k},
+    )["hits"]
 
 
 def check_against(hits: list[dict[str, Any]], scores: np.ndarray, ids: list[str], texts: list[str]) -> None:
@@ -67,11 +73,13 @@ def check_against(hits: list[dict[str, Any]], scores: np.ndarray, ids: list[str]
 
 def test_add_search_remove_against_numpy(index_page: RouterPage, st_model: Any) -> None:
     rp = index_page
-    opened = rp.call("const index = await router.openIndex('docs');"
-                     "const out = await index.add(arg.ids, arg.texts);"
-                     "return { out, index: { name: index.name, model: index.model, dims: index.dims,"
-                     " count: index.count, persistent: index.persistent } };",
-                     {"ids": IDS, "texts": SENTENCES})
+    opened = rp.call(
+        "const index = await router.openIndex('docs');"
+        "const out = await index.add(arg.ids, arg.texts);"
+        "return { out, index: { name: index.name, model: index.model, dims: index.dims,"
+        " count: index.count, persistent: index.persistent } };",
+        {"ids": IDS, "texts": SENTENCES},
+    )
     assert opened["out"]["added"] == len(SENTENCES) and opened["out"]["count"] == len(SENTENCES)
     assert opened["out"]["route"]["target"] == "local" and opened["out"]["route"]["model"] == MODEL
     assert opened["index"]["model"] == MODEL and opened["index"]["persistent"] is True
@@ -85,8 +93,9 @@ def test_add_search_remove_against_numpy(index_page: RouterPage, st_model: Any) 
     assert [h["score"] for h in everything] == sorted((h["score"] for h in everything), reverse=True)
 
     gone = [h["id"] for h in search(rp, "docs", QUERIES[0], 3)]
-    removed = rp.call("const index = await router.openIndex('docs'); return await index.remove(arg);",
-                      [*gone, "no-such-id"])
+    removed = rp.call(
+        "const index = await router.openIndex('docs'); return await index.remove(arg);", [*gone, "no-such-id"]
+    )
     assert removed == {"removed": 3, "missing": ["no-such-id"], "count": len(SENTENCES) - 3}
     kept = [i for i, item in enumerate(IDS) if item not in gone]
     hits = search(rp, "docs", QUERIES[0], 5)
@@ -98,8 +107,10 @@ def test_adding_a_known_id_replaces_its_text(index_page: RouterPage, st_model: A
     rp = index_page
     texts = ["Cats sleep most of the day.", "The train leaves at noon."]
     rp.call("const index = await router.openIndex('pets'); await index.add(['a', 'b'], arg);", texts)
-    out = rp.call("const index = await router.openIndex('pets');"
-                  "return await index.add(['b'], ['Dogs love long walks in the park.']);")
+    out = rp.call(
+        "const index = await router.openIndex('pets');"
+        "return await index.add(['b'], ['Dogs love long walks in the park.']);"
+    )
     assert (out["added"], out["replaced"], out["count"]) == (0, 1, 2)
     hits = search(rp, "pets", "a dog going for a walk", 2)
     final = [texts[0], "Dogs love long walks in the park."]

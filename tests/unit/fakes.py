@@ -13,9 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid_router.chat import ChatMessage
-from hybrid_router.runtime import ProgressCallback
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.providers.base import Completion, Delta, StreamItem, Usage
+from hybrid_router.runtime import ProgressCallback
 
 FAKE_DIMS = 8
 #: The context window of the fake generator (prompt tokens + max_tokens must fit in it).
@@ -331,8 +331,17 @@ def _router(runtime: Any, manifest: Any, cloud: Any, policy: Any, ledger: Any, c
     return Router(runtime, manifest, cloud=cloud, policy=policy, ledger=ledger, clock=clock)
 
 
-async def generate_with(params: Mapping[str, Any], *, runtime: Any, manifest: Any, cloud: Any, policy: Any,
-                        ledger: Any, clock: Any = None, on_progress: Any = None) -> Any:
+async def generate_with(
+    params: Mapping[str, Any],
+    *,
+    runtime: Any,
+    manifest: Any,
+    cloud: Any,
+    policy: Any,
+    ledger: Any,
+    clock: Any = None,
+    on_progress: Any = None,
+) -> Any:
     """One generation with these parts, its params parsed as the wire parses them."""
     import time
 
@@ -342,8 +351,17 @@ async def generate_with(params: Mapping[str, Any], *, runtime: Any, manifest: An
     return await router.generate(chat_request(router, params, "generate"), on_progress=on_progress)
 
 
-async def stream_with(params: Mapping[str, Any], *, runtime: Any, manifest: Any, cloud: Any, policy: Any,
-                      ledger: Any, clock: Any = None, on_progress: Any = None) -> AsyncIterator[dict[str, Any]]:
+async def stream_with(
+    params: Mapping[str, Any],
+    *,
+    runtime: Any,
+    manifest: Any,
+    cloud: Any,
+    policy: Any,
+    ledger: Any,
+    clock: Any = None,
+    on_progress: Any = None,
+) -> AsyncIterator[dict[str, Any]]:
     """One streamed generation with these parts (as :func:`generate_with`)."""
     import time
     from contextlib import aclosing
@@ -351,6 +369,8 @@ async def stream_with(params: Mapping[str, Any], *, runtime: Any, manifest: Any,
     from hybrid_router.wire import chat_request
 
     router = _router(runtime, manifest, cloud, policy, ledger, clock or time.perf_counter)
-    async with aclosing(router.stream(chat_request(router, params, "stream"), on_progress=on_progress)) as items:
+    async with aclosing(
+        router.stream(chat_request(router, params, "stream"), on_progress=on_progress)
+    ) as items:
         async for item in items:
             yield item

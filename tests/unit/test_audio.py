@@ -49,8 +49,12 @@ def test_pcm16_written_by_the_wave_module() -> None:
     ("tag", "bits", "encode", "tolerance"),
     [
         (1, 8, lambda x: np.round(x * 127 + 128).astype(np.uint8).tobytes(), 1 / 100),
-        (1, 24, lambda x: b"".join(int(v).to_bytes(3, "little", signed=True) for v in np.round(x * 8388607)),
-         1e-6),
+        (
+            1,
+            24,
+            lambda x: b"".join(int(v).to_bytes(3, "little", signed=True) for v in np.round(x * 8388607)),
+            1e-6,
+        ),
         (1, 32, lambda x: np.round(x * 2147483647).astype("<i4").tobytes(), 1e-8),
         (3, 32, lambda x: x.astype("<f4").tobytes(), 0.0),
         (3, 64, lambda x: x.astype("<f8").tobytes(), 0.0),

@@ -20,8 +20,13 @@ COMPLEX = "If 3x + 7 = 22 and y = 2x - 4, compute x*y + 17/3 - 2^5 and the sum 1
 
 def router(cloud: FakeCloud, budget: float, store: MemoryLedgerStore | None = None) -> Router:
     m = fake_manifest()
-    return Router(FakeRuntime(), m, cloud=cloud, policy=Policy(daily_budget_usd=budget),
-                  ledger=Ledger(m, cloud_model=cloud.model, store=store))
+    return Router(
+        FakeRuntime(),
+        m,
+        cloud=cloud,
+        policy=Policy(daily_budget_usd=budget),
+        ledger=Ledger(m, cloud_model=cloud.model, store=store),
+    )
 
 
 async def worst_case(r: Router) -> float:
@@ -51,7 +56,7 @@ async def test_a_stopped_stream_is_charged_for_what_it_received() -> None:
     r = router(cloud, 1.0)
     async with aclosing(r.stream(COMPLEX, route="cloud")) as items:
         got = 0
-        async for item in items:
+        async for _ in items:
             got += 1
             if got == 30:
                 break

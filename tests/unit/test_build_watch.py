@@ -12,8 +12,11 @@ from hybrid_router.build_watch import BuildWatch, cloud_note, pending
 from hybrid_router.manifest import Manifest
 from hybrid_router.router import Router
 
-STARTING = {"available": False, "starting": True,
-            "status": {"state": "running", "step": "compiling", "progress": 0.4, "eta_s": 370, "message": None}}
+STARTING = {
+    "available": False,
+    "starting": True,
+    "status": {"state": "running", "step": "compiling", "progress": 0.4, "eta_s": 370, "message": None},
+}
 
 
 class Server:
@@ -24,8 +27,11 @@ class Server:
 
     async def fetch(self, url: str) -> tuple[int, Any]:
         self.asked.append(url)
-        body = {"status": {"pending": True, "version": self.version, "jobs": []}, "manifest": self.manifest,
-                "cloud": self.cloud}[url]
+        body = {
+            "status": {"pending": True, "version": self.version, "jobs": []},
+            "manifest": self.manifest,
+            "cloud": self.cloud,
+        }[url]
         return 200, body
 
 
@@ -41,8 +47,14 @@ def test_what_is_pending_and_what_the_route_says_meanwhile() -> None:
 
 async def test_nothing_pending_means_no_request() -> None:
     server = Server({"models": []}, {"available": True})
-    watch = BuildWatch(server.fetch, {"status": "status", "manifest": "manifest", "cloud": "cloud"},
-                       lambda m: None, lambda c: None, manifest=server.manifest, cloud=server.cloud)
+    watch = BuildWatch(
+        server.fetch,
+        {"status": "status", "manifest": "manifest", "cloud": "cloud"},
+        lambda m: None,
+        lambda c: None,
+        manifest=server.manifest,
+        cloud=server.cloud,
+    )
     await watch.run()
     assert server.asked == []
 
@@ -54,7 +66,9 @@ async def test_a_model_built_in_the_background_and_the_cloud_coming_up_reach_the
     router = Router(FakeRuntime(), Manifest.from_dict(before), cloud_note=cloud_note(STARTING))
     labelled = await router.classify("sports news", labels=["sports", "music"])
     assert labelled.model == "fake-embed" and "embedding similarity" in labelled.route.rule
-    complex_prompt = "Prove that the square root of 2 is irrational, then compute 17*23+45/9-2^7 step by step."
+    complex_prompt = (
+        "Prove that the square root of 2 is irrational, then compute 17*23+45/9-2^7 step by step."
+    )
     early = await router.generate(complex_prompt)
     assert early.route.target == "local" and "still starting" in early.route.rule
     server = Server(before, STARTING)
@@ -74,8 +88,15 @@ async def test_a_model_built_in_the_background_and_the_cloud_coming_up_reach_the
         server.cloud = {"available": True, "kind": "openai", "model": "fake-gpt", "label": "up"}
         await asyncio.sleep(0)
 
-    watch = BuildWatch(server.fetch, {"status": "status", "manifest": "manifest", "cloud": "cloud"},
-                       on_manifest, on_cloud, sleep=sleep, manifest=before, cloud=STARTING)
+    watch = BuildWatch(
+        server.fetch,
+        {"status": "status", "manifest": "manifest", "cloud": "cloud"},
+        on_manifest,
+        on_cloud,
+        sleep=sleep,
+        manifest=before,
+        cloud=STARTING,
+    )
     await watch.run()
     assert seen == ["manifest", "cloud"] and server.asked == ["status", "manifest", "cloud"]
     after = await router.classify("sports news", labels=["sports", "music"])

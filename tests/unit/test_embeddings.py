@@ -15,9 +15,16 @@ from hybrid_router.router import Router
 from hybrid_router.routing import EMBED, choose
 
 
-async def embed(runtime: FakeRuntime, manifest: Manifest, texts: Any, *, model_id: Any = None,
-                dtype: Any = None, on_progress: Any = None,
-                clock: Callable[[], float] = time.perf_counter) -> EmbedResult:
+async def embed(
+    runtime: FakeRuntime,
+    manifest: Manifest,
+    texts: Any,
+    *,
+    model_id: Any = None,
+    dtype: Any = None,
+    on_progress: Any = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> EmbedResult:
     """One embedding call through the router (its request checked, planned, run, routed)."""
     router = Router(runtime, manifest, clock=clock)
     return await router.embed(texts, model=model_id, dtype=dtype, on_progress=on_progress)

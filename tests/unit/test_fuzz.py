@@ -17,19 +17,53 @@ from hybrid_router.protocol import Dispatcher, to_plain
 from hybrid_router.router import Router
 
 #: names an error on the wire may have for bad input (InternalError would be a bug)
-TYPED = {cls.__name__ for cls in errors.HybridRouterError.__subclasses__()} | {
-    sub.__name__ for cls in errors.HybridRouterError.__subclasses__() for sub in cls.__subclasses__()
-} | {errors.ABORT_ERROR}
+TYPED = (
+    {cls.__name__ for cls in errors.HybridRouterError.__subclasses__()}
+    | {sub.__name__ for cls in errors.HybridRouterError.__subclasses__() for sub in cls.__subclasses__()}
+    | {errors.ABORT_ERROR}
+)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40), st.binary(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.binary(max_size=40),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=12), inner, max_size=6)), max_leaves=30)
-KEYS = ["texts", "text", "labels", "examples", "query", "documents", "top_k", "model", "dtype", "prompt",
-        "messages", "max_tokens", "temperature", "route", "audio", "wav", "sampling_rate", "name", "ids",
-        "multi_label", "hypothesis_template", "tier", "privacy", "daily_budget_usd"]
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=12), inner, max_size=6)
+    ),
+    max_leaves=30,
+)
+KEYS = [
+    "texts",
+    "text",
+    "labels",
+    "examples",
+    "query",
+    "documents",
+    "top_k",
+    "model",
+    "dtype",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "route",
+    "audio",
+    "wav",
+    "sampling_rate",
+    "name",
+    "ids",
+    "multi_label",
+    "hypothesis_template",
+    "tier",
+    "privacy",
+    "daily_budget_usd",
+]
 params = st.dictionaries(st.sampled_from(KEYS), values, max_size=6)
 METHODS = sorted(wire.METHODS)
 
@@ -49,7 +83,9 @@ def run(message: Any) -> list[dict[str, Any]]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=st.sampled_from(METHODS), args=params)
-def test_every_method_answers_any_params_with_a_result_or_a_typed_error(method: str, args: dict[str, Any]) -> None:
+def test_every_method_answers_any_params_with_a_result_or_a_typed_error(
+    method: str, args: dict[str, Any]
+) -> None:
     sent = run({"id": 1, "type": "call", "method": method, "params": args})
     replies = [m for m in sent if m["type"] in ("result", "error")]
     assert len(replies) == 1

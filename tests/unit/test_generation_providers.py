@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from tests.unit.fakes import FakeRuntime, fake_manifest, generate_with, stream_with
 
-from hybrid_router.chat import GenerateResult
 from hybrid_router.errors import CloudError
 from hybrid_router.ledger import Ledger
 from hybrid_router.providers import OpenAICompatProvider
@@ -136,9 +135,7 @@ async def test_a_stream_cut_after_text_is_an_error_not_a_fallback():
     runtime, ledger = FakeRuntime(), Ledger(Prices())
     received: list[dict[str, Any]] = []
     with pytest.raises(CloudError) as info:
-        async with aclosing(
-            stream_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))
-        ) as chunks:
+        async with aclosing(stream_with({"prompt": COMPLEX}, **kwargs(cloud, runtime, ledger))) as chunks:
             async for item in chunks:
                 received.append(item)
     assert received == [{"delta": "Half "}] and info.value.details["received_deltas"] == 1

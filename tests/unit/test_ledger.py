@@ -181,11 +181,12 @@ def test_listeners_hear_every_recorded_request_and_state_round_trips() -> None:
             class P:
                 def cost(self, tin: int, tout: int) -> float:
                     return (tin + tout) * 1e-6
+
             return P()
 
     ledger = Ledger(Prices(), cloud_model="m")  # type: ignore[arg-type]
     heard: list[dict[str, object]] = []
-    ledger.listeners.append(lambda l: heard.append(l.to_state()))
+    ledger.listeners.append(lambda current: heard.append(current.to_state()))
     ledger.record(target="cloud", tokens_in=10, tokens_out=5, cost_usd=0.5)
     ledger.record(target="local", tokens_in=3, tokens_out=2)
     assert len(heard) == 2

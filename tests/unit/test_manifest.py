@@ -44,8 +44,13 @@ def test_real_manifest_models(manifest: Manifest) -> None:
     assert llm.default_dtype == "fp32"
     whisper = manifest.model("whisper-tiny.en")
     assert whisper.tasks == ("automatic-speech-recognition",) and whisper.conversion.recipe == "ct2-whisper"
-    assert {"onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx", "preprocessor_config.json",
-            "generation_config.json", "tokenizer.json"} <= set(whisper.variant("fp32").files)
+    assert {
+        "onnx/encoder_model.onnx",
+        "onnx/decoder_model_merged.onnx",
+        "preprocessor_config.json",
+        "generation_config.json",
+        "tokenizer.json",
+    } <= set(whisper.variant("fp32").files)
 
 
 def test_real_manifest_files(manifest: Manifest) -> None:

@@ -18,6 +18,7 @@ from hybrid_router.transport import MockTransport, Request, Response
 
 BASE = "https://relay.test/anthropic"
 
+
 def chat(messages: list[dict[str, Any]]) -> list[ChatMessage]:
     return [ChatMessage(m["role"], m["content"]) for m in messages]
 

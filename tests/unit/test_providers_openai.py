@@ -24,6 +24,7 @@ from hybrid_router.transport import MockTransport, Request, Response
 
 BASE = "https://relay.test/openai/v1"
 
+
 def chat(messages: list[dict[str, Any]]) -> list[ChatMessage]:
     return [ChatMessage(m["role"], m["content"]) for m in messages]
 

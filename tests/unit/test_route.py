@@ -31,7 +31,9 @@ def test_to_wire_has_the_documented_snake_case_keys_and_is_json():
 
 def test_fallbacks_go_on_the_wire_as_a_list_of_dicts():
     step = FallbackStep(target="cloud", model="gpt", error_name="OfflineError", message="no network")
-    route = Route(target="local", reason=REASON_FALLBACK, rule="cloud unreachable", model="m", fallbacks=(step,))
+    route = Route(
+        target="local", reason=REASON_FALLBACK, rule="cloud unreachable", model="m", fallbacks=(step,)
+    )
     wire = route.to_wire()
     assert wire["fallbacks"] == [
         {"target": "cloud", "model": "gpt", "error_name": "OfflineError", "message": "no network"}

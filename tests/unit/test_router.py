@@ -8,8 +8,7 @@ import pytest
 from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
 
 import hybrid_router
-from hybrid_router import wire
-from hybrid_router import Dispatcher, Router
+from hybrid_router import Dispatcher, Router, wire
 from hybrid_router.errors import InferenceError, PolicyError, ValidationError
 from hybrid_router.routing import Policy
 
@@ -41,7 +40,9 @@ async def test_router_embed_runs_on_the_runtime():
 
 def test_handlers_are_the_wire_methods():
     router, _, _, _ = make()
-    assert {"configure", "embed", "generate", "info", "stats", "stream", "transcribe"} <= set(wire.handlers(router))
+    assert {"configure", "embed", "generate", "info", "stats", "stream", "transcribe"} <= set(
+        wire.handlers(router)
+    )
 
 
 async def test_embed_over_the_wire_returns_vectors_and_progress():

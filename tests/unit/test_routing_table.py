@@ -68,7 +68,9 @@ DEVICE_TASKS = [EMBED, ASR, CLASSIFY, ZERO_SHOT, NER, RERANK, SEARCH]
         (Policy(tier="free"), "cloud", PolicyError),
     ],
 )
-def test_every_device_task_runs_on_the_device(task: str, policy: Policy, route: str | None, expected: Any) -> None:
+def test_every_device_task_runs_on_the_device(
+    task: str, policy: Policy, route: str | None, expected: Any
+) -> None:
     facts = Facts(task=task, route=route, cloud_available=True)
     if isinstance(expected, type):
         with pytest.raises(expected) as info:
@@ -79,7 +81,9 @@ def test_every_device_task_runs_on_the_device(task: str, policy: Policy, route: 
     assert (decision.target, decision.reason) == expected and decision.fallback_target is None
 
 
-GEN = Facts(task=GENERATE, tokens_in=10, context_length=100, max_tokens=10, complexity=0.1, cloud_available=True)
+GEN = Facts(
+    task=GENERATE, tokens_in=10, context_length=100, max_tokens=10, complexity=0.1, cloud_available=True
+)
 
 
 @pytest.mark.parametrize(
@@ -94,21 +98,33 @@ GEN = Facts(task=GENERATE, tokens_in=10, context_length=100, max_tokens=10, comp
         (GEN, Policy(privacy="local-only"), ("local", "privacy", None)),
         (dataclasses.replace(GEN, route="local"), Policy(), ("local", "explicit", None)),
         (dataclasses.replace(GEN, route="cloud"), Policy(), ("cloud", "explicit", None)),
-        (dataclasses.replace(GEN, spent_today_usd=1.0), Policy(daily_budget_usd=1.0), ("local", "budget", None)),
-        (dataclasses.replace(GEN, complexity=0.9, cloud_available=False), Policy(),
-         ("local", "cloud-unavailable", None)),
+        (
+            dataclasses.replace(GEN, spent_today_usd=1.0),
+            Policy(daily_budget_usd=1.0),
+            ("local", "budget", None),
+        ),
+        (
+            dataclasses.replace(GEN, complexity=0.9, cloud_available=False),
+            Policy(),
+            ("local", "cloud-unavailable", None),
+        ),
         (GEN, Policy(fallback=False), ("local", "default", None)),
     ],
 )
-def test_a_generation_is_decided_by_the_first_rule_that_applies(facts: Facts, policy: Policy,
-                                                                 expected: tuple[str, str, str | None]) -> None:
+def test_a_generation_is_decided_by_the_first_rule_that_applies(
+    facts: Facts, policy: Policy, expected: tuple[str, str, str | None]
+) -> None:
     decision = decide(facts, policy)
     assert (decision.target, decision.reason, decision.fallback_target) == expected
 
 
 def test_why_there_is_no_cloud_is_said_in_the_rule() -> None:
-    facts = dataclasses.replace(GEN, complexity=0.9, cloud_available=False,
-                                cloud_note="the cloud tier is still starting (compiling llama-server)")
+    facts = dataclasses.replace(
+        GEN,
+        complexity=0.9,
+        cloud_available=False,
+        cloud_note="the cloud tier is still starting (compiling llama-server)",
+    )
     decision = decide(facts, Policy())
     assert decision.reason == "cloud-unavailable" and "still starting" in decision.rule
 
@@ -116,7 +132,11 @@ def test_why_there_is_no_cloud_is_said_in_the_rule() -> None:
 @pytest.mark.parametrize(
     ("failure", "policy", "expected"),
     [
-        (ModelLoadError("no model file"), Policy(), ("cloud", "the on-device model failed before generating")),
+        (
+            ModelLoadError("no model file"),
+            Policy(),
+            ("cloud", "the on-device model failed before generating"),
+        ),
         (ModelLoadError("no model file"), Policy(fallback=False), ModelLoadError),
         (ModelLoadError("no model file"), Policy(privacy="local-only"), ModelLoadError),
         (ValidationError("bad"), Policy(), ValidationError),
@@ -158,8 +178,9 @@ def test_the_local_failure_rule(failure: Exception, policy: Policy, expected: An
         (ModelLoadError("x"), "cloud", False, False),  # a local error cannot come from the cloud side
     ],
 )
-def test_which_failures_move_a_request_and_in_which_direction(error: Exception, failed: str, shown: bool,
-                                                              may: bool) -> None:
+def test_which_failures_move_a_request_and_in_which_direction(
+    error: Exception, failed: str, shown: bool, may: bool
+) -> None:
     assert may_fall_back(error, failed, shown=shown) is may  # type: ignore[arg-type]
 
 
@@ -175,18 +196,28 @@ def manifest(*tasks: str) -> Manifest:
 @pytest.mark.parametrize(
     ("tasks", "kwargs", "expected"),
     [
-        ((CLASSIFY,), {"labels": False, "examples": 0, "model_id": None},
-         [("classifier", "fake-text-classification")]),
+        (
+            (CLASSIFY,),
+            {"labels": False, "examples": 0, "model_id": None},
+            [("classifier", "fake-text-classification")],
+        ),
         ((), {"labels": True, "examples": 0, "model_id": None}, [("similarity", "fake-embed")]),
-        ((ZERO_SHOT,), {"labels": True, "examples": 0, "model_id": None},
-         [("zero-shot", "fake-zero-shot-classification"), ("similarity", "fake-embed")]),
-        ((ZERO_SHOT,), {"labels": True, "examples": 0, "model_id": "fake-zero-shot-classification"},
-         [("zero-shot", "fake-zero-shot-classification")]),  # a model asked for by name: no substitute
+        (
+            (ZERO_SHOT,),
+            {"labels": True, "examples": 0, "model_id": None},
+            [("zero-shot", "fake-zero-shot-classification"), ("similarity", "fake-embed")],
+        ),
+        (
+            (ZERO_SHOT,),
+            {"labels": True, "examples": 0, "model_id": "fake-zero-shot-classification"},
+            [("zero-shot", "fake-zero-shot-classification")],
+        ),  # a model asked for by name: no substitute
         ((ZERO_SHOT,), {"labels": False, "examples": 6, "model_id": None}, [("examples", "fake-embed")]),
     ],
 )
-def test_which_way_classifies(tasks: tuple[str, ...], kwargs: dict[str, Any],
-                              expected: list[tuple[str, str]]) -> None:
+def test_which_way_classifies(
+    tasks: tuple[str, ...], kwargs: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
     methods = classify_plan(manifest(*tasks), **kwargs)
     assert [(m.kind, m.model.id) for m in methods] == expected
 
@@ -200,7 +231,9 @@ def test_which_way_classifies(tasks: tuple[str, ...], kwargs: dict[str, Any],
         ((RERANK,), "fake-text-ranking", [("cross-encoder", "fake-text-ranking")]),
     ],
 )
-def test_which_way_reranks(tasks: tuple[str, ...], model_id: str | None, expected: list[tuple[str, str]]) -> None:
+def test_which_way_reranks(
+    tasks: tuple[str, ...], model_id: str | None, expected: list[tuple[str, str]]
+) -> None:
     assert [(m.kind, m.model.id) for m in rerank_plan(manifest(*tasks), model_id=model_id)] == expected
 
 
@@ -258,14 +291,30 @@ def test_routes_are_issued_for_the_step_that_answered() -> None:
     plan = local_plan(ZERO_SHOT, decision, classify_plan(m, labels=True, examples=0, model_id=None))
     first = issue_route(plan, plan.steps[0], [], ms=5.0)
     assert (first.target, first.reason, first.model, first.fallbacks) == (
-        "local", "task-default", "fake-zero-shot-classification", ())
+        "local",
+        "task-default",
+        "fake-zero-shot-classification",
+        (),
+    )
     failed = FallbackStep("local", "fake-zero-shot-classification", "ModelLoadError", "corrupted file")
     second = issue_route(plan, plan.steps[1], [failed], ms=9.0)
     assert second.reason == "fallback" and second.model == "fake-embed" and second.fallbacks == (failed,)
     assert "ModelLoadError" in second.rule and "embedding similarity" in second.rule
-    gen = generation_plan(Decision("local", "default", "simple", "cloud"), local=m.model("fake-llm"),
-                          dtype="q8", cloud_model="gpt", complexity=0.2)
+    gen = generation_plan(
+        Decision("local", "default", "simple", "cloud"),
+        local=m.model("fake-llm"),
+        dtype="q8",
+        cloud_model="gpt",
+        complexity=0.2,
+    )
     assert [(s.target, s.model) for s in gen.steps] == [("local", "fake-llm"), ("cloud", "gpt")]
-    cloud = issue_route(gen, gen.steps[1], [FallbackStep("local", "fake-llm", "InferenceError", "oom")], ms=1.0,
-                        cost_usd=0.01, tokens_in=5, tokens_out=2)
+    cloud = issue_route(
+        gen,
+        gen.steps[1],
+        [FallbackStep("local", "fake-llm", "InferenceError", "oom")],
+        ms=1.0,
+        cost_usd=0.01,
+        tokens_in=5,
+        tokens_out=2,
+    )
     assert cloud.dtype is None and cloud.complexity == 0.2 and "the cloud side answered" in cloud.rule

@@ -223,8 +223,9 @@ async def test_the_default_cloud_tier_says_it_is_starting_until_it_is_up(
     status = BuildStatus(path)
     tier = serve.CloudTier(serve.CloudConfig(), default=True, build=status)
     port = unused_port()  # the relay answers only for the host it serves
-    app = serve.make_app(SITE, {"models": {}}, relay=serve.RelayConfig.from_env({}, port=port), tier=tier,
-                         build=status)
+    app = serve.make_app(
+        SITE, {"models": {}}, relay=serve.RelayConfig.from_env({}, port=port), tier=tier, build=status
+    )
     async with TestClient(TestServer(app, port=port)) as client:
         resp = await client.get("/api/cloud/config")
         body = await resp.json()
@@ -243,8 +244,9 @@ async def test_the_default_cloud_tier_says_it_is_starting_until_it_is_up(
                 "message": None,
             },
         }
-        relay = await client.post("/api/cloud/chat/completions", json={},
-                                  headers={"Origin": f"http://127.0.0.1:{port}"})
+        relay = await client.post(
+            "/api/cloud/chat/completions", json={}, headers={"Origin": f"http://127.0.0.1:{port}"}
+        )
         assert relay.status == 503 and (await relay.json())["error"]["type"] == "cloud_tier_starting"
         # the build fails: the tier will not come up, and says why
         write_status(

@@ -37,8 +37,9 @@ def built_tier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def test_the_server_starts_the_built_cloud_tier_and_relays_to_it(built_tier: Path) -> None:
     tier = serve.CloudTier(serve.CloudConfig(), default=True, build=None)
     port = unused_port()  # the relay answers only for the host it serves
-    app = serve.make_app({"mounts": {}, "boot": {}}, {"models": {}}, relay=serve.RelayConfig.from_env({}, port=port),
-                         tier=tier)
+    app = serve.make_app(
+        {"mounts": {}, "boot": {}}, {"models": {}}, relay=serve.RelayConfig.from_env({}, port=port), tier=tier
+    )
     async with TestClient(TestServer(app, port=port)) as client:
         first: dict[str, Any] = await (await client.get("/api/cloud/config")).json()
         assert first["available"] is False and first["starting"] is True  # answered while it starts

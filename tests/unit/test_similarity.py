@@ -15,8 +15,10 @@ def router() -> Router:
 
 
 async def test_few_shot_picks_the_label_whose_examples_contain_the_text(router: Router) -> None:
-    examples = {"sports": ["the match ended 2-1", "a late goal"],
-                "cooking": ["add the salt", "bake it for an hour"]}
+    examples = {
+        "sports": ["the match ended 2-1", "a late goal"],
+        "cooking": ["add the salt", "bake it for an hour"],
+    }
     result = await router.classify("bake it for an hour", examples=examples)
     labels = [lab for lab, _ in result.labels]
     assert labels[0] == "cooking" and set(labels) == {"sports", "cooking"}

@@ -42,29 +42,40 @@ class TaskRuntime:
         self.tokens: list[dict[str, Any]] = []
         self.fail: BaseException | None = None
 
-    async def text_classification(self, model: ModelEntry, dtype: str, texts: list[str], *,
-                                  on_progress: Any = None) -> list[list[tuple[str, float]]]:
+    async def text_classification(
+        self, model: ModelEntry, dtype: str, texts: list[str], *, on_progress: Any = None
+    ) -> list[list[tuple[str, float]]]:
         self.calls.append(("text-classification", model.id, dtype))
         if self.fail:
             raise self.fail
         good, bad = [("NEGATIVE", 0.2), ("POSITIVE", 0.8)], [("NEGATIVE", 0.9), ("POSITIVE", 0.1)]
         return [good if "good" in t else bad for t in texts]
 
-    async def zero_shot_classification(self, model: ModelEntry, dtype: str, text: str, labels: list[str], *,
-                                       hypothesis_template: str, multi_label: bool,
-                                       on_progress: Any = None) -> list[tuple[str, float]]:
+    async def zero_shot_classification(
+        self,
+        model: ModelEntry,
+        dtype: str,
+        text: str,
+        labels: list[str],
+        *,
+        hypothesis_template: str,
+        multi_label: bool,
+        on_progress: Any = None,
+    ) -> list[tuple[str, float]]:
         self.calls.append(("zero-shot-classification", model.id, hypothesis_template))
         raw = [2.0 if lab in text else 0.0 for lab in labels]
         total = sum(math.exp(x) for x in raw)
         return [(lab, math.exp(x) / total) for lab, x in zip(labels, raw, strict=True)]
 
-    async def token_classification(self, model: ModelEntry, dtype: str, text: str, *,
-                                   on_progress: Any = None) -> list[dict[str, Any]]:
+    async def token_classification(
+        self, model: ModelEntry, dtype: str, text: str, *, on_progress: Any = None
+    ) -> list[dict[str, Any]]:
         self.calls.append(("token-classification", model.id, dtype))
         return self.tokens
 
-    async def cross_encoder_scores(self, model: ModelEntry, dtype: str, query: str, documents: list[str], *,
-                                   on_progress: Any = None) -> list[float]:
+    async def cross_encoder_scores(
+        self, model: ModelEntry, dtype: str, query: str, documents: list[str], *, on_progress: Any = None
+    ) -> list[float]:
         self.calls.append(("text-ranking", model.id, dtype))
         words = set(query.lower().split())
         return [float(len(words & set(d.lower().split()))) - 1.0 for d in documents]
@@ -97,12 +108,18 @@ def test_classify_with_labels_is_zero_shot(router: Router, runtime: TaskRuntime)
     assert runtime.calls[0] == ("zero-shot-classification", "nli", "This example is {}.")
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"text": 3}, "text"), ({"text": "  "}, "text"), ({"text": "x", "labels": "sports"}, "labels"),
-    ({"text": "x", "labels": []}, "labels"), ({"text": "x", "labels": ["a", "a"]}, "labels"),
-    ({"text": "x", "labels": ["a"], "hypothesis_template": "no slot"}, "hypothesis_template"),
-    ({"text": "x", "model": "nli"}, "model"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"text": 3}, "text"),
+        ({"text": "  "}, "text"),
+        ({"text": "x", "labels": "sports"}, "labels"),
+        ({"text": "x", "labels": []}, "labels"),
+        ({"text": "x", "labels": ["a", "a"]}, "labels"),
+        ({"text": "x", "labels": ["a"], "hypothesis_template": "no slot"}, "hypothesis_template"),
+        ({"text": "x", "model": "nli"}, "model"),
+    ],
+)
 def test_classify_refuses_bad_input(router: Router, kwargs: dict[str, Any], field: str) -> None:
     text = kwargs.pop("text")
     with pytest.raises(ValidationError) as err:
@@ -127,8 +144,10 @@ def test_rerank_orders_and_cuts(router: Router) -> None:
     assert len(everything) == 4 and everything[-1]["index"] == 2
 
 
-@pytest.mark.parametrize(("query", "docs", "top_k"), [("", ["a"], None), ("q", "a", None), ("q", [], None),
-                                                       ("q", ["a"], 0), ("q", ["a"], 1.5)])
+@pytest.mark.parametrize(
+    ("query", "docs", "top_k"),
+    [("", ["a"], None), ("q", "a", None), ("q", [], None), ("q", ["a"], 0), ("q", ["a"], 1.5)],
+)
 def test_rerank_refuses_bad_input(router: Router, query: Any, docs: Any, top_k: Any) -> None:
     with pytest.raises(ValidationError):
         asyncio.run(router.rerank(query, docs, top_k=top_k))
@@ -141,8 +160,19 @@ def test_handlers_on_the_wire(router: Router, runtime: TaskRuntime) -> None:
     class Ctx:
         progress = None
 
-    out = asyncio.run(handlers["classify"]({"text": "good", "labels": None, "model": None, "dtype": None,
-                                            "multi_label": False, "hypothesis_template": None}, Ctx()))  # type: ignore[arg-type]
+    out = asyncio.run(
+        handlers["classify"](
+            {
+                "text": "good",
+                "labels": None,
+                "model": None,
+                "dtype": None,
+                "multi_label": False,
+                "hypothesis_template": None,
+            },
+            Ctx(),
+        )
+    )  # type: ignore[arg-type]
     assert out["labels"][0]["label"] == "POSITIVE"
     with pytest.raises(ValidationError, match="unknown parameter"):
         asyncio.run(handlers["ner"]({"text": "x", "lables": 1}, Ctx()))  # type: ignore[arg-type]
@@ -154,21 +184,39 @@ def _tok(word: str, entity: str, score: float = 0.9) -> dict[str, Any]:
 
 def test_ner_groups_pieces_into_spans(router: Router, runtime: TaskRuntime) -> None:
     text = "Angela Merkel visited São Paulo, Brazil."
-    runtime.tokens = [_tok("angela", "B-PER"), _tok("mer", "I-PER"), _tok("##kel", "I-PER", 0.7),
-                      _tok("visited", "O"), _tok("sao", "B-LOC"), _tok("paulo", "I-LOC"), _tok(",", "O"),
-                      _tok("brazil", "B-LOC"), _tok(".", "O")]
+    runtime.tokens = [
+        _tok("angela", "B-PER"),
+        _tok("mer", "I-PER"),
+        _tok("##kel", "I-PER", 0.7),
+        _tok("visited", "O"),
+        _tok("sao", "B-LOC"),
+        _tok("paulo", "I-LOC"),
+        _tok(",", "O"),
+        _tok("brazil", "B-LOC"),
+        _tok(".", "O"),
+    ]
     result = asyncio.run(router.ner(text)).to_wire()
     ents = result["entities"]
-    assert [(e["text"], e["label"]) for e in ents] == [("Angela Merkel", "PER"), ("São Paulo", "LOC"),
-                                                        ("Brazil", "LOC")]
-    assert all(text[e["start"]:e["end"]] == e["text"] for e in ents)
+    assert [(e["text"], e["label"]) for e in ents] == [
+        ("Angela Merkel", "PER"),
+        ("São Paulo", "LOC"),
+        ("Brazil", "LOC"),
+    ]
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in ents)
     assert ents[0]["score"] == pytest.approx((0.9 + 0.9 + 0.7) / 3)
 
 
 def test_grouping_rules() -> None:
     text = "EU and UK talks in New York"
-    toks = [_tok("eu", "B-ORG"), _tok("and", "O"), _tok("uk", "I-LOC"), _tok("talks", "O"), _tok("in", "O"),
-            _tok("new", "B-LOC"), _tok("york", "B-LOC")]
+    toks = [
+        _tok("eu", "B-ORG"),
+        _tok("and", "O"),
+        _tok("uk", "I-LOC"),
+        _tok("talks", "O"),
+        _tok("in", "O"),
+        _tok("new", "B-LOC"),
+        _tok("york", "B-LOC"),
+    ]
     ents = group_entities(text, toks)
     # I- after O starts an entity (conlleval); B- after B- of the same type starts another one
     expected = [("EU", "ORG"), ("UK", "LOC"), ("New", "LOC"), ("York", "LOC")]
@@ -199,8 +247,10 @@ def test_offsets_match_the_reference_tokenizer() -> None:
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_padding()  # the packaged tokenizer.json pads to 128
     tok.no_truncation()
-    texts = ["Dr. Émilie O'Neil-Smith moved to Köln (Germany) in 2019, working for the U.N.!",
-             "naïve café owners in Zürich don't pay €5 for 'ÅÄÖ' snacks"]
+    texts = [
+        "Dr. Émilie O'Neil-Smith moved to Köln (Germany) in 2019, working for the U.N.!",
+        "naïve café owners in Zürich don't pay €5 for 'ÅÄÖ' snacks",
+    ]
     for text in texts:
         enc = tok.encode(text, add_special_tokens=False)
         pieces = [t for t in enc.tokens if t != "[UNK]"]

@@ -37,8 +37,9 @@ class SpeechRuntime(FakeRuntime):
     asr_fail: BaseException | None = None
     text: str = " Hello there."
 
-    async def transcribe(self, model: ModelEntry, dtype: str, audio: np.ndarray, *,
-                         on_progress: Any = None) -> Any:
+    async def transcribe(
+        self, model: ModelEntry, dtype: str, audio: np.ndarray, *, on_progress: Any = None
+    ) -> Any:
         self.heard.append((model.id, dtype, audio))
         self._progress(model, dtype, on_progress)
         self.started.set()

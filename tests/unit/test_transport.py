@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from hybrid_router.browser.transport_pyfetch import JsPlatform, PyfetchTransport
 from hybrid_router.errors import CloudTimeoutError, OfflineError
 from hybrid_router.transport import Headers, MockTransport, Request, Response
-from hybrid_router.browser.transport_pyfetch import JsPlatform, PyfetchTransport
 
 URL = "https://relay.test/v1/chat/completions"
 
@@ -326,7 +326,8 @@ def post(timeout: float | None = 30) -> Request:
 
 def test_importing_the_browser_transport_imports_no_browser_module() -> None:
     code = (
-        "import hybrid_router.browser.transport_pyfetch, sys; print('js' in sys.modules or 'pyodide' in sys.modules)"
+        "import hybrid_router.browser.transport_pyfetch, sys; "
+        "print('js' in sys.modules or 'pyodide' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -16,8 +16,12 @@ from hybrid_router.protocol import Dispatcher
 from hybrid_router.router import Router
 from hybrid_router.vector_index import IndexMeta, IndexStore, MemoryIndexStore, VectorIndex
 
-WORDS = [f"document number {i} about {topic}" for i, topic in
-         enumerate(["cats", "dogs", "routing", "the cloud", "numpy", "speech", "music", "rain"] * 5)]
+WORDS = [
+    f"document number {i} about {topic}"
+    for i, topic in enumerate(
+        ["cats", "dogs", "routing", "the cloud", "numpy", "speech", "music", "rain"] * 5
+    )
+]
 
 
 class RoutedIndexes:
