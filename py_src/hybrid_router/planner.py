@@ -1,26 +1,33 @@
 """Gather the facts of a request and ask the routing for its plan.
 
 The rules are pure (:mod:`hybrid_router.routing`); some facts are not free: a generation's prompt is
-counted with the local tokenizer (which loads the local model once) and its complexity estimated. This
-module collects them and hands back the :class:`~hybrid_router.routing.plans.Plan`; the executor carries
-it out.
+counted with the local tokenizer (which loads the local model once), scored by the prompt router (with the
+embedding model's vector of it) and, when the policy asks, searched for personal data
+(:mod:`hybrid_router.prompt_facts`). This module collects them and hands back the
+:class:`~hybrid_router.routing.plans.Plan` (with the redacted request a cloud step sends, under
+``sensitive: "redact"``); the executor carries it out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from hybrid_router.chat import ChatRequest
-from hybrid_router.complexity import estimate_text
+from hybrid_router.chat import ChatMessage, ChatRequest
 from hybrid_router.errors import HybridRouterError, InferenceError
 from hybrid_router.ledger import Ledger
-from hybrid_router.manifest import Manifest
+from hybrid_router.manifest import Manifest, ModelEntry
+from hybrid_router.pii import Finding
+from hybrid_router.prompt_facts import PromptFacts, Queue
 from hybrid_router.providers.base import CloudProvider
+from hybrid_router.redaction import Redactor, summary
 from hybrid_router.route import FallbackStep
 from hybrid_router.routing import (
     GENERATE,
+    TIERS,
     Facts,
     Method,
     Policy,
@@ -47,12 +54,18 @@ class Planner:
         *,
         clock: Callable[[], float] = time.perf_counter,
         cloud_note: str | None = None,
+        queue: Queue | None = None,
     ) -> None:
         self.runtime = runtime
         self.manifest = manifest
         self.cloud = cloud
         self.cloud_note = cloud_note
         self.clock = clock
+        #: the browser is online (its events, and cloud calls that found it offline, set this)
+        self.online = True
+        self.facts = PromptFacts(
+            runtime, lambda: self.manifest, queue or (lambda _: contextlib.nullcontext())
+        )
 
     def local(
         self,
@@ -73,11 +86,15 @@ class Planner:
         policy: Policy,
         ledger: Ledger,
         on_progress: ProgressCallback | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Plan:
-        """Count, estimate and decide; the plan's ``decision_ms`` is the time this took.
+        """Count, score and decide; the plan's ``decision_ms`` is the time this took.
 
         The decision and, when it chooses the cloud, the reservation of the call's worst-case cost are
         made while the ledger is synced (across the origin's tabs): concurrent calls cannot overspend.
+        ``dry_run``: the same rules without running a model (the prompt's tokens estimated, the router's
+        lexical head, personal data by its patterns) and without reserving anything.
         """
         started = self.clock()
         models = self.manifest.for_task(GENERATE)
@@ -85,25 +102,29 @@ class Planner:
         dtype = entry.default_dtype if entry is not None else None
         tokens_in: int | None = None
         failure: HybridRouterError | None = None
-        if entry is not None and dtype is not None and (request.route or policy.route) != "cloud":
-            try:
-                count = await self.runtime.count_chat_tokens(entry, dtype, request.messages, on_progress)
-                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                    raise InferenceError(
-                        f"{entry.id}: the token count is not a count ({count!r})", model=entry.id
-                    )
-                tokens_in = count
-            except HybridRouterError as exc:
-                failure = exc
-            except Exception as exc:  # CancelledError is a BaseException: it passes through untouched
-                failure = InferenceError(
-                    f"{entry.id} failed: {type(exc).__name__}: {exc}",
-                    model=entry.id,
-                    task=GENERATE,
-                    type=type(exc).__name__,
-                )
-        text, prior_turns = request.scored
-        score = estimate_text(text, prior_turns)
+        route = request.route or policy.route
+        if entry is not None and dtype is not None and route != "cloud" and not dry_run:
+            tokens_in, failure = await self._count(entry, dtype, request, on_progress)
+        may_use_cloud = self.cloud is not None and policy.privacy != "local-only"
+        scored = await self.facts.score(
+            request,
+            embed=not dry_run
+            and may_use_cloud
+            and route == "auto"
+            and TIERS[policy.tier].complexity_cloud
+            and self.online,
+        )
+        threshold = (
+            policy.complexity_threshold
+            if policy.complexity_threshold is not None
+            else self.facts.threshold(scored, policy.cloud_share)
+        )
+        findings = (
+            await self.facts.personal_data(request, ner=not dry_run)
+            if policy.sensitive != "allow" and may_use_cloud
+            else []
+        )
+        found = summary([f for group in findings for f in group])
         priced_in = tokens_in if tokens_in is not None else estimated_tokens(request)
         model = self.cloud.model if self.cloud is not None else None
         worst = ledger.cost(model, priced_in, request.max_tokens) if self.cloud is not None else 0.0
@@ -113,12 +134,15 @@ class Planner:
             tokens_in=tokens_in,
             context_length=entry.context_length if entry is not None else None,
             max_tokens=request.max_tokens,
-            complexity=score.score,
-            complexity_reasons=score.top_reasons,
+            complexity=scored.score,
+            complexity_reasons=scored.drivers,
+            complexity_threshold=threshold,
             local_available=entry is not None and failure is None,
             cloud_available=self.cloud is not None,
             cloud_note=self.cloud_note,
             cloud_worst_usd=worst,
+            online=self.online,
+            sensitive=tuple(sorted(found.items())),
         )
         async with ledger.synced():
             facts = dataclasses.replace(facts, spent_today_usd=ledger.spent_today() + ledger.reserved_now())
@@ -128,7 +152,7 @@ class Planner:
             else:
                 decision = decide_after_local_failure(facts, policy, failure)
                 failures = (FallbackStep.from_error("local", entry.id if entry else None, failure),)
-            first_cloud = decision.target == "cloud"
+            first_cloud = decision.target == "cloud" and not dry_run
             reservation = ledger.reserve(worst, policy.daily_budget_usd) if first_cloud else None
         plan = generation_plan(
             decision,
@@ -136,11 +160,53 @@ class Planner:
             dtype=dtype,
             cloud_model=model,
             failures=failures,
-            complexity=score.score,
+            complexity=scored.score,
             tokens_in=tokens_in,
         )
         plan = plan.budgeted(policy.daily_budget_usd, worst, priced_in, reservation)
+        record = {**scored.to_wire(), "threshold": threshold}
+        redacted: ChatRequest | None = None
+        restore: dict[str, str] = {}
+        sensitive: dict[str, Any] | None = None
+        if found:
+            sensitive = {"action": policy.sensitive, "found": found}
+            if policy.sensitive == "redact":
+                redacted, restore = _redacted(request, findings)
+        plan = dataclasses.replace(
+            plan, router=record, sensitive=sensitive, redacted=redacted, restore=restore
+        )
         return plan.timed((self.clock() - started) * 1000.0)
+
+    async def _count(
+        self, entry: ModelEntry, dtype: str, request: ChatRequest, on_progress: ProgressCallback | None
+    ) -> tuple[int | None, HybridRouterError | None]:
+        try:
+            count = await self.runtime.count_chat_tokens(entry, dtype, request.messages, on_progress)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise InferenceError(
+                    f"{entry.id}: the token count is not a count ({count!r})", model=entry.id
+                )
+            return count, None
+        except HybridRouterError as exc:
+            return None, exc
+        except Exception as exc:  # CancelledError is a BaseException: it passes through untouched
+            return None, InferenceError(
+                f"{entry.id} failed: {type(exc).__name__}: {exc}",
+                model=entry.id,
+                task=GENERATE,
+                type=type(exc).__name__,
+            )
+
+
+def _redacted(request: ChatRequest, findings: list[list[Finding]]) -> tuple[ChatRequest, dict[str, str]]:
+    """``request`` with each finding replaced by its typed placeholder (the same value, the same one in
+    every message), and placeholder -> value."""
+    redactor = Redactor([m.content for m in request.messages])
+    messages = tuple(
+        ChatMessage(m.role, redactor.redact(m.content, found))
+        for m, found in zip(request.messages, findings, strict=True)
+    )
+    return dataclasses.replace(request, messages=messages), dict(redactor.mapping)
 
 
 def estimated_tokens(request: ChatRequest) -> int:

@@ -14,6 +14,8 @@ before the answer (each a :class:`FallbackStep`). Reason codes in use:
 - ``"tier"``: the user tier decided (free: device, enterprise: cloud first);
 - ``"complexity"``: the prompt's complexity estimate reached the threshold;
 - ``"cloud-unavailable"``: the rules preferred the cloud but none is configured;
+- ``"sensitive"``: the prompt holds personal data and the policy keeps such prompts on the device;
+- ``"offline"``: the browser is offline, so a request that could go either way stays on the device;
 - ``"default"``: nothing sent it elsewhere, so the device.
 
 The order in which these rules apply is in :mod:`hybrid_router.routing.rules`; routes are issued only by
@@ -42,7 +44,9 @@ __all__ = [
     "REASON_EXPLICIT",
     "REASON_FALLBACK",
     "REASON_LOCAL_UNAVAILABLE",
+    "REASON_OFFLINE",
     "REASON_PRIVACY",
+    "REASON_SENSITIVE",
     "REASON_TASK_DEFAULT",
     "REASON_TIER",
     "TARGETS",
@@ -65,6 +69,8 @@ REASON_TIER = "tier"
 REASON_COMPLEXITY = "complexity"
 REASON_CLOUD_UNAVAILABLE = "cloud-unavailable"
 REASON_DEFAULT = "default"
+REASON_SENSITIVE = "sensitive"
+REASON_OFFLINE = "offline"
 
 
 def _check_target(target: str) -> None:
@@ -112,6 +118,10 @@ class Route:
     dtype: str | None = None
     complexity: float | None = None
     decision_ms: float = 0.0
+    #: the prompt router's score, its head and threshold, and what drove it (generations)
+    router: dict[str, Any] | None = None
+    #: personal data found in the prompt: ``{"action": "local" | "redact", "found": {kind: count}}``
+    sensitive: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _check_target(self.target)

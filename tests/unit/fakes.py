@@ -141,6 +141,9 @@ class FakeRuntime:
     count_fail: BaseException | None = None
     token_count: int | None = None
     gate_after: int = 0
+    #: whether ``gate`` holds embedding calls too (False: only the generation, which the planner's
+    #: routing embedding of the prompt then does not wait for)
+    gate_texts: bool = True
     device: str = "wasm"
     generate_calls: list[FakeGenerateCall] = field(default_factory=list)
     count_calls: list[list[dict[str, str]]] = field(default_factory=list)
@@ -159,8 +162,9 @@ class FakeRuntime:
         for event in self.progress_events:
             if on_progress is not None:
                 on_progress({**event, "model": model.id, "dtype": dtype})
-        self.started.set()
-        if self.gate is not None:
+        if self.gate_texts:
+            self.started.set()
+        if self.gate is not None and self.gate_texts:
             try:
                 await self.gate.wait()
             except asyncio.CancelledError:

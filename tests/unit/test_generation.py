@@ -440,7 +440,7 @@ async def test_a_cloud_stream_breaking_after_text_is_raised():
 
 
 async def test_cancelling_a_local_generation_propagates_and_nothing_falls_back():
-    env = Env(runtime=FakeRuntime(gate=asyncio.Event()))
+    env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_texts=False))
     task = asyncio.create_task(env.generate(prompt=SIMPLE))
     await env.runtime.started.wait()
     task.cancel()
@@ -461,7 +461,7 @@ async def test_cancelling_a_cloud_call_propagates_and_the_device_is_not_tried():
 
 
 async def test_cancelling_a_stream_mid_way_interrupts_the_runtime():
-    env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_after=2))
+    env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_texts=False, gate_after=2))
     received: list[dict[str, Any]] = []
 
     async def consume() -> None:
@@ -481,7 +481,7 @@ async def test_cancelling_a_stream_mid_way_interrupts_the_runtime():
 
 
 async def test_closing_a_stream_early_stops_the_runtime_and_is_recorded_once():
-    env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_after=1))
+    env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_texts=False, gate_after=1))
     async with aclosing(stream_with({"prompt": SIMPLE}, **env.kwargs())) as chunks:
         first = await anext(chunks)
     assert first == {"delta": "Hello "}

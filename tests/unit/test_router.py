@@ -127,7 +127,7 @@ async def test_stream_over_the_wire_sends_deltas_as_chunks_then_the_final_result
 
 
 async def test_cancelling_a_stream_over_the_wire_interrupts_the_device_and_is_counted():
-    runtime = FakeRuntime(gate=asyncio.Event(), gate_after=1)
+    runtime = FakeRuntime(gate=asyncio.Event(), gate_texts=False, gate_after=1)
     router, d, sent, _, cloud = make_hybrid(runtime=runtime)
     d.receive({"id": 3, "type": "call", "method": "stream", "params": {"prompt": SIMPLE}})
     await runtime.started.wait()

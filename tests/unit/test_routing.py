@@ -2,7 +2,6 @@ import dataclasses
 
 import pytest
 
-from hybrid_router.complexity import DEFAULT_THRESHOLD
 from hybrid_router.errors import ContextLengthError, ModelLoadError, PolicyError, ValidationError
 from hybrid_router.routing import TIERS, Decision, Facts, Policy, decide
 
@@ -30,7 +29,8 @@ def test_policy_defaults():
         "local",
     )
     assert policy.daily_budget_usd is None and policy.fallback is True
-    assert policy.complexity_threshold == DEFAULT_THRESHOLD
+    # None: the prompt router's own calibrated threshold (or the one cloud_share gives)
+    assert policy.complexity_threshold is None and policy.cloud_share is None and policy.sensitive == "allow"
 
 
 @pytest.mark.parametrize(
@@ -352,5 +352,6 @@ def test_policy_to_wire_is_plain_data():
         wire["daily_budget_usd"] == 3.0
         and wire["tier"] == "pro"
         and set(wire)
-        == {"route", "privacy", "tier", "daily_budget_usd", "over_budget", "complexity_threshold", "fallback"}
+        == {"route", "privacy", "tier", "daily_budget_usd", "over_budget", "complexity_threshold", "fallback",
+            "cloud_share", "sensitive"}
     )

@@ -11,8 +11,9 @@ builds a route.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from hybrid_router.manifest import ModelEntry
 from hybrid_router.route import REASON_FALLBACK, FallbackStep, Route, Target
@@ -53,6 +54,13 @@ class Plan:
     cloud_worst_usd: float = 0.0
     cloud_tokens_in: int = 0
     reservation: str | None = None
+    #: the prompt router's score record and the personal data found (both go into the route)
+    router: dict[str, Any] | None = None
+    sensitive: dict[str, Any] | None = None
+    #: what a cloud step sends instead of the request (personal data replaced by placeholders), and
+    #: placeholder -> original value, to restore the answer
+    redacted: Any = None
+    restore: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def first(self) -> Step:
@@ -158,4 +166,6 @@ def issue_route(
         dtype=dtype if dtype is not None else answered.dtype,
         complexity=plan.complexity,
         decision_ms=plan.decision_ms,
+        router=plan.router,
+        sensitive=plan.sensitive,
     )

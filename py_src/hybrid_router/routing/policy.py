@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import Any
 
 from hybrid_router import validation
-from hybrid_router.complexity import DEFAULT_THRESHOLD
 from hybrid_router.errors import PolicyError, ValidationError
 
 __all__ = [
@@ -25,6 +24,7 @@ __all__ = [
     "POLICY_FIELDS",
     "PRIVACY",
     "ROUTES",
+    "SENSITIVE",
     "TIERS",
     "Policy",
     "TierRules",
@@ -34,6 +34,9 @@ __all__ = [
 ROUTES = ("auto", "local", "cloud")
 PRIVACY = ("allow-cloud", "local-only")
 OVER_BUDGET = ("local", "refuse")
+#: what to do with a prompt that holds personal data (e-mail addresses, phone numbers, cards, IBANs, IP
+#: addresses, people, organisations, places): send it as is, keep it on the device, or send it redacted
+SENSITIVE = ("allow", "local", "redact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,13 @@ class Policy:
     tier: str = "pro"
     daily_budget_usd: float | None = None
     over_budget: str = "local"
-    complexity_threshold: float = DEFAULT_THRESHOLD
+    #: None: the prompt router's calibrated threshold (or the one ``cloud_share`` gives)
+    complexity_threshold: float | None = None
     fallback: bool = True
+    #: the share of typical traffic that may go to the cloud (0..1): turned into the router's threshold on
+    #: its reference mix of prompts; None: its calibrated operating point
+    cloud_share: float | None = None
+    sensitive: str = "allow"
 
     def __post_init__(self) -> None:
         validation.choice(self.route, ROUTES, "route")
@@ -91,14 +99,19 @@ class Policy:
         validation.choice(self.over_budget, OVER_BUDGET, "over_budget")
         if self.daily_budget_usd is not None:
             object.__setattr__(self, "daily_budget_usd", _number(self.daily_budget_usd, "daily_budget_usd"))
-        threshold = _number(self.complexity_threshold, "complexity_threshold")
-        if threshold > 1:
-            raise ValidationError(
-                f"complexity_threshold must be between 0 and 1, got {threshold}",
-                hint="Pass a threshold in [0, 1]; the estimator's calibrated one is the default.",
-                field="complexity_threshold",
-            )
-        object.__setattr__(self, "complexity_threshold", threshold)
+        for name in ("complexity_threshold", "cloud_share"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            number = _number(value, name)
+            if number > 1:
+                raise ValidationError(
+                    f"{name} must be between 0 and 1, got {number}",
+                    hint=f"Pass {name} in [0, 1], or null for the router's calibrated one.",
+                    field=name,
+                )
+            object.__setattr__(self, name, number)
+        validation.choice(self.sensitive, SENSITIVE, "sensitive")
         if not isinstance(self.fallback, bool):
             raise ValidationError(
                 f"fallback must be true or false, got {validation.type_name(self.fallback)}",

@@ -41,11 +41,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from hybrid_router import validation
+from hybrid_router.complexity import DEFAULT_THRESHOLD
 from hybrid_router.errors import (
     ContextLengthError,
     HybridRouterError,
     LocalError,
     ModelLoadError,
+    OfflineError,
     PolicyError,
 )
 from hybrid_router.route import (
@@ -56,7 +58,9 @@ from hybrid_router.route import (
     REASON_DEFAULT,
     REASON_EXPLICIT,
     REASON_LOCAL_UNAVAILABLE,
+    REASON_OFFLINE,
     REASON_PRIVACY,
+    REASON_SENSITIVE,
     REASON_TASK_DEFAULT,
     REASON_TIER,
     Target,
@@ -92,6 +96,13 @@ class Facts:
     #: the most the cloud call could cost (its prompt and ``max_tokens`` at the cloud's price); with the
     #: spend and the reservations of the calls in flight, it must fit the daily budget
     cloud_worst_usd: float = 0.0
+    #: the threshold of rule 7 when the policy sets none (the prompt router's calibrated one)
+    complexity_threshold: float = DEFAULT_THRESHOLD
+    #: the browser says it is online (``navigator.onLine``) and no cloud call found it offline since
+    online: bool = True
+    #: personal data found in the prompt (kinds and counts), looked for when the policy's ``sensitive``
+    #: is not "allow"
+    sensitive: tuple[tuple[str, int], ...] = ()
 
     def fits_locally(self) -> bool:
         """Whether prompt + ``max_tokens`` fit the local window (True when either is unknown)."""
@@ -117,12 +128,20 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     route = policy.route if facts.route is None else validation.choice(facts.route, ROUTES, "route")
     if policy.privacy == "local-only":
         return _local_only(facts, policy, route)
+    if policy.sensitive == "local" and facts.sensitive:
+        return _sensitive(facts, policy, route)
     if route != "auto":
         return _explicit(facts, policy, route)
     if (needed := _capability(facts)) is not None:
         return _needs_cloud(facts, policy, needed)
     decision = _preference(facts, policy)
-    if decision.target == "cloud" and not facts.cloud_available:
+    if decision.target == "cloud" and facts.cloud_available and not facts.online:
+        decision = Decision(
+            "local",
+            REASON_OFFLINE,
+            f"{decision.rule}, but the browser is offline: the device answers at once",
+        )
+    elif decision.target == "cloud" and not facts.cloud_available:
         decision = Decision("local", REASON_CLOUD_UNAVAILABLE, f"{decision.rule}, but {_no_cloud(facts)}")
     if _budget_spent(facts, policy):
         return _over_budget(facts, policy, decision)
@@ -139,6 +158,22 @@ def decide_after_local_failure(facts: Facts, policy: Policy, failure: HybridRout
     if not policy.fallback or decision.target != "cloud" or not isinstance(failure, LocalError):
         raise failure
     return Decision("cloud", decision.reason, "the on-device model failed before generating")
+
+
+def _sensitive(facts: Facts, policy: Policy, route: str) -> Decision:
+    found = ", ".join(f"{n} {kind}" for kind, n in facts.sensitive)
+    if route == "cloud":
+        raise PolicyError(
+            f"route 'cloud' contradicts the policy for personal data ({found} in the prompt, sensitive "
+            "'local')",
+            hint="Remove the personal data, use sensitive 'redact' (placeholders go to the cloud), or route "
+            "'auto'.",
+            sensitive=policy.sensitive,
+        )
+    _require_local(facts, "a prompt with personal data (sensitive 'local')")
+    return Decision(
+        "local", REASON_SENSITIVE, f"the prompt holds personal data ({found}): it stays on the device"
+    )
 
 
 def _device_task(facts: Facts, policy: Policy) -> Decision:
@@ -191,6 +226,7 @@ def _explicit(facts: Facts, policy: Policy, route: str) -> Decision:
             task=facts.task,
         )
     _require_cloud(facts, "route 'cloud'")
+    _require_online(facts, "route 'cloud'")
     _require_budget(facts, policy, "route 'cloud'")
     return Decision("cloud", REASON_EXPLICIT, "the call asked for the cloud (route 'cloud')")
 
@@ -207,6 +243,7 @@ def _capability(facts: Facts) -> Decision | None:
 def _needs_cloud(facts: Facts, policy: Policy, decision: Decision) -> Decision:
     if not facts.cloud_available:
         _require_local(facts, "the request")  # raises: the device cannot serve it either
+    _require_online(facts, f"this request ({decision.rule})")
     _require_budget(facts, policy, f"this request ({decision.rule})")
     return decision  # no fallback: the device cannot serve it
 
@@ -219,14 +256,17 @@ def _preference(facts: Facts, policy: Policy) -> Decision:
     if not tier.complexity_cloud:
         return Decision("local", REASON_TIER, f"{policy.tier} tier: {tier.summary}")
     score = facts.complexity
-    if score is not None and score >= policy.complexity_threshold:
+    threshold = (
+        facts.complexity_threshold if policy.complexity_threshold is None else policy.complexity_threshold
+    )
+    if score is not None and score >= threshold:
         why = f" ({', '.join(facts.complexity_reasons)})" if facts.complexity_reasons else ""
         return Decision(
             "cloud",
             REASON_COMPLEXITY,
-            f"complexity {score:.2f} >= threshold {policy.complexity_threshold:.2f}{why}",
+            f"complexity {score:.2f} >= threshold {threshold:.2f}{why}",
         )
-    shown = "unknown" if score is None else f"{score:.2f} < threshold {policy.complexity_threshold:.2f}"
+    shown = "unknown" if score is None else f"{score:.2f} < threshold {threshold:.2f}"
     return Decision("local", REASON_DEFAULT, f"a simple prompt (complexity {shown}) stays on the device")
 
 
@@ -243,7 +283,7 @@ def _over_budget(facts: Facts, policy: Policy, preferred: Decision) -> Decision:
 
 def _with_fallback(decision: Decision, facts: Facts, policy: Policy) -> Decision:
     fallback: Target | None = None
-    if policy.fallback and decision.target == "local" and facts.cloud_available:
+    if policy.fallback and decision.target == "local" and facts.cloud_available and facts.online:
         fallback = "cloud"
     elif policy.fallback and decision.target == "cloud" and facts.local_available and facts.fits_locally():
         fallback = "local"
@@ -264,6 +304,15 @@ def _require_local(facts: Facts, what: str) -> None:
             tokens_in=facts.tokens_in,
             max_tokens=facts.max_tokens,
             context_length=facts.context_length,
+        )
+
+
+def _require_online(facts: Facts, what: str) -> None:
+    if not facts.online:
+        raise OfflineError(
+            f"{what} needs the cloud, but the browser is offline",
+            hint="Connect to the network and try again; requests the device can serve keep working.",
+            offline=True,
         )
 
 

@@ -1,0 +1,123 @@
+"""What the planner learns from a prompt before it decides: the prompt router's score, and the personal
+data in it.
+
+- :meth:`PromptFacts.score`: the learned router (:mod:`hybrid_router.prompt_router`) over the last user
+  message, with the on-device embedding model's vector of it (the ``embedding+lexical`` head) or, where
+  that cannot be had or is not wanted (a dry run), its text statistics alone (the ``lexical`` head). If
+  the router's weights cannot be read, the older lexical estimate (:mod:`hybrid_router.complexity`).
+- :meth:`PromptFacts.personal_data`: per message, the findings of :func:`hybrid_router.pii.detect`:
+  e-mail addresses, phone numbers, payment cards, IBANs and IP addresses by their patterns, and people,
+  organisations and places by the project's NER model when it is installed (not in a dry run).
+
+Model calls wait their turn on the model's queue (the executor's), as every other call does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from hybrid_router import embeddings
+from hybrid_router.chat import ChatRequest
+from hybrid_router.complexity import DEFAULT_THRESHOLD, estimate_text
+from hybrid_router.entities import group_entities
+from hybrid_router.errors import HybridRouterError
+from hybrid_router.manifest import Manifest
+from hybrid_router.pii import Finding, detect
+from hybrid_router.prompt_features import embedding_text
+from hybrid_router.prompt_router import PromptRouter, RouterScore
+from hybrid_router.routing import EMBED, NER
+from hybrid_router.runtime import LocalRuntime
+
+__all__ = ["HEAD_COMPLEXITY", "PromptFacts"]
+
+#: the head name of the fallback estimate (the router's weights could not be read)
+HEAD_COMPLEXITY = "complexity"
+
+Queue = Callable[[str], contextlib.AbstractAsyncContextManager[object]]
+
+
+class PromptFacts:
+    """The prompt's facts for ``runtime`` and the current ``manifest()``; ``queue(model_id)`` is the
+    model's turn."""
+
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        manifest: Callable[[], Manifest],
+        queue: Queue,
+        router: PromptRouter | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.manifest = manifest
+        self.queue = queue
+        self._router = router
+        self._router_failed = False
+
+    @property
+    def router(self) -> PromptRouter | None:
+        """The learned router (read once); None when its weights cannot be read."""
+        if self._router is None and not self._router_failed:
+            try:
+                self._router = PromptRouter.load()
+            except HybridRouterError:
+                self._router_failed = True
+        return self._router
+
+    def threshold(self, score: RouterScore, cloud_share: float | None) -> float:
+        """Rule 7's threshold for ``score``'s head: the one ``cloud_share`` gives on the router's reference
+        mix, else the head's calibrated one."""
+        router = self.router
+        if cloud_share is not None and router is not None and score.head != HEAD_COMPLEXITY:
+            return router.threshold_for_share(cloud_share, score.head)
+        return score.threshold
+
+    async def score(self, request: ChatRequest, *, embed: bool) -> RouterScore:
+        text, prior_turns = request.scored
+        router = self.router
+        if router is None:
+            c = estimate_text(text, prior_turns)
+            return RouterScore(
+                c.score, DEFAULT_THRESHOLD, HEAD_COMPLEXITY, c.top_reasons, dict(c.features), c.version
+            )
+        vector = await self._vector(text) if embed else None
+        if vector is not None:
+            try:
+                return router.score(text, vector, prior_turns=prior_turns)
+            except HybridRouterError:  # not the embedding model the router was trained on: the lexical head
+                pass
+        return router.score(text, None, prior_turns=prior_turns)
+
+    async def _vector(self, text: str) -> Any:
+        models = self.manifest().for_task(EMBED)
+        if not models:
+            return None
+        entry = models[0]
+        try:
+            async with self.queue(entry.id):
+                rows = await embeddings.vectors(
+                    self.runtime, entry, entry.default_dtype, [embedding_text(text)]
+                )
+        except Exception:  # the lexical head decides (CancelledError passes: it is not an Exception)
+            return None
+        return rows[0]
+
+    async def personal_data(self, request: ChatRequest, *, ner: bool) -> list[list[Finding]]:
+        """The findings of each message, in order."""
+        models = self.manifest().for_task(NER) if ner else ()
+        out: list[list[Finding]] = []
+        for message in request.messages:
+            entities: list[Any] = []
+            if models and message.content.strip():
+                entry = models[0]
+                try:
+                    async with self.queue(entry.id):
+                        tokens = await self.runtime.token_classification(
+                            entry, entry.default_dtype, message.content
+                        )
+                    entities = group_entities(message.content, list(tokens))
+                except Exception:  # the patterns alone (CancelledError passes)
+                    entities = []
+            out.append(detect(message.content, entities))
+        return out
