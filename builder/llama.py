@@ -651,11 +651,11 @@ def _prune_logs(folder: Path, keep: int) -> None:
             p.unlink()
 
 
-def serve_gguf(name: str = DEFAULT_GGUF, **kwargs: object) -> LlamaServer:
+def serve_gguf(name: str = DEFAULT_GGUF, **kwargs: Any) -> LlamaServer:
     """A (not yet started) LlamaServer for the pinned GGUF ``name``, building what is missing."""
     pin = GGUFS[name]
     kwargs.setdefault("alias", pin.alias)
-    return LlamaServer(ensure_gguf(name), binary=ensure_llama_server(), **kwargs)  # type: ignore[arg-type]
+    return LlamaServer(ensure_gguf(name), binary=ensure_llama_server(), **kwargs)
 
 
 # ---------------------------------------------------------------- smoke test / CLI
