@@ -26,9 +26,10 @@ def reference() -> np.ndarray:
 
 
 def _embed(rp: RouterPage, texts: list[str], dtype: str) -> dict[str, Any]:
-    return rp.call(
+    result: dict[str, Any] = rp.call(
         "return await router.embed(arg.texts, { dtype: arg.dtype });", {"texts": texts, "dtype": dtype}
     )
+    return result
 
 
 @pytest.mark.parametrize(("dtype", "min_cos"), [("fp32", 0.9999), ("q8", 0.999)])

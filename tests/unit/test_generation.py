@@ -78,7 +78,8 @@ class Env:
         }
 
     async def generate(self, **params: Any) -> GenerateResult:
-        return await generate_with(params, **self.kwargs())
+        result: GenerateResult = await generate_with(params, **self.kwargs())
+        return result
 
     async def stream(self, **params: Any) -> list[dict[str, Any]]:
         items = []

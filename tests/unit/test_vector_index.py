@@ -59,7 +59,8 @@ def make(store: IndexStore | None = None) -> tuple[RoutedIndexes, Router, Any]:
 
 
 def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    result: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return result
 
 
 async def test_search_matches_numpy_brute_force() -> None:
