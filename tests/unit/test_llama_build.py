@@ -164,7 +164,7 @@ def test_failed_build_leaves_no_binary(fake_build: dict[str, int], monkeypatch: 
 
 
 def test_missing_tools_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(llama.shutil, "which", lambda name: None)
+    monkeypatch.setattr("builder.llama.shutil.which", lambda name: None)
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(BuildError, match="cmake") as err:
         llama._check_tools()

@@ -24,7 +24,8 @@ from hybrid_router_relay import (
 )
 from hybrid_router_relay.access import allowed_hosts, check_host, check_origin, client_address
 from hybrid_router_relay.cli import main as relay_main
-from hybrid_router_relay.config import DEFAULT_PRICES, Prices, normalize_origin
+from hybrid_router_relay.config import DEFAULT_PRICES, normalize_origin
+from hybrid_router_relay.limits import Prices
 from hybrid_router_relay.usage import UsageMeter
 from multidict import CIMultiDict
 

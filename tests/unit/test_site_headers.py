@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import serve
 import site_headers
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from site_headers import SiteHeaders, content_security_policy, parse_origin, parse_origins
 
@@ -92,7 +93,7 @@ def test_cors_only_for_allowed_origins_and_never_for_the_relay() -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> serve.web.Application:
+def app(tmp_path: Path) -> web.Application:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
     site = {"mounts": {}, "boot": {}}
@@ -100,7 +101,7 @@ def app(tmp_path: Path) -> serve.web.Application:
     return serve.make_app(site, {"models": {"m": {"dir": str(tmp_path / "m")}}}, policy=policy)
 
 
-async def test_serve_sends_the_policy_on_every_response(app: serve.web.Application) -> None:
+async def test_serve_sends_the_policy_on_every_response(app: web.Application) -> None:
     async with TestClient(TestServer(app)) as client:
         for path in (
             "/",
@@ -120,7 +121,7 @@ async def test_serve_sends_the_policy_on_every_response(app: serve.web.Applicati
             assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_serve_answers_embedding_origins_and_only_them(app: serve.web.Application) -> None:
+async def test_serve_answers_embedding_origins_and_only_them(app: web.Application) -> None:
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/hybrid-router.js", headers={"Origin": HOST})
         assert resp.headers["Access-Control-Allow-Origin"] == HOST
