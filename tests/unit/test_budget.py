@@ -7,7 +7,7 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
-from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest
 
 from hybrid_router.chat import ChatRequest
 from hybrid_router.errors import CloudError
@@ -21,7 +21,7 @@ COMPLEX = "If 3x + 7 = 22 and y = 2x - 4, compute x*y + 17/3 - 2^5 and the sum 1
 def router(cloud: FakeCloud, budget: float, store: MemoryLedgerStore | None = None) -> Router:
     m = fake_manifest()
     return Router(
-        FakeRuntime(),
+        as_runtime(FakeRuntime()),
         m,
         cloud=cloud,
         policy=Policy(daily_budget_usd=budget),

@@ -172,9 +172,9 @@ async def test_manager_wire_methods() -> None:
 
 def manager_handlers(mgr: ModelManager) -> dict[str, Handler]:
     """The model-management wire methods of a router built on ``mgr``."""
-    from tests.unit.fakes import FakeRuntime
+    from tests.unit.fakes import FakeRuntime, as_runtime
 
-    handlers = wire.handlers(Router(FakeRuntime(), mgr.manifest, models=mgr))
+    handlers = wire.handlers(Router(as_runtime(FakeRuntime()), mgr.manifest, models=mgr))
     return {name: handlers[name] for name in wire.MODEL_METHODS}
 
 
@@ -191,14 +191,14 @@ async def _const(value: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_the_router_serves_the_manager_methods_and_fills_route_device() -> None:
-    from tests.unit.fakes import FakeRuntime, fake_manifest
+    from tests.unit.fakes import FakeRuntime, as_runtime, fake_manifest
 
     from hybrid_router import Dispatcher
 
     m = fake_manifest()
     gpu = Capabilities.from_facts(facts(REAL_GPU))
     mgr = ModelManager(m, None, gpu, devices=Devices(gpu))
-    router = Router(FakeRuntime(), m, models=mgr)
+    router = Router(as_runtime(FakeRuntime()), m, models=mgr)
     handlers = wire.handlers(router)
     assert {"preload", "cached_models", "delete_model", "capabilities", "recommend_models"} <= set(handlers)
     sent: list[dict[str, Any]] = []
@@ -207,4 +207,5 @@ async def test_the_router_serves_the_manager_methods_and_fills_route_device() ->
     await dispatcher.drain()
     (reply,) = [x for x in sent if x["type"] == "result"]
     assert reply["value"]["route"]["device"] == "webgpu"
-    assert set(wire.handlers(Router(FakeRuntime(), m))) < set(handlers)  # without a manager: the tasks only
+    # without a manager: the tasks only
+    assert set(wire.handlers(Router(as_runtime(FakeRuntime()), m))) < set(handlers)

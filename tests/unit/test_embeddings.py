@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.unit.fakes import FakeRuntime, fake_manifest, fake_manifest_dict, fake_vector
+from tests.unit.fakes import FakeRuntime, as_runtime, fake_manifest, fake_manifest_dict, fake_vector
 
 from hybrid_router.embeddings import EmbedResult
 from hybrid_router.errors import InferenceError, ModelLoadError, ValidationError
@@ -26,7 +26,7 @@ async def embed(
     clock: Callable[[], float] = time.perf_counter,
 ) -> EmbedResult:
     """One embedding call through the router (its request checked, planned, run, routed)."""
-    router = Router(runtime, manifest, clock=clock)
+    router = Router(as_runtime(runtime), manifest, clock=clock)
     return await router.embed(texts, model=model_id, dtype=dtype, on_progress=on_progress)
 
 

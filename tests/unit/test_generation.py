@@ -78,8 +78,7 @@ class Env:
         }
 
     async def generate(self, **params: Any) -> GenerateResult:
-        result: GenerateResult = await generate_with(params, **self.kwargs())
-        return result
+        return await generate_with(params, **self.kwargs())
 
     async def stream(self, **params: Any) -> list[dict[str, Any]]:
         items = []

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest
 
 import hybrid_router
 from hybrid_router import Dispatcher, Router, wire
@@ -25,7 +25,7 @@ class Sent(list[dict[str, Any]]):
 
 def make() -> tuple[Router, Dispatcher, Sent, FakeRuntime]:
     runtime = FakeRuntime()
-    router = Router(runtime, fake_manifest())
+    router = Router(as_runtime(runtime), fake_manifest())
     sent = Sent()
     return router, Dispatcher(wire.handlers(router), sent), sent, runtime
 
@@ -234,7 +234,7 @@ async def test_router_stream_and_generate_from_python() -> None:
 
 async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queue() -> None:
     runtime = FakeRuntime(gate=asyncio.Event())
-    router = Router(runtime, fake_manifest())
+    router = Router(as_runtime(runtime), fake_manifest())
     first = asyncio.create_task(router.embed(["a"]))
     await runtime.started.wait()
     queued = asyncio.create_task(router.embed(["b"]))
@@ -253,7 +253,7 @@ async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queu
 async def test_calls_over_the_in_flight_cap_are_refused_with_busy_error() -> None:
     runtime = FakeRuntime(gate=asyncio.Event())
     sent = Sent()
-    d = Dispatcher(wire.handlers(Router(runtime, fake_manifest())), sent, max_in_flight=2)
+    d = Dispatcher(wire.handlers(Router(as_runtime(runtime), fake_manifest())), sent, max_in_flight=2)
     for i in (1, 2, 3):
         d.receive({"id": i, "type": "call", "method": "embed", "params": {"texts": [str(i)]}})
     await asyncio.sleep(0)
