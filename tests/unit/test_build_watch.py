@@ -23,7 +23,8 @@ class Server:
     """Answers the three URLs from what the test sets; records every request."""
 
     def __init__(self, manifest: dict[str, Any], cloud: dict[str, Any]) -> None:
-        self.manifest, self.cloud, self.version, self.asked = manifest, cloud, 1, []
+        self.manifest, self.cloud, self.version = manifest, cloud, 1
+        self.asked: list[str] = []
 
     async def fetch(self, url: str) -> tuple[int, Any]:
         self.asked.append(url)

@@ -159,6 +159,7 @@ async def test_manager_wire_methods() -> None:
     assert (await h["delete_model"]({"model": "beta"}, ctx))["files"] == 2
     assert [e["kind"] for e in await h["cache_events"]({}, ctx)] == ["deleted"]
     assert (await h["configure_cache"]({"budget_bytes": 0}, ctx))["evicted"] == ["alpha"]
+    bad: dict[str, Any]
     for bad in (
         {"models": []},
         {"models": ["nope"]},

@@ -89,7 +89,7 @@ async def test_route_records_a_local_task_default_decision_and_the_latency() -> 
 
 
 async def test_progress_events_reach_the_callback() -> None:
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     runtime = FakeRuntime(
         progress_events=[{"status": "initiate", "file": "a"}, {"status": "done", "file": "a"}]
     )

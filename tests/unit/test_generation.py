@@ -20,6 +20,7 @@ from hybrid_router.errors import (
     CloudTimeoutError,
     ContextLengthError,
     InferenceError,
+    LocalError,
     ModelLoadError,
     OfflineError,
     PolicyError,
@@ -192,7 +193,7 @@ async def test_missing_cloud_usage_falls_back_to_the_local_count() -> None:
         StorageError("quota exceeded"),
     ],
 )
-async def test_a_local_failure_is_served_by_the_cloud_and_the_route_says_why(error: Exception) -> None:
+async def test_a_local_failure_is_served_by_the_cloud_and_the_route_says_why(error: LocalError) -> None:
     env = Env(runtime=FakeRuntime(generate_fail=error))
     result = await env.generate(prompt=SIMPLE)
     route = result.route
@@ -268,7 +269,7 @@ async def test_local_only_never_calls_the_cloud_even_for_complex_prompts_or_fail
         CloudError("stream broke", stage="stream"),
     ],
 )
-async def test_an_unreachable_cloud_is_replaced_by_the_device(error: Exception) -> None:
+async def test_an_unreachable_cloud_is_replaced_by_the_device(error: CloudError) -> None:
     env = Env(cloud=FakeCloud(fail=error))
     result = await env.generate(prompt=COMPLEX)
     route = result.route
@@ -451,13 +452,14 @@ async def test_cancelling_a_local_generation_propagates_and_nothing_falls_back()
 
 
 async def test_cancelling_a_cloud_call_propagates_and_the_device_is_not_tried() -> None:
-    env = Env(cloud=FakeCloud(gate=asyncio.Event()))
+    cloud = FakeCloud(gate=asyncio.Event())
+    env = Env(cloud=cloud)
     task = asyncio.create_task(env.generate(prompt=COMPLEX))
-    await env.cloud.started.wait()  # type: ignore[union-attr]
+    await cloud.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert env.cloud.cancelled and env.runtime.generate_calls == []  # type: ignore[union-attr]
+    assert cloud.cancelled and env.runtime.generate_calls == []
 
 
 async def test_cancelling_a_stream_mid_way_interrupts_the_runtime() -> None:

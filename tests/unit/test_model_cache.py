@@ -130,13 +130,15 @@ async def test_an_interrupted_download_resumes_from_the_stored_chunks() -> None:
 async def test_a_resumed_download_that_does_not_verify_is_fetched_whole() -> None:
     cache, store = make()
     k = "alpha/onnx/model.onnx"
+    ref = cache.resolve(key(k))
+    assert ref is not None  # a file of the manifest
     await store.put_record(
         {
             "key": k,
             "model": "alpha",
             "path": "onnx/model.onnx",
             "size": 45,
-            "sha256": cache.resolve(key(k)).sha256,
+            "sha256": ref.sha256,
             "chunk_bytes": CHUNK,
             "complete": False,
             "last_used": 1.0,
@@ -152,6 +154,7 @@ async def test_a_server_that_ignores_range_starts_over() -> None:
     cache, store = make(FakeStore(honour_range=False))
     k = "alpha/onnx/model.onnx"
     ref = cache.resolve(key(k))
+    assert ref is not None  # a file of the manifest
     await store.put_record(
         {
             "key": k,

@@ -109,7 +109,7 @@ def test_small_embedding_drift_moves_the_score_little(
 
 
 def test_chat_messages_use_the_last_user_message(router: PromptRouter) -> None:
-    chat = [
+    chat: list[dict[str, Any]] = [
         {"role": "user", "content": "Hi!"},
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": [{"type": "text", "text": "Prove that 17 is prime."}]},

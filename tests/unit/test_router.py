@@ -233,7 +233,8 @@ async def test_router_stream_and_generate_from_python() -> None:
 
 
 async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queue() -> None:
-    runtime = FakeRuntime(gate=asyncio.Event())
+    gate = asyncio.Event()
+    runtime = FakeRuntime(gate=gate)
     router = Router(as_runtime(runtime), fake_manifest())
     first = asyncio.create_task(router.embed(["a"]))
     await runtime.started.wait()
@@ -243,7 +244,7 @@ async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queu
         await asyncio.sleep(0)
     assert [c.texts for c in runtime.calls] == [["a"]]  # the others wait for the model
     queued.cancel()
-    runtime.gate.set()
+    gate.set()
     await first
     await third
     assert [c.texts for c in runtime.calls] == [["a"], ["c"]]
@@ -251,13 +252,14 @@ async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queu
 
 
 async def test_calls_over_the_in_flight_cap_are_refused_with_busy_error() -> None:
-    runtime = FakeRuntime(gate=asyncio.Event())
+    gate = asyncio.Event()
+    runtime = FakeRuntime(gate=gate)
     sent = Sent()
     d = Dispatcher(wire.handlers(Router(as_runtime(runtime), fake_manifest())), sent, max_in_flight=2)
     for i in (1, 2, 3):
         d.receive({"id": i, "type": "call", "method": "embed", "params": {"texts": [str(i)]}})
     await asyncio.sleep(0)
     assert sent.reply(3)["error"]["name"] == "BusyError" and sent.reply(3)["error"]["hint"]
-    runtime.gate.set()
+    gate.set()
     await d.drain()
     assert sent.reply(1)["type"] == sent.reply(2)["type"] == "result"

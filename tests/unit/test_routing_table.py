@@ -69,7 +69,7 @@ DEVICE_TASKS = [EMBED, ASR, CLASSIFY, ZERO_SHOT, NER, RERANK, SEARCH]
     ],
 )
 def test_every_device_task_runs_on_the_device(
-    task: str, policy: Policy, route: str | None, expected: Any
+    task: str, policy: Policy, route: str | None, expected: type[PolicyError] | tuple[str, str]
 ) -> None:
     facts = Facts(task=task, route=route, cloud_available=True)
     if isinstance(expected, type):

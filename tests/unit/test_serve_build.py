@@ -13,11 +13,13 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import serve
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
 from builder.served import BuildStatus, BuiltModels, page_text
 from hybrid_router_relay import CloudConfig, RelayConfig
@@ -45,7 +47,9 @@ def fake_manifest(path: Path) -> Path:
     return path
 
 
-async def poll(client: TestClient, url: str, until: Any) -> dict[str, Any]:
+async def poll(
+    client: TestClient[web.Request, web.Application], url: str, until: Callable[[dict[str, Any]], object]
+) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_S
     while True:
         body: dict[str, Any] = await (await client.get(url)).json()

@@ -86,7 +86,8 @@ async def test_the_wire_handler_takes_audio_or_wav_and_refuses_both_or_neither()
     sent: list[dict[str, Any]] = []
     runtime = SpeechRuntime()
     dispatcher = Dispatcher(wire.handlers(Router(as_runtime(runtime), asr_manifest())), sent.append)
-    samples = memoryview(np.zeros(1_600, np.float32))  # what a Float32Array becomes in the worker
+    # what a Float32Array becomes in the worker
+    samples = memoryview(np.zeros(1_600, np.float32))  # type: ignore[arg-type]  # numpy declares ndarray's __buffer__ on Python 3.12+ only
     calls = [
         {"audio": samples},
         {"audio": samples, "sampling_rate": 8_000},
@@ -130,7 +131,8 @@ async def test_runtime_failures_are_typed() -> None:
         )
     assert info.value.details["task"] == "automatic-speech-recognition"
     with pytest.raises(InferenceError, match="instead of text"):
-        await Router(SpeechRuntime(text=None), asr_manifest()).transcribe([0.0] * 100)  # type: ignore[arg-type]
+        no_text = SpeechRuntime(text=None)  # type: ignore[arg-type]  # a runtime that answers no text
+        await Router(as_runtime(no_text), asr_manifest()).transcribe([0.0] * 100)
 
 
 async def test_cancellation_reaches_the_runtime_untouched() -> None:
