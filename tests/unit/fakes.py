@@ -175,7 +175,8 @@ class FakeRuntime:
         if self.fail is not None:
             raise self.fail
         if self.output is not None:
-            return self.output  # type: ignore[no-any-return]
+            output: npt.NDArray[np.float32] = self.output
+            return output
         return np.stack([fake_vector(t, model.id) for t in texts])
 
     async def _wait_gate(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -60,9 +61,11 @@ def test_pcm16_written_by_the_wave_module() -> None:
         (3, 64, lambda x: x.astype("<f8").tobytes(), 0.0),
     ],
 )
-def test_integer_and_float_formats(tag: int, bits: int, encode: object, tolerance: float) -> None:
+def test_integer_and_float_formats(
+    tag: int, bits: int, encode: Callable[[np.ndarray], bytes], tolerance: float
+) -> None:
     tone = _tone(8_000, 0.25)
-    wav = decode_wav(_riff(_fmt(tag, 1, 8_000, bits), encode(tone)))  # type: ignore[operator]
+    wav = decode_wav(_riff(_fmt(tag, 1, 8_000, bits), encode(tone)))
     assert wav.encoding == ("pcm" if tag == 1 else "float") and wav.bits == bits
     np.testing.assert_allclose(wav.samples[:, 0], tone, atol=tolerance + 1e-7)
 

@@ -84,7 +84,7 @@ def test_savings_price_local_answers_with_the_configured_cloud_model() -> None:
     ledger.cloud_model = "unknown-model"  # the table's default price then
     ledger.record(target="local", tokens_in=100_000, tokens_out=0)
     assert ledger.stats()["saved_usd"] == pytest.approx(2.0 + 1.0)
-    assert ledger.prices.asked == ["gpt-x", "unknown-model"]  # type: ignore[attr-defined]
+    assert ledger.prices.asked == ["gpt-x", "unknown-model"]  # type: ignore[attr-defined]  # the test's Prices
 
 
 def test_failed_and_cloud_requests_save_nothing() -> None:
@@ -185,11 +185,11 @@ def test_listeners_hear_every_recorded_request_and_state_round_trips() -> None:
 
             return P()
 
-    ledger = Ledger(Prices(), cloud_model="m")  # type: ignore[arg-type]
+    ledger = Ledger(Prices(), cloud_model="m")  # type: ignore[arg-type]  # a duck-typed price table
     heard: list[dict[str, object]] = []
     ledger.listeners.append(lambda current: heard.append(current.to_state()))
     ledger.record(target="cloud", tokens_in=10, tokens_out=5, cost_usd=0.5)
     ledger.record(target="local", tokens_in=3, tokens_out=2)
     assert len(heard) == 2
-    restored = Ledger.from_state(heard[-1], Prices(), cloud_model="m")  # type: ignore[arg-type]
+    restored = Ledger.from_state(heard[-1], Prices(), cloud_model="m")  # type: ignore[arg-type]  # duck-typed
     assert restored.stats()["requests"] == 2 and restored.spent_today() == 0.5

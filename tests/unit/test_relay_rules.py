@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hybrid_router_relay import (
@@ -48,8 +49,8 @@ class Req:
         return CIMultiDict(self.raw_headers)
 
 
-def cfg(**kw: object) -> RelayConfig:
-    return RelayConfig(port=8000, **kw)  # type: ignore[arg-type]
+def cfg(**kw: Any) -> RelayConfig:
+    return RelayConfig(port=8000, **kw)
 
 
 # ------------------------------------------------------------------ Host

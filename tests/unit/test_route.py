@@ -54,11 +54,12 @@ def test_route_is_immutable_and_replace_returns_a_copy() -> None:
     later = route.replace(ms=3.0, tokens_in=10, tokens_out=5, cost_usd=0.001)
     assert route.ms == 0.0 and later.ms == 3.0 and later.tokens_out == 5
     with pytest.raises(AttributeError):
-        route.ms = 1.0  # type: ignore[misc]
+        route.ms = 1.0  # type: ignore[misc]  # frozen: what the test checks
 
 
 def test_a_list_of_fallbacks_is_stored_as_a_tuple() -> None:
     step = FallbackStep("local", "m", "InferenceError", "x")
+    # a list where the type says tuple: what the test checks
     route = Route(target="cloud", reason="fallback", rule="r", model="gpt", fallbacks=[step])  # type: ignore[arg-type]
     assert route.fallbacks == (step,)
 
