@@ -24,8 +24,11 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # aiohttp is imported where it is used (the static-site build reads this module too)
+    from aiohttp.typedefs import Handler, Middleware
 
 __all__ = ["SiteHeaders", "add_arguments", "content_security_policy", "parse_origin", "parse_origins"]
 
@@ -151,13 +154,13 @@ class SiteHeaders:
             headers.update(self.cors(path, origin))
 
 
-def middleware(policy: SiteHeaders) -> Any:
+def middleware(policy: SiteHeaders) -> Middleware:
     """An aiohttp middleware that applies ``policy`` to every response (errors included) and answers the
     CORS preflights of the embedding origins."""
     from aiohttp import web
 
     @web.middleware
-    async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and (answer := policy.preflight(request.path, origin)) is not None:
             return web.Response(status=204, headers=answer)

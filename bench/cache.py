@@ -74,7 +74,8 @@ def _session(playwright: Any, profile: Path, url: str, js: str) -> tuple[float, 
 def _variant_mb(model: str, dtype: str) -> float:
     m = next(x for x in MANIFEST["models"] if x["id"] == model)
     files = {**m["files"], **m["variants"][dtype]["files"]}
-    return sum(f["size"] for f in files.values()) / 1e6
+    total: int = sum(f["size"] for f in files.values())
+    return total / 1e6
 
 
 def run(runs: int = 3, models: tuple[str, ...] | None = None) -> list[list[Any]]:

@@ -54,7 +54,7 @@ def measure(dataset: str, steps: int) -> dict[str, Any]:
     torch.set_num_threads(finetune.train_threads())
     src = source_folder(entry.source)
     rng = random.Random(spec["seed"])
-    tok = AutoTokenizer.from_pretrained(str(src))  # type: ignore[no-untyped-call]
+    tok = AutoTokenizer.from_pretrained(str(src))
     prepared = finetune.DATASETS[spec["dataset"]](tok, task_data.verified_files(spec["files"]), spec, rng)
     model = AutoModelForSequenceClassification.from_pretrained(str(src), num_labels=len(prepared.labels))
     model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)

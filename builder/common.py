@@ -152,7 +152,7 @@ def npm_pack(spec: str, dest: Path, integrity: str) -> Path:
         report("downloading", f"{spec} from npm")
         out = run(["npm", "pack", spec, "--json", "--pack-destination", tmp], quiet=True)
         info = json.loads(out)[0]
-        got = Path(tmp) / info["filename"]
+        got: Path = Path(tmp) / info["filename"]
         actual = sha512_integrity(got)
         if actual != integrity:
             raise BuildError(

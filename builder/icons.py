@@ -64,9 +64,10 @@ def draw(size: int, maskable: bool, supersample: int = 4) -> np.ndarray:
         scale, centre = 0.8, 0.5
 
     def disc(cx: float, cy: float, r: float) -> np.ndarray:
-        return (x - (centre + (cx - 0.5) * scale)) ** 2 + (y - (centre + (cy - 0.5) * scale)) ** 2 <= (
-            r * scale
-        ) ** 2
+        inside: np.ndarray = (x - (centre + (cx - 0.5) * scale)) ** 2 + (
+            y - (centre + (cy - 0.5) * scale)
+        ) ** 2 <= (r * scale) ** 2
+        return inside
 
     bar = (np.abs(y - centre) <= 0.045 * scale) & (np.abs(x - centre) <= 0.22 * scale)
     paint(bar, WHITE)

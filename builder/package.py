@@ -111,7 +111,7 @@ def build_package(out: Path) -> Path:
         info = json.loads(
             run(["npm", "pack", "--json", "--pack-destination", str(out)], cwd=src, quiet=True)
         )[0]
-    tarball = out / info["filename"]
+    tarball: Path = out / info["filename"]
     log(f"npm package {tarball} ({info['size'] / 1e3:.0f} kB, {len(info['files'])} files)")
     return tarball
 

@@ -148,6 +148,7 @@ class FaultProxy:
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()
+            # the site has started: its server (None before) is up
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()
 

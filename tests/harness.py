@@ -130,11 +130,12 @@ class RouterPage:
 
     def error_of(self, js: str, arg: Any = None) -> dict[str, Any]:
         """Run JS that must reject; return the error's name, message, hint and details."""
-        return self.call(
+        error: dict[str, Any] = self.call(
             f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ "
             "return { name: e.name, message: e.message, hint: e.hint, details: e.details }; }",
             arg,
         )
+        return error
 
 
 def open_router_page(

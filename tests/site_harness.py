@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -307,7 +308,7 @@ def check_local_tasks(results: dict[str, Any]) -> None:
     for name, result in results.items():
         route = result["route"]
         assert route["target"] == "local", (name, route)
-    checks = {
+    checks: dict[str, Callable[[dict[str, Any]], None]] = {
         "embed": _check_embed,
         "classify": _check_classify,
         "zero_shot": _check_zero_shot,

@@ -18,9 +18,9 @@ import mimetypes
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 REPO = Path(__file__).resolve().parents[1]
 #: what the stand-in provider answers
@@ -110,7 +110,7 @@ def make_app(
     root = root.resolve()
 
     @web.middleware
-    async def add_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         extra = {**headers_for(rules or [], request.path), **headers}
         try:
             resp = await handler(request)

@@ -472,7 +472,8 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 def _optimizer(model: Any, spec: Mapping[str, Any]) -> Any:
     import torch
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(p)

@@ -118,12 +118,13 @@ def weight_only_int8(
             graph.initializer.extend(
                 numpy_helper.from_array(a, n) for a, n in zip(_int8(w, axis), ins, strict=True)
             )
+            attrs: dict[str, Any] = {} if axis is None else {"axis": axis}  # node attributes, not make_node's
             node = helper.make_node(
                 "DequantizeLinear",
                 ins,
                 [f"{name}_dq"],
                 name=f"{name}_DequantizeLinear",
-                **({} if axis is None else {"axis": axis}),
+                **attrs,
             )
         new_nodes.append(node)
         done[name] = node.output[0]

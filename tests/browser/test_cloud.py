@@ -28,7 +28,8 @@ def page(browser: Any, cloud_server: Any) -> Any:
 
 
 def _generate(rp: RouterPage, **options: Any) -> dict[str, Any]:
-    return rp.call("return await router.generate(arg);", {"maxTokens": 16, **options})
+    result: dict[str, Any] = rp.call("return await router.generate(arg);", {"maxTokens": 16, **options})
+    return result
 
 
 def _error(rp: RouterPage, **options: Any) -> dict[str, Any]:

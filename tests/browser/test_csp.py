@@ -72,7 +72,8 @@ def headers_site(tmp_path_factory: pytest.TempPathFactory, reports: ReportCollec
 
 def _policy(url: str) -> str:
     with urllib.request.urlopen(url) as resp:
-        return resp.headers["Content-Security-Policy"]
+        result: str = resp.headers["Content-Security-Policy"]
+        return result
 
 
 #: a worker from a blob: URL, refused as it loads (a worker-src violation, then an error event)

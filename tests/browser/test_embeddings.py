@@ -26,9 +26,10 @@ def reference() -> np.ndarray:
 
 
 def _embed(rp: RouterPage, texts: list[str], dtype: str) -> dict[str, Any]:
-    return rp.call(
+    result: dict[str, Any] = rp.call(
         "return await router.embed(arg.texts, { dtype: arg.dtype });", {"texts": texts, "dtype": dtype}
     )
+    return result
 
 
 @pytest.mark.parametrize(("dtype", "min_cos"), [("fp32", 0.9999), ("q8", 0.999)])
@@ -135,7 +136,10 @@ def test_few_shot_classification_matches_numpy_on_the_reference_vectors(router_p
         {"text": text, "examples": examples},
     )
     model = SentenceTransformer(str(source_dir(MODEL)), device="cpu")
-    vec = lambda xs: np.asarray(model.encode(xs, normalize_embeddings=True), dtype=np.float64)  # noqa: E731
+
+    def vec(xs: list[str]) -> np.ndarray:
+        return np.asarray(model.encode(xs, normalize_embeddings=True), dtype=np.float64)
+
     q = vec([text])[0]
     cents = [vec(v).mean(axis=0) for v in examples.values()]
     cos = np.array([c @ q / np.linalg.norm(c) for c in cents]) / 0.05

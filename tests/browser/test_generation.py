@@ -48,10 +48,11 @@ def page(browser: Any, server: Any) -> Any:
 
 
 def _generate(rp: RouterPage, prompt: str, **options: Any) -> dict[str, Any]:
-    return rp.call(
+    result: dict[str, Any] = rp.call(
         "return await router.generate({ prompt: arg.prompt, ...arg.options });",
         {"prompt": prompt, "options": {"maxTokens": NEW_TOKENS, "route": "local", **options}},
     )
+    return result
 
 
 def test_greedy_output_equals_the_torch_reference(page: RouterPage, reference: list[str]) -> None:

@@ -95,8 +95,9 @@ def test_the_guides_code_runs_and_prints_what_it_says(browser: Any, site: Static
         assert page.get_attribute("body", "data-done") == "ok", page.get_attribute("body", "data-error")
         lines = [line for line in printed if not line.startswith("[py]")]
         patterns = iter(EXPECTED[guide])
-        want = next(patterns)
+        want: str | None = next(patterns)
         for line in lines:  # each expected line, in order (the first boot line may repeat)
+            assert want is not None  # the loop is left as soon as the last one matched
             if re.search(want, line):
                 want = next(patterns, None)
                 if want is None:

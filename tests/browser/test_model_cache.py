@@ -107,11 +107,12 @@ class Session:
         return self.page.evaluate(f"async (arg) => {{ const router = window.router; {js} }}", arg)
 
     def error_of(self, js: str, arg: Any = None) -> dict[str, Any]:
-        return self.call(
+        result: dict[str, Any] = self.call(
             f"try {{ {js}; return {{ name: 'no error' }}; }} catch (e) {{ return {{ "
             "name: e.name, message: e.message, hint: e.hint, details: e.details }; }",
             arg,
         )
+        return result
 
     def model_urls(self, since: int = 0) -> list[str]:
         return [r["url"].split("/models/", 1)[1] for r in self.requests[since:]]

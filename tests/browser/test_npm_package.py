@@ -47,6 +47,7 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_tarball_holds_the_client_the_worker_and_their_types(tarball: Path) -> None:
     with tarfile.open(tarball) as tar:
         names = {n.removeprefix("package/") for n in tar.getnames()}
+        # extractfile: None only for a member that is not a file; these two are
         manifest = json.load(tar.extractfile("package/package.json"))  # type: ignore[arg-type]
         types = tar.extractfile("package/types/hybrid-router.d.ts").read().decode()  # type: ignore[union-attr]
     assert set(CLIENT) | set(WORKER) | {"package.json", "README.md", "types/hybrid-router.d.ts"} <= names

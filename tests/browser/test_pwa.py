@@ -33,16 +33,17 @@ pytestmark = pytest.mark.browser
 
 def controlled(page: Any) -> str | None:
     """The script URL of the service worker controlling ``page`` once it is ready (None: none)."""
-    return page.evaluate("""async () => { await navigator.serviceWorker.ready;
+    result: str | None = page.evaluate("""async () => { await navigator.serviceWorker.ready;
         for (let i = 0; i < 200 && !navigator.serviceWorker.controller; i++) {
           await new Promise((r) => setTimeout(r, 50));
         }
         return navigator.serviceWorker.controller?.scriptURL ?? null; }""")
+    return result
 
 
 def precached(page: Any) -> dict[str, str | None]:
     """The service worker's precache: URL path -> the revision it was stored under."""
-    return page.evaluate("""async () => {
+    result: dict[str, str | None] = page.evaluate("""async () => {
         const names = (await caches.keys()).filter((n) => n.includes("precache"));
         const out = {};
         for (const name of names) for (const req of await (await caches.open(name)).keys()) {
@@ -50,6 +51,7 @@ def precached(page: Any) -> dict[str, str | None]:
           out[url.pathname] = url.searchParams.get("__WB_REVISION__");
         }
         return out; }""")
+    return result
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,10 @@ class Onnx:
 
 
 def _classify(rp: RouterPage, text: str, **options: Any) -> dict[str, Any]:
-    return rp.call("return await router.classify(arg.text, arg.options);", {"text": text, "options": options})
+    result: dict[str, Any] = rp.call(
+        "return await router.classify(arg.text, arg.options);", {"text": text, "options": options}
+    )
+    return result
 
 
 # ---------------------------------------------------------------- the tests

@@ -59,18 +59,20 @@ def _b64(data: bytes) -> str:
 
 
 def transcribe_samples(rp: RouterPage, audio: np.ndarray, **options: Any) -> dict[str, Any]:
-    return rp.call(
+    result: dict[str, Any] = rp.call(
         "return await router.transcribe(Float32Array.from(arg.audio), arg.options);",
         {"audio": audio.tolist(), "options": options},
     )
+    return result
 
 
 def transcribe_wav(rp: RouterPage, data: bytes) -> dict[str, Any]:
-    return rp.call(
+    result: dict[str, Any] = rp.call(
         "const bytes = Uint8Array.from(atob(arg), (c) => c.charCodeAt(0));"
         "return await router.transcribe(new Blob([bytes], { type: 'audio/wav' }));",
         _b64(data),
     )
+    return result
 
 
 def _wav(samples: np.ndarray, rate: int, *, channels: int = 1, float32: bool = False) -> bytes:

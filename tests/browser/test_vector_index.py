@@ -50,12 +50,13 @@ def index_page(browser: Any, server: Any) -> Iterator[RouterPage]:
 
 
 def search(rp: RouterPage, name: str, query: str, top_k: int) -> list[dict[str, Any]]:
-    return rp.call(
+    result: list[dict[str, Any]] = rp.call(
         "const index = await router.openIndex(arg.name);"
         "const hits = await index.search(arg.query, { topK: arg.k });"
         "return { hits: [...hits], route: hits.route };",
         {"name": name, "query": query, "k": top_k},
     )["hits"]
+    return result
 
 
 def check_against(hits: list[dict[str, Any]], scores: np.ndarray, ids: list[str], texts: list[str]) -> None:

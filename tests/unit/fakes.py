@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from hybrid_router.chat import ChatMessage
 from hybrid_router.manifest import Manifest, ModelEntry
-from hybrid_router.providers.base import Completion, Delta, StreamItem, Usage
-from hybrid_router.runtime import ProgressCallback
+from hybrid_router.providers.base import CloudProvider, Completion, Delta, StreamItem, Usage
+from hybrid_router.runtime import LocalRuntime, ProgressCallback
+
+if TYPE_CHECKING:
+    from hybrid_router.chat import GenerateResult
+    from hybrid_router.ledger import Ledger
+    from hybrid_router.router import Router
+    from hybrid_router.routing import Policy
 
 FAKE_DIMS = 8
 #: The context window of the fake generator (prompt tokens + max_tokens must fit in it).
@@ -173,7 +179,8 @@ class FakeRuntime:
         if self.fail is not None:
             raise self.fail
         if self.output is not None:
-            return self.output  # type: ignore[no-any-return]
+            output: npt.NDArray[np.float32] = self.output
+            return output
         return np.stack([fake_vector(t, model.id) for t in texts])
 
     async def _wait_gate(self) -> None:
@@ -316,7 +323,7 @@ class FakeCloud:
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         self._record("stream", messages, max_tokens, temperature)
         await self._wait()
         pieces = pieces_of(self.reply)
@@ -329,23 +336,36 @@ class FakeCloud:
         yield self._completion("".join(pieces))
 
 
-def _router(runtime: Any, manifest: Any, cloud: Any, policy: Any, ledger: Any, clock: Any) -> Any:
+def as_runtime(fake: object) -> LocalRuntime:
+    """``fake`` typed as the ``LocalRuntime`` it stands in for. The fakes implement only the methods their
+    tests call (a missing one stays an AttributeError, which some tests rely on), so they are not one."""
+    return cast(LocalRuntime, fake)
+
+
+def _router(
+    runtime: object,
+    manifest: Manifest,
+    cloud: CloudProvider | None,
+    policy: Policy | None,
+    ledger: Ledger | None,
+    clock: Callable[[], float],
+) -> Router:
     from hybrid_router.router import Router
 
-    return Router(runtime, manifest, cloud=cloud, policy=policy, ledger=ledger, clock=clock)
+    return Router(as_runtime(runtime), manifest, cloud=cloud, policy=policy, ledger=ledger, clock=clock)
 
 
 async def generate_with(
     params: Mapping[str, Any],
     *,
-    runtime: Any,
-    manifest: Any,
-    cloud: Any,
-    policy: Any,
-    ledger: Any,
-    clock: Any = None,
-    on_progress: Any = None,
-) -> Any:
+    runtime: object,
+    manifest: Manifest,
+    cloud: CloudProvider | None,
+    policy: Policy | None,
+    ledger: Ledger | None,
+    clock: Callable[[], float] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> GenerateResult:
     """One generation with these parts, its params parsed as the wire parses them."""
     import time
 
@@ -358,14 +378,14 @@ async def generate_with(
 async def stream_with(
     params: Mapping[str, Any],
     *,
-    runtime: Any,
-    manifest: Any,
-    cloud: Any,
-    policy: Any,
-    ledger: Any,
-    clock: Any = None,
-    on_progress: Any = None,
-) -> AsyncIterator[dict[str, Any]]:
+    runtime: object,
+    manifest: Manifest,
+    cloud: CloudProvider | None,
+    policy: Policy | None,
+    ledger: Ledger | None,
+    clock: Callable[[], float] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> AsyncGenerator[dict[str, Any], None]:
     """One streamed generation with these parts (as :func:`generate_with`)."""
     import time
     from contextlib import aclosing

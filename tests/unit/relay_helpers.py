@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
 from hybrid_router_relay import CloudConfig, Limits, RelayConfig, standalone_app
 from hybrid_router_relay.app import RELAY, STATE, RelayState
@@ -27,7 +28,7 @@ BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "m
 class Relay:
     """A running relay (``client``), the fake behind it, and the relay's own origin and state."""
 
-    client: TestClient[Any, Any]
+    client: TestClient[web.Request, web.Application]
     fake: FakeUpstream
     config: RelayConfig
     fake_port: int

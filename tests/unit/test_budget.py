@@ -7,7 +7,7 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
-from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest
 
 from hybrid_router.chat import ChatRequest
 from hybrid_router.errors import CloudError
@@ -21,7 +21,7 @@ COMPLEX = "If 3x + 7 = 22 and y = 2x - 4, compute x*y + 17/3 - 2^5 and the sum 1
 def router(cloud: FakeCloud, budget: float, store: MemoryLedgerStore | None = None) -> Router:
     m = fake_manifest()
     return Router(
-        FakeRuntime(),
+        as_runtime(FakeRuntime()),
         m,
         cloud=cloud,
         policy=Policy(daily_budget_usd=budget),
@@ -35,7 +35,8 @@ async def worst_case(r: Router) -> float:
 
 
 async def test_ten_concurrent_calls_at_a_budget_of_two_send_two_to_the_cloud() -> None:
-    cloud = FakeCloud(gate=asyncio.Event())
+    gate = asyncio.Event()
+    cloud = FakeCloud(gate=gate)
     probe = router(FakeCloud(), 1.0)
     worst = await worst_case(probe)
     r = router(cloud, 2.5 * worst)
@@ -43,7 +44,7 @@ async def test_ten_concurrent_calls_at_a_budget_of_two_send_two_to_the_cloud() -
     await cloud.started.wait()
     for _ in range(50):
         await asyncio.sleep(0)
-    cloud.gate.set()
+    gate.set()
     results = await asyncio.gather(*calls)
     targets = [x.route.target for x in results]
     assert targets.count("cloud") == 2 and len(cloud.calls) == 2
@@ -81,14 +82,15 @@ async def test_two_tabs_share_one_budget() -> None:
     store = MemoryLedgerStore()
     probe = router(FakeCloud(), 1.0)
     worst = await worst_case(probe)
-    first_cloud, second_cloud = FakeCloud(gate=asyncio.Event()), FakeCloud()
+    gate = asyncio.Event()
+    first_cloud, second_cloud = FakeCloud(gate=gate), FakeCloud()
     tab_a = router(first_cloud, 1.5 * worst, store)
     tab_b = router(second_cloud, 1.5 * worst, store)
     a = asyncio.create_task(tab_a.generate(COMPLEX, max_tokens=100))
     await first_cloud.started.wait()  # tab A holds its worst case in the shared store
     b = await tab_b.generate(COMPLEX, max_tokens=100)
     assert b.route.target == "local" and b.route.reason == "budget" and second_cloud.calls == []
-    first_cloud.gate.set()
+    gate.set()
     assert (await a).route.target == "cloud"
     await tab_b.ledger.sync()
     assert tab_b.stats()["requests"] == 2 and tab_b.stats()["cloud"] == 1  # the origin's totals

@@ -12,7 +12,7 @@ from typing import Any
 import builder.models as bm
 import pytest
 from builder.common import BuildError
-from builder.convert import RECIPES, Job, Recipe
+from builder.convert import RECIPES, Job, Recipe, conversion_dtypes
 
 from hybrid_router.manifest import FileInfo
 
@@ -321,7 +321,7 @@ def test_real_manifest_matches_recipes() -> None:
     manifest = bm.load_manifest()
     for entry in manifest.models:
         assert entry.conversion.recipe in RECIPES
-        dtypes = bm.conversion_dtypes(entry.conversion.params)
+        dtypes = conversion_dtypes(entry.conversion.params)
         assert set(dtypes) == set(entry.variants)
         common, own = bm.split_variants(entry.files, dtypes)
         assert set(common) == set(entry.common_files)

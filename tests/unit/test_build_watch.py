@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest_dict
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest_dict
 
 from hybrid_router.build_watch import BuildWatch, cloud_note, pending
 from hybrid_router.manifest import Manifest
@@ -23,7 +23,8 @@ class Server:
     """Answers the three URLs from what the test sets; records every request."""
 
     def __init__(self, manifest: dict[str, Any], cloud: dict[str, Any]) -> None:
-        self.manifest, self.cloud, self.version, self.asked = manifest, cloud, 1, []
+        self.manifest, self.cloud, self.version = manifest, cloud, 1
+        self.asked: list[str] = []
 
     async def fetch(self, url: str) -> tuple[int, Any]:
         self.asked.append(url)
@@ -63,7 +64,7 @@ async def test_a_model_built_in_the_background_and_the_cloud_coming_up_reach_the
     data = fake_manifest_dict()
     nli = {**data["models"][0], "id": "fake-nli", "tasks": ["zero-shot-classification"]}
     before = {**data, "not_built": [{"id": "fake-nli", "tasks": nli["tasks"], "state": "running"}]}
-    router = Router(FakeRuntime(), Manifest.from_dict(before), cloud_note=cloud_note(STARTING))
+    router = Router(as_runtime(FakeRuntime()), Manifest.from_dict(before), cloud_note=cloud_note(STARTING))
     labelled = await router.classify("sports news", labels=["sports", "music"])
     assert labelled.model == "fake-embed" and "embedding similarity" in labelled.route.rule
     complex_prompt = (

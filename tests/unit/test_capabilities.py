@@ -64,7 +64,7 @@ def big_manifest() -> Manifest:
     return dataclasses.replace(m, models=(alpha, m.model("beta"), gpu_only, huge))
 
 
-def test_a_software_fallback_adapter_is_not_a_gpu():
+def test_a_software_fallback_adapter_is_not_a_gpu() -> None:
     caps = Capabilities.from_facts(facts(SWIFTSHADER))
     assert caps.adapter and caps.fallback_adapter and not caps.real_gpu and not caps.shader_f16
     assert caps.to_wire()["webgpu"]["kind"] == "fallback (software)"
@@ -76,13 +76,13 @@ def test_a_software_fallback_adapter_is_not_a_gpu():
     assert not none.adapter and none.to_wire()["webgpu"]["kind"] == "none"
 
 
-def test_malformed_or_missing_facts_are_unknown():
+def test_malformed_or_missing_facts_are_unknown() -> None:
     caps = Capabilities.from_facts({"webgpu": "yes", "device_memory_gb": "8", "storage": None, "online": 1})
     assert caps == Capabilities()
     assert Capabilities.from_facts(None).storage_free is None
 
 
-def test_dtype_is_the_measured_default_unless_memory_or_storage_say_otherwise():
+def test_dtype_is_the_measured_default_unless_memory_or_storage_say_otherwise() -> None:
     alpha = manifest().model("alpha")  # default fp32 (63 bytes), q8 35 bytes
     assert choose_dtype(alpha, Capabilities.from_facts(facts()))[0] == "fp32"
     low_storage = Capabilities.from_facts(facts(free=40))
@@ -96,7 +96,7 @@ def test_dtype_is_the_measured_default_unless_memory_or_storage_say_otherwise():
     assert dtype == "q8" and "memory" in why
 
 
-def test_recommend_filters_by_gpu_memory_and_storage_and_ranks_with_reasons():
+def test_recommend_filters_by_gpu_memory_and_storage_and_ranks_with_reasons() -> None:
     m = big_manifest()
     caps = Capabilities.from_facts(facts(SWIFTSHADER, memory=8))
     recs = {r.model: r for r in recommend(m, caps, "feature-extraction")}
@@ -117,7 +117,7 @@ def test_recommend_filters_by_gpu_memory_and_storage_and_ranks_with_reasons():
         recommend(m, caps, "translation")
 
 
-def test_adapt_manifest_sets_each_default_dtype_for_the_device():
+def test_adapt_manifest_sets_each_default_dtype_for_the_device() -> None:
     adapted, choices = adapt_manifest(manifest(), Capabilities.from_facts(facts(free=40)))
     assert adapted.model("alpha").default_dtype == "q8" and choices["alpha"]["dtype"] == "q8"
     assert adapted.model("beta").default_dtype == "fp32" and choices["beta"]["device"] == "wasm"
@@ -129,7 +129,7 @@ class Ctx(CallContext):
         super().__init__(1, "preload", lambda m: self.events.append(m["event"]))
 
 
-async def test_manager_wire_methods():
+async def test_manager_wire_methods() -> None:
     store = FakeStore()
     cache = ModelCache(manifest(), store, base_url=BASE, chunk_bytes=10)
     mgr = ModelManager(
@@ -159,6 +159,7 @@ async def test_manager_wire_methods():
     assert (await h["delete_model"]({"model": "beta"}, ctx))["files"] == 2
     assert [e["kind"] for e in await h["cache_events"]({}, ctx)] == ["deleted"]
     assert (await h["configure_cache"]({"budget_bytes": 0}, ctx))["evicted"] == ["alpha"]
+    bad: dict[str, Any]
     for bad in (
         {"models": []},
         {"models": ["nope"]},
@@ -172,13 +173,13 @@ async def test_manager_wire_methods():
 
 def manager_handlers(mgr: ModelManager) -> dict[str, Handler]:
     """The model-management wire methods of a router built on ``mgr``."""
-    from tests.unit.fakes import FakeRuntime
+    from tests.unit.fakes import FakeRuntime, as_runtime
 
-    handlers = wire.handlers(Router(FakeRuntime(), mgr.manifest, models=mgr))
+    handlers = wire.handlers(Router(as_runtime(FakeRuntime()), mgr.manifest, models=mgr))
     return {name: handlers[name] for name in wire.MODEL_METHODS}
 
 
-async def test_without_indexeddb_the_cache_methods_say_so():
+async def test_without_indexeddb_the_cache_methods_say_so() -> None:
     mgr = ModelManager(manifest(), None, Capabilities.from_facts(facts()))
     h = manager_handlers(mgr)
     assert await h["cached_models"]({}, Ctx()) == []
@@ -190,15 +191,15 @@ async def _const(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-async def test_the_router_serves_the_manager_methods_and_fills_route_device():
-    from tests.unit.fakes import FakeRuntime, fake_manifest
+async def test_the_router_serves_the_manager_methods_and_fills_route_device() -> None:
+    from tests.unit.fakes import FakeRuntime, as_runtime, fake_manifest
 
     from hybrid_router import Dispatcher
 
     m = fake_manifest()
     gpu = Capabilities.from_facts(facts(REAL_GPU))
     mgr = ModelManager(m, None, gpu, devices=Devices(gpu))
-    router = Router(FakeRuntime(), m, models=mgr)
+    router = Router(as_runtime(FakeRuntime()), m, models=mgr)
     handlers = wire.handlers(router)
     assert {"preload", "cached_models", "delete_model", "capabilities", "recommend_models"} <= set(handlers)
     sent: list[dict[str, Any]] = []
@@ -207,4 +208,5 @@ async def test_the_router_serves_the_manager_methods_and_fills_route_device():
     await dispatcher.drain()
     (reply,) = [x for x in sent if x["type"] == "result"]
     assert reply["value"]["route"]["device"] == "webgpu"
-    assert set(wire.handlers(Router(FakeRuntime(), m))) < set(handlers)  # without a manager: the tasks only
+    # without a manager: the tasks only
+    assert set(wire.handlers(Router(as_runtime(FakeRuntime()), m))) < set(handlers)

@@ -16,7 +16,7 @@ def repo_manifest() -> Manifest:
     return Manifest.from_json((REPO / "models_manifest.json").read_text(encoding="utf-8"))
 
 
-def test_the_repository_manifest_lists_list_prices_a_default_and_the_default_cloud_tier():
+def test_the_repository_manifest_lists_list_prices_a_default_and_the_default_cloud_tier() -> None:
     manifest = repo_manifest()
     mini = manifest.price_for("gpt-4o-mini")
     assert (mini.input_usd_per_mtok, mini.output_usd_per_mtok) == (0.15, 0.60) and mini.source
@@ -48,17 +48,19 @@ def test_the_repository_manifest_lists_list_prices_a_default_and_the_default_clo
         ("", "default"),
     ],
 )
-def test_model_names_match_exactly_then_by_the_longest_prefix_then_default(name, listed):
+def test_model_names_match_exactly_then_by_the_longest_prefix_then_default(
+    name: str | None, listed: str
+) -> None:
     assert repo_manifest().price_for(name).model == listed
 
 
-def test_cost_is_per_million_tokens():
+def test_cost_is_per_million_tokens() -> None:
     price = CloudPrice("m", input_usd_per_mtok=2.5, output_usd_per_mtok=10.0)
     assert price.cost(1_000_000, 0) == 2.5
     assert price.cost(2000, 500) == pytest.approx((2000 * 2.5 + 500 * 10.0) / 1e6)
 
 
-def test_a_manifest_without_prices_prices_everything_at_zero():
+def test_a_manifest_without_prices_prices_everything_at_zero() -> None:
     data = fake_manifest_dict()
     del data["cloud_prices"]
     manifest = Manifest.from_dict(data)
@@ -66,7 +68,7 @@ def test_a_manifest_without_prices_prices_everything_at_zero():
     assert manifest.price_for("gpt-4o").cost(10**6, 10**6) == 0.0
 
 
-def test_the_ledger_prices_with_the_manifest():
+def test_the_ledger_prices_with_the_manifest() -> None:
     ledger = Ledger(fake_manifest(), cloud_model="fake-gpt")
     assert ledger.cost("fake-gpt", 1_000_000, 1_000_000) == pytest.approx(3.0)
     assert ledger.cost("other", 1_000_000, 0) == pytest.approx(10.0)
@@ -91,7 +93,7 @@ def test_the_ledger_prices_with_the_manifest():
         },
     ],
 )
-def test_a_bad_price_section_is_refused_with_a_hint(section):
+def test_a_bad_price_section_is_refused_with_a_hint(section: object) -> None:
     data = fake_manifest_dict()
     data["cloud_prices"] = section
     with pytest.raises(ValidationError) as info:
@@ -99,6 +101,6 @@ def test_a_bad_price_section_is_refused_with_a_hint(section):
     assert "cloud_prices" in info.value.message and "prices.py" in info.value.hint
 
 
-def test_the_table_round_trips_through_json():
+def test_the_table_round_trips_through_json() -> None:
     table = repo_manifest().cloud_prices
     assert CloudPrices.from_dict(json.loads(json.dumps(table.to_dict()))) == table

@@ -45,7 +45,7 @@ def test_edges() -> None:
 @pytest.mark.parametrize("share", [-0.1, 1.5, math.nan, "0.1", True, None])
 def test_bad_shares_are_validation_errors(share: object) -> None:
     with pytest.raises(ValidationError) as err:
-        threshold_for_share([0.1, 0.2], share)  # type: ignore[arg-type]
+        threshold_for_share([0.1, 0.2], share)  # type: ignore[arg-type]  # bad on purpose
     assert err.value.details["field"] == "cloud_share"
 
 

@@ -83,7 +83,7 @@ def test_harder_looking_prompt_scores_higher() -> None:
 
 def test_messages_score_the_last_user_message() -> None:
     text = "What is 17 * 23 - 4?"
-    chat = [
+    chat: list[dict[str, Any]] = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},

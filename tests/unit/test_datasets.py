@@ -72,7 +72,7 @@ def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Source]:
     monkeypatch.setenv("HYBRID_ROUTER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HYBRID_ROUTER_DATA", str(tmp_path / "no-data-folder"))
     monkeypatch.setattr(datasets, "ATTEMPTS", 3)
-    monkeypatch.setattr(datasets.time, "sleep", lambda s: None)
+    monkeypatch.setattr("builder.datasets.time.sleep", lambda s: None)
     registry = tmp_path / "datasets.tsv"
     rows = [
         f"d/{name}.tsv\t{len(CONTENT)}\t{SHA}\torg/repo\tabc123\tdata/{name}.tsv\tMIT"

@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest
 
 from hybrid_router import errors, wire
 from hybrid_router.protocol import Dispatcher, to_plain
@@ -70,7 +70,7 @@ METHODS = sorted(wire.METHODS)
 
 def run(message: Any) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
-    router = Router(FakeRuntime(), fake_manifest(), cloud=FakeCloud())
+    router = Router(as_runtime(FakeRuntime()), fake_manifest(), cloud=FakeCloud())
 
     async def go() -> None:
         d = Dispatcher(wire.handlers(router), sent.append)
@@ -107,7 +107,7 @@ def test_any_message_gets_at_most_one_reply_and_never_breaks_the_dispatcher(mess
 @settings(max_examples=200, deadline=None)
 @given(texts=st.lists(st.text(max_size=200), min_size=1, max_size=20))
 def test_embeddings_are_unit_rows_in_order_for_any_texts(texts: list[str]) -> None:
-    router = Router(FakeRuntime(), fake_manifest())
+    router = Router(as_runtime(FakeRuntime()), fake_manifest())
     result = asyncio.run(router.embed(texts))
     assert result.vectors.shape[0] == len(texts)
     for row in result.vectors:

@@ -20,6 +20,7 @@ from hybrid_router.errors import (
     CloudTimeoutError,
     ContextLengthError,
     InferenceError,
+    LocalError,
     ModelLoadError,
     OfflineError,
     PolicyError,
@@ -99,7 +100,7 @@ class Env:
 # -- the device answers -------------------------------------------------------------------------------
 
 
-async def test_a_simple_prompt_is_answered_on_the_device():
+async def test_a_simple_prompt_is_answered_on_the_device() -> None:
     env = Env()
     result = await env.generate(prompt=SIMPLE)
     assert result.text == DEVICE_REPLY and result.finish_reason == "stop"
@@ -123,7 +124,7 @@ async def test_a_simple_prompt_is_answered_on_the_device():
     assert env.progress and env.progress[0]["model"] == "fake-llm"
 
 
-async def test_messages_max_tokens_and_temperature_reach_the_runtime():
+async def test_messages_max_tokens_and_temperature_reach_the_runtime() -> None:
     env = Env()
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": SIMPLE}]
     result = await env.generate(messages=messages, max_tokens=2, temperature=0.7)
@@ -133,7 +134,7 @@ async def test_messages_max_tokens_and_temperature_reach_the_runtime():
     assert env.runtime.count_calls == [messages]
 
 
-async def test_the_route_records_the_time_taken_to_decide_whole_or_streamed():
+async def test_the_route_records_the_time_taken_to_decide_whole_or_streamed() -> None:
     env = Env()
     whole = (await env.generate(prompt=SIMPLE)).route
     assert 0 <= whole.decision_ms <= whole.ms
@@ -144,7 +145,7 @@ async def test_the_route_records_the_time_taken_to_decide_whole_or_streamed():
 # -- the cloud answers -----------------------------------------------------------------------------------
 
 
-async def test_a_complex_prompt_goes_to_the_cloud_with_cost_and_usage():
+async def test_a_complex_prompt_goes_to_the_cloud_with_cost_and_usage() -> None:
     env = Env()
     result = await env.generate(prompt=COMPLEX, max_tokens=64)
     route = result.route
@@ -157,7 +158,7 @@ async def test_a_complex_prompt_goes_to_the_cloud_with_cost_and_usage():
     assert env.stats["cloud"] == 1 and env.stats["cloud_cost_usd"] == pytest.approx(route.cost_usd)
 
 
-async def test_input_over_the_local_window_goes_to_the_cloud():
+async def test_input_over_the_local_window_goes_to_the_cloud() -> None:
     env = Env(runtime=FakeRuntime(token_count=FAKE_LLM_CONTEXT - 255))  # + 256 (max_tokens) does not fit
     result = await env.generate(prompt=SIMPLE)
     assert (result.route.target, result.route.reason) == ("cloud", "context-length")
@@ -166,7 +167,7 @@ async def test_input_over_the_local_window_goes_to_the_cloud():
     assert (await fits.generate(prompt=SIMPLE)).route.target == "local"
 
 
-async def test_explicit_cloud_does_not_touch_the_device_and_temperature_is_clamped_to_the_provider():
+async def test_explicit_cloud_does_not_touch_the_device_and_temperature_is_clamped_to_the_provider() -> None:
     env = Env(cloud=FakeCloud(max_temperature=1.0))
     result = await env.generate(prompt=SIMPLE, route="cloud", temperature=1.5)
     assert (result.route.target, result.route.reason) == ("cloud", "explicit")
@@ -174,7 +175,7 @@ async def test_explicit_cloud_does_not_touch_the_device_and_temperature_is_clamp
     assert env.cloud_calls[0]["temperature"] == 1.0
 
 
-async def test_missing_cloud_usage_falls_back_to_the_local_count():
+async def test_missing_cloud_usage_falls_back_to_the_local_count() -> None:
     env = Env(cloud=FakeCloud(usage=None))
     result = await env.generate(prompt=COMPLEX)
     assert result.route.tokens_in == fake_token_count([{"role": "user", "content": COMPLEX}])
@@ -192,7 +193,7 @@ async def test_missing_cloud_usage_falls_back_to_the_local_count():
         StorageError("quota exceeded"),
     ],
 )
-async def test_a_local_failure_is_served_by_the_cloud_and_the_route_says_why(error):
+async def test_a_local_failure_is_served_by_the_cloud_and_the_route_says_why(error: LocalError) -> None:
     env = Env(runtime=FakeRuntime(generate_fail=error))
     result = await env.generate(prompt=SIMPLE)
     route = result.route
@@ -203,14 +204,14 @@ async def test_a_local_failure_is_served_by_the_cloud_and_the_route_says_why(err
     assert env.stats["fallbacks"] == 1 and env.stats["cloud"] == 1 and env.stats["errors"] == 0
 
 
-async def test_an_unexpected_local_exception_falls_back_as_an_inference_error():
+async def test_an_unexpected_local_exception_falls_back_as_an_inference_error() -> None:
     env = Env(runtime=FakeRuntime(generate_fail=RuntimeError("wasm trap")))
     result = await env.generate(prompt=SIMPLE)
     (step,) = result.route.fallbacks
     assert step.error_name == "InferenceError" and "RuntimeError: wasm trap" in step.message
 
 
-async def test_a_failure_while_counting_tokens_sends_the_request_to_the_cloud_without_generating():
+async def test_a_failure_while_counting_tokens_sends_the_request_to_the_cloud_without_generating() -> None:
     env = Env(runtime=FakeRuntime(count_fail=ModelLoadError("model file missing")))
     result = await env.generate(prompt=SIMPLE)
     assert result.route.target == "cloud" and result.route.reason == "fallback"
@@ -222,14 +223,14 @@ async def test_a_failure_while_counting_tokens_sends_the_request_to_the_cloud_wi
 @pytest.mark.parametrize(
     "policy", [Policy(privacy="local-only"), Policy(fallback=False), Policy(route="local")]
 )
-async def test_a_counting_failure_is_raised_when_the_cloud_may_not_serve(policy):
+async def test_a_counting_failure_is_raised_when_the_cloud_may_not_serve(policy: Policy) -> None:
     env = Env(runtime=FakeRuntime(count_fail=ModelLoadError("model file missing")), policy=policy)
     with pytest.raises(ModelLoadError, match="model file missing"):
         await env.generate(prompt=SIMPLE)
     assert env.cloud_calls == [] and env.stats["errors"] == 1
 
 
-async def test_no_fallback_when_the_policy_turns_it_off_or_the_call_pins_the_device():
+async def test_no_fallback_when_the_policy_turns_it_off_or_the_call_pins_the_device() -> None:
     for env, params in (
         (Env(runtime=FakeRuntime(generate_fail=InferenceError("oom")), policy=Policy(fallback=False)), {}),
         (Env(runtime=FakeRuntime(generate_fail=InferenceError("oom"))), {"route": "local"}),
@@ -239,7 +240,7 @@ async def test_no_fallback_when_the_policy_turns_it_off_or_the_call_pins_the_dev
         assert env.cloud_calls == []
 
 
-async def test_local_only_never_calls_the_cloud_even_for_complex_prompts_or_failures():
+async def test_local_only_never_calls_the_cloud_even_for_complex_prompts_or_failures() -> None:
     env = Env(policy=Policy(privacy="local-only"))
     result = await env.generate(prompt=COMPLEX)
     assert (result.route.target, result.route.reason) == ("local", "privacy")
@@ -268,7 +269,7 @@ async def test_local_only_never_calls_the_cloud_even_for_complex_prompts_or_fail
         CloudError("stream broke", stage="stream"),
     ],
 )
-async def test_an_unreachable_cloud_is_replaced_by_the_device(error):
+async def test_an_unreachable_cloud_is_replaced_by_the_device(error: CloudError) -> None:
     env = Env(cloud=FakeCloud(fail=error))
     result = await env.generate(prompt=COMPLEX)
     route = result.route
@@ -278,21 +279,21 @@ async def test_an_unreachable_cloud_is_replaced_by_the_device(error):
 
 
 @pytest.mark.parametrize("status", [400, 401, 404])
-async def test_a_cloud_refusal_is_raised_not_hidden_by_a_fallback(status):
+async def test_a_cloud_refusal_is_raised_not_hidden_by_a_fallback(status: int) -> None:
     env = Env(cloud=FakeCloud(fail=CloudError(f"HTTP {status}", status=status)))
     with pytest.raises(CloudError, match=str(status)):
         await env.generate(prompt=COMPLEX)
     assert env.runtime.generate_calls == [] and env.stats["errors"] == 1
 
 
-async def test_input_too_long_for_the_device_is_not_sent_back_to_it():
+async def test_input_too_long_for_the_device_is_not_sent_back_to_it() -> None:
     env = Env(runtime=FakeRuntime(token_count=FAKE_LLM_CONTEXT), cloud=FakeCloud(fail=OfflineError("down")))
     with pytest.raises(OfflineError):
         await env.generate(prompt=SIMPLE)
     assert env.runtime.generate_calls == []
 
 
-async def test_when_both_sides_fail_the_last_error_carries_the_chain():
+async def test_when_both_sides_fail_the_last_error_carries_the_chain() -> None:
     env = Env(
         runtime=FakeRuntime(generate_fail=ModelLoadError("no model")),
         cloud=FakeCloud(fail=OfflineError("down")),
@@ -308,7 +309,7 @@ async def test_when_both_sides_fail_the_last_error_carries_the_chain():
 # -- budget -----------------------------------------------------------------------------------------------
 
 
-async def test_a_spent_budget_keeps_requests_on_the_device():
+async def test_a_spent_budget_keeps_requests_on_the_device() -> None:
     # a call's worst case (its prompt + max_tokens 100 at fake-gpt's price) is ~0.00023 USD and must fit:
     # the first call does and spends 0.00005; the second's worst case no longer fits the rest
     env = Env(policy=Policy(daily_budget_usd=0.00025))
@@ -319,7 +320,7 @@ async def test_a_spent_budget_keeps_requests_on_the_device():
     assert len(env.cloud_calls) == 1
 
 
-async def test_a_spent_budget_refuses_cloud_requests_when_configured_to():
+async def test_a_spent_budget_refuses_cloud_requests_when_configured_to() -> None:
     env = Env(policy=Policy(daily_budget_usd=0.0, over_budget="refuse"))
     with pytest.raises(PolicyError, match="budget"):
         await env.generate(prompt=COMPLEX)
@@ -330,7 +331,7 @@ async def test_a_spent_budget_refuses_cloud_requests_when_configured_to():
 # -- no cloud configured -----------------------------------------------------------------------------------
 
 
-async def test_without_a_cloud_everything_runs_locally_and_local_errors_surface():
+async def test_without_a_cloud_everything_runs_locally_and_local_errors_surface() -> None:
     env = Env(cloud=None)
     result = await env.generate(prompt=COMPLEX)
     assert (result.route.target, result.route.reason) == ("local", "cloud-unavailable")
@@ -364,7 +365,7 @@ async def test_without_a_cloud_everything_runs_locally_and_local_errors_surface(
         {"prompt": SIMPLE, "model": "x"},
     ],
 )
-async def test_bad_requests_are_validation_errors_recorded_and_never_run(params):
+async def test_bad_requests_are_validation_errors_recorded_and_never_run(params: dict[str, Any]) -> None:
     env = Env()
     with pytest.raises(ValidationError) as info:
         await env.generate(**params)
@@ -376,7 +377,7 @@ async def test_bad_requests_are_validation_errors_recorded_and_never_run(params)
 # -- streaming -----------------------------------------------------------------------------------------------
 
 
-async def test_stream_yields_deltas_then_done_with_the_route_and_usage():
+async def test_stream_yields_deltas_then_done_with_the_route_and_usage() -> None:
     env = Env()
     items = await env.stream(prompt=SIMPLE)
     *deltas, done = items
@@ -388,7 +389,7 @@ async def test_stream_yields_deltas_then_done_with_the_route_and_usage():
     assert env.stats["local"] == 1
 
 
-async def test_stream_from_the_cloud():
+async def test_stream_from_the_cloud() -> None:
     env = Env()
     *deltas, done = await env.stream(prompt=COMPLEX)
     assert "".join(d["delta"] for d in deltas) == CLOUD_REPLY and len(deltas) == 4
@@ -396,13 +397,13 @@ async def test_stream_from_the_cloud():
     assert env.cloud_calls[0]["method"] == "stream"
 
 
-async def test_stream_from_a_cloud_that_cannot_stream_is_one_delta():
+async def test_stream_from_a_cloud_that_cannot_stream_is_one_delta() -> None:
     env = Env(cloud=FakeCloud(can_stream=False))
     *deltas, done = await env.stream(prompt=COMPLEX)
     assert deltas == [{"delta": CLOUD_REPLY}] and env.cloud_calls[0]["method"] == "complete"
 
 
-async def test_a_failure_before_the_first_delta_falls_back_transparently():
+async def test_a_failure_before_the_first_delta_falls_back_transparently() -> None:
     env = Env(runtime=FakeRuntime(generate_fail=ModelLoadError("no model"), fail_after=0))
     *deltas, done = await env.stream(prompt=SIMPLE)
     assert "".join(d["delta"] for d in deltas) == CLOUD_REPLY
@@ -412,13 +413,13 @@ async def test_a_failure_before_the_first_delta_falls_back_transparently():
     )
 
 
-async def test_a_cloud_stream_failing_before_text_falls_back_to_the_device():
+async def test_a_cloud_stream_failing_before_text_falls_back_to_the_device() -> None:
     env = Env(cloud=FakeCloud(fail=CloudError("stream broke", stage="stream", received_deltas=0)))
     *deltas, done = await env.stream(prompt=COMPLEX)
     assert "".join(d["delta"] for d in deltas) == DEVICE_REPLY and done["route"]["target"] == "local"
 
 
-async def test_a_failure_after_deltas_is_raised_and_never_mixed_with_the_other_side():
+async def test_a_failure_after_deltas_is_raised_and_never_mixed_with_the_other_side() -> None:
     env = Env(runtime=FakeRuntime(generate_fail=InferenceError("device lost"), fail_after=2))
     received: list[dict[str, Any]] = []
     with pytest.raises(InferenceError, match="device lost"):
@@ -429,7 +430,7 @@ async def test_a_failure_after_deltas_is_raised_and_never_mixed_with_the_other_s
     assert env.cloud_calls == [] and env.stats["errors"] == 1 and env.stats["fallbacks"] == 0
 
 
-async def test_a_cloud_stream_breaking_after_text_is_raised():
+async def test_a_cloud_stream_breaking_after_text_is_raised() -> None:
     env = Env(cloud=FakeCloud(fail=OfflineError("reset"), fail_after=1))
     with pytest.raises(OfflineError):
         await env.stream(prompt=COMPLEX)
@@ -439,7 +440,7 @@ async def test_a_cloud_stream_breaking_after_text_is_raised():
 # -- cancellation ------------------------------------------------------------------------------------------
 
 
-async def test_cancelling_a_local_generation_propagates_and_nothing_falls_back():
+async def test_cancelling_a_local_generation_propagates_and_nothing_falls_back() -> None:
     env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_texts=False))
     task = asyncio.create_task(env.generate(prompt=SIMPLE))
     await env.runtime.started.wait()
@@ -450,17 +451,18 @@ async def test_cancelling_a_local_generation_propagates_and_nothing_falls_back()
     assert env.stats["errors"] == 1 and env.stats["fallbacks"] == 0
 
 
-async def test_cancelling_a_cloud_call_propagates_and_the_device_is_not_tried():
-    env = Env(cloud=FakeCloud(gate=asyncio.Event()))
+async def test_cancelling_a_cloud_call_propagates_and_the_device_is_not_tried() -> None:
+    cloud = FakeCloud(gate=asyncio.Event())
+    env = Env(cloud=cloud)
     task = asyncio.create_task(env.generate(prompt=COMPLEX))
-    await env.cloud.started.wait()  # type: ignore[union-attr]
+    await cloud.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert env.cloud.cancelled and env.runtime.generate_calls == []  # type: ignore[union-attr]
+    assert cloud.cancelled and env.runtime.generate_calls == []
 
 
-async def test_cancelling_a_stream_mid_way_interrupts_the_runtime():
+async def test_cancelling_a_stream_mid_way_interrupts_the_runtime() -> None:
     env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_texts=False, gate_after=2))
     received: list[dict[str, Any]] = []
 
@@ -480,7 +482,7 @@ async def test_cancelling_a_stream_mid_way_interrupts_the_runtime():
     assert env.stats["errors"] == 1
 
 
-async def test_closing_a_stream_early_stops_the_runtime_and_is_recorded_once():
+async def test_closing_a_stream_early_stops_the_runtime_and_is_recorded_once() -> None:
     env = Env(runtime=FakeRuntime(gate=asyncio.Event(), gate_texts=False, gate_after=1))
     async with aclosing(stream_with({"prompt": SIMPLE}, **env.kwargs())) as chunks:
         first = await anext(chunks)

@@ -60,7 +60,7 @@ def chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
     }
 
 
-async def test_a_complex_prompt_streams_from_the_provider_with_usage_and_cost():
+async def test_a_complex_prompt_streams_from_the_provider_with_usage_and_cost() -> None:
     def handler(request: Request) -> Response:
         body = sse(
             chunk("Two "),
@@ -87,7 +87,7 @@ async def test_a_complex_prompt_streams_from_the_provider_with_usage_and_cost():
     assert runtime.generate_calls == []
 
 
-async def test_an_unreachable_relay_is_retried_then_the_device_answers():
+async def test_an_unreachable_relay_is_retried_then_the_device_answers() -> None:
     def handler(request: Request) -> Response:
         raise ConnectionRefusedError("connection refused")
 
@@ -100,7 +100,7 @@ async def test_an_unreachable_relay_is_retried_then_the_device_answers():
     assert ledger.stats()["fallbacks"] == 1 and ledger.stats()["cloud_cost_usd"] == 0.0
 
 
-async def test_a_server_error_after_retries_falls_back_but_a_bad_key_does_not():
+async def test_a_server_error_after_retries_falls_back_but_a_bad_key_does_not() -> None:
     statuses = {"code": 500}
 
     def handler(request: Request) -> Response:
@@ -123,7 +123,7 @@ async def test_a_server_error_after_retries_falls_back_but_a_bad_key_does_not():
     assert len(runtime.generate_calls) == 1  # only the first request reached the device
 
 
-async def test_a_stream_cut_after_text_is_an_error_not_a_fallback():
+async def test_a_stream_cut_after_text_is_an_error_not_a_fallback() -> None:
     def handler(request: Request) -> Response:
         return Response(
             200,

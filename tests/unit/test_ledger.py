@@ -1,6 +1,7 @@
 import json
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ def make(cloud_model: str | None = "gpt-x") -> tuple[Ledger, Calendar]:
     return Ledger(Prices(), cloud_model=cloud_model, today=calendar), calendar
 
 
-def test_a_new_ledger_is_all_zero():
+def test_a_new_ledger_is_all_zero() -> None:
     ledger, _ = make()
     assert ledger.stats() == {
         "requests": 0,
@@ -56,7 +57,7 @@ def test_a_new_ledger_is_all_zero():
     }
 
 
-def test_requests_are_counted_by_side_fallback_and_error():
+def test_requests_are_counted_by_side_fallback_and_error() -> None:
     ledger, _ = make()
     ledger.record(target="local", tokens_in=10, tokens_out=5)
     ledger.record(target="cloud", tokens_in=1000, tokens_out=500, cost_usd=0.002)
@@ -76,24 +77,24 @@ def test_requests_are_counted_by_side_fallback_and_error():
     assert stats["spent_today_usd"] == pytest.approx(0.003)
 
 
-def test_savings_price_local_answers_with_the_configured_cloud_model():
+def test_savings_price_local_answers_with_the_configured_cloud_model() -> None:
     ledger, _ = make("gpt-x")
     ledger.record(target="local", tokens_in=1_000_000, tokens_out=500_000)
     assert ledger.stats()["saved_usd"] == pytest.approx(1.0 + 1.0)
     ledger.cloud_model = "unknown-model"  # the table's default price then
     ledger.record(target="local", tokens_in=100_000, tokens_out=0)
     assert ledger.stats()["saved_usd"] == pytest.approx(2.0 + 1.0)
-    assert ledger.prices.asked == ["gpt-x", "unknown-model"]  # type: ignore[attr-defined]
+    assert ledger.prices.asked == ["gpt-x", "unknown-model"]  # type: ignore[attr-defined]  # the test's Prices
 
 
-def test_failed_and_cloud_requests_save_nothing():
+def test_failed_and_cloud_requests_save_nothing() -> None:
     ledger, _ = make()
     ledger.record(target="local", error="ModelLoadError", tokens_in=1_000_000)
     ledger.record(target="cloud", tokens_in=1_000_000, cost_usd=1.0)
     assert ledger.stats()["saved_usd"] == 0.0
 
 
-def test_record_route_reads_target_fallbacks_usage_and_cost():
+def test_record_route_reads_target_fallbacks_usage_and_cost() -> None:
     ledger, _ = make()
     step = FallbackStep("local", "m", "ModelLoadError", "missing file")
     route = Route(
@@ -104,13 +105,13 @@ def test_record_route_reads_target_fallbacks_usage_and_cost():
     assert (stats["cloud"], stats["fallbacks"], stats["cloud_cost_usd"]) == (1, 1, 0.5)
 
 
-def test_cost_uses_the_price_table():
+def test_cost_uses_the_price_table() -> None:
     ledger, _ = make()
     assert ledger.cost("gpt-x", 1_000_000, 1_000_000) == pytest.approx(3.0)
     assert ledger.cost(None, 1_000_000, 0) == pytest.approx(10.0)
 
 
-def test_the_daily_spend_restarts_on_a_new_day_but_the_totals_do_not():
+def test_the_daily_spend_restarts_on_a_new_day_but_the_totals_do_not() -> None:
     ledger, calendar = make()
     ledger.record(target="cloud", cost_usd=0.25)
     ledger.record(target="cloud", cost_usd=0.25)
@@ -130,14 +131,14 @@ def test_the_daily_spend_restarts_on_a_new_day_but_the_totals_do_not():
         {"target": "cloud", "cost_usd": float("nan")},
     ],
 )
-def test_bad_records_are_refused_and_not_counted(kwargs):
+def test_bad_records_are_refused_and_not_counted(kwargs: dict[str, Any]) -> None:
     ledger, _ = make()
     with pytest.raises(ValueError):
         ledger.record(**kwargs)
     assert ledger.stats()["requests"] == 0
 
 
-def test_state_round_trips_through_json():
+def test_state_round_trips_through_json() -> None:
     ledger, calendar = make()
     ledger.record(target="local", tokens_in=10, tokens_out=10)
     ledger.record(target="cloud", fallback=True, cost_usd=0.3)
@@ -147,7 +148,7 @@ def test_state_round_trips_through_json():
     assert restored.stats() == ledger.stats()
 
 
-def test_a_restored_state_of_an_earlier_day_keeps_totals_but_not_the_spend():
+def test_a_restored_state_of_an_earlier_day_keeps_totals_but_not_the_spend() -> None:
     ledger, calendar = make()
     ledger.record(target="cloud", cost_usd=0.3)
     state = ledger.to_state()
@@ -167,7 +168,7 @@ def test_a_restored_state_of_an_earlier_day_keeps_totals_but_not_the_spend():
         {"version": 1, "totals": {}, "day": "yesterday", "spent_usd": 0},
     ],
 )
-def test_an_unreadable_state_is_a_validation_error(state):
+def test_an_unreadable_state_is_a_validation_error(state: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as info:
         Ledger.from_state(state, Prices())
     assert info.value.hint
@@ -184,11 +185,11 @@ def test_listeners_hear_every_recorded_request_and_state_round_trips() -> None:
 
             return P()
 
-    ledger = Ledger(Prices(), cloud_model="m")  # type: ignore[arg-type]
+    ledger = Ledger(Prices(), cloud_model="m")  # type: ignore[arg-type]  # a duck-typed price table
     heard: list[dict[str, object]] = []
     ledger.listeners.append(lambda current: heard.append(current.to_state()))
     ledger.record(target="cloud", tokens_in=10, tokens_out=5, cost_usd=0.5)
     ledger.record(target="local", tokens_in=3, tokens_out=2)
     assert len(heard) == 2
-    restored = Ledger.from_state(heard[-1], Prices(), cloud_model="m")  # type: ignore[arg-type]
+    restored = Ledger.from_state(heard[-1], Prices(), cloud_model="m")  # type: ignore[arg-type]  # duck-typed
     assert restored.stats()["requests"] == 2 and restored.spent_today() == 0.5

@@ -164,7 +164,7 @@ def test_failed_build_leaves_no_binary(fake_build: dict[str, int], monkeypatch: 
 
 
 def test_missing_tools_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(llama.shutil, "which", lambda name: None)
+    monkeypatch.setattr("builder.llama.shutil.which", lambda name: None)
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(BuildError, match="cmake") as err:
         llama._check_tools()
@@ -322,7 +322,7 @@ def test_server_starts_serves_and_stops(fake_binary: Path, model: Path) -> None:
         assert re.match(r"^http://127\.0\.0\.1:\d+/v1$", srv.url)
         with urllib.request.urlopen(srv.base_url + "/health", timeout=5) as resp:
             assert resp.status == 200
-        pid = srv.proc.pid  # type: ignore[union-attr]
+        pid = srv.proc.pid  # type: ignore[union-attr]  # running: it has a process
         cmd = srv.command()
         assert cmd[cmd.index("--alias") + 1] == "m" and cmd[cmd.index("--threads") + 1] == "2"
         assert cmd[cmd.index("--ctx-size") + 1] == "4096"

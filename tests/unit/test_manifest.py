@@ -100,6 +100,7 @@ def test_unknown_dtype(manifest: Manifest) -> None:
 
 def test_frozen(manifest: Manifest) -> None:
     entry = manifest.model("all-MiniLM-L6-v2")
+    # each assignment is refused: what the test checks
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.default_dtype = "q8"  # type: ignore[misc]
     with pytest.raises(TypeError):

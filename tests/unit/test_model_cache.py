@@ -37,7 +37,7 @@ def kinds(cache: ModelCache) -> list[str]:
     return [e["kind"] for e in cache.events()]
 
 
-def test_keys_resolve_to_manifest_files_only():
+def test_keys_resolve_to_manifest_files_only() -> None:
     cache, _ = make()
     ref = cache.resolve("/models/alpha/onnx/model.onnx")
     assert ref == FileRef(
@@ -53,7 +53,7 @@ def test_keys_resolve_to_manifest_files_only():
     assert [r.path for r in cache.files("alpha", "q8")] == ["config.json", "onnx/model_quantized.onnx"]
 
 
-async def test_a_miss_is_fetched_verified_and_stored_in_chunks_then_read_without_the_network():
+async def test_a_miss_is_fetched_verified_and_stored_in_chunks_then_read_without_the_network() -> None:
     cache, store = make()
     assert await cache.match(key("alpha/onnx/model.onnx")) == FILES["alpha/onnx/model.onnx"]
     assert store.requests == [("alpha/onnx/model.onnx", 0)]
@@ -71,7 +71,7 @@ async def test_a_miss_is_fetched_verified_and_stored_in_chunks_then_read_without
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "drop-chunk", "extend"])
-async def test_a_damaged_entry_is_never_used_but_evicted_recorded_and_fetched_again(damage: str):
+async def test_a_damaged_entry_is_never_used_but_evicted_recorded_and_fetched_again(damage: str) -> None:
     cache, store = make()
     k = "alpha/onnx/model.onnx"
     await cache.match(key(k))
@@ -99,7 +99,7 @@ async def test_a_damaged_entry_is_never_used_but_evicted_recorded_and_fetched_ag
     assert await cache.match(key(k)) == FILES[k] and len(store.requests) == 2  # stored whole again
 
 
-async def test_bytes_from_the_server_that_differ_from_the_manifest_are_refused_and_not_stored():
+async def test_bytes_from_the_server_that_differ_from_the_manifest_are_refused_and_not_stored() -> None:
     cache, store = make()
     store.server["beta/onnx/model.onnx"] = b"x" * 30
     with pytest.raises(ModelLoadError) as info:
@@ -108,7 +108,7 @@ async def test_bytes_from_the_server_that_differ_from_the_manifest_are_refused_a
     assert not store.chunks and not store.records_
 
 
-async def test_an_interrupted_download_resumes_from_the_stored_chunks():
+async def test_an_interrupted_download_resumes_from_the_stored_chunks() -> None:
     cache, store = make()
     k = "alpha/onnx/model.onnx"
     store.gate = asyncio.Event()
@@ -127,16 +127,18 @@ async def test_an_interrupted_download_resumes_from_the_stored_chunks():
     assert "resumed" in kinds(cache)
 
 
-async def test_a_resumed_download_that_does_not_verify_is_fetched_whole():
+async def test_a_resumed_download_that_does_not_verify_is_fetched_whole() -> None:
     cache, store = make()
     k = "alpha/onnx/model.onnx"
+    ref = cache.resolve(key(k))
+    assert ref is not None  # a file of the manifest
     await store.put_record(
         {
             "key": k,
             "model": "alpha",
             "path": "onnx/model.onnx",
             "size": 45,
-            "sha256": cache.resolve(key(k)).sha256,
+            "sha256": ref.sha256,
             "chunk_bytes": CHUNK,
             "complete": False,
             "last_used": 1.0,
@@ -148,10 +150,11 @@ async def test_a_resumed_download_that_does_not_verify_is_fetched_whole():
     assert kinds(cache) == ["resumed", "integrity"]
 
 
-async def test_a_server_that_ignores_range_starts_over():
+async def test_a_server_that_ignores_range_starts_over() -> None:
     cache, store = make(FakeStore(honour_range=False))
     k = "alpha/onnx/model.onnx"
     ref = cache.resolve(key(k))
+    assert ref is not None  # a file of the manifest
     await store.put_record(
         {
             "key": k,
@@ -169,7 +172,7 @@ async def test_a_server_that_ignores_range_starts_over():
     assert "resumed" not in kinds(cache)
 
 
-async def test_no_room_under_the_quota_is_a_storage_error_and_the_bytes_still_come_back():
+async def test_no_room_under_the_quota_is_a_storage_error_and_the_bytes_still_come_back() -> None:
     cache, store = make(FakeStore(quota=1000))  # under the safety margin: nothing fits
     k = "alpha/onnx/model.onnx"
     assert await cache.match(key(k)) == FILES[k]
@@ -179,7 +182,7 @@ async def test_no_room_under_the_quota_is_a_storage_error_and_the_bytes_still_co
     assert "quota" in event["message"] and "runs from memory" in event["error"]["hint"]
 
 
-async def test_a_quota_error_while_writing_keeps_the_download_and_frees_the_partial_file():
+async def test_a_quota_error_while_writing_keeps_the_download_and_frees_the_partial_file() -> None:
     cache, store = make(FakeStore(refuse_after=25))
     k = "alpha/onnx/model.onnx"
     assert await cache.match(key(k)) == FILES[k]
@@ -188,7 +191,7 @@ async def test_a_quota_error_while_writing_keeps_the_download_and_frees_the_part
     assert event["kind"] == "storage" and "QuotaExceededError" in event["message"]
 
 
-async def test_preload_with_no_room_raises_storage_error_and_the_model_runs_from_memory():
+async def test_preload_with_no_room_raises_storage_error_and_the_model_runs_from_memory() -> None:
     cache, store = make(FakeStore(quota=1))
     with pytest.raises(StorageError) as info:
         await cache.ensure([("alpha", "fp32")], fail_on_storage=True)
@@ -201,7 +204,7 @@ async def test_preload_with_no_room_raises_storage_error_and_the_model_runs_from
     assert len(store.requests) == requests
 
 
-async def test_preload_progress_is_monotonic_and_ends_at_exactly_100():
+async def test_preload_progress_is_monotonic_and_ends_at_exactly_100() -> None:
     cache, store = make()
     events: list[dict[str, Any]] = []
     await cache.match(key("alpha/config.json"))  # one file already stored
@@ -224,7 +227,7 @@ async def test_preload_progress_is_monotonic_and_ends_at_exactly_100():
     assert summary["files"] == 4 and summary["from_cache"] == 1 and summary["fetched"] == 3
 
 
-async def test_preload_of_a_stored_model_reads_nothing_but_hold_verifies_and_holds():
+async def test_preload_of_a_stored_model_reads_nothing_but_hold_verifies_and_holds() -> None:
     cache, store = make()
     await cache.ensure([("beta", None)])
     digests = store.digests
@@ -238,7 +241,7 @@ async def test_preload_of_a_stored_model_reads_nothing_but_hold_verifies_and_hol
     assert cache.held == []
 
 
-async def test_cancelling_a_preload_cancels_the_download_and_a_second_preload_resumes():
+async def test_cancelling_a_preload_cancels_the_download_and_a_second_preload_resumes() -> None:
     cache, store = make()
     store.gate = asyncio.Event()
     task = asyncio.ensure_future(cache.ensure([("alpha", "fp32")]))
@@ -256,7 +259,7 @@ async def test_cancelling_a_preload_cancels_the_download_and_a_second_preload_re
     assert store.requests[1:] == [("alpha/config.json", 0), ("alpha/onnx/model.onnx", 0)]
 
 
-async def test_concurrent_callers_share_one_download_and_one_leaving_does_not_stop_it():
+async def test_concurrent_callers_share_one_download_and_one_leaving_does_not_stop_it() -> None:
     cache, store = make()
     store.gate = asyncio.Event()
     k = key("alpha/onnx/model.onnx")
@@ -269,7 +272,7 @@ async def test_concurrent_callers_share_one_download_and_one_leaving_does_not_st
     assert len(store.requests) == 1
 
 
-async def test_two_tabs_on_one_store_download_a_file_once_and_the_second_reads_it_stored():
+async def test_two_tabs_on_one_store_download_a_file_once_and_the_second_reads_it_stored() -> None:
     first, store = make()
     second, _ = make(store)  # another tab: its own cache, the same IndexedDB
     store.gate = asyncio.Event()
@@ -284,7 +287,7 @@ async def test_two_tabs_on_one_store_download_a_file_once_and_the_second_reads_i
     assert store.lock_log == ["alpha/onnx/model.onnx"] * 2
 
 
-async def test_two_tabs_preloading_together_split_fetched_and_from_cache():
+async def test_two_tabs_preloading_together_split_fetched_and_from_cache() -> None:
     first, store = make()
     second, _ = make(store)
     a, b = await asyncio.gather(first.ensure([("alpha", "fp32")]), second.ensure([("alpha", "fp32")]))
@@ -293,7 +296,7 @@ async def test_two_tabs_preloading_together_split_fetched_and_from_cache():
     assert a["from_cache"] + b["from_cache"] == len(store.requests)
 
 
-async def test_a_tab_that_stops_waiting_for_the_lock_leaves_it_to_the_other():
+async def test_a_tab_that_stops_waiting_for_the_lock_leaves_it_to_the_other() -> None:
     first, store = make()
     second, _ = make(store)
     store.gate = asyncio.Event()
@@ -311,7 +314,7 @@ async def test_a_tab_that_stops_waiting_for_the_lock_leaves_it_to_the_other():
     assert store.requests == [("alpha/onnx/model.onnx", 0)]
 
 
-async def test_budget_evicts_the_least_recently_used_model():
+async def test_budget_evicts_the_least_recently_used_model() -> None:
     cache, store = make(budget_bytes=70)
     await cache.ensure([("beta", None)])  # 47 bytes
     await cache.ensure([("alpha", "q8")])  # 35 bytes: beta must go
@@ -321,14 +324,14 @@ async def test_budget_evicts_the_least_recently_used_model():
     assert [(m["id"], m["dtypes"], m["bytes"], m["files"]) for m in listed] == [("alpha", ["q8"], 35, 2)]
 
 
-async def test_a_model_over_the_budget_is_not_stored_but_served():
+async def test_a_model_over_the_budget_is_not_stored_but_served() -> None:
     cache, store = make(budget_bytes=40)
     assert await cache.match(key("alpha/onnx/model.onnx")) == FILES["alpha/onnx/model.onnx"]
     (event,) = cache.events()
     assert event["kind"] == "storage" and "budget" in event["message"] and "budget" in event["error"]["hint"]
 
 
-async def test_lowering_the_budget_evicts_at_once():
+async def test_lowering_the_budget_evicts_at_once() -> None:
     cache, store = make()
     await cache.ensure([("beta", None)])
     await cache.ensure([("alpha", "q8")])
@@ -338,7 +341,7 @@ async def test_lowering_the_budget_evicts_at_once():
         await cache.set_budget(-1)
 
 
-def test_plan_eviction_takes_least_recently_used_first_and_respects_protection():
+def test_plan_eviction_takes_least_recently_used_first_and_respects_protection() -> None:
     models = [("a", 50, 3.0), ("b", 30, 1.0), ("c", 20, 2.0)]
     assert plan_eviction(models, 0, 100) == []
     assert plan_eviction(models, 10, 100) == ["b"]
@@ -347,7 +350,7 @@ def test_plan_eviction_takes_least_recently_used_first_and_respects_protection()
     assert plan_eviction(models, 200, 100) is None
 
 
-async def test_list_and_delete():
+async def test_list_and_delete() -> None:
     cache, store = make()
     await cache.ensure([("alpha", "fp32"), ("alpha", "q8"), ("beta", None)])
     listed = {m["id"]: m for m in await cache.stored_models()}
@@ -360,7 +363,7 @@ async def test_list_and_delete():
     assert kinds(cache)[-1] == "deleted"
 
 
-async def test_a_stored_file_of_another_version_is_replaced():
+async def test_a_stored_file_of_another_version_is_replaced() -> None:
     cache, store = make()
     k = "beta/onnx/model.onnx"
     await store.put_record(

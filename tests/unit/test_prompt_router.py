@@ -109,7 +109,7 @@ def test_small_embedding_drift_moves_the_score_little(
 
 
 def test_chat_messages_use_the_last_user_message(router: PromptRouter) -> None:
-    chat = [
+    chat: list[dict[str, Any]] = [
         {"role": "user", "content": "Hi!"},
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": [{"type": "text", "text": "Prove that 17 is prime."}]},
@@ -133,7 +133,7 @@ def test_bad_embeddings_are_validation_errors(router: PromptRouter, embedding: A
 def test_bad_prompts_are_validation_errors(router: PromptRouter) -> None:
     for bad in ("", "   ", 42, [{"role": "assistant", "content": "x"}], ["not a message"]):
         with pytest.raises(ValidationError):
-            router.score_prompt(bad)  # type: ignore[arg-type]
+            router.score_prompt(bad)  # type: ignore[arg-type]  # bad on purpose
     with pytest.raises(ValidationError):
         router.threshold("nope")
 

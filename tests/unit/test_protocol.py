@@ -68,7 +68,7 @@ def make(**extra: Any) -> tuple[Dispatcher, Sent]:
     return Dispatcher(handlers, sent), sent
 
 
-async def test_a_call_gets_its_result_with_the_same_id():
+async def test_a_call_gets_its_result_with_the_same_id() -> None:
     d, sent = make()
     d.receive({"id": 1, "type": "call", "method": "echo", "params": {"x": [1, 2]}})
     assert d.in_flight == 1
@@ -77,7 +77,7 @@ async def test_a_call_gets_its_result_with_the_same_id():
     assert sent.reply(1) == {"id": 1, "type": "result", "value": {"echo": {"x": [1, 2]}, "id": 1}}
 
 
-async def test_string_ids_and_missing_params_are_accepted():
+async def test_string_ids_and_missing_params_are_accepted() -> None:
     d, sent = make()
     d.receive({"id": "a", "type": "call", "method": "echo"})
     d.receive({"id": "b", "type": "call", "method": "echo", "params": None})
@@ -85,7 +85,7 @@ async def test_string_ids_and_missing_params_are_accepted():
     assert sent.reply("a")["value"]["echo"] == {} and sent.reply("b")["value"]["echo"] == {}
 
 
-async def test_a_router_error_goes_on_the_wire_with_name_hint_and_details():
+async def test_a_router_error_goes_on_the_wire_with_name_hint_and_details() -> None:
     d, sent = make()
     d.receive({"id": 2, "type": "call", "method": "fails", "params": {}})
     await d.drain()
@@ -101,7 +101,9 @@ async def test_a_router_error_goes_on_the_wire_with_name_hint_and_details():
     }
 
 
-async def test_an_unexpected_error_is_an_internal_error_and_is_logged(caplog):
+async def test_an_unexpected_error_is_an_internal_error_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     d, sent = make()
     d.receive({"id": 3, "type": "call", "method": "crashes", "params": {}})
     await d.drain()
@@ -110,7 +112,7 @@ async def test_an_unexpected_error_is_an_internal_error_and_is_logged(caplog):
     assert any("crashes" in r.getMessage() for r in caplog.records)
 
 
-async def test_progress_and_chunks_carry_the_call_id_and_come_before_the_result():
+async def test_progress_and_chunks_carry_the_call_id_and_come_before_the_result() -> None:
     d, sent = make()
     d.receive({"id": 4, "type": "call", "method": "talks", "params": {}})
     await d.drain()
@@ -119,7 +121,7 @@ async def test_progress_and_chunks_carry_the_call_id_and_come_before_the_result(
     assert [m["value"] for m in sent.of(4, "chunk")] == [{"text": "hel"}, {"text": "lo"}]
 
 
-async def test_results_are_converted_to_plain_data():
+async def test_results_are_converted_to_plain_data() -> None:
     d, sent = make()
     d.receive({"id": 5, "type": "call", "method": "array", "params": {}})
     await d.drain()
@@ -127,14 +129,14 @@ async def test_results_are_converted_to_plain_data():
     assert value == {"v": [0.0, 1.0, 2.0], "n": 2} and type(value["n"]) is int
 
 
-async def test_a_result_that_is_not_data_becomes_an_error_reply():
+async def test_a_result_that_is_not_data_becomes_an_error_reply() -> None:
     d, sent = make()
     d.receive({"id": 6, "type": "call", "method": "object", "params": {}})
     await d.drain()
     assert sent.reply(6)["error"]["name"] == "InternalError"
 
 
-async def test_cancel_mid_call_cancels_the_task_and_replies_abort_error():
+async def test_cancel_mid_call_cancels_the_task_and_replies_abort_error() -> None:
     entered, seen_cancel = asyncio.Event(), asyncio.Event()
 
     async def slow(params: dict[str, Any], ctx: CallContext) -> Any:
@@ -158,7 +160,7 @@ async def test_cancel_mid_call_cancels_the_task_and_replies_abort_error():
     assert d.in_flight == 0
 
 
-async def test_cancel_before_the_call_started_still_replies_abort_error():
+async def test_cancel_before_the_call_started_still_replies_abort_error() -> None:
     ran = []
 
     async def never_started(params: dict[str, Any], ctx: CallContext) -> Any:
@@ -171,7 +173,7 @@ async def test_cancel_before_the_call_started_still_replies_abort_error():
     assert ran == [] and sent.reply(8)["error"]["name"] == ABORT_ERROR
 
 
-async def test_cancel_only_touches_its_own_call_and_a_late_cancel_is_ignored():
+async def test_cancel_only_touches_its_own_call_and_a_late_cancel_is_ignored() -> None:
     gate = asyncio.Event()
 
     async def waits(params: dict[str, Any], ctx: CallContext) -> Any:
@@ -193,7 +195,7 @@ async def test_cancel_only_touches_its_own_call_and_a_late_cancel_is_ignored():
     assert len(sent) == count
 
 
-async def test_unknown_method_is_a_protocol_error_with_the_id():
+async def test_unknown_method_is_a_protocol_error_with_the_id() -> None:
     d, sent = make()
     d.receive({"id": 9, "type": "call", "method": "nope", "params": {}})
     error = sent.reply(9)["error"]
@@ -217,7 +219,9 @@ async def test_unknown_method_is_a_protocol_error_with_the_id():
         ({"id": 14, "type": "call", "method": "echo", "params": [1, 2]}, 14),
     ],
 )
-async def test_a_malformed_message_gets_a_protocol_error_and_the_dispatcher_goes_on(message, reply_id):
+async def test_a_malformed_message_gets_a_protocol_error_and_the_dispatcher_goes_on(
+    message: object, reply_id: int | None
+) -> None:
     d, sent = make()
     d.receive(message)
     assert sent == [sent.reply(reply_id)]
@@ -227,7 +231,7 @@ async def test_a_malformed_message_gets_a_protocol_error_and_the_dispatcher_goes
     assert sent.reply(100)["type"] == "result"
 
 
-async def test_a_duplicate_id_in_flight_is_a_protocol_error_and_the_first_call_completes():
+async def test_a_duplicate_id_in_flight_is_a_protocol_error_and_the_first_call_completes() -> None:
     gate = asyncio.Event()
 
     async def waits(params: dict[str, Any], ctx: CallContext) -> Any:
@@ -248,7 +252,7 @@ async def test_a_duplicate_id_in_flight_is_a_protocol_error_and_the_first_call_c
     assert len(sent.of(1, "result")) == 2
 
 
-async def test_the_dispatcher_keeps_working_after_errors():
+async def test_the_dispatcher_keeps_working_after_errors() -> None:
     d, sent = make()
     for i, method in enumerate(["crashes", "fails", "nope", "echo"]):
         d.receive({"id": i, "type": "call", "method": method, "params": {}})
@@ -256,7 +260,7 @@ async def test_the_dispatcher_keeps_working_after_errors():
     assert [sent.reply(i)["type"] for i in range(4)] == ["error", "error", "error", "result"]
 
 
-async def test_a_handler_that_is_not_async_fails_its_call_not_the_dispatcher():
+async def test_a_handler_that_is_not_async_fails_its_call_not_the_dispatcher() -> None:
     def sync_handler(params: dict[str, Any], ctx: CallContext) -> Any:
         raise RuntimeError("sync")
 
@@ -266,7 +270,7 @@ async def test_a_handler_that_is_not_async_fails_its_call_not_the_dispatcher():
     assert sent.reply(1)["error"]["name"] == "InternalError"
 
 
-async def test_a_failing_send_does_not_break_the_dispatcher(caplog):
+async def test_a_failing_send_does_not_break_the_dispatcher(caplog: pytest.LogCaptureFixture) -> None:
     calls: list[dict[str, Any]] = []
 
     def flaky(message: dict[str, Any]) -> None:
@@ -294,7 +298,7 @@ class Wired:
         return {"kind": "wired", "values": np.array([[1, 2]])}
 
 
-def test_to_plain_converts_numpy_dataclasses_to_wire_and_tuples():
+def test_to_plain_converts_numpy_dataclasses_to_wire_and_tuples() -> None:
     value = {
         "array": np.array([[1.5, 2.0]], dtype=np.float32),
         "scalar": np.float32(0.5),
@@ -318,7 +322,7 @@ def test_to_plain_converts_numpy_dataclasses_to_wire_and_tuples():
     assert json.loads(json.dumps(plain)) == plain
 
 
-def test_to_plain_refuses_what_cannot_cross_to_js():
+def test_to_plain_refuses_what_cannot_cross_to_js() -> None:
     with pytest.raises(TypeError):
         to_plain(object())
     with pytest.raises(TypeError, match="key"):
@@ -335,7 +339,7 @@ class Level(enum.IntEnum):
     HIGH = 3
 
 
-def test_to_plain_turns_scalar_subclasses_into_the_base_types():
+def test_to_plain_turns_scalar_subclasses_into_the_base_types() -> None:
     plain = to_plain([np.float64(0.25), Level.HIGH, np.int32(7)])
     assert plain == [0.25, 3, 7] and [type(x) for x in plain] == [float, int, int]
     with pytest.raises(TypeError):

@@ -48,7 +48,10 @@ MESSAGE = {
     },
 }
 
-STREAM = [
+#: one server-sent event: its name and its JSON data
+SSEEvent = tuple[str, dict[str, Any]]
+
+STREAM: list[SSEEvent] = [
     (
         "message_start",
         {
@@ -94,10 +97,13 @@ STREAM = [
     ),
     ("message_stop", {"type": "message_stop"}),
 ]
-OVERLOADED = ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+OVERLOADED: SSEEvent = (
+    "error",
+    {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+)
 
 
-def sse(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+def sse(events: list[SSEEvent]) -> bytes:
     return "".join(
         f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n" for name, data in events
     ).encode()
@@ -235,7 +241,7 @@ async def test_stream_split_into_tiny_chunks() -> None:
 
 
 async def test_stream_skips_thinking_and_unknown_events() -> None:
-    events = [
+    events: list[SSEEvent] = [
         STREAM[0],
         (
             "content_block_delta",

@@ -213,7 +213,7 @@ def ok_stream(body: Any) -> Callable[[Request], Response]:
 async def collect(provider: OpenAICompatProvider, **kwargs: Any) -> tuple[list[str], Completion]:
     items = [item async for item in provider.stream(chat(MESSAGES), **kwargs)]
     assert all(isinstance(i, Delta) for i in items[:-1]) and isinstance(items[-1], Completion)
-    return [i.text for i in items[:-1] if isinstance(i, Delta)], items[-1]  # type: ignore[return-value]
+    return [i.text for i in items[:-1] if isinstance(i, Delta)], items[-1]
 
 
 # -- requests --------------------------------------------------------------------------------------

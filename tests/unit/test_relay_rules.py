@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hybrid_router_relay import (
@@ -24,7 +25,8 @@ from hybrid_router_relay import (
 )
 from hybrid_router_relay.access import allowed_hosts, check_host, check_origin, client_address
 from hybrid_router_relay.cli import main as relay_main
-from hybrid_router_relay.config import DEFAULT_PRICES, Prices, normalize_origin
+from hybrid_router_relay.config import DEFAULT_PRICES, normalize_origin
+from hybrid_router_relay.limits import Prices
 from hybrid_router_relay.usage import UsageMeter
 from multidict import CIMultiDict
 
@@ -47,8 +49,8 @@ class Req:
         return CIMultiDict(self.raw_headers)
 
 
-def cfg(**kw: object) -> RelayConfig:
-    return RelayConfig(port=8000, **kw)  # type: ignore[arg-type]
+def cfg(**kw: Any) -> RelayConfig:
+    return RelayConfig(port=8000, **kw)
 
 
 # ------------------------------------------------------------------ Host

@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -46,8 +47,8 @@ class Sleeps:
         self.delays.append(delay)
 
 
-def policy(sleeps: Sleeps, *, random: float = 0.0, **kwargs: float) -> RetryPolicy:
-    return RetryPolicy(sleep=sleeps, random=lambda: random, clock=lambda: NOW, **kwargs)  # type: ignore[arg-type]
+def policy(sleeps: Sleeps, *, random: float = 0.0, **kwargs: Any) -> RetryPolicy:
+    return RetryPolicy(sleep=sleeps, random=lambda: random, clock=lambda: NOW, **kwargs)
 
 
 def answers(*responses: Response | BaseException) -> Callable[[Request], Response]:

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest
 
 import hybrid_router
 from hybrid_router import Dispatcher, Router, wire
@@ -25,12 +25,12 @@ class Sent(list[dict[str, Any]]):
 
 def make() -> tuple[Router, Dispatcher, Sent, FakeRuntime]:
     runtime = FakeRuntime()
-    router = Router(runtime, fake_manifest())
+    router = Router(as_runtime(runtime), fake_manifest())
     sent = Sent()
     return router, Dispatcher(wire.handlers(router), sent), sent, runtime
 
 
-async def test_router_embed_runs_on_the_runtime():
+async def test_router_embed_runs_on_the_runtime() -> None:
     router, _, _, runtime = make()
     result = await router.embed(["a", "b"], model="fake-embed-cls", dtype="fp32")
     assert result.model == "fake-embed-cls" and result.vectors.shape[0] == 2
@@ -38,14 +38,14 @@ async def test_router_embed_runs_on_the_runtime():
     assert np.allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-6)
 
 
-def test_handlers_are_the_wire_methods():
+def test_handlers_are_the_wire_methods() -> None:
     router, _, _, _ = make()
     assert {"configure", "embed", "generate", "info", "stats", "stream", "transcribe"} <= set(
         wire.handlers(router)
     )
 
 
-async def test_embed_over_the_wire_returns_vectors_and_progress():
+async def test_embed_over_the_wire_returns_vectors_and_progress() -> None:
     _, d, sent, _ = make()
     d.receive({"id": 1, "type": "call", "method": "embed", "params": {"texts": ["a", "b"], "model": None}})
     await d.drain()
@@ -57,7 +57,7 @@ async def test_embed_over_the_wire_returns_vectors_and_progress():
     assert progress and progress[0]["id"] == 1 and progress[0]["event"]["model"] == "fake-embed"
 
 
-async def test_embed_over_the_wire_validates_params():
+async def test_embed_over_the_wire_validates_params() -> None:
     _, d, sent, runtime = make()
     d.receive({"id": 1, "type": "call", "method": "embed", "params": {"texts": []}})
     d.receive({"id": 2, "type": "call", "method": "embed", "params": {"texts": ["a", 3]}})
@@ -72,7 +72,7 @@ async def test_embed_over_the_wire_validates_params():
     assert runtime.calls == []
 
 
-async def test_info_lists_the_models_and_the_version():
+async def test_info_lists_the_models_and_the_version() -> None:
     router, d, sent, _ = make()
     d.receive({"id": 1, "type": "call", "method": "info", "params": {}})
     await d.drain()
@@ -86,7 +86,7 @@ async def test_info_lists_the_models_and_the_version():
     assert value == router.info()
 
 
-def test_package_exports_are_sorted_and_present():
+def test_package_exports_are_sorted_and_present() -> None:
     assert hybrid_router.__all__ == sorted(hybrid_router.__all__)
     assert all(hasattr(hybrid_router, name) for name in hybrid_router.__all__)
 
@@ -103,7 +103,7 @@ def make_hybrid(**kwargs: Any) -> tuple[Router, Dispatcher, Sent, FakeRuntime, F
     return router, Dispatcher(wire.handlers(router), sent), sent, runtime, cloud
 
 
-async def test_generate_over_the_wire_returns_text_route_usage_and_progress():
+async def test_generate_over_the_wire_returns_text_route_usage_and_progress() -> None:
     _, d, sent, _, cloud = make_hybrid()
     d.receive({"id": 1, "type": "call", "method": "generate", "params": {"prompt": SIMPLE, "max_tokens": 8}})
     await d.drain()
@@ -114,7 +114,7 @@ async def test_generate_over_the_wire_returns_text_route_usage_and_progress():
     assert cloud.calls == []
 
 
-async def test_stream_over_the_wire_sends_deltas_as_chunks_then_the_final_result():
+async def test_stream_over_the_wire_sends_deltas_as_chunks_then_the_final_result() -> None:
     _, d, sent, _, _ = make_hybrid()
     d.receive({"id": 2, "type": "call", "method": "stream", "params": {"prompt": COMPLEX}})
     await d.drain()
@@ -126,7 +126,7 @@ async def test_stream_over_the_wire_sends_deltas_as_chunks_then_the_final_result
     assert sent.index(sent.reply(2)) > max(i for i, m in enumerate(sent) if m["type"] == "chunk")
 
 
-async def test_cancelling_a_stream_over_the_wire_interrupts_the_device_and_is_counted():
+async def test_cancelling_a_stream_over_the_wire_interrupts_the_device_and_is_counted() -> None:
     runtime = FakeRuntime(gate=asyncio.Event(), gate_texts=False, gate_after=1)
     router, d, sent, _, cloud = make_hybrid(runtime=runtime)
     d.receive({"id": 3, "type": "call", "method": "stream", "params": {"prompt": SIMPLE}})
@@ -140,7 +140,7 @@ async def test_cancelling_a_stream_over_the_wire_interrupts_the_device_and_is_co
     assert router.stats()["errors"] == 1
 
 
-async def test_stats_over_the_wire_count_requests_and_money():
+async def test_stats_over_the_wire_count_requests_and_money() -> None:
     router, d, sent, _, _ = make_hybrid()
     await router.generate(SIMPLE)
     await router.generate(COMPLEX)
@@ -154,7 +154,7 @@ async def test_stats_over_the_wire_count_requests_and_money():
     assert stats["saved_usd"] > 0 and stats == router.stats()
 
 
-async def test_configure_changes_the_policy_checks_it_and_refuses_unknown_keys():
+async def test_configure_changes_the_policy_checks_it_and_refuses_unknown_keys() -> None:
     router, d, sent, _, cloud = make_hybrid()
     d.receive(
         {
@@ -178,7 +178,7 @@ async def test_configure_changes_the_policy_checks_it_and_refuses_unknown_keys()
     assert result.route.reason == "privacy" and cloud.calls == []
 
 
-def test_configure_from_python():
+def test_configure_from_python() -> None:
     router, _, _, _, _ = make_hybrid()
     assert router.configure(tier="free").tier == "free"
     with pytest.raises(PolicyError):
@@ -188,7 +188,7 @@ def test_configure_from_python():
     assert router.policy.tier == "free" and router.policy.route == "auto"
 
 
-async def test_generate_over_the_wire_refuses_unknown_params_and_records_the_error():
+async def test_generate_over_the_wire_refuses_unknown_params_and_records_the_error() -> None:
     router, d, sent, runtime, _ = make_hybrid()
     d.receive({"id": 8, "type": "call", "method": "generate", "params": {"prompt": SIMPLE, "maxTokens": 5}})
     await d.drain()
@@ -197,7 +197,7 @@ async def test_generate_over_the_wire_refuses_unknown_params_and_records_the_err
     assert runtime.generate_calls == [] and router.stats()["errors"] == 1
 
 
-async def test_a_local_failure_over_the_wire_is_served_by_the_cloud_with_the_chain():
+async def test_a_local_failure_over_the_wire_is_served_by_the_cloud_with_the_chain() -> None:
     runtime = FakeRuntime(generate_fail=InferenceError("out of memory"))
     _, d, sent, _, _ = make_hybrid(runtime=runtime)
     d.receive({"id": 9, "type": "call", "method": "generate", "params": {"prompt": SIMPLE}})
@@ -209,7 +209,7 @@ async def test_a_local_failure_over_the_wire_is_served_by_the_cloud_with_the_cha
     ]
 
 
-def test_info_describes_the_cloud_and_the_policy():
+def test_info_describes_the_cloud_and_the_policy() -> None:
     router, _, _, _, _ = make_hybrid(cloud_label="llama-server on this machine", policy=Policy(tier="free"))
     info = router.info()
     assert info["cloud"] == {
@@ -223,7 +223,7 @@ def test_info_describes_the_cloud_and_the_policy():
     json.dumps(info)
 
 
-async def test_router_stream_and_generate_from_python():
+async def test_router_stream_and_generate_from_python() -> None:
     router, _, _, _, _ = make_hybrid()
     async with aclosing(router.stream(messages=[{"role": "user", "content": SIMPLE}], max_tokens=2)) as items:
         collected = [item async for item in items]
@@ -232,9 +232,10 @@ async def test_router_stream_and_generate_from_python():
     assert result.route.reason == "explicit" and result.route.target == "local"
 
 
-async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queue():
-    runtime = FakeRuntime(gate=asyncio.Event())
-    router = Router(runtime, fake_manifest())
+async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queue() -> None:
+    gate = asyncio.Event()
+    runtime = FakeRuntime(gate=gate)
+    router = Router(as_runtime(runtime), fake_manifest())
     first = asyncio.create_task(router.embed(["a"]))
     await runtime.started.wait()
     queued = asyncio.create_task(router.embed(["b"]))
@@ -243,21 +244,22 @@ async def test_one_call_at_a_time_per_model_and_a_cancelled_call_leaves_the_queu
         await asyncio.sleep(0)
     assert [c.texts for c in runtime.calls] == [["a"]]  # the others wait for the model
     queued.cancel()
-    runtime.gate.set()
+    gate.set()
     await first
     await third
     assert [c.texts for c in runtime.calls] == [["a"], ["c"]]
     assert queued.cancelled()
 
 
-async def test_calls_over_the_in_flight_cap_are_refused_with_busy_error():
-    runtime = FakeRuntime(gate=asyncio.Event())
+async def test_calls_over_the_in_flight_cap_are_refused_with_busy_error() -> None:
+    gate = asyncio.Event()
+    runtime = FakeRuntime(gate=gate)
     sent = Sent()
-    d = Dispatcher(wire.handlers(Router(runtime, fake_manifest())), sent, max_in_flight=2)
+    d = Dispatcher(wire.handlers(Router(as_runtime(runtime), fake_manifest())), sent, max_in_flight=2)
     for i in (1, 2, 3):
         d.receive({"id": i, "type": "call", "method": "embed", "params": {"texts": [str(i)]}})
     await asyncio.sleep(0)
     assert sent.reply(3)["error"]["name"] == "BusyError" and sent.reply(3)["error"]["hint"]
-    runtime.gate.set()
+    gate.set()
     await d.drain()
     assert sent.reply(1)["type"] == sent.reply(2)["type"] == "result"

@@ -14,6 +14,7 @@ from hybrid_router.errors import (
     CloudError,
     CloudTimeoutError,
     ContextLengthError,
+    HybridRouterError,
     InferenceError,
     ModelLoadError,
     OfflineError,
@@ -23,7 +24,7 @@ from hybrid_router.errors import (
     ValidationError,
 )
 from hybrid_router.manifest import Manifest
-from hybrid_router.route import FallbackStep
+from hybrid_router.route import FallbackStep, Target
 from hybrid_router.routing import (
     ASR,
     CLASSIFY,
@@ -69,7 +70,7 @@ DEVICE_TASKS = [EMBED, ASR, CLASSIFY, ZERO_SHOT, NER, RERANK, SEARCH]
     ],
 )
 def test_every_device_task_runs_on_the_device(
-    task: str, policy: Policy, route: str | None, expected: Any
+    task: str, policy: Policy, route: str | None, expected: type[PolicyError] | tuple[str, str]
 ) -> None:
     facts = Facts(task=task, route=route, cloud_available=True)
     if isinstance(expected, type):
@@ -142,13 +143,13 @@ def test_why_there_is_no_cloud_is_said_in_the_rule() -> None:
         (ValidationError("bad"), Policy(), ValidationError),
     ],
 )
-def test_the_local_failure_rule(failure: Exception, policy: Policy, expected: Any) -> None:
+def test_the_local_failure_rule(failure: HybridRouterError, policy: Policy, expected: Any) -> None:
     facts = dataclasses.replace(GEN, tokens_in=None)
     if isinstance(expected, type):
         with pytest.raises(expected):
-            decide_after_local_failure(facts, policy, failure)  # type: ignore[arg-type]
+            decide_after_local_failure(facts, policy, failure)
         return
-    decision = decide_after_local_failure(facts, policy, failure)  # type: ignore[arg-type]
+    decision = decide_after_local_failure(facts, policy, failure)
     assert (decision.target, decision.rule) == expected and decision.fallback_target is None
 
 
@@ -179,9 +180,9 @@ def test_the_local_failure_rule(failure: Exception, policy: Policy, expected: An
     ],
 )
 def test_which_failures_move_a_request_and_in_which_direction(
-    error: Exception, failed: str, shown: bool, may: bool
+    error: Exception, failed: Target, shown: bool, may: bool
 ) -> None:
-    assert may_fall_back(error, failed, shown=shown) is may  # type: ignore[arg-type]
+    assert may_fall_back(error, failed, shown=shown) is may
 
 
 def manifest(*tasks: str) -> Manifest:

@@ -13,13 +13,16 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import serve
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
-from builder.served import BuildStatus, page_text
+from builder.served import BuildStatus, BuiltModels, page_text
+from hybrid_router_relay import CloudConfig, RelayConfig
 from tests import fake_jobs
 
 SITE: dict[str, Any] = {"mounts": {}, "boot": {}}
@@ -44,7 +47,9 @@ def fake_manifest(path: Path) -> Path:
     return path
 
 
-async def poll(client: TestClient, url: str, until: Any) -> dict[str, Any]:
+async def poll(
+    client: TestClient[web.Request, web.Application], url: str, until: Callable[[dict[str, Any]], object]
+) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_S
     while True:
         body: dict[str, Any] = await (await client.get(url)).json()
@@ -64,7 +69,7 @@ async def test_the_page_is_served_while_the_background_build_runs(
     background = serve.BackgroundBuild(cache, cloud="none", jobs="tests.fake_jobs:slow_background")
     app = serve.make_app(
         SITE,
-        serve.BuiltModels(cache / "models" / "index.json"),
+        BuiltModels(cache / "models" / "index.json"),
         build=background.status,
         manifest=fake_manifest(tmp_path / "manifest.json"),
     )
@@ -221,10 +226,10 @@ async def test_the_default_cloud_tier_says_it_is_starting_until_it_is_up(
     )
     monkeypatch.setattr("builder.llama.cloud_tier_built", lambda: False)
     status = BuildStatus(path)
-    tier = serve.CloudTier(serve.CloudConfig(), default=True, build=status)
+    tier = serve.CloudTier(CloudConfig(), default=True, build=status)
     port = unused_port()  # the relay answers only for the host it serves
     app = serve.make_app(
-        SITE, {"models": {}}, relay=serve.RelayConfig.from_env({}, port=port), tier=tier, build=status
+        SITE, {"models": {}}, relay=RelayConfig.from_env({}, port=port), tier=tier, build=status
     )
     async with TestClient(TestServer(app, port=port)) as client:
         resp = await client.get("/api/cloud/config")

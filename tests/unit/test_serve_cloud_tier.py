@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import serve
 from aiohttp.test_utils import TestClient, TestServer, unused_port
+from hybrid_router_relay import CloudConfig, RelayConfig
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +22,9 @@ pytestmark = pytest.mark.slow
 def built_tier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache that has the shared cache's llama-server build and GGUFs (linked, read only)."""
     from builder import llama
+    from builder.common import cache_root
 
-    shared = llama.cache_root()
+    shared = cache_root()
     if not llama.cloud_tier_built():
         pytest.skip("the default cloud tier is not built here (python -m builder llama)")
     cache = tmp_path / "cache"
@@ -35,10 +37,10 @@ def built_tier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 async def test_the_server_starts_the_built_cloud_tier_and_relays_to_it(built_tier: Path) -> None:
-    tier = serve.CloudTier(serve.CloudConfig(), default=True, build=None)
+    tier = serve.CloudTier(CloudConfig(), default=True, build=None)
     port = unused_port()  # the relay answers only for the host it serves
     app = serve.make_app(
-        {"mounts": {}, "boot": {}}, {"models": {}}, relay=serve.RelayConfig.from_env({}, port=port), tier=tier
+        {"mounts": {}, "boot": {}}, {"models": {}}, relay=RelayConfig.from_env({}, port=port), tier=tier
     )
     async with TestClient(TestServer(app, port=port)) as client:
         first: dict[str, Any] = await (await client.get("/api/cloud/config")).json()

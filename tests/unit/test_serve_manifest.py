@@ -11,7 +11,7 @@ from typing import Any
 
 import serve
 from aiohttp.test_utils import TestClient, TestServer
-from builder.served import NOT_BUILT_FIELDS, served_manifest
+from builder.served import NOT_BUILT_FIELDS, BuiltModels, served_manifest
 
 from hybrid_router.manifest import Manifest
 
@@ -111,7 +111,7 @@ async def test_the_endpoint_follows_the_build_without_a_restart(tmp_path: Path) 
     embedder = next(m for m in RAW["models"] if "feature-extraction" in m["tasks"])
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)
-    app = serve.make_app(SITE, serve.BuiltModels(cache / "models" / "index.json"))
+    app = serve.make_app(SITE, BuiltModels(cache / "models" / "index.json"))
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/models_manifest.json")
         assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"

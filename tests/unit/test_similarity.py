@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.fakes import FakeRuntime, fake_manifest
+from tests.unit.fakes import FakeRuntime, as_runtime, fake_manifest
 
 from hybrid_router.errors import ValidationError
 from hybrid_router.router import Router
@@ -11,7 +11,7 @@ from hybrid_router.router import Router
 
 @pytest.fixture
 def router() -> Router:
-    return Router(FakeRuntime(), fake_manifest())
+    return Router(as_runtime(FakeRuntime()), fake_manifest())
 
 
 async def test_few_shot_picks_the_label_whose_examples_contain_the_text(router: Router) -> None:
@@ -56,7 +56,8 @@ async def test_rerank_by_the_embedding_model_when_asked_even_with_a_cross_encode
     data = fake_manifest_dict()
     embedder = next(m for m in data["models"] if "feature-extraction" in m["tasks"])
     data["models"].append({**embedder, "id": "reranker", "tasks": ["text-ranking"]})
-    router = Router(FakeRuntime(), Manifest.from_dict(data))  # the fake runtime has no cross-encoder call
+    # the fake runtime has no cross-encoder call
+    router = Router(as_runtime(FakeRuntime()), Manifest.from_dict(data))
     docs = ["alpha", "the query itself", "gamma"]
     result = await router.rerank("the query itself", docs, model=embedder["id"])
     assert [i for i, _, _ in result.results][0] == 1 and result.model == embedder["id"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serve
 import site_headers
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from site_headers import SiteHeaders, content_security_policy, parse_origin, parse_origins
 
@@ -85,22 +87,21 @@ def test_cors_only_for_allowed_origins_and_never_for_the_relay() -> None:
     assert policy.cors("/hybrid-router.js", "https://evil.example") == {}
     assert policy.cors("/hybrid-router.js", None) == {}
     assert policy.cors("/api/cloud/chat/completions", HOST) == {}  # the relay answers for its own origins
-    assert policy.preflight("/models/x/onnx/model.onnx", HOST)["Access-Control-Allow-Headers"].startswith(
-        "Range"
-    )
+    answer = policy.preflight("/models/x/onnx/model.onnx", HOST)
+    assert answer is not None and answer["Access-Control-Allow-Headers"].startswith("Range")
     assert policy.preflight("/models/x", "https://evil.example") is None
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> serve.web.Application:
+def app(tmp_path: Path) -> web.Application:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
-    site = {"mounts": {}, "boot": {}}
+    site: dict[str, Any] = {"mounts": {}, "boot": {}}
     policy = SiteHeaders(embed_origins=frozenset({HOST}), report_uri="http://127.0.0.1:9/csp")
     return serve.make_app(site, {"models": {"m": {"dir": str(tmp_path / "m")}}}, policy=policy)
 
 
-async def test_serve_sends_the_policy_on_every_response(app: serve.web.Application) -> None:
+async def test_serve_sends_the_policy_on_every_response(app: web.Application) -> None:
     async with TestClient(TestServer(app)) as client:
         for path in (
             "/",
@@ -120,7 +121,7 @@ async def test_serve_sends_the_policy_on_every_response(app: serve.web.Applicati
             assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_serve_answers_embedding_origins_and_only_them(app: serve.web.Application) -> None:
+async def test_serve_answers_embedding_origins_and_only_them(app: web.Application) -> None:
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/hybrid-router.js", headers={"Origin": HOST})
         assert resp.headers["Access-Control-Allow-Origin"] == HOST

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.unit.fakes import FakeRuntime, _model, fake_manifest_dict
+from tests.unit.fakes import FakeRuntime, _model, as_runtime, fake_manifest_dict
 
 from hybrid_router import wire
 from hybrid_router.errors import InferenceError, ModelLoadError, ValidationError
@@ -62,7 +62,7 @@ def _wav(samples: np.ndarray, rate: int) -> bytes:
 async def test_samples_reach_the_runtime_at_16_khz_and_the_route_is_local() -> None:
     runtime = SpeechRuntime()
     events: list[dict[str, Any]] = []
-    router = Router(runtime, asr_manifest())
+    router = Router(as_runtime(runtime), asr_manifest())
     result = await router.transcribe(np.zeros(8_000, np.float32), on_progress=events.append)
     assert result.text == "Hello there." and result.model == ASR and result.dtype == "q8"
     assert result.seconds == 0.5
@@ -77,7 +77,7 @@ async def test_samples_reach_the_runtime_at_16_khz_and_the_route_is_local() -> N
 async def test_wav_bytes_are_decoded_and_resampled() -> None:
     runtime = SpeechRuntime()
     tone = (0.25 * np.sin(2 * np.pi * 300 * np.arange(44_100) / 44_100)).astype(np.float32)
-    result = await Router(runtime, asr_manifest()).transcribe(_wav(tone, 44_100), dtype="fp32")
+    result = await Router(as_runtime(runtime), asr_manifest()).transcribe(_wav(tone, 44_100), dtype="fp32")
     assert result.dtype == "fp32" and result.seconds == 1.0
     assert runtime.heard[0][2].shape == (16_000,)
 
@@ -85,8 +85,9 @@ async def test_wav_bytes_are_decoded_and_resampled() -> None:
 async def test_the_wire_handler_takes_audio_or_wav_and_refuses_both_or_neither() -> None:
     sent: list[dict[str, Any]] = []
     runtime = SpeechRuntime()
-    dispatcher = Dispatcher(wire.handlers(Router(runtime, asr_manifest())), sent.append)
-    samples = memoryview(np.zeros(1_600, np.float32))  # what a Float32Array becomes in the worker
+    dispatcher = Dispatcher(wire.handlers(Router(as_runtime(runtime), asr_manifest())), sent.append)
+    # what a Float32Array becomes in the worker
+    samples = memoryview(np.zeros(1_600, np.float32))  # type: ignore[arg-type]  # numpy declares ndarray's __buffer__ on Python 3.12+ only
     calls = [
         {"audio": samples},
         {"audio": samples, "sampling_rate": 8_000},
@@ -110,12 +111,12 @@ async def test_the_wire_handler_takes_audio_or_wav_and_refuses_both_or_neither()
 
 
 async def test_model_choice_and_missing_model() -> None:
-    router = Router(SpeechRuntime(), asr_manifest())
+    router = Router(as_runtime(SpeechRuntime()), asr_manifest())
     with pytest.raises(ValidationError, match="does not transcribe") as info:
         await router.transcribe([0.0] * 100, model="fake-embed")
     assert ASR in info.value.hint
     with pytest.raises(ValidationError, match="no speech recognition model"):
-        await Router(SpeechRuntime(), asr_manifest(with_model=False)).transcribe([0.0] * 100)
+        await Router(as_runtime(SpeechRuntime()), asr_manifest(with_model=False)).transcribe([0.0] * 100)
     with pytest.raises(ValidationError, match="no dtype"):
         await router.transcribe([0.0] * 100, dtype="int4")
 
@@ -123,17 +124,20 @@ async def test_model_choice_and_missing_model() -> None:
 async def test_runtime_failures_are_typed() -> None:
     load = ModelLoadError("gone", model=ASR)
     with pytest.raises(ModelLoadError):
-        await Router(SpeechRuntime(asr_fail=load), asr_manifest()).transcribe([0.0] * 100)
+        await Router(as_runtime(SpeechRuntime(asr_fail=load)), asr_manifest()).transcribe([0.0] * 100)
     with pytest.raises(InferenceError, match="RuntimeError: boom") as info:
-        await Router(SpeechRuntime(asr_fail=RuntimeError("boom")), asr_manifest()).transcribe([0.0] * 100)
+        await Router(as_runtime(SpeechRuntime(asr_fail=RuntimeError("boom"))), asr_manifest()).transcribe(
+            [0.0] * 100
+        )
     assert info.value.details["task"] == "automatic-speech-recognition"
     with pytest.raises(InferenceError, match="instead of text"):
-        await Router(SpeechRuntime(text=None), asr_manifest()).transcribe([0.0] * 100)  # type: ignore[arg-type]
+        no_text = SpeechRuntime(text=None)  # type: ignore[arg-type]  # a runtime that answers no text
+        await Router(as_runtime(no_text), asr_manifest()).transcribe([0.0] * 100)
 
 
 async def test_cancellation_reaches_the_runtime_untouched() -> None:
     runtime = SpeechRuntime(gate=asyncio.Event())
-    task = asyncio.ensure_future(Router(runtime, asr_manifest()).transcribe([0.0] * 100))
+    task = asyncio.ensure_future(Router(as_runtime(runtime), asr_manifest()).transcribe([0.0] * 100))
     await runtime.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hybrid_router.browser.transport_pyfetch import JsPlatform, PyfetchTransport
-from hybrid_router.errors import CloudTimeoutError, OfflineError
+from hybrid_router.errors import CloudError, CloudTimeoutError, OfflineError
 from hybrid_router.transport import Headers, MockTransport, Request, Response
 
 URL = "https://relay.test/v1/chat/completions"
@@ -26,7 +26,7 @@ def test_headers_are_case_insensitive_and_keep_names() -> None:
     assert "x-request-id" in headers and "X-REQUEST-ID" in headers
     assert headers.get("retry-after") is None
     assert list(headers) == ["Content-Type", "X-Request-Id"]
-    assert 3 not in headers
+    assert 3 not in headers  # type: ignore[comparison-overlap]  # a key that is not a str: simply absent
 
 
 def test_headers_with_defaults_do_not_override() -> None:
@@ -134,7 +134,9 @@ async def test_mock_stream_returns_before_the_body_and_fails_mid_body() -> None:
         (TimeoutError(), CloudTimeoutError),
     ],
 )
-async def test_mock_handler_failures_become_our_errors(raised: BaseException, expected: type) -> None:
+async def test_mock_handler_failures_become_our_errors(
+    raised: BaseException, expected: type[CloudError]
+) -> None:
     def handler(request: Request) -> Response:
         raise raised
 

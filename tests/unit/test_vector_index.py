@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.unit.fakes import FakeRuntime, fake_manifest, fake_vector
+from tests.unit.fakes import FakeRuntime, as_runtime, fake_manifest, fake_vector
 
 from hybrid_router import wire
 from hybrid_router.errors import StorageError, ValidationError
@@ -54,12 +54,13 @@ class RoutedIndexes:
 
 def make(store: IndexStore | None = None) -> tuple[RoutedIndexes, Router, Any]:
     store = store if store is not None else MemoryIndexStore()
-    router = Router(FakeRuntime(), fake_manifest(), index_store=store)
+    router = Router(as_runtime(FakeRuntime()), fake_manifest(), index_store=store)
     return RoutedIndexes(router), router, store
 
 
 def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    result: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return result
 
 
 async def test_search_matches_numpy_brute_force() -> None:
@@ -164,7 +165,7 @@ async def test_a_failed_write_changes_nothing_in_memory() -> None:
 
 
 async def test_the_wire_handlers() -> None:
-    router = Router(FakeRuntime(), fake_manifest(), index_store=MemoryIndexStore())
+    router = Router(as_runtime(FakeRuntime()), fake_manifest(), index_store=MemoryIndexStore())
     sent: list[dict[str, Any]] = []
     d = Dispatcher(wire.handlers(router), sent.append)
     calls = [
