@@ -31,6 +31,7 @@ from hybrid_router.errors import (
     CloudError,
     HybridRouterError,
     InferenceError,
+    OfflineError,
     PolicyError,
     error_to_wire,
 )
@@ -43,8 +44,19 @@ from hybrid_router.sides import Output
 __all__ = ["LEDGER_TASKS", "Executor", "Outcome"]
 
 T = TypeVar("T")
-#: the tasks the ledger counts
-LEDGER_TASKS = frozenset({GENERATE})
+#: the tasks the ledger counts: every one (a device task with what it saved)
+LEDGER_TASKS = frozenset(
+    {
+        GENERATE,
+        "feature-extraction",
+        "automatic-speech-recognition",
+        "text-classification",
+        "zero-shot-classification",
+        "token-classification",
+        "text-ranking",
+        "vector-search",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,8 @@ class Executor:
         self.clock = clock
         self._queues: dict[str, asyncio.Lock] = {}
         self._syncing: set[asyncio.Task[None]] = set()
+        #: told whether each cloud step reached the provider (True) or found the network gone (False)
+        self.on_cloud: Callable[[bool], None] | None = None
 
     def queue(self, step: Step) -> contextlib.AbstractAsyncContextManager[object]:
         """One call at a time per on-device model (its pipeline is not re-entrant, and two calls at once
@@ -89,9 +103,13 @@ class Executor:
         *,
         what: str | None = None,
         started: float | None = None,
+        saved_usd: float | None = None,
     ) -> tuple[T, Route]:
-        """The value of the first step of ``plan`` that answers, and its route."""
+        """The value of the first step of ``plan`` that answers, and its route; ``saved_usd``: what the
+        work would have cost in the cloud, when the device answers (default: its tokens at the cloud's
+        price)."""
         run = _Attempts(self, plan, started)
+        run.saved_usd = saved_usd
         try:
             for step in plan.steps:
                 run.tried = step
@@ -157,7 +175,7 @@ class Executor:
             yield
         except BaseException as exc:
             if task in LEDGER_TASKS:
-                self.ledger.record(target=None, error=_error_name(exc))
+                self.ledger.record(target=None, error=_error_name(exc), task=task)
                 self.sync_soon()
             raise
 
@@ -199,6 +217,8 @@ class _Attempts:
         self.reservation = plan.reservation
         #: pieces the current step has streamed (a cut cloud stream is charged for them)
         self.received = 0
+        #: what the work would have cost in the cloud (a device task's saving)
+        self.saved_usd: float | None = None
 
     async def budget(self, step: Step) -> None:
         """Before a cloud step: its worst case must fit today's budget, held until the call ends."""
@@ -223,6 +243,8 @@ class _Attempts:
         error = self.executor.typed(step, exc, what, self.plan.task)
         position = self.plan.steps.index(step)
         last = position + 1 == len(self.plan.steps)
+        if step.target == "cloud" and isinstance(error, OfflineError) and self.executor.on_cloud is not None:
+            self.executor.on_cloud(False)
         if last or not may_fall_back(error, step.target, shown=shown):
             if self.fallbacks:  # the caller sees the whole chain, not only the last failure
                 error.details.setdefault("fallbacks", [f.to_wire() for f in self.fallbacks])
@@ -248,9 +270,19 @@ class _Attempts:
             device=device,
         )
         ex.ledger.release(self.reservation)
+        if step.target == "cloud" and ex.on_cloud is not None:
+            ex.on_cloud(True)
         if not self.recorded:
             self.recorded = True
-            ex.ledger.record_route(route)
+            ex.ledger.record(
+                target=route.target,
+                fallback=bool(route.fallbacks),
+                tokens_in=route.tokens_in,
+                tokens_out=route.tokens_out,
+                cost_usd=route.cost_usd,
+                task=self.plan.task,
+                saved_usd=self.saved_usd if route.target == "local" else None,
+            )
         await ex.ledger.sync()
         return route
 
@@ -275,6 +307,7 @@ class _Attempts:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=cost,
+            task=self.plan.task,
         )
         self.executor.sync_soon()
 

@@ -114,6 +114,7 @@ class _Delta:
     spent: float = 0.0
     reserved: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> (usd, at)
     released: set[str] = field(default_factory=set)
+    tasks: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {requests, local, saved_usd}
 
 
 @dataclass
@@ -149,6 +150,7 @@ class Ledger:
         self._day = today()
         self._spent = 0.0
         self._reserved: dict[str, tuple[float, float]] = {}
+        self._tasks: dict[str, dict[str, float]] = {}
         self._delta = _Delta()
         self._lock = asyncio.Lock()
         #: called after every recorded request (the worker saves the state so a reload keeps the budget)
@@ -167,18 +169,28 @@ class Ledger:
         tokens_in: int = 0,
         tokens_out: int = 0,
         cost_usd: float = 0.0,
+        task: str = "text-generation",
+        saved_usd: float | None = None,
     ) -> None:
         """One finished request: the side that answered (or last tried, or None), whether a fallback
-        was tried, the name of the error it ended in (None: it answered), its usage and cloud cost."""
+        was tried, the name of the error it ended in (None: it answered), its usage and cloud cost, its
+        task, and (a device task) what the same work would have cost in the cloud (``saved_usd``; None: its
+        tokens at the cloud model's price)."""
         if target not in ("local", "cloud", None):
             raise ValueError(f"target must be 'local', 'cloud' or None, got {target!r}")
         if not math.isfinite(cost_usd) or cost_usd < 0:
             raise ValueError(f"cost_usd must be a finite number >= 0, got {cost_usd!r}")
-        saved = (
-            0.0
-            if error is not None or target != "local"
-            else self.cost(self.cloud_model, tokens_in, tokens_out)
-        )
+        if error is not None or target != "local":
+            saved = 0.0
+        elif saved_usd is not None:
+            saved = saved_usd
+        else:
+            saved = self.cost(self.cloud_model, tokens_in, tokens_out)
+        for tasks in (self._tasks, self._delta.tasks):
+            row = tasks.setdefault(task, {"requests": 0, "local": 0, "saved_usd": 0.0})
+            row["requests"] += 1
+            row["local"] += int(error is None and target == "local")
+            row["saved_usd"] += saved
         self._roll_day()
         for totals in (self._totals, self._delta.totals):
             totals.requests += 1
@@ -265,6 +277,7 @@ class Ledger:
         base = Ledger.from_state(state, self.prices, today=self._today)
         self._totals, self._day, self._spent = base._totals, base._day, base._spent
         self._reserved = base._reserved
+        self._tasks = base._tasks
 
     def _merged(self, stored: dict[str, Any] | None) -> dict[str, Any]:
         """``stored`` plus this ledger's delta, as a state."""
@@ -282,7 +295,13 @@ class Ledger:
         }
         reserved.update(self._delta.reserved)
         horizon = self._now() - RESERVATION_TTL_S
+        tasks = {t: dict(r) for t, r in (base._tasks if base else {}).items()}
+        for t, r in self._delta.tasks.items():
+            row = tasks.setdefault(t, {"requests": 0, "local": 0, "saved_usd": 0.0})
+            for name, value in r.items():
+                row[name] += value
         return {
+            "tasks": tasks,
             "version": STATE_VERSION,
             "totals": totals,
             "day": today.isoformat(),
@@ -297,7 +316,9 @@ class Ledger:
 
     def stats(self) -> dict[str, Any]:
         """The counters and money of the module docstring, as plain data."""
-        wire = dataclasses.asdict(self._totals)
+        wire: dict[str, Any] = dataclasses.asdict(self._totals)
+        wire["local_share"] = self._totals.local / self._totals.requests if self._totals.requests else 0.0
+        wire["by_task"] = {task: dict(row) for task, row in sorted(self._tasks.items())}
         wire["spent_today_usd"] = self.spent_today()
         return wire
 
@@ -310,6 +331,7 @@ class Ledger:
             "day": self._day.isoformat(),
             "spent_usd": self._spent,
             "reserved": {k: [usd, at] for k, (usd, at) in self._reserved.items()},
+            "tasks": {task: dict(row) for task, row in self._tasks.items()},
         }
 
     @classmethod
@@ -338,6 +360,14 @@ class Ledger:
             reserved = {
                 str(k): (float(v[0]), float(v[1])) for k, v in dict(state.get("reserved") or {}).items()
             }
+            tasks = {
+                str(t): {
+                    "requests": int(r["requests"]),
+                    "local": int(r["local"]),
+                    "saved_usd": float(r["saved_usd"]),
+                }
+                for t, r in dict(state.get("tasks") or {}).items()
+            }
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(
                 f"the saved ledger state cannot be read: {type(exc).__name__}: {exc}",
@@ -345,6 +375,7 @@ class Ledger:
             ) from exc
         ledger._totals = totals
         ledger._reserved = reserved
+        ledger._tasks = tasks
         if day == ledger._day:
             ledger._spent = spent
         return ledger

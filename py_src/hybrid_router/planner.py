@@ -39,7 +39,10 @@ from hybrid_router.routing import (
 from hybrid_router.routing.plans import Plan
 from hybrid_router.runtime import LocalRuntime, ProgressCallback
 
-__all__ = ["Planner", "estimated_tokens"]
+__all__ = ["UNREACHABLE_S", "Planner", "estimated_tokens"]
+
+#: how long a cloud call that found the network gone keeps the requests that could go either way local
+UNREACHABLE_S = 30.0
 
 
 class Planner:
@@ -61,8 +64,11 @@ class Planner:
         self.cloud = cloud
         self.cloud_note = cloud_note
         self.clock = clock
-        #: the browser is online (its events, and cloud calls that found it offline, set this)
+        #: the browser is online (its events set this)
         self.online = True
+        #: until then (``clock``), a cloud call found the network gone: requests that could go either way
+        #: stay on the device instead of waiting out the cloud's retries
+        self.unreachable_until = 0.0
         self.facts = PromptFacts(
             runtime, lambda: self.manifest, queue or (lambda _: contextlib.nullcontext())
         )
@@ -142,6 +148,7 @@ class Planner:
             cloud_note=self.cloud_note,
             cloud_worst_usd=worst,
             online=self.online,
+            cloud_reachable=self.clock() >= self.unreachable_until,
             sensitive=tuple(sorted(found.items())),
         )
         async with ledger.synced():
@@ -176,6 +183,11 @@ class Planner:
             plan, router=record, sensitive=sensitive, redacted=redacted, restore=restore
         )
         return plan.timed((self.clock() - started) * 1000.0)
+
+    def cloud_outcome(self, reached: bool) -> None:
+        """A cloud call reached the provider, or found the network gone (then for
+        :data:`UNREACHABLE_S`, requests that could go either way are served locally at once)."""
+        self.unreachable_until = 0.0 if reached else self.clock() + UNREACHABLE_S
 
     async def _count(
         self, entry: ModelEntry, dtype: str, request: ChatRequest, on_progress: ProgressCallback | None

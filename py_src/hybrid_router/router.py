@@ -9,24 +9,27 @@ result carries its route. The worker's wire methods map onto these calls in :mod
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from hybrid_router import embeddings, sides, similarity, text_tasks, transcription
+from hybrid_router import embeddings, savings, sides, similarity, text_tasks, transcription, validation
 from hybrid_router.capabilities import Capabilities
 from hybrid_router.chat import ChatRequest, GenerateResult
 from hybrid_router.embeddings import EmbedResult
+from hybrid_router.errors import ValidationError
 from hybrid_router.execute import Executor, Outcome
 from hybrid_router.ledger import Ledger
 from hybrid_router.manifest import Manifest
 from hybrid_router.model_manager import ModelManager
 from hybrid_router.planner import Planner
 from hybrid_router.providers.base import CloudProvider
+from hybrid_router.redaction import StreamRestorer, restore
 from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
 from hybrid_router.routing import (
     ASR,
@@ -37,6 +40,7 @@ from hybrid_router.routing import (
     RERANK,
     SEARCH,
     TIERS,
+    ZERO_SHOT,
     Devices,
     Policy,
     Step,
@@ -52,6 +56,26 @@ from hybrid_router.transcription import TranscribeResult
 from hybrid_router.vector_index import IndexAdd, Indexes, IndexSearch, IndexStore, MemoryIndexStore
 
 __all__ = ["Router"]
+
+#: the tasks a dry run may be asked about
+TASK_NAMES = (EMBED, ASR, CLASSIFY, ZERO_SHOT, NER, RERANK, SEARCH, GENERATE)
+
+
+async def _restored(
+    pieces: AsyncGenerator[str | Output, None], mapping: Mapping[str, str]
+) -> AsyncGenerator[str | Output, None]:
+    """A cloud stream that saw placeholders, with the originals put back (a placeholder may be split
+    between two pieces: it is held until it is whole)."""
+    restorer = StreamRestorer(mapping)
+    async with aclosing(pieces) as items:
+        async for item in items:
+            if isinstance(item, Output):
+                if tail := restorer.flush():
+                    yield tail
+                yield dataclasses.replace(item, text=restore(item.text, mapping))
+            elif text := restorer.feed(item):
+                yield text
+
 
 V = TypeVar("V")
 #: a step's runner: (runtime, model, dtype, request, on_progress) -> value
@@ -109,6 +133,7 @@ class Router:
         self.executor = Executor(
             self.ledger, self.devices, cloud_name=cloud.name if cloud else None, clock=clock
         )
+        self.executor.on_cloud = self.planner.cloud_outcome
         #: named vector indexes over this router's embeddings (in memory unless a store is given)
         self.indexes = Indexes(
             index_store if index_store is not None else MemoryIndexStore(),
@@ -125,6 +150,7 @@ class Router:
         model: str | None = None,
         dtype: str | None = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> EmbedResult:
         """Unit-norm embeddings of the texts, computed on the device."""
         req = (
@@ -133,12 +159,13 @@ class Router:
             else EmbedRequest.parse(request, model=model, dtype=dtype)
         )
         plan = self.planner.local(
-            EMBED, single(self.manifest, EMBED, req.model), self.policy, dtype=req.dtype
+            EMBED, single(self.manifest, EMBED, req.model), self.policy_for(policy), dtype=req.dtype
         )
         rows, route = await self.executor.run(
             plan,
             self._step(lambda r, e, d, q, p: embeddings.vectors(r, e, d, q.texts, p), req, on_progress),
             what=f"{len(req.texts)} text(s)",
+            saved_usd=self._saved(EMBED, req),
         )
         return EmbedResult(rows, int(rows.shape[1]), route.model or "", route.dtype or "", route)
 
@@ -153,6 +180,7 @@ class Router:
         multi_label: bool = False,
         hypothesis_template: str | None = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> ClassifyResult:
         """The labels of the text, best first: the classifier's; zero-shot over ``labels`` (by the NLI
         model, or by embedding similarity where none is installed or it fails); few-shot by ``examples``."""
@@ -172,10 +200,13 @@ class Router:
         methods = classify_plan(
             self.manifest, labels=req.labels is not None, examples=req.example_count, model_id=req.model
         )
-        plan = self.planner.local(CLASSIFY, methods, self.policy, dtype=req.dtype)
+        plan = self.planner.local(CLASSIFY, methods, self.policy_for(policy), dtype=req.dtype)
         what = f"1 text and {len(req.labels)} labels" if req.labels else "1 text"
         scored, route = await self.executor.run(
-            plan, self._by_method(_CLASSIFIERS, req, on_progress), what=what
+            plan,
+            self._by_method(_CLASSIFIERS, req, on_progress),
+            what=what,
+            saved_usd=self._saved(ZERO_SHOT if req.labels else CLASSIFY, req),
         )
         return ClassifyResult(scored, route.model or "", route.dtype or "", route)
 
@@ -186,6 +217,7 @@ class Router:
         model: str | None = None,
         dtype: str | None = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> NerResult:
         """The named entities of the text with their character offsets."""
         req = (
@@ -193,9 +225,14 @@ class Router:
             if isinstance(request, NerRequest)
             else NerRequest.parse(request, model=model, dtype=dtype)
         )
-        plan = self.planner.local(NER, single(self.manifest, NER, req.model), self.policy, dtype=req.dtype)
+        plan = self.planner.local(
+            NER, single(self.manifest, NER, req.model), self.policy_for(policy), dtype=req.dtype
+        )
         found, route = await self.executor.run(
-            plan, self._step(text_tasks.entities, req, on_progress), what="1 text"
+            plan,
+            self._step(text_tasks.entities, req, on_progress),
+            what="1 text",
+            saved_usd=self._saved(NER, req),
         )
         return NerResult(found, route.model or "", route.dtype or "", route)
 
@@ -208,6 +245,7 @@ class Router:
         model: str | None = None,
         dtype: str | None = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> RerankResult:
         """The documents ordered by relevance to the query (the best ``top_k``): by the cross-encoder, or
         by embedding similarity where none is installed, it fails, or ``model`` names an embedding model."""
@@ -217,10 +255,13 @@ class Router:
             else RerankRequest.parse(request, documents, top_k=top_k, model=model, dtype=dtype)
         )
         plan = self.planner.local(
-            RERANK, rerank_plan(self.manifest, model_id=req.model), self.policy, dtype=req.dtype
+            RERANK, rerank_plan(self.manifest, model_id=req.model), self.policy_for(policy), dtype=req.dtype
         )
         ranked, route = await self.executor.run(
-            plan, self._by_method(_RANKERS, req, on_progress), what=f"{len(req.documents)} documents"
+            plan,
+            self._by_method(_RANKERS, req, on_progress),
+            what=f"{len(req.documents)} documents",
+            saved_usd=self._saved(RERANK, req),
         )
         return RerankResult(ranked, route.model or "", route.dtype or "", route)
 
@@ -232,6 +273,7 @@ class Router:
         model: str | None = None,
         dtype: str | None = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> TranscribeResult:
         """The text spoken in the audio (WAV bytes, or float samples at ``sampling_rate``), on the device."""
         req = (
@@ -239,9 +281,14 @@ class Router:
             if isinstance(request, TranscribeRequest)
             else TranscribeRequest.parse(request, sampling_rate=sampling_rate, model=model, dtype=dtype)
         )
-        plan = self.planner.local(ASR, single(self.manifest, ASR, req.model), self.policy, dtype=req.dtype)
+        plan = self.planner.local(
+            ASR, single(self.manifest, ASR, req.model), self.policy_for(policy), dtype=req.dtype
+        )
         text, route = await self.executor.run(
-            plan, self._step(transcription.text_of, req, on_progress), what=f"{req.seconds:.1f} s of audio"
+            plan,
+            self._step(transcription.text_of, req, on_progress),
+            what=f"{req.seconds:.1f} s of audio",
+            saved_usd=self._saved(ASR, req),
         )
         return TranscribeResult(text, route.model or "", route.dtype or "", req.seconds, route)
 
@@ -256,6 +303,7 @@ class Router:
         temperature: object = None,
         route: object = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> GenerateResult:
         """The answer to a prompt or a conversation, routed; every request is recorded in the ledger."""
         started = self.clock()
@@ -267,12 +315,15 @@ class Router:
                     request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
                 )
             )
-            plan = await self.planner.generation(req, self.policy, self.ledger, on_progress)
+            plan = await self.planner.generation(req, self.policy_for(policy), self.ledger, on_progress)
 
         async def attempt(step: Step) -> Outcome[Output]:
+            sent = plan.redacted if step.target == "cloud" and plan.redacted is not None else req
             out = await sides.answer(
-                step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
+                step, sent, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
             )
+            if sent is not req:  # the cloud saw placeholders: the caller gets the originals back
+                out = dataclasses.replace(out, text=restore(out.text, plan.restore))
             return Outcome(out, out.model, out.tokens_in, out.tokens_out)
 
         output, routed = await self.executor.run(plan, attempt, started=started)
@@ -287,6 +338,7 @@ class Router:
         temperature: object = None,
         route: object = None,
         on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """``{"delta"}`` items, then ``{"done": True, "route", "usage", "finish_reason"}``; close it
         (``contextlib.aclosing``) when stopping early: the request is cancelled."""
@@ -299,9 +351,21 @@ class Router:
                     request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
                 )
             )
-            plan = await self.planner.generation(req, self.policy, self.ledger, on_progress)
+            plan = await self.planner.generation(req, self.policy_for(policy), self.ledger, on_progress)
 
         def pieces(step: Step) -> AsyncGenerator[str | Output, None]:
+            if step.target == "cloud" and plan.redacted is not None:
+                return _restored(
+                    sides.pieces(
+                        step,
+                        plan.redacted,
+                        plan.tokens_in,
+                        runtime=self.runtime,
+                        cloud=self.cloud,
+                        on_progress=on_progress,
+                    ),
+                    plan.restore,
+                )
             return sides.pieces(
                 step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
             )
@@ -331,14 +395,14 @@ class Router:
     ) -> dict[str, Any]:
         """Embed the texts and store them under their ids in the index; with the route of the work."""
         req = request if isinstance(request, IndexAdd) else IndexAdd.parse(request, ids, texts)
-        return await self._on_index(req.name, lambda: self.indexes.add(req))
+        return await self._on_index(req.name, lambda: self.indexes.add(req), self._saved(SEARCH, req))
 
     async def index_search(
         self, request: IndexSearch | object, query: object = None, top_k: object = 10
     ) -> dict[str, Any]:
         """The ``top_k`` items of the index most similar to the query, best first, and the route."""
         req = request if isinstance(request, IndexSearch) else IndexSearch.parse(request, query, top_k)
-        return await self._on_index(req.name, lambda: self.indexes.search(req))
+        return await self._on_index(req.name, lambda: self.indexes.search(req), self._saved(SEARCH, req))
 
     async def index_remove(self, name: object, ids: object) -> dict[str, Any]:
         return await self.indexes.remove(name, ids)
@@ -388,6 +452,68 @@ class Router:
             "tiers": {name: rules.summary for name, rules in TIERS.items()},
         }
 
+    def policy_for(self, changes: Policy | Mapping[str, Any] | None) -> Policy:
+        """This call's policy: the router's, with the call's own changes (a ``policy`` option)."""
+        if changes is None:
+            return self.policy
+        if isinstance(changes, Policy):
+            return changes
+        if not isinstance(changes, Mapping):
+            raise ValidationError(
+                f"policy must be an object of policy fields, got {type(changes).__name__}",
+                hint="Pass e.g. { privacy: 'local-only' } for this call.",
+                field="policy",
+            )
+        return self.policy.replace(**changes)
+
+    async def route(
+        self,
+        request: ChatRequest | str | None = None,
+        *,
+        messages: object = None,
+        max_tokens: object = None,
+        route: object = None,
+        task: str | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The decision a call would get, without running any model or sending anything (a dry run): the
+        target, reason, rule, model, the side it could fall back to, the prompt router's score (its text
+        statistics: a real call adds the embedding model's vector) and the personal data found by its
+        patterns. ``task`` other than ``text-generation``: that task's decision (the device)."""
+        pol = self.policy_for(policy)
+        started = self.clock()
+        if task is not None and task != GENERATE:
+            plan = self.planner.local(
+                validation.choice(task, TASK_NAMES, "task"),
+                single(self.manifest, SEARCH if task == SEARCH else task),
+                pol,
+                route=route if isinstance(route, str) else None,
+            )
+        else:
+            req = (
+                request
+                if isinstance(request, ChatRequest)
+                else ChatRequest.parse(request, messages=messages, max_tokens=max_tokens, route=route)
+            )
+            plan = await self.planner.generation(req, pol, self.ledger, dry_run=True)
+        first = plan.first
+        return {
+            "target": first.target,
+            "reason": plan.reason,
+            "rule": first.rule,
+            "model": first.model,
+            "fallback_target": plan.steps[1].target if len(plan.steps) > 1 else None,
+            "router": plan.router,
+            "sensitive": plan.sensitive,
+            "tokens_in": plan.tokens_in,
+            "decision_ms": (self.clock() - started) * 1000.0,
+            "dry_run": True,
+        }
+
+    def set_online(self, online: bool) -> None:
+        """The browser went online or offline (its events; a cloud call that found the network gone)."""
+        self.planner.online = bool(online)
+
     # -- what the server built since the start ---------------------------------------------------------
 
     def use_manifest(self, manifest: Manifest) -> None:
@@ -434,12 +560,19 @@ class Router:
         entry = choose(self.manifest, EMBED, model)
         return await embeddings.vectors(self.runtime, entry, entry.default_dtype, texts)
 
-    async def _on_index(self, name: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    def _saved(self, task: str, request: Any) -> float:
+        """What the cloud would have charged for ``request``'s work (:mod:`hybrid_router.savings`)."""
+        llm = self.ledger.prices.price_for(self.ledger.cloud_model)
+        return savings.cloud_equivalent_usd(task, savings.measure(request), llm)
+
+    async def _on_index(
+        self, name: str, work: Callable[[], Awaitable[dict[str, Any]]], saved_usd: float
+    ) -> dict[str, Any]:
         index = await self.indexes.open(name)
         plan = self.planner.local(SEARCH, single(self.manifest, SEARCH, index.meta.model), self.policy)
 
         async def attempt(step: Step) -> Outcome[dict[str, Any]]:
             return Outcome(await work())
 
-        value, route = await self.executor.run(plan, attempt)
+        value, route = await self.executor.run(plan, attempt, saved_usd=saved_usd)
         return {**value, "route": route.to_wire()}

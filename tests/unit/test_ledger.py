@@ -54,6 +54,8 @@ def test_a_new_ledger_is_all_zero() -> None:
         "cloud_cost_usd": 0.0,
         "saved_usd": 0.0,
         "spent_today_usd": 0.0,
+        "local_share": 0.0,
+        "by_task": {},
     }
 
 

@@ -98,8 +98,10 @@ class Facts:
     cloud_worst_usd: float = 0.0
     #: the threshold of rule 7 when the policy sets none (the prompt router's calibrated one)
     complexity_threshold: float = DEFAULT_THRESHOLD
-    #: the browser says it is online (``navigator.onLine``) and no cloud call found it offline since
+    #: the browser says it is online (``navigator.onLine`` and its events): else a cloud call fails fast
     online: bool = True
+    #: no cloud call found the network gone lately: else a request that could go either way stays local
+    cloud_reachable: bool = True
     #: personal data found in the prompt (kinds and counts), looked for when the policy's ``sensitive``
     #: is not "allow"
     sensitive: tuple[tuple[str, int], ...] = ()
@@ -135,11 +137,10 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     if (needed := _capability(facts)) is not None:
         return _needs_cloud(facts, policy, needed)
     decision = _preference(facts, policy)
-    if decision.target == "cloud" and facts.cloud_available and not facts.online:
+    if decision.target == "cloud" and facts.cloud_available and not (facts.online and facts.cloud_reachable):
+        why = "the browser is offline" if not facts.online else "the last cloud call found the network gone"
         decision = Decision(
-            "local",
-            REASON_OFFLINE,
-            f"{decision.rule}, but the browser is offline: the device answers at once",
+            "local", REASON_OFFLINE, f"{decision.rule}, but {why}: the device answers at once"
         )
     elif decision.target == "cloud" and not facts.cloud_available:
         decision = Decision("local", REASON_CLOUD_UNAVAILABLE, f"{decision.rule}, but {_no_cloud(facts)}")
@@ -283,7 +284,8 @@ def _over_budget(facts: Facts, policy: Policy, preferred: Decision) -> Decision:
 
 def _with_fallback(decision: Decision, facts: Facts, policy: Policy) -> Decision:
     fallback: Target | None = None
-    if policy.fallback and decision.target == "local" and facts.cloud_available and facts.online:
+    reachable = facts.cloud_available and facts.online and facts.cloud_reachable
+    if policy.fallback and decision.target == "local" and reachable:
         fallback = "cloud"
     elif policy.fallback and decision.target == "cloud" and facts.local_available and facts.fits_locally():
         fallback = "local"
