@@ -35,19 +35,40 @@ export { ERROR_NAMES, HybridRouterError };
  * @typedef {{ results: { index: number, score: number, document: string }[], model: string, dtype: string,
  *   route: Route }} RerankResult
  * @typedef {import("./protocol.js").ProgressEvent} ProgressEvent
- * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void }} CallOptions
+ * @typedef {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string,
+ *   dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse", complexityThreshold?: number | null,
+ *   fallback?: boolean, cloudShare?: number | null, sensitive?: "allow" | "local" | "redact" }} PolicyOptions
+ * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, policy?: PolicyOptions }} CallOptions
+ * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string | null,
+ *   fallback_target: "local" | "cloud" | null, router: Record<string, any> | null,
+ *   sensitive: Record<string, any> | null, tokens_in: number, decision_ms: number, dry_run: true }} RouteDecision
  */
 
 /**
  * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
  *   temperature?: number, route?: "auto" | "local" | "cloud", signal?: AbortSignal,
- *   onProgress?: (e: ProgressEvent) => void }} GenerateOptions
+ *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} GenerateOptions
  * @typedef {{ tokens_in: number, tokens_out: number }} Usage
  */
 
 /** camelCase option -> snake_case wire key */
 const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", dailyBudgetUSD: "daily_budget_usd",
-  overBudget: "over_budget" });
+  overBudget: "over_budget", complexityThreshold: "complexity_threshold", cloudShare: "cloud_share" });
+
+/**
+ * Policy fields (camelCase) as the wire's snake_case; anything but an object is a ValidationError.
+ * @param {any} value @param {string} where @returns {Record<string, any>}
+ */
+function policyParams(value, where) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new HybridRouterError({ name: "ValidationError", message: `${where} must be an object of policy fields, got ${
+      Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`,
+    hint: "Pass policy fields, e.g. { sensitive: \"local\" } or { route: \"cloud\" }.", details: { field: "policy" } });
+  }
+  /** @type {Record<string, any>} */ const params = {};
+  for (const [k, v] of Object.entries(value)) params[SNAKE[k] ?? k] = v;
+  return params;
+}
 
 /** @param {Record<string, any>} options */
 function generateParams(options) {
@@ -177,8 +198,7 @@ export class HybridRouter extends EventTarget {
    */
   static async create(options = {}) {
     const router = new HybridRouter(options);
-    /** @type {Record<string, any>} */ const policy = {};
-    for (const [k, v] of Object.entries(options.policy ?? {})) policy[SNAKE[k] ?? k] = v;
+    const policy = policyParams(options.policy ?? {}, "create({ policy })");
     const cloud = { timeout_s: options.cloud?.timeoutMs ? options.cloud.timeoutMs / 1000 : undefined,
       max_retries: options.cloud?.maxRetries };
     requestPersistence();
@@ -217,11 +237,14 @@ export class HybridRouter extends EventTarget {
    * worker has died (a crash, out of memory), the calls it held rejected with a WorkerError and this call
    * starts a new worker first, with the same options and policy; models come back from IndexedDB.
    * @param {string} method @param {Record<string, any>} params
+   * A `policy` option holds for this call only (camelCase policy fields, as `configure` takes).
    * @param {CallOptions & { onChunk?: (v: any) => void }} [options]
    */
   async call(method, params, options = {}) {
-    if (this.#connection.dead?.name === "WorkerError") await this.#restart(options?.signal);
-    return this.#connection.call(method, params, options);
+    const { policy, ...rest } = options ?? {};
+    const sent = policy === undefined ? params : { ...params, policy: policyParams(policy, `${method}'s policy option`) };
+    if (this.#connection.dead?.name === "WorkerError") await this.#restart(rest.signal);
+    return this.#connection.call(method, sent, rest);
   }
 
   /** @param {AbortSignal} [signal] */
@@ -334,8 +357,22 @@ export class HybridRouter extends EventTarget {
    * @returns {Promise<{ text: string, route: Route, usage: Usage }>}
    */
   async generate(options) {
-    const { signal, onProgress, ...rest } = opts(options, "generate");
-    return this.call("generate", generateParams(rest), { signal, onProgress });
+    const { signal, onProgress, policy, ...rest } = opts(options, "generate");
+    return this.call("generate", generateParams(rest), { signal, onProgress, policy });
+  }
+
+  /**
+   * The decision a generation (or, with `task`, a device task) would get, without running a model or
+   * sending anything: a dry run, cheap enough to call as the user types. `router` is the prompt router's
+   * score from its text statistics (a real call adds the embedding model's vector), `sensitive` the
+   * personal data its patterns found.
+   * @param {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
+   *   route?: "auto" | "local" | "cloud", task?: string, policy?: PolicyOptions, signal?: AbortSignal }} options
+   * @returns {Promise<RouteDecision>}
+   */
+  async route(options) {
+    const { signal, policy, ...rest } = opts(options, "route");
+    return this.call("route", generateParams(rest), { signal, policy });
   }
 
   /**
@@ -345,7 +382,7 @@ export class HybridRouter extends EventTarget {
    * @returns {AsyncIterable<{ delta?: string, done?: boolean, route?: Route, usage?: Usage }>}
    */
   stream(options) {
-    const { signal, onProgress, ...rest } = opts(options, "stream");
+    const { signal, onProgress, policy, ...rest } = opts(options, "stream");
     const router = this;
     return {
       async *[Symbol.asyncIterator]() {
@@ -358,7 +395,7 @@ export class HybridRouter extends EventTarget {
         let finished = false;
         /** @type {any} */ let failure = null;
         const done = router.call("stream", generateParams(rest), {
-          signal: inner.signal, onProgress,
+          signal: inner.signal, onProgress, policy,
           onChunk: (value) => { queue.push(value); wake?.(); },
         }).then((final) => { queue.push(final); finished = true; wake?.(); },
           (err) => { failure = err; finished = true; wake?.(); });
@@ -379,10 +416,14 @@ export class HybridRouter extends EventTarget {
 
   /**
    * What the router has done so far, snake_case like every result: `{ requests, local, cloud, fallbacks,
-   * errors, cloud_cost_usd, saved_usd, spent_today_usd }`. `cloudCostUSD` and `savedUSD` (0.1's names) are
-   * kept for one release and will go in 0.3.
+   * errors, cloud_cost_usd, saved_usd, spent_today_usd, local_share, by_task }`. Every task is counted;
+   * `saved_usd` is what the device's work would have cost in the cloud (a generation at the cloud model's
+   * price, a device task at a cloud service's: see docs/routing.md), `by_task` has `{ requests, local,
+   * saved_usd }` per task. `cloudCostUSD` and `savedUSD` (0.1's names) are kept for one release and will go in 0.3.
    * @returns {Promise<{ requests: number, local: number, cloud: number, fallbacks: number, errors: number,
-   *   cloud_cost_usd: number, saved_usd: number, spent_today_usd: number, cloudCostUSD: number, savedUSD: number }>}
+   *   cloud_cost_usd: number, saved_usd: number, spent_today_usd: number, local_share: number,
+   *   by_task: Record<string, { requests: number, local: number, saved_usd: number }>,
+   *   cloudCostUSD: number, savedUSD: number }>}
    */
   async stats() {
     const s = await this.call("stats", {});
@@ -391,11 +432,10 @@ export class HybridRouter extends EventTarget {
 
   /**
    * Change the routing policy of this router.
-   * @param {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string, dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse" }} policy
+   * @param {PolicyOptions} policy
    */
   async configure(policy) {
-    /** @type {Record<string, any>} */ const params = {};
-    for (const [k, v] of Object.entries(opts(policy, "configure"))) params[SNAKE[k] ?? k] = v;
+    const params = policyParams(opts(policy, "configure"), "configure's policy");
     const out = await this.call("configure", params);
     this.#bootOptions.policy = { ...this.#bootOptions.policy, ...params }; // a restarted worker keeps it
     return out;

@@ -136,6 +136,12 @@ async function boot(options) {
     policy: options.policy || {},
     device: options.device ?? null, // null: chosen per model from the capabilities
   }), { store, customCache, capabilities, estimateStorage });
+  // the browser's view of the network: offline, a request that could go either way stays on the device and
+  // an explicit cloud call fails at once with an OfflineError (no retries against a network that is gone)
+  const router = app.router;
+  router.set_online(navigator.onLine !== false);
+  self.addEventListener("online", () => router.set_online(true));
+  self.addEventListener("offline", () => router.set_online(false));
   const info = worker.boot_info().toJs({ dict_converter: Object.fromEntries });
   worker.destroy();
   await holdLifeLock(options.lifeLock);

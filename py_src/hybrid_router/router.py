@@ -483,12 +483,14 @@ class Router:
         pol = self.policy_for(policy)
         started = self.clock()
         if task is not None and task != GENERATE:
-            plan = self.planner.local(
-                validation.choice(task, TASK_NAMES, "task"),
-                single(self.manifest, SEARCH if task == SEARCH else task),
-                pol,
-                route=route if isinstance(route, str) else None,
-            )
+            name = validation.choice(task, TASK_NAMES, "task")
+            if name == RERANK:
+                methods = rerank_plan(self.manifest, model_id=None)
+            elif name in (CLASSIFY, ZERO_SHOT):
+                methods = classify_plan(self.manifest, labels=name == ZERO_SHOT, examples=0, model_id=None)
+            else:
+                methods = single(self.manifest, name)
+            plan = self.planner.local(name, methods, pol, route=route if isinstance(route, str) else None)
         else:
             req = (
                 request

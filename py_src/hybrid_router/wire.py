@@ -8,6 +8,9 @@ result's ``to_wire()`` form. Parameters are snake_case, as every key on the wire
 
 Method: its params -> its call.
 
+Every call method takes ``policy``: policy fields that hold for this call only (e.g.
+``{"sensitive": "local"}``), checked like ``configure``'s.
+
 - ``embed``: texts, model, dtype -> ``Router.embed``
 - ``classify``: text, labels, examples, model, dtype, multi_label, hypothesis_template -> ``Router.classify``
 - ``ner``: text, model, dtype -> ``Router.ner``
@@ -17,6 +20,8 @@ Method: its params -> its call.
 - ``generate``: prompt or messages, max_tokens, temperature, route -> ``Router.generate``
 - ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
   ``Router.stream``
+- ``route``: prompt or messages, max_tokens, route, task -> ``Router.route`` (the decision alone: a dry run
+  that runs no model and sends nothing)
 - ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
   ``index_remove`` (name, ids), ``index_drop`` (name), ``index_list`` -> ``Router.index_*``
 - ``stats``, ``info`` -> ``Router.stats``, ``Router.info``; ``configure``: policy fields
@@ -61,7 +66,7 @@ class WireMethod:
 
 async def _embed(r: Router, p: Params, ctx: CallContext) -> Any:
     request = EmbedRequest.parse(p.get("texts"), model=p.get("model"), dtype=p.get("dtype"))
-    return (await r.embed(request, on_progress=ctx.progress)).to_wire()
+    return (await r.embed(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
 
 
 async def _classify(r: Router, p: Params, ctx: CallContext) -> Any:
@@ -74,19 +79,19 @@ async def _classify(r: Router, p: Params, ctx: CallContext) -> Any:
         multi_label=p.get("multi_label", False),
         hypothesis_template=p.get("hypothesis_template"),
     )
-    return (await r.classify(request, on_progress=ctx.progress)).to_wire()
+    return (await r.classify(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
 
 
 async def _ner(r: Router, p: Params, ctx: CallContext) -> Any:
     request = NerRequest.parse(p.get("text"), model=p.get("model"), dtype=p.get("dtype"))
-    return (await r.ner(request, on_progress=ctx.progress)).to_wire()
+    return (await r.ner(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
 
 
 async def _rerank(r: Router, p: Params, ctx: CallContext) -> Any:
     request = RerankRequest.parse(
         p.get("query"), p.get("documents"), top_k=p.get("top_k"), model=p.get("model"), dtype=p.get("dtype")
     )
-    return (await r.rerank(request, on_progress=ctx.progress)).to_wire()
+    return (await r.rerank(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
 
 
 async def _transcribe(r: Router, p: Params, ctx: CallContext) -> Any:
@@ -97,13 +102,13 @@ async def _transcribe(r: Router, p: Params, ctx: CallContext) -> Any:
         model=p.get("model"),
         dtype=p.get("dtype"),
     )
-    return (await r.transcribe(request, on_progress=ctx.progress)).to_wire()
+    return (await r.transcribe(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
 
 
 def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
     """A generation's params as its request; a refused one is counted in the ledger."""
     with r.executor.counted(GENERATE):
-        validation.known_keys(p, CHAT_PARAMS, where=where)
+        validation.known_keys(p, (*CHAT_PARAMS, "policy"), where=where)
         return ChatRequest.parse(
             p.get("prompt"),
             messages=p.get("messages"),
@@ -114,18 +119,30 @@ def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
 
 
 async def _generate(r: Router, p: Params, ctx: CallContext) -> Any:
-    return (await r.generate(chat_request(r, p, "generate"), on_progress=ctx.progress)).to_wire()
+    request = chat_request(r, p, "generate")
+    return (await r.generate(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
 
 
 async def _stream(r: Router, p: Params, ctx: CallContext) -> Any:
     final: dict[str, Any] = {}
-    async with aclosing(r.stream(chat_request(r, p, "stream"), on_progress=ctx.progress)) as items:
+    request = chat_request(r, p, "stream")
+    async with aclosing(r.stream(request, on_progress=ctx.progress, policy=p.get("policy"))) as items:
         async for item in items:
             if item.get("done"):
                 final = item
             else:
                 ctx.chunk(item)
     return final
+
+
+async def _route(r: Router, p: Params, ctx: CallContext) -> Any:
+    task = p.get("task")
+    if task is not None and task != GENERATE:
+        return await r.route(route=p.get("route"), task=validation.text(task, "task"), policy=p.get("policy"))
+    request = ChatRequest.parse(
+        p.get("prompt"), messages=p.get("messages"), max_tokens=p.get("max_tokens"), route=p.get("route")
+    )
+    return await r.route(request, policy=p.get("policy"))
 
 
 async def _configure(r: Router, p: Params, ctx: CallContext) -> Any:
@@ -141,15 +158,17 @@ async def _info(r: Router, p: Params, ctx: CallContext) -> Any:
 
 
 METHODS: Mapping[str, WireMethod] = {
-    "embed": WireMethod(("texts", "model", "dtype"), _embed),
+    "embed": WireMethod(("texts", "model", "dtype", "policy"), _embed),
     "classify": WireMethod(
-        ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template", "examples"), _classify
+        ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template", "examples", "policy"),
+        _classify,
     ),
-    "ner": WireMethod(("text", "model", "dtype"), _ner),
-    "rerank": WireMethod(("query", "documents", "top_k", "model", "dtype"), _rerank),
-    "transcribe": WireMethod(("audio", "wav", "sampling_rate", "model", "dtype"), _transcribe),
+    "ner": WireMethod(("text", "model", "dtype", "policy"), _ner),
+    "rerank": WireMethod(("query", "documents", "top_k", "model", "dtype", "policy"), _rerank),
+    "transcribe": WireMethod(("audio", "wav", "sampling_rate", "model", "dtype", "policy"), _transcribe),
     "generate": WireMethod(None, _generate),  # checked inside, so that a refused call is counted
     "stream": WireMethod(None, _stream),
+    "route": WireMethod(("prompt", "messages", "max_tokens", "route", "task", "policy"), _route),
     "configure": WireMethod(POLICY_FIELDS, _configure),
     "stats": WireMethod((), _stats),
     "info": WireMethod((), _info),

@@ -110,6 +110,42 @@ GEN = Facts(
             ("local", "cloud-unavailable", None),
         ),
         (GEN, Policy(fallback=False), ("local", "default", None)),
+        # personal data under sensitive 'local' stays on the device, even a complex prompt
+        (
+            dataclasses.replace(GEN, complexity=0.9, sensitive=(("email", 1),)),
+            Policy(sensitive="local"),
+            ("local", "sensitive", None),
+        ),
+        # ... and is no reason under 'allow' or 'redact' (redaction happens on the way out)
+        (
+            dataclasses.replace(GEN, complexity=0.9, sensitive=(("email", 1),)),
+            Policy(sensitive="redact"),
+            ("cloud", "complexity", "local"),
+        ),
+        (
+            dataclasses.replace(GEN, sensitive=(("phone", 2),)),
+            Policy(sensitive="local"),
+            ("local", "sensitive", None),
+        ),
+        # offline (the browser says so, or the last cloud call found no network): stays local, no fallback
+        (dataclasses.replace(GEN, complexity=0.9, online=False), Policy(), ("local", "offline", None)),
+        (
+            dataclasses.replace(GEN, complexity=0.9, cloud_reachable=False),
+            Policy(),
+            ("local", "offline", None),
+        ),
+        (dataclasses.replace(GEN, online=False), Policy(), ("local", "default", None)),
+        # a threshold from the facts (the calibrated one) unless the policy sets its own
+        (
+            dataclasses.replace(GEN, complexity=0.5, complexity_threshold=0.4),
+            Policy(),
+            ("cloud", "complexity", "local"),
+        ),
+        (
+            dataclasses.replace(GEN, complexity=0.5, complexity_threshold=0.4),
+            Policy(complexity_threshold=0.6),
+            ("local", "default", "cloud"),
+        ),
     ],
 )
 def test_a_generation_is_decided_by_the_first_rule_that_applies(
@@ -319,3 +355,23 @@ def test_routes_are_issued_for_the_step_that_answered() -> None:
         tokens_out=2,
     )
     assert cloud.dtype is None and cloud.complexity == 0.2 and "the cloud side answered" in cloud.rule
+
+
+def test_an_explicit_cloud_call_offline_fails_at_once_with_a_hint() -> None:
+    facts = dataclasses.replace(GEN, route="cloud", online=False)
+    with pytest.raises(OfflineError) as info:
+        decide(facts, Policy())
+    assert info.value.hint and info.value.details["offline"] is True
+
+
+def test_an_explicit_cloud_call_with_personal_data_under_sensitive_local_is_refused() -> None:
+    facts = dataclasses.replace(GEN, route="cloud", sensitive=(("email", 1),))
+    with pytest.raises(PolicyError) as info:
+        decide(facts, Policy(sensitive="local"))
+    assert "redact" in info.value.hint and "1 email" in info.value.message
+
+
+def test_a_prompt_too_long_for_the_device_with_personal_data_is_refused_not_sent() -> None:
+    facts = dataclasses.replace(GEN, tokens_in=200, sensitive=(("card", 1),))
+    with pytest.raises(ContextLengthError):
+        decide(facts, Policy(sensitive="local"))
