@@ -8,6 +8,7 @@ middle of a streamed answer (how the abort tests know the request really stopped
     proxy.plan("status:429:retry-after=1", "ok")        # first request 429 with Retry-After: 1, then forward
     ... proxy.url ...                                     # give this to serve.py as the cloud base URL
     proxy.events                                          # [("request", 1, "/v1/chat/completions"), ...]
+    proxy.bodies                                          # [b'{"model": ...}', ...]: what was sent
 
 Faults: ``ok`` (forward), ``status:<code>[:retry-after=<s>|:retry-after-ms=<ms>]``, ``reset-mid-stream``
 (forward a few events, then drop the connection), ``malformed`` (a 200 event stream whose data is not
@@ -32,6 +33,8 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.events: list[tuple[str, int, str]] = []
+        #: the body of every request, in order (what the cloud was sent: the redaction tests read it)
+        self.bodies: list[bytes] = []
         self._plan: deque[str] = deque()
         self._count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -47,6 +50,7 @@ class FaultProxy:
         with self._lock:
             self._plan = deque(faults)
             self.events.clear()
+            self.bodies.clear()
             self._count = 0
 
     def requests(self) -> int:
@@ -70,6 +74,8 @@ class FaultProxy:
         path = "/" + request.match_info["path"]
         n, fault = self._next(path)
         body = await request.read()
+        with self._lock:
+            self.bodies.append(body)
         kind, *args = fault.split(":")
         if kind == "status":
             headers: dict[str, str] = {}

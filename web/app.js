@@ -11,7 +11,7 @@ import { HybridRouter } from "./hybrid-router.js";
 import { setUpSearch, setUpTranscription } from "./speech-search.js";
 import { setUpModels } from "./models-panel.js";
 import { setUpTextTasks } from "./text-tasks.js";
-import { $, describe } from "./page-parts.js";
+import { $, describe, escapeHtml, routeLine } from "./page-parts.js";
 import { watchConnection, watchServiceWorker } from "./app-state.js";
 
 /** @type {Map<string, HTMLLIElement>} */
@@ -154,14 +154,46 @@ function drawRouting(stats) {
     `<dt>cloud spend</dt><dd>${money(stats.cloud_cost_usd)}</dd><dt>saved</dt><dd>${money(stats.saved_usd)}</dd>`;
 }
 
-/** A one-line explanation of a route record. @param {any} r @param {any} usage */
+/** The requests of each task: how many, the share on the device, what the device saved. @param {any} stats */
+function drawTasks(stats) {
+  const table = /** @type {HTMLTableElement} */ ($("routing-tasks"));
+  const rows = Object.entries(stats.by_task ?? {});
+  table.replaceChildren();
+  if (!rows.length) return;
+  const head = table.createTHead().insertRow();
+  for (const name of ["task", "requests", "on device", "", "saved"]) head.append(Object.assign(document.createElement("th"), { textContent: name }));
+  const body = table.createTBody();
+  for (const [task, row] of rows) {
+    const r = /** @type {{ requests: number, local: number, saved_usd: number }} */ (row);
+    const tr = body.insertRow();
+    const share = r.requests ? r.local / r.requests : 0;
+    tr.insertCell().textContent = task;
+    tr.insertCell().textContent = String(r.requests);
+    tr.insertCell().textContent = `${Math.round(100 * share)}%`;
+    tr.insertCell().append(Object.assign(document.createElement("meter"), { min: 0, max: 1, value: share }));
+    tr.insertCell().textContent = "$" + r.saved_usd.toFixed(r.saved_usd < 0.01 ? 6 : 4);
+  }
+}
+
+/** A one-line explanation of a route record, as HTML (every value from the worker or the cloud escaped).
+ * @param {any} r @param {any} usage */
 function explain(r, usage) {
+  const e = (/** @type {any} */ v) => escapeHtml(String(v ?? ""));
   const falls = (r.fallbacks || []).map((/** @type {any} */ f) =>
-    `<span class="fallback">${f.target} failed (${f.error_name}: ${f.message})</span>`).join(" → ");
-  const cost = r.cost_usd ? `, ~$${r.cost_usd.toFixed(6)}` : "";
-  return `<span class="badge ${r.target}">${r.target}</span> ${r.model} — ${r.reason}: ${r.rule}` +
-    `${falls ? ` · ${falls} → served by ${r.target}` : ""} · ${usage?.tokens_in ?? r.tokens_in} in / ` +
-    `${usage?.tokens_out ?? r.tokens_out} out tokens, ${Math.round(r.ms)} ms${cost}`;
+    `<span class="fallback">${e(f.target)} failed (${e(f.error_name)}: ${e(f.message)})</span>`).join(" → ");
+  const cost = r.cost_usd ? `, ~$${Number(r.cost_usd).toFixed(6)}` : "";
+  const data = r.sensitive ? ` · personal data: ${e(Object.entries(r.sensitive.found ?? {}).map(([k, n]) => `${n} ${k}`).join(", "))} (${e(r.sensitive.action)})` : "";
+  return `<span class="badge ${e(r.target)}">${e(r.target)}</span> ${e(r.model)} — ${e(r.reason)}: ${e(r.rule)}` +
+    `${falls ? ` · ${falls} → served by ${e(r.target)}` : ""}${data} · ${Number(usage?.tokens_in ?? r.tokens_in)} in / ` +
+    `${Number(usage?.tokens_out ?? r.tokens_out)} out tokens, ${Math.round(r.ms)} ms${cost}`;
+}
+
+/** Where the message being typed would go, and why: the router's dry run (no model runs, nothing is sent).
+ * @param {any} d */
+function preview(d) {
+  const e = (/** @type {any} */ v) => escapeHtml(String(v ?? ""));
+  const score = d.router ? ` · router score ${Number(d.router.score).toFixed(2)} (threshold ${Number(d.router.threshold).toFixed(2)})` : "";
+  return `would go to <span class="badge ${e(d.target)}">${e(d.target)}</span> — ${e(d.rule)}${score}`;
 }
 
 /** @param {any} router */
@@ -173,17 +205,46 @@ function setUpChat(router) {
   /** @type {{ role: string, content: string }[]} */ const history = [];
   /** @type {AbortController | null} */ let running = null;
   input.disabled = send.disabled = false;
-  const refresh = async () => drawRouting(await router.stats());
+  const refresh = async () => { const stats = await router.stats(); drawRouting(stats); drawTasks(stats); };
   refresh();
+  const previewLine = $("chat-preview");
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ let typing;
+  /** @type {AbortController | null} */ let asking = null;
+  const ask = () => {
+    clearTimeout(typing);
+    typing = setTimeout(async () => {
+      const text = input.value.trim();
+      asking?.abort();
+      if (!text) { previewLine.textContent = ""; return; }
+      asking = new AbortController();
+      try {
+        const route = /** @type {HTMLSelectElement} */ ($("route-select")).value;
+        const maxTokens = Number(/** @type {HTMLInputElement} */ ($("max-tokens")).value) || 128;
+        const decision = await router.route({ messages: [...history, { role: "user", content: text }], route, maxTokens,
+          signal: asking.signal });
+        previewLine.innerHTML = preview(decision);
+      } catch (err) {
+        if (err.name !== "AbortError") previewLine.textContent = `would fail: ${err.name}: ${err.message}`;
+      }
+    }, 150);
+  };
+  input.addEventListener("input", ask);
   /** @type {HTMLSelectElement} */ ($("privacy-select")).onchange = async (e) => {
     await router.configure({ privacy: /** @type {HTMLSelectElement} */ (e.target).value });
+    ask();
   };
+  /** @type {HTMLSelectElement} */ ($("sensitive-select")).onchange = async (e) => {
+    await router.configure({ sensitive: /** @type {HTMLSelectElement} */ (e.target).value });
+    ask();
+  };
+  /** @type {HTMLSelectElement} */ ($("route-select")).onchange = ask;
   stop.onclick = () => running?.abort();
   /** @type {HTMLFormElement} */ ($("chat-form")).onsubmit = async (event) => {
     event.preventDefault();
     const text = input.value.trim();
     if (!text || running) return;
     input.value = "";
+    previewLine.textContent = "";
     history.push({ role: "user", content: text });
     const mine = document.createElement("div");
     mine.className = "msg user"; mine.textContent = text;
@@ -282,8 +343,7 @@ async function main() {
       const result = await router.embed(texts, { dtype });
       drawMatrix(texts, result.vectors);
       const r = result.route;
-      $("route").innerHTML = `<span class="badge ${r.target}">${r.target}</span> ${result.model} (${result.dtype ?? ""}, ${result.dims} dims) ` +
-        `in ${r.ms.toFixed(0)} ms — ${r.reason}: ${r.rule ?? ""}`;
+      $("route").innerHTML = `${routeLine(r)} · ${Number(result.dims)} dims`;
     } catch (err) {
       $("embed-error").textContent = describe(err);
     } finally {

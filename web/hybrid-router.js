@@ -207,7 +207,26 @@ export class HybridRouter extends EventTarget {
       downloadIdleMs: options.downloadIdleMs,
       device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
     router.info = await router.#connection.start(router.#bootOptions, options.signal);
+    router.#followNetwork();
     return router;
+  }
+
+  /** @type {(() => void) | null} */ #unfollow = null;
+
+  /**
+   * Tell the worker when the page goes offline or online (a worker's own `navigator.onLine` lags or
+   * misses emulated changes): offline, a request that could go either way stays on the device and an
+   * explicit cloud call fails at once with an OfflineError, instead of retrying against no network.
+   */
+  #followNetwork() {
+    const target = globalThis.addEventListener ? globalThis : null;
+    if (!target) return;
+    const tell = (/** @type {boolean} */ online) => { this.call("set_online", { online }).catch(() => {}); };
+    const onOnline = () => tell(true), onOffline = () => tell(false);
+    target.addEventListener("online", onOnline);
+    target.addEventListener("offline", onOffline);
+    this.#unfollow = () => { target.removeEventListener("online", onOnline); target.removeEventListener("offline", onOffline); };
+    if (globalThis.navigator?.onLine === false) tell(false);
   }
 
   /** @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL }} options */
@@ -508,6 +527,7 @@ export class HybridRouter extends EventTarget {
 
   /** Stop the worker; pending calls reject with an AbortError. */
   terminate() {
+    this.#unfollow?.();
     this.#connection.die(abortError("the router was terminated", { reason: "terminated" }));
   }
 }

@@ -7,11 +7,12 @@ export const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (docum
 export const describe = (err) => `${err.name}: ${err.message}${err.hint ? `\n${err.hint}` : ""}`;
 
 /** @param {string} text */
-export const escapeHtml = (text) => text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] ?? c);
+export const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c);
 
 /** The route record as one line of HTML: badge, model, dtype/device, time, and the rule that decided. @param {any} r */
-export const routeLine = (r) => `<span class="badge ${r.target}">${r.target}</span> ${escapeHtml(r.model ?? "")} ` +
-  `(${r.dtype ?? ""}${r.device ? ", " + r.device : ""}) in ${r.ms.toFixed(0)} ms — ${escapeHtml(r.rule ?? r.reason)}`;
+export const routeLine = (r) => `<span class="badge ${escapeHtml(String(r.target))}">${escapeHtml(String(r.target))}</span> ` +
+  `${escapeHtml(r.model ?? "")} (${escapeHtml(r.dtype ?? "")}${r.device ? ", " + escapeHtml(r.device) : ""}) in ` +
+  `${Number(r.ms).toFixed(0)} ms — ${escapeHtml(r.rule ?? r.reason)}`;
 
 /**
  * One row of a score list: the number, a <meter> of the score (0..1), then the text (as text, not HTML).

@@ -121,8 +121,10 @@ class VectorIndex:
         self._texts: list[str] = list(texts)
         dims = meta.dims or 0
         self._rows: Vectors = np.zeros((0, dims), np.float32)
-        if vectors is not None:
+        if vectors is not None and len(self._ids):
             self._rows = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(self._ids), -1)
+        elif vectors is not None and np.size(vectors):
+            raise ValueError("ids, texts and vectors must have the same length")
         if len(self._texts) != len(self._ids) or self._rows.shape[0] != len(self._ids):
             raise ValueError("ids, texts and vectors must have the same length")
         self._where = {item: i for i, item in enumerate(self._ids)}

@@ -25,7 +25,8 @@ Every call method takes ``policy``: policy fields that hold for this call only (
 - ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
   ``index_remove`` (name, ids), ``index_drop`` (name), ``index_list`` -> ``Router.index_*``
 - ``stats``, ``info`` -> ``Router.stats``, ``Router.info``; ``configure``: policy fields
-  (:class:`~hybrid_router.routing.policy.Policy`) -> ``Router.configure``
+  (:class:`~hybrid_router.routing.policy.Policy`) -> ``Router.configure``; ``set_online`` (online: the
+  page's ``online``/``offline`` events) -> ``Router.set_online``
 - ``preload`` (models, dtype), ``cached_models``, ``delete_model`` (model), ``cache_events``,
   ``configure_cache`` (budget_bytes), ``capabilities``, ``recommend_models`` (task) -> the
   :class:`~hybrid_router.model_manager.ModelManager`'s methods
@@ -43,6 +44,7 @@ from typing import Any
 from hybrid_router import audio, validation
 from hybrid_router.chat import PARAMS as CHAT_PARAMS
 from hybrid_router.chat import ChatRequest
+from hybrid_router.errors import ValidationError
 from hybrid_router.model_manager import ModelManager
 from hybrid_router.protocol import CallContext, Handler
 from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
@@ -149,6 +151,18 @@ async def _configure(r: Router, p: Params, ctx: CallContext) -> Any:
     return {"policy": r.configure(**p).to_wire()}
 
 
+async def _set_online(r: Router, p: Params, ctx: CallContext) -> Any:
+    online = p.get("online")
+    if not isinstance(online, bool):
+        raise ValidationError(
+            f"online must be true or false, got {validation.type_name(online)}",
+            hint="Pass { online: navigator.onLine }.",
+            field="online",
+        )
+    r.set_online(online)
+    return {"online": online}
+
+
 async def _stats(r: Router, p: Params, ctx: CallContext) -> Any:
     return r.stats()
 
@@ -170,6 +184,7 @@ METHODS: Mapping[str, WireMethod] = {
     "stream": WireMethod(None, _stream),
     "route": WireMethod(("prompt", "messages", "max_tokens", "route", "task", "policy"), _route),
     "configure": WireMethod(POLICY_FIELDS, _configure),
+    "set_online": WireMethod(("online",), _set_online),
     "stats": WireMethod((), _stats),
     "info": WireMethod((), _info),
     "index_open": WireMethod(("name", "model"), lambda r, p, c: r.index_open(p.get("name"), p.get("model"))),

@@ -27,7 +27,15 @@ VIEWS = {
     "models": ("#models-panel", ["#models tbody tr", "#budget-mb", "#caps-report dt"]),
     "chat": (
         "#chat-panel",
-        ["#chat-input", "#chat-send", "#chat-stop", "#route-select", "#privacy-select", "#max-tokens"],
+        [
+            "#chat-input",
+            "#chat-send",
+            "#chat-stop",
+            "#route-select",
+            "#privacy-select",
+            "#sensitive-select",
+            "#max-tokens",
+        ],
     ),
     "routing": ("#routing-panel", ["#routing-chart", "#routing-stats dt"]),
     "similarity": ("#embed-panel", ["#sentences", "#dtype", "#embed", "#matrix table", "#route .badge"]),

@@ -109,6 +109,20 @@ async def test_a_reopened_index_reads_the_store_back() -> None:
     assert await second.names() == [] and store.metas == {}
 
 
+async def test_an_index_emptied_then_reopened_opens_empty_and_takes_new_rows() -> None:
+    first, _, store = make()
+    await first.add("gone", ["x"], ["one"])
+    await first.remove("gone", ["x"])
+    second, _, _ = make(store)
+    assert second.info(await second.open("gone"))["count"] == 0
+    assert (await second.add("gone", ["y"], ["two"]))["count"] == 1
+    # the browser's store hands back a flat, empty array for an empty index
+    empty = VectorIndex(IndexMeta("e", "m", 4), [], [], np.zeros(0, np.float32))
+    assert len(empty) == 0
+    empty.upsert(["a"], ["alpha"], np.ones((1, 4), np.float32))
+    assert len(empty) == 1
+
+
 async def test_ties_are_ordered_by_id_and_top_k_is_capped_by_size() -> None:
     index = VectorIndex(IndexMeta("t", "m", 2))
     index.upsert(["b", "a", "c"], ["x", "x", "y"], np.array([[1, 0], [1, 0], [0, 1]], np.float32))

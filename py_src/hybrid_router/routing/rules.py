@@ -313,7 +313,7 @@ def _require_online(facts: Facts, what: str) -> None:
     if not facts.online:
         raise OfflineError(
             f"{what} needs the cloud, but the browser is offline",
-            hint="Connect to the network and try again; requests the device can serve keep working.",
+            hint="The browser is offline; local models keep working, cloud calls resume when online.",
             offline=True,
         )
 

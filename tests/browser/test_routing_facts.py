@@ -1,0 +1,150 @@
+"""The router's facts in the real worker, with the real cloud behind the relay (llama-server behind the
+fault proxy): the prompt router scores as it does in CPython, the dry run sends nothing and runs no
+model, personal data stays on the device or goes as placeholders, offline requests stay local without
+retries, and the ledger counts every task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hybrid_router.prompt_features import embedding_text
+from hybrid_router.prompt_router import PromptRouter
+from tests.faults import FaultProxy
+from tests.harness import RouterPage, open_router_page
+
+pytestmark = pytest.mark.browser
+
+CLOUD_OPTIONS = {"cloud": {"timeoutMs": 60000}}
+#: varied prompts, none of them from the router's training or calibration data
+PROMPTS = [
+    "hi there!",
+    "What's a good name for a grey cat?",
+    "Translate 'where is the station' into German.",
+    "Write a Python function that merges two sorted lists in O(n) time, with tests.",
+    "Prove that there are infinitely many primes of the form 4k+3.",
+    "A train leaves at 14:05 at 80 km/h, another at 14:35 at 110 km/h on the same track. When does the second "
+    "catch up, and how far from the station?",
+    "Summarise the plot of Hamlet in two sentences.",
+    "¿Cuál es la capital de Australia? Responde en una palabra.",
+    "Explain, step by step, why the halting problem is undecidable, and relate it to Gödel's theorem.",
+    "List 3 fruits.",
+    "Given the contract clause below, identify the governing law and any indemnification obligations:\n"
+    + "The parties agree that this agreement is governed by the laws of Delaware. " * 20,
+    "Compare the time complexity of quicksort and heapsort; when would you prefer each?",
+]
+COMPLEX = PROMPTS[8]
+EMAIL = "jane.doe@example.com"
+PHONE = "+1 415 555 0123"
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, cloud_server: Any) -> Iterator[RouterPage]:
+    rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS)
+    yield rp
+    rp.page.context.close()
+
+
+@pytest.fixture(scope="module")
+def reference() -> PromptRouter:
+    return PromptRouter.load()
+
+
+def test_the_dry_run_scores_as_cpython_and_sends_nothing(page: RouterPage, reference: PromptRouter) -> None:
+    before = len(page.requests.urls)
+    decisions = page.call(
+        "const out = []; for (const prompt of arg) out.push(await router.route({ prompt })); return out;",
+        PROMPTS,
+    )
+    assert page.requests.urls[before:] == []  # not one request: no model file, no cloud call
+    for prompt, decision in zip(PROMPTS, decisions, strict=True):
+        expected = reference.score(prompt, None)
+        assert decision["dry_run"] is True and decision["router"]["head"] == "lexical"
+        assert decision["router"]["features"] == pytest.approx(expected.features, abs=1e-12), prompt
+        assert decision["router"]["score"] == pytest.approx(expected.score, abs=1e-9), prompt
+        assert decision["target"] == ("cloud" if expected.score >= expected.threshold else "local"), prompt
+    stats = page.call("return await router.stats();")
+    assert stats["requests"] == 0  # a dry run is not a request
+
+
+def test_a_real_call_scores_with_the_embedding_head_as_cpython(
+    page: RouterPage, reference: PromptRouter
+) -> None:
+    prompt = PROMPTS[6]
+    result = page.call("return await router.generate({ prompt: arg, maxTokens: 4 });", prompt)
+    scored = result["route"]["router"]
+    assert scored["head"] == "embedding+lexical"
+    # the same vector the worker scored with (MiniLM's fidelity to sentence-transformers is checked in
+    # test_embeddings.py), through the router in CPython
+    vector = page.call("return (await router.embed([arg])).vectors[0];", embedding_text(prompt))
+    expected = reference.score(prompt, np.asarray(vector, dtype=np.float32))
+    assert scored["score"] == pytest.approx(expected.score, abs=1e-4)
+    assert result["route"]["target"] == ("cloud" if expected.score >= scored["threshold"] else "local")
+
+
+def test_personal_data_stays_on_the_device_under_sensitive_local(page: RouterPage, proxy: FaultProxy) -> None:
+    prompt = f"{COMPLEX} Send the answer to {EMAIL} or call {PHONE}."
+    result = page.call(
+        "return await router.generate({ prompt: arg, maxTokens: 4, policy: { sensitive: 'local' } });", prompt
+    )
+    route = result["route"]
+    assert (route["target"], route["reason"]) == ("local", "sensitive")
+    found = route["sensitive"]["found"]  # the NER model may add a name (Gödel) to the patterns' finds
+    assert found["EMAIL"] == 1 and found["PHONE"] == 1 and EMAIL not in json.dumps(route)
+    assert proxy.requests() == 0
+    # the policy held for that call only: the same complex prompt without personal data goes to the cloud
+    again = page.call("return await router.route({ prompt: arg });", COMPLEX)
+    assert again["target"] == "cloud"
+
+
+def test_redact_sends_placeholders_to_the_cloud(page: RouterPage, proxy: FaultProxy) -> None:
+    prompt = f"Write one short sentence telling {EMAIL} that their order shipped. Reply to {PHONE} too."
+    result = page.call(
+        "return await router.generate({ prompt: arg, maxTokens: 24, route: 'cloud', policy: { sensitive: 'redact' } });",
+        prompt,
+    )
+    assert result["route"]["target"] == "cloud" and result["route"]["sensitive"]["action"] == "redact"
+    sent = b"".join(proxy.bodies).decode()
+    assert proxy.requests() == 1 and "[EMAIL_1]" in sent and "[PHONE_1]" in sent
+    assert EMAIL not in sent and "555 0123" not in sent and "555" not in sent.split("[PHONE_1]")[0][-20:]
+    # placeholders the cloud's answer used are put back on the device
+    assert "[EMAIL_1]" not in result["text"] and "[PHONE_1]" not in result["text"]
+
+
+def test_offline_requests_stay_local_without_retries(page: RouterPage, proxy: FaultProxy) -> None:
+    page.call(
+        "return await router.generate({ prompt: 'Say hi.', maxTokens: 2, route: 'local' });"
+    )  # model loaded
+    context = page.page.context
+    context.set_offline(True)
+    try:
+        page.page.wait_for_function("() => navigator.onLine === false")
+        result = page.call("return await router.generate({ prompt: arg, maxTokens: 4 });", COMPLEX)
+        route = result["route"]
+        assert (route["target"], route["reason"]) == ("local", "offline") and route["fallbacks"] == []
+        error = page.error_of("await router.generate({ prompt: arg, maxTokens: 4, route: 'cloud' })", COMPLEX)
+        assert error["name"] == "OfflineError" and "local models keep working" in error["hint"]
+        assert proxy.requests() == 0  # nothing was tried against the network that is gone
+    finally:
+        context.set_offline(False)
+    page.page.wait_for_function("() => navigator.onLine === true")
+    back = page.call("return await router.route({ prompt: arg });", COMPLEX)
+    assert back["target"] == "cloud"
+
+
+def test_the_ledger_counts_every_task(page: RouterPage) -> None:
+    before = page.call("return await router.stats();")
+    page.call("""await router.embed(["one", "two"]);
+        await router.classify("a wonderful film");
+        await router.rerank("cats", ["about cats", "about dogs"]);""")
+    after = page.call("return await router.stats();")
+    for task in ("feature-extraction", "text-classification", "text-ranking"):
+        old = before["by_task"].get(task, {"requests": 0, "saved_usd": 0.0})
+        assert after["by_task"][task]["requests"] == old["requests"] + 1, task
+        assert after["by_task"][task]["saved_usd"] > old["saved_usd"], task
+    assert after["requests"] == before["requests"] + 3 and after["local"] == before["local"] + 3
+    assert 0 < after["local_share"] <= 1
