@@ -3,8 +3,13 @@
 A :class:`~hybrid_router.routing.plans.Plan` lists the steps that may serve a request (the routing made
 it); the executor runs the first, moves to the next when :func:`~hybrid_router.routing.fallback.may_fall_back`
 allows it, asks the routing for the answer's route (:func:`~hybrid_router.routing.plans.issue_route`),
-and records the request in the :class:`~hybrid_router.ledger.Ledger` (generations; errors included, a
+and records the request in the :class:`~hybrid_router.ledger.Ledger` (every task; errors included, a
 cancelled call as ``AbortError``). It never decides where a request runs.
+
+One request, one record: :meth:`Executor.counted` opens a request's record cell (a context variable, so
+nested scopes share it: the wire's around a whole call, the router's around parsing and planning) and
+records a request that fails before a plan ran; a plan's run marks the cell when it records. A call the
+worker refused or cancelled before its handler started is counted by :meth:`Executor.refused`.
 
 - :meth:`Executor.run`: any task, whole answers: ``attempt(step)`` runs one step and returns an
   :class:`Outcome`;
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing
@@ -57,6 +63,16 @@ LEDGER_TASKS = frozenset(
         "vector-search",
     }
 )
+
+
+#: the record cell of the request being handled (opened by :meth:`Executor.counted`): True once recorded
+_RECORDED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("hr_recorded", default=None)
+
+
+def _mark_recorded() -> None:
+    cell = _RECORDED.get()
+    if cell is not None:
+        cell[0] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +186,30 @@ class Executor:
 
     @contextlib.contextmanager
     def counted(self, task: str) -> Iterator[None]:
-        """A request refused before its plan ran (a bad argument, a policy contradiction) is counted too."""
+        """A request refused before its plan ran (a bad argument, a policy contradiction) is counted too,
+        once: scopes nest (the wire's around the router's) and share the request's record cell."""
+        cell = _RECORDED.get()
+        token = None
+        if cell is None:
+            cell = [False]
+            token = _RECORDED.set(cell)
         try:
             yield
         except BaseException as exc:
-            if task in LEDGER_TASKS:
+            if task in LEDGER_TASKS and not cell[0]:
+                cell[0] = True
                 self.ledger.record(target=None, error=_error_name(exc), task=task)
                 self.sync_soon()
             raise
+        finally:
+            if token is not None:
+                _RECORDED.reset(token)
+
+    def refused(self, task: str, error_name: str) -> None:
+        """A call that never reached its handler (refused as busy, cancelled before it started)."""
+        if task in LEDGER_TASKS:
+            self.ledger.record(target=None, error=error_name, task=task)
+            self.sync_soon()
 
     def sync_soon(self) -> None:
         """Store the ledger's changes without waiting (where waiting is not possible: a cancelled call)."""
@@ -274,6 +306,7 @@ class _Attempts:
             ex.on_cloud(True)
         if not self.recorded:
             self.recorded = True
+            _mark_recorded()
             ex.ledger.record(
                 target=route.target,
                 fallback=bool(route.fallbacks),
@@ -295,6 +328,7 @@ class _Attempts:
         if self.recorded:
             return
         self.recorded = True
+        _mark_recorded()
         tokens_in = tokens_out = 0
         cost = 0.0
         if self.tried.target == "cloud" and self.received:

@@ -19,7 +19,7 @@ from typing import Any
 
 from hybrid_router.errors import ABORT_ERROR, BusyError, HybridRouterError, ProtocolError, error_to_wire
 
-__all__ = ["MAX_IN_FLIGHT", "CallContext", "Dispatcher", "Handler", "Send", "to_plain"]
+__all__ = ["MAX_IN_FLIGHT", "CallContext", "Dispatcher", "Handler", "Send", "Unstarted", "to_plain"]
 
 #: Calls a worker holds at once (running or queued for their model); more are refused with ``BusyError``.
 MAX_IN_FLIGHT = 64
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 CallId = int | str
 Send = Callable[[dict[str, Any]], None]
 Handler = Callable[[dict[str, Any], "CallContext"], Awaitable[Any]]
+Unstarted = Callable[[str, Mapping[str, Any], str], None]
 
 # Exact types: subclasses (numpy.float64 is a float, an IntEnum an int) are converted below.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -78,12 +79,14 @@ def _abort_wire(method: str) -> dict[str, Any]:
 class CallContext:
     """What a handler gets besides its params: the call id and the way to send progress and chunks."""
 
-    __slots__ = ("_send", "id", "method")
+    __slots__ = ("_send", "id", "method", "started")
 
     def __init__(self, call_id: CallId, method: str, send: Send) -> None:
         self.id = call_id
         self.method = method
         self._send = send
+        #: the handler began (a call cancelled before its first step never does)
+        self.started = False
 
     def progress(self, event: Mapping[str, Any]) -> None:
         self._send({"id": self.id, "type": "progress", "event": to_plain(event)})
@@ -96,8 +99,16 @@ class Dispatcher:
     """Runs each call as an asyncio task and sends exactly one reply per call through ``send``."""
 
     def __init__(
-        self, handlers: Mapping[str, Handler], send: Send, *, max_in_flight: int = MAX_IN_FLIGHT
+        self,
+        handlers: Mapping[str, Handler],
+        send: Send,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        on_unstarted: Unstarted | None = None,
     ) -> None:
+        """``on_unstarted(method, params, error_name)`` hears of each call whose handler never ran
+        (refused as busy, cancelled before its first step), so that the caller can still count it."""
+        self._on_unstarted = on_unstarted
         self._handlers = dict(handlers)
         self._send = send
         self.max_in_flight = max_in_flight
@@ -176,19 +187,31 @@ class Dispatcher:
                 limit=self.max_in_flight,
             )
             self._reply(call_id, {"type": "error", "error": _plain_error(busy.to_wire())})
+            self._unstarted(method, params, "BusyError")
             return
         ctx = CallContext(call_id, method, self._send)
         task = asyncio.get_running_loop().create_task(_run(self._handlers[method], dict(params), ctx))
         self._tasks[call_id] = task
-        task.add_done_callback(lambda done: self._finish(call_id, method, done))
+        task.add_done_callback(lambda done: self._finish(ctx, params, done))
 
-    def _finish(self, call_id: CallId, method: str, task: asyncio.Task[Any]) -> None:
+    def _unstarted(self, method: str, params: Mapping[str, Any], error_name: str) -> None:
+        if self._on_unstarted is None:
+            return
+        try:
+            self._on_unstarted(method, params, error_name)
+        except Exception:  # counting must never break a reply
+            logger.exception("on_unstarted failed for a call to %r", method)
+
+    def _finish(self, ctx: CallContext, params: Mapping[str, Any], task: asyncio.Task[Any]) -> None:
         # Done callbacks also see tasks cancelled before their first step, which a try/except inside
         # the coroutine would not: every call replies here, once.
+        call_id, method = ctx.id, ctx.method
         if self._tasks.get(call_id) is task:
             del self._tasks[call_id]
         if task.cancelled():
             self._reply(call_id, {"type": "error", "error": _abort_wire(method)})
+            if not ctx.started:
+                self._unstarted(method, params, ABORT_ERROR)
             return
         exc = task.exception()
         if exc is None:
@@ -213,6 +236,7 @@ class Dispatcher:
 async def _run(handler: Handler, params: dict[str, Any], ctx: CallContext) -> Any:
     # Calling the handler inside the task keeps even a handler that raises before awaiting (or is not
     # async at all) from breaking ``receive``: its error becomes the call's reply.
+    ctx.started = True
     return await handler(params, ctx)
 
 

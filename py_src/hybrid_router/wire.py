@@ -31,7 +31,9 @@ Every call method takes ``policy``: policy fields that hold for this call only (
   ``configure_cache`` (budget_bytes), ``capabilities``, ``recommend_models`` (task) -> the
   :class:`~hybrid_router.model_manager.ModelManager`'s methods
 
-A generation refused at the wire (an unknown or bad parameter) is counted in the ledger like any other.
+Every request of a task (the methods with a ledger task below) is counted in the ledger once, however it
+ends: answered, refused at the wire (an unknown or bad parameter), failed, cancelled, or never started
+(:func:`unstarted`, for the dispatcher's refused-as-busy and cancelled-before-it-began calls).
 """
 
 from __future__ import annotations
@@ -46,13 +48,13 @@ from hybrid_router.chat import PARAMS as CHAT_PARAMS
 from hybrid_router.chat import ChatRequest
 from hybrid_router.errors import ValidationError
 from hybrid_router.model_manager import ModelManager
-from hybrid_router.protocol import CallContext, Handler
+from hybrid_router.protocol import CallContext, Handler, Unstarted
 from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
 from hybrid_router.router import Router
-from hybrid_router.routing import GENERATE, POLICY_FIELDS
+from hybrid_router.routing import ASR, CLASSIFY, EMBED, GENERATE, NER, POLICY_FIELDS, RERANK, SEARCH
 from hybrid_router.vector_index import IndexAdd, IndexSearch
 
-__all__ = ["METHODS", "MODEL_METHODS", "WireMethod", "chat_request", "handlers"]
+__all__ = ["METHODS", "MODEL_METHODS", "WireMethod", "chat_request", "handlers", "unstarted"]
 
 Params = Mapping[str, Any]
 
@@ -64,6 +66,8 @@ class WireMethod:
     params: tuple[str, ...] | None
     call: Callable[[Router, Params, CallContext], Awaitable[Any]]
     where: str = ""
+    #: the ledger's task for a request of this method (None: not a request the ledger counts)
+    task: str | None = None
 
 
 async def _embed(r: Router, p: Params, ctx: CallContext) -> Any:
@@ -172,16 +176,19 @@ async def _info(r: Router, p: Params, ctx: CallContext) -> Any:
 
 
 METHODS: Mapping[str, WireMethod] = {
-    "embed": WireMethod(("texts", "model", "dtype", "policy"), _embed),
+    "embed": WireMethod(("texts", "model", "dtype", "policy"), _embed, task=EMBED),
     "classify": WireMethod(
         ("text", "labels", "model", "dtype", "multi_label", "hypothesis_template", "examples", "policy"),
         _classify,
+        task=CLASSIFY,
     ),
-    "ner": WireMethod(("text", "model", "dtype", "policy"), _ner),
-    "rerank": WireMethod(("query", "documents", "top_k", "model", "dtype", "policy"), _rerank),
-    "transcribe": WireMethod(("audio", "wav", "sampling_rate", "model", "dtype", "policy"), _transcribe),
-    "generate": WireMethod(None, _generate),  # checked inside, so that a refused call is counted
-    "stream": WireMethod(None, _stream),
+    "ner": WireMethod(("text", "model", "dtype", "policy"), _ner, task=NER),
+    "rerank": WireMethod(("query", "documents", "top_k", "model", "dtype", "policy"), _rerank, task=RERANK),
+    "transcribe": WireMethod(
+        ("audio", "wav", "sampling_rate", "model", "dtype", "policy"), _transcribe, task=ASR
+    ),
+    "generate": WireMethod(None, _generate, task=GENERATE),  # params checked inside (chat_request)
+    "stream": WireMethod(None, _stream, task=GENERATE),
     "route": WireMethod(("prompt", "messages", "max_tokens", "route", "task", "policy"), _route),
     "configure": WireMethod(POLICY_FIELDS, _configure),
     "set_online": WireMethod(("online",), _set_online),
@@ -191,10 +198,12 @@ METHODS: Mapping[str, WireMethod] = {
     "index_add": WireMethod(
         ("name", "ids", "texts"),
         lambda r, p, c: r.index_add(IndexAdd.parse(p.get("name"), p.get("ids"), p.get("texts"))),
+        task=SEARCH,
     ),
     "index_search": WireMethod(
         ("name", "query", "top_k"),
         lambda r, p, c: r.index_search(IndexSearch.parse(p.get("name"), p.get("query"), p.get("top_k", 10))),
+        task=SEARCH,
     ),
     "index_remove": WireMethod(("name", "ids"), lambda r, p, c: r.index_remove(p.get("name"), p.get("ids"))),
     "index_drop": WireMethod(("name",), lambda r, p, c: r.index_drop(p.get("name"))),
@@ -239,11 +248,27 @@ MODEL_METHODS: Mapping[str, WireMethod] = {
 
 def _handler(router: Router, name: str, method: WireMethod) -> Handler:
     async def handle(params: dict[str, Any], ctx: CallContext) -> Any:
-        if method.params is not None:
-            validation.known_keys(params, method.params, where=method.where or name)
-        return await method.call(router, params, ctx)
+        if method.task is None:
+            if method.params is not None:
+                validation.known_keys(params, method.params, where=method.where or name)
+            return await method.call(router, params, ctx)
+        with router.executor.counted(method.task):
+            if method.params is not None:
+                validation.known_keys(params, method.params, where=method.where or name)
+            return await method.call(router, params, ctx)
 
     return handle
+
+
+def unstarted(router: Router) -> Unstarted:
+    """The dispatcher's ``on_unstarted``: a task's call that never reached its handler is counted too."""
+
+    def count(name: str, params: Mapping[str, Any], error_name: str) -> None:
+        method = METHODS.get(name)
+        if method is not None and method.task is not None:
+            router.executor.refused(method.task, error_name)
+
+    return count
 
 
 def handlers(router: Router) -> dict[str, Handler]:

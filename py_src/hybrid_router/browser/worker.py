@@ -35,7 +35,7 @@ class WorkerApp:
 
         self.router = router
         self.send = send
-        self.dispatcher = Dispatcher(wire.handlers(router), send)
+        self.dispatcher = Dispatcher(wire.handlers(router), send, on_unstarted=wire.unstarted(router))
         self.watch: asyncio.Task[None] | None = None
 
     def event(self, kind: str, **data: Any) -> None:
