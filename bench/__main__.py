@@ -11,6 +11,7 @@ BENCHES = (
     "cache",
     "embeddings",
     "generation",
+    "load",
     "overhead",
     "relay_load",
     "tasks",

@@ -9,6 +9,7 @@ middle of a streamed answer (how the abort tests know the request really stopped
     ... proxy.url ...                                     # give this to serve.py as the cloud base URL
     proxy.events                                          # [("request", 1, "/v1/chat/completions"), ...]
     proxy.bodies                                          # [b'{"model": ...}', ...]: what was sent
+    proxy.served                                          # [(n, seconds, fault, body)] per request
 
 Faults: ``ok`` (forward), ``status:<code>[:retry-after=<s>|:retry-after-ms=<ms>]``, ``reset-mid-stream``
 (forward a few events, then drop the connection), ``malformed`` (a 200 event stream whose data is not
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -35,6 +37,9 @@ class FaultProxy:
         self.events: list[tuple[str, int, str]] = []
         #: the body of every request, in order (what the cloud was sent: the redaction tests read it)
         self.bodies: list[bytes] = []
+        #: per request, when it ended: its number, the seconds it spent here (upstream included), its fault
+        #: and its body (the load benchmark tells the relay's share of a cloud call's time by it)
+        self.served: list[tuple[int, float, str, bytes]] = []
         self._plan: deque[str] = deque()
         self._count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,6 +56,7 @@ class FaultProxy:
             self._plan = deque(faults)
             self.events.clear()
             self.bodies.clear()
+            self.served.clear()
             self._count = 0
 
     def requests(self) -> int:
@@ -73,9 +79,19 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["path"]
         n, fault = self._next(path)
+        t0 = time.monotonic()
         body = await request.read()
         with self._lock:
             self.bodies.append(body)
+        try:
+            return await self._answer(request, n, path, fault, body)
+        finally:
+            with self._lock:
+                self.served.append((n, time.monotonic() - t0, fault, body))
+
+    async def _answer(
+        self, request: web.Request, n: int, path: str, fault: str, body: bytes
+    ) -> web.StreamResponse:
         kind, *args = fault.split(":")
         if kind == "status":
             headers: dict[str, str] = {}

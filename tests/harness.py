@@ -67,13 +67,19 @@ class Server:
 
 
 def start_server(
-    tmp: Path, port: int | None = None, extra: list[str] | None = None, cloud: dict[str, str] | None = None
+    tmp: Path,
+    port: int | None = None,
+    extra: list[str] | None = None,
+    cloud: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Server:
-    """serve.py in a subprocess; ``cloud``: HYBRID_ROUTER_CLOUD_* settings (none: no cloud at all)."""
+    """serve.py in a subprocess; ``cloud``: HYBRID_ROUTER_CLOUD_* settings (none: no cloud at all);
+    ``env_extra``: more environment (e.g. HYBRID_ROUTER_RELAY_* limits)."""
     port = port or free_port()
     log = tmp / f"serve-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRID_ROUTER_CLOUD_")}
     env.update({f"HYBRID_ROUTER_CLOUD_{k.upper()}": v for k, v in (cloud or {}).items()})
+    env.update(env_extra or {})
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "serve.py"), "--port", str(port), "--cloud", "none", *(extra or [])],
         cwd=REPO,

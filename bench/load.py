@@ -1,0 +1,132 @@
+"""The load test's mix as a benchmark: requests per second and latency percentiles under faults, and what
+the worker and the relay add to each request.
+
+The same seeded mix as tests/browser/test_load.py (tests/load.py: embed, classify, NER, local and cloud
+generation, cloud streaming; short outputs; some cancelled) with C in flight, in Chromium, through
+serve.py's relay and the fault proxy to a real llama-server (Qwen2.5-Coder-0.5B). The proxy injects a
+fault on ``--fault-rate`` of the cloud requests.
+
+- *latency*: per kind, the answered requests, as the page's caller sees them (queueing included);
+- *worker adds*: the caller's time minus the route's ``ms`` (measured inside the worker from the call's
+  start): the postMessage round trip, the conversions to and from Python and the wire parsing;
+- *relay adds*: for cloud calls served in one try, the route's ``ms`` minus the time the proxy spent on
+  the request (llama-server's work included): the worker's fetch, the relay and its checks, the hops.
+
+    ./hr bench load [--requests 1000] [--concurrency 8] [--fault-rate 0.1] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.faults import FaultProxy
+from tests.harness import launch_browser, open_router_page, start_server, stop_server
+from tests.load import CLOUD_KINDS, CLOUD_TIMEOUT_MS, MIX, fault_plan, percentile, run_load
+
+from .common import header, table
+
+MODEL = "qwen2.5-coder-0.5b-instruct"
+KEY = "sk-bench-load"
+TAG = re.compile(rb"\(request (\d+)\)")
+
+
+def _pcts(xs: list[float]) -> tuple[float, float, float]:
+    return percentile(xs, 50), percentile(xs, 95), percentile(xs, 99)
+
+
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="./hr bench load")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--fault-rate", type=float, default=0.10)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv or [])
+
+    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
+    from playwright.sync_api import sync_playwright
+
+    header(
+        f"load: {args.requests} mixed requests, {args.concurrency} in flight, faults on "
+        f"{args.fault_rate:.0%} of cloud requests"
+    )
+    ensure_llama_server()
+    gguf = ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
+    with (
+        LlamaServer(gguf, alias=MODEL, extra_args=("--api-key", KEY)) as llama,
+        tempfile.TemporaryDirectory() as tmp,
+        sync_playwright() as p,
+    ):
+        llama.start()
+        proxy = FaultProxy(llama.url).start()
+        server = start_server(
+            Path(tmp),
+            cloud={"base_url": proxy.url, "model": MODEL, "api_key": KEY},
+            env_extra={"HYBRID_ROUTER_RELAY_RATE_PER_MINUTE": "0"},
+        )
+        browser = launch_browser(p)
+        try:
+            rp = open_router_page(
+                browser, server, options={"cloud": {"timeoutMs": CLOUD_TIMEOUT_MS, "maxRetries": 2}}
+            )
+            rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
+                await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });
+                await router.generate({ prompt: 'warm', maxTokens: 2, route: 'cloud' });""")
+            proxy.plan(*fault_plan(args.requests * 2, rate=args.fault_rate, seed=args.seed))
+            load = run_load(rp.page, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
+            rp.page.context.close()
+        finally:
+            browser.close()
+            stop_server(server)
+            proxy.stop()
+
+    served = list(proxy.served)
+    faults = Counter(
+        fault.split(":")[0] + (":" + fault.split(":")[1] if fault.startswith("status") else "")
+        for _, _, fault, _ in served
+        if fault != "ok"
+    )
+    by_tag: dict[int, list[tuple[float, str]]] = {}
+    for _, seconds, fault, body in served:
+        m = TAG.search(body)
+        if m:
+            by_tag.setdefault(int(m.group(1)), []).append((seconds, fault))
+
+    rows = []
+    for kind, _ in MIX:
+        done = [r for r in load.of(kind) if r.get("ok")]
+        ended = Counter("ok" if r.get("ok") else r.get("name", "hang") for r in load.of(kind))
+        p50, p95, p99 = _pcts([r["ms"] for r in done])
+        rows.append((kind, len(load.of(kind)), len(done), p50, p95, p99, _summary(ended)))
+    worker = [r["ms"] - r["route"]["ms"] for r in load.results if r.get("ok") and r.get("route")]
+    relay = [
+        r["route"]["ms"] - by_tag[r["i"]][0][0] * 1000
+        for r in load.of(*CLOUD_KINDS)
+        if r.get("ok") and len(by_tag.get(r["i"], [])) == 1 and by_tag[r["i"]][0][1] == "ok"
+    ]
+    print(
+        f"{len(load.results)} requests in {load.seconds:.0f} s: {load.rps:.1f} requests/s; "
+        f"{len(served)} reached the proxy, {sum(faults.values())} faults injected "
+        f"({sum(faults.values()) / max(1, len(served)):.1%}): {dict(faults)}; "
+        f"worker restarts: {load.restarts}"
+    )
+    table(
+        [("kind", 9), ("sent", 5), ("ok", 5), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8), ("ended", 44)],
+        rows,
+    )
+    table(
+        [("added by", 24), ("n", 5), ("p50 ms", 8), ("p95 ms", 8), ("p99 ms", 8)],
+        [
+            ("the worker (all kinds)", len(worker), *_pcts(worker)),
+            ("the relay (cloud, 1 try)", len(relay), *_pcts(relay)),
+        ],
+    )
+    return {"rps": load.rps, "worker": _pcts(worker), "relay": _pcts(relay), "faults": dict(faults)}
+
+
+def _summary(ended: Counter[str]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in ended.most_common())
