@@ -17,6 +17,7 @@ BENCHES = (
     "tasks",
     "transcribe",
     "vector_index",
+    "workload",
 )
 
 
