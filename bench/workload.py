@@ -125,18 +125,16 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     everyday, hard, source = prompts(args.data)
     work = jobs(args.requests, everyday, hard, args.seed)
 
-    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
-
     from playwright.sync_api import sync_playwright
+
+    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
 
     header(f"workload: {args.requests} requests in the seed's mix, 4 in flight, the default policy")
     print(f"generation prompts: {source}")
     ensure_llama_server()
     gguf = ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
     with (
-        LlamaServer(
-            ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"), alias=MODEL, extra_args=("--api-key", KEY)
-        ) as llama,
+        LlamaServer(gguf, alias=MODEL, extra_args=("--api-key", KEY)) as llama,
         tempfile.TemporaryDirectory() as tmp,
         sync_playwright() as p,
     ):
