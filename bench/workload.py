@@ -125,9 +125,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     everyday, hard, source = prompts(args.data)
     work = jobs(args.requests, everyday, hard, args.seed)
 
-    from playwright.sync_api import sync_playwright
-
     from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
+    from playwright.sync_api import sync_playwright
 
     header(f"workload: {args.requests} requests in the seed's mix, 4 in flight, the default policy")
     print(f"generation prompts: {source}")
