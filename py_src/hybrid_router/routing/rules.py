@@ -8,6 +8,9 @@ decides wins:
 1. **privacy** ``"local-only"``: the device, never the cloud (no fallback). A request only the cloud
    could serve (``route="cloud"``, input over the local context window, no local model) raises
    ``PolicyError``.
+1b. **personal data** (``sensitive="local"`` and findings in the prompt): the device, no fallback; an
+   explicit ``route="cloud"`` is a ``PolicyError``. (``"redact"`` does not change the target: the
+   planner sends placeholders to the cloud; ``"allow"`` looks for nothing.)
 2. **explicit route** (the call's ``route``, else the policy's default): ``"local"`` or ``"cloud"``
    pins that side, with no fallback. ``"cloud"`` raises ``PolicyError`` when the tier forbids it,
    the budget is spent, no cloud is configured, or the task runs only on the device.
@@ -22,11 +25,14 @@ decides wins:
    there is no cloud fallback. A request that steps 2 or 4 need in the cloud raises ``PolicyError``.
 6. **tier** (:data:`TIERS`): ``free`` stays on the device here; ``enterprise`` goes to the cloud;
    ``pro`` goes on to rule 7.
-7. **complexity**: an estimate ``>= complexity_threshold`` -> cloud (``"complexity"``).
+7. **complexity**: the prompt router's score ``>=`` its threshold (``complexity_threshold``, else the
+   one calibrated for ``cloud_share``, else the shipped operating point) -> cloud (``"complexity"``).
 8. **default**: the device (``"default"``).
 
 A cloud outcome of rules 6-7 with no cloud configured is served on the device instead
-(``"cloud-unavailable"``). Fallback (``policy.fallback``, only for ``route="auto"``): from the device
+(``"cloud-unavailable"``); with the browser offline (or the last cloud call unreachable, for
+:data:`~hybrid_router.planner.UNREACHABLE_S`), on the device at once (``"offline"``), without waiting
+out the cloud's retries. Fallback (``policy.fallback``, only for ``route="auto"``): from the device
 to the cloud when privacy, a configured cloud and the budget allow it; from the cloud to the device
 when a local model exists and the input fits its context window.
 
