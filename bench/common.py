@@ -72,3 +72,42 @@ def server_and_browser() -> Iterator[tuple[Server, Any]]:
                 browser.close()
         finally:
             stop_server(server)
+
+
+#: the cloud of the cloud benchmarks: llama-server's alias for Qwen2.5-Coder-0.5B-Instruct
+CLOUD_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+@contextlib.contextmanager
+def cloud_server_and_browser(key: str, *, faults: bool = False) -> Iterator[tuple[Server, Any, Any]]:
+    """llama-server (``CLOUD_MODEL``, with API key ``key``) behind serve.py's relay (its per-client rate
+    limit off: the load comes from one client on purpose), through the fault proxy when ``faults`` (the
+    third item; else None), and a headless Chromium; all stopped on the way out."""
+    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
+    from playwright.sync_api import sync_playwright
+    from tests.faults import FaultProxy
+
+    ensure_llama_server()
+    gguf = ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
+    with (
+        LlamaServer(gguf, alias=CLOUD_MODEL, extra_args=("--api-key", key)) as llama,
+        tempfile.TemporaryDirectory() as tmp,
+        sync_playwright() as p,
+    ):
+        llama.start()
+        proxy = FaultProxy(llama.url).start() if faults else None
+        server = start_server(
+            Path(tmp),
+            cloud={"base_url": proxy.url if proxy else llama.url, "model": CLOUD_MODEL, "api_key": key},
+            env_extra={"HYBRID_ROUTER_RELAY_RATE_PER_MINUTE": "0"},
+        )
+        try:
+            browser = launch_browser(p)
+            try:
+                yield server, browser, proxy
+            finally:
+                browser.close()
+        finally:
+            stop_server(server)
+            if proxy is not None:
+                proxy.stop()

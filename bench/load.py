@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from tests.faults import FaultProxy
-from tests.harness import launch_browser, open_router_page, start_server, stop_server
+from tests.harness import open_router_page
 from tests.load import CLOUD_KINDS, CLOUD_TIMEOUT_MS, MIX, fault_plan, percentile, run_load
 
-from .common import header, table
+from .common import cloud_server_and_browser, header, table
 
-MODEL = "qwen2.5-coder-0.5b-instruct"
 KEY = "sk-bench-load"
 TAG = re.compile(rb"\(request (\d+)\)")
 
@@ -47,42 +43,20 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv or [])
 
-    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
-    from playwright.sync_api import sync_playwright
-
     header(
         f"load: {args.requests} mixed requests, {args.concurrency} in flight, faults on "
         f"{args.fault_rate:.0%} of cloud requests"
     )
-    ensure_llama_server()
-    gguf = ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
-    with (
-        LlamaServer(gguf, alias=MODEL, extra_args=("--api-key", KEY)) as llama,
-        tempfile.TemporaryDirectory() as tmp,
-        sync_playwright() as p,
-    ):
-        llama.start()
-        proxy = FaultProxy(llama.url).start()
-        server = start_server(
-            Path(tmp),
-            cloud={"base_url": proxy.url, "model": MODEL, "api_key": KEY},
-            env_extra={"HYBRID_ROUTER_RELAY_RATE_PER_MINUTE": "0"},
+    with cloud_server_and_browser(KEY, faults=True) as (server, browser, proxy):
+        rp = open_router_page(
+            browser, server, options={"cloud": {"timeoutMs": CLOUD_TIMEOUT_MS, "maxRetries": 2}}
         )
-        browser = launch_browser(p)
-        try:
-            rp = open_router_page(
-                browser, server, options={"cloud": {"timeoutMs": CLOUD_TIMEOUT_MS, "maxRetries": 2}}
-            )
-            rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
-                await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });
-                await router.generate({ prompt: 'warm', maxTokens: 2, route: 'cloud' });""")
-            proxy.plan(*fault_plan(args.requests * 2, rate=args.fault_rate, seed=args.seed))
-            load = run_load(rp.page, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
-            rp.page.context.close()
-        finally:
-            browser.close()
-            stop_server(server)
-            proxy.stop()
+        rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
+            await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });
+            await router.generate({ prompt: 'warm', maxTokens: 2, route: 'cloud' });""")
+        proxy.plan(*fault_plan(args.requests * 2, rate=args.fault_rate, seed=args.seed))
+        load = run_load(rp.page, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
+        rp.page.context.close()
 
     served = list(proxy.served)
     faults = Counter(

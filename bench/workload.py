@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.harness import REPO, launch_browser, open_router_page, start_server, stop_server
+from tests.harness import REPO, open_router_page
 from tests.load import percentile
 
-from .common import header, table
+from .common import cloud_server_and_browser, header, table
 
-MODEL = "qwen2.5-coder-0.5b-instruct"
 KEY = "sk-bench-workload"
 SHARES = (("embed", 35), ("classify", 15), ("ner", 10), ("rerank", 10), ("everyday", 20), ("hard", 10))
 MAX_PROMPT_CHARS = 1500
@@ -125,36 +123,16 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     everyday, hard, source = prompts(args.data)
     work = jobs(args.requests, everyday, hard, args.seed)
 
-    from builder.llama import LlamaServer, ensure_gguf, ensure_llama_server
-    from playwright.sync_api import sync_playwright
-
     header(f"workload: {args.requests} requests in the seed's mix, 4 in flight, the default policy")
     print(f"generation prompts: {source}")
-    ensure_llama_server()
-    gguf = ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
-    with (
-        LlamaServer(gguf, alias=MODEL, extra_args=("--api-key", KEY)) as llama,
-        tempfile.TemporaryDirectory() as tmp,
-        sync_playwright() as p,
-    ):
-        llama.start()
-        server = start_server(
-            Path(tmp),
-            cloud={"base_url": llama.url, "model": MODEL, "api_key": KEY},
-            env_extra={"HYBRID_ROUTER_RELAY_RATE_PER_MINUTE": "0"},
-        )
-        browser = launch_browser(p)
-        try:
-            rp = open_router_page(browser, server, options={"cloud": {"timeoutMs": 60000}})
-            rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
-                await router.rerank('warm', ['a', 'b']);
-                await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });""")
-            base = rp.call("return await router.stats();")
-            out = rp.page.evaluate(DRIVER, work)
-            rp.page.context.close()
-        finally:
-            browser.close()
-            stop_server(server)
+    with cloud_server_and_browser(KEY) as (server, browser, _):
+        rp = open_router_page(browser, server, options={"cloud": {"timeoutMs": 60000}})
+        rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
+            await router.rerank('warm', ['a', 'b']);
+            await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });""")
+        base = rp.call("return await router.stats();")
+        out = rp.page.evaluate(DRIVER, work)
+        rp.page.context.close()
 
     results = out["results"]
     stats = out["stats"]
