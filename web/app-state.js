@@ -9,12 +9,19 @@
  * takes over at once (there is nothing older to replace) and does not reload the page.
  */
 
-/** Call `onChange(online)` now and on every change. @param {(online: boolean) => void} onChange */
+/**
+ * Call `onChange(online)` now and on every change. Returns a function that reports again: a page
+ * reloaded while offline can read a stale `navigator.onLine` in its first moments (seen with
+ * emulated network conditions), so the page asks once more when the router is ready.
+ * @param {(online: boolean) => void} onChange
+ * @returns {() => void}
+ */
 export function watchConnection(onChange) {
   const report = () => onChange(navigator.onLine);
   addEventListener("online", report);
   addEventListener("offline", report);
   report();
+  return report;
 }
 
 /**

@@ -281,7 +281,7 @@ function setUpChat(router) {
 async function main() {
   const config = await siteConfig();
   $("version").textContent = config.version ? `Version ${config.version}.` : "";
-  watchConnection((online) => {
+  const recheckConnection = watchConnection((online) => {
     const pill = $("net-state");
     pill.dataset.state = online ? "online" : "offline";
     pill.textContent = online ? "online" : "offline: local models keep working";
@@ -304,6 +304,7 @@ async function main() {
     return;
   }
   /** @type {any} */ (window).router = router;
+  recheckConnection();
   appState("ready", "Ready");
   const i = router.info;
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
