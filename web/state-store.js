@@ -25,16 +25,21 @@ export async function openStateStore(name = DB_NAME) {
     },
     /**
      * Take the Web Lock `name`, which every tab and worker of the origin shares; resolves, once it is held,
-     * with the function that releases it (without Web Locks: a no-op lock).
-     * @param {string} name @returns {Promise<() => void>}
+     * with the function that releases it (without Web Locks: a no-op lock). Aborting `signal` withdraws a
+     * waiting request (the promise rejects with an AbortError) and releases the lock if it was granted
+     * meanwhile: a caller that gave up never leaves the lock held.
+     * @param {string} name @param {{ signal?: AbortSignal }} [options] @returns {Promise<() => void>}
      */
-    async lock(name) {
+    lock(name, { signal } = {}) {
       const locks = /** @type {any} */ (globalThis.navigator)?.locks;
-      if (!locks) return () => {};
-      /** @type {() => void} */ let release = () => {};
-      const held = new Promise((resolve) => { release = () => resolve(undefined); });
-      await new Promise((granted) => { locks.request(name, () => { granted(undefined); return held; }); });
-      return release;
+      if (!locks) return Promise.resolve(() => {});
+      return new Promise((resolve, reject) => {
+        locks.request(name, { signal }, () => new Promise((release) => {
+          const free = () => release(undefined);
+          signal?.addEventListener("abort", free, { once: true });
+          resolve(free);
+        })).catch(reject);
+      });
     },
   };
 }

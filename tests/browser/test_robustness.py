@@ -104,3 +104,68 @@ def test_a_stalled_model_download_times_out_and_releases_the_file_for_the_next_t
         assert page.evaluate("async () => (await router.embed(['x'], { dtype: 'fp32' })).dims") == 384
     finally:
         context.close()
+
+
+#: a call that has not answered in this long is stuck (a hang detector, not a speed check)
+STUCK_MS = 60_000
+SETTLE = f"""(p) => Promise.race([
+  p.then((v) => ({{ ok: true, value: v }}), (e) => ({{ ok: false, name: e.name, message: e.message }})),
+  new Promise((resolve) => setTimeout(() => resolve({{ ok: false, name: "stuck" }}), {STUCK_MS})),
+])"""
+
+
+def test_a_call_cancelled_while_the_ledger_is_locked_leaves_the_lock_free(
+    browser: Any, server: Server
+) -> None:
+    """The ledger's Web Lock is shared by every tab: a call cancelled while it waits for it must withdraw
+    its request, or it takes the lock later and holds it for ever (every later call then waits; found by
+    the load test)."""
+    rp = open_router_page(browser, server)
+    try:
+        out = rp.page.evaluate(
+            """async () => {
+            const settle = __SETTLE__;
+            await router.embed(["warm"]);
+            // another tab holds the ledger: this call's bookkeeping waits for it
+            let release;
+            const held = new Promise((r) => { release = r; });
+            await new Promise((granted) => navigator.locks.request("hybrid-router-ledger",
+              () => { granted(); return held; }));
+            const c = new AbortController();
+            const waiting = settle(router.embed(["waits for the ledger"], { signal: c.signal }));
+            await new Promise((r) => setTimeout(r, 500));  // the call is in the worker (ordering only)
+            c.abort();
+            const cancelled = await waiting;
+            release();
+            const next = await settle(router.embed(["after the cancelled one"]));
+            const stats = await settle(router.stats());
+            return { cancelled: cancelled.name, next: next.ok ? next.value.dims : next.name,
+                     stats: stats.ok ? "ok" : stats.name };
+        }""".replace("__SETTLE__", SETTLE)
+        )
+        assert out == {"cancelled": "AbortError", "next": 384, "stats": "ok"}, out
+    finally:
+        rp.page.context.close()
+
+
+def test_a_model_load_outlives_its_cancelled_first_caller(browser: Any, server: Server) -> None:
+    """Two calls need the chat model, which is not loaded yet (a new profile): the first is cancelled while
+    the load runs; the load they share goes on and the second answers (it used to end with AbortError)."""
+    rp = open_router_page(browser, server)
+    try:
+        out = rp.page.evaluate(
+            """async () => {
+            const settle = __SETTLE__;
+            const c = new AbortController();
+            const first = settle(router.generate({ prompt: "Say hi.", maxTokens: 2, route: "local",
+              signal: c.signal, onProgress: () => c.abort() }));
+            const second = settle(router.generate({ prompt: "Say hello.", maxTokens: 2, route: "local" }));
+            const [a, b] = [await first, await second];
+            return { first: a.ok ? "answered" : a.name, second: b.ok ? b.value.route.target : b.name,
+                     message: b.message ?? null };
+        }""".replace("__SETTLE__", SETTLE)
+        )
+        assert out["first"] == "AbortError", out
+        assert out["second"] == "local", out
+    finally:
+        rp.page.context.close()

@@ -3,12 +3,15 @@ the origin shares), as a :class:`~hybrid_router.ledger.LedgerStore`. Inside Pyod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .jsinterop import destroy
+import js
+
+from .jsinterop import destroy, js_object
 
 __all__ = ["LOCK", "IdbLedgerStore"]
 
@@ -23,12 +26,19 @@ class IdbLedgerStore:
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
-        release = await self._js.lock(LOCK)
+        controller = js.AbortController.new()
+        try:
+            release = await self._js.lock(LOCK, js_object({"signal": controller.signal}))
+        except asyncio.CancelledError:
+            # a request left waiting would take the lock later and hold it for ever: every tab's next
+            # request would wait on it (found by the load test: cancelled calls wedged the worker)
+            controller.abort()  # withdraws the request, or releases the lock if it was just granted
+            raise
         try:
             yield
         finally:
             release()
-            destroy(release)
+            destroy(release, controller)
 
     async def read(self) -> dict[str, Any] | None:
         text = await self._js.get(KEY)

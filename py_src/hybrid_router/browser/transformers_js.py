@@ -13,6 +13,7 @@ objects. Every JS proxy created for a call is destroyed when the call is over.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -45,6 +46,16 @@ _FILE_EVENTS = frozenset({"initiate", "download", "progress", "done", "progress_
 _GENERATIVE = ("text-generation", "automatic-speech-recognition")
 
 T = TypeVar("T")
+#: a pipeline: (task, model id, dtype, device)
+_Key = tuple[str, str, str, str]
+
+
+class _LoadStopped(Exception):
+    """The shared load this call joined was stopped by its last other waiter (internal: loads again)."""
+
+
+def _ready(fut: asyncio.Future[Any]) -> bool:
+    return fut.done() and not fut.cancelled() and fut.exception() is None
 
 
 def _chat(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
@@ -54,7 +65,8 @@ def _chat(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
 class TransformersJsRuntime:
     """Pipelines of Transformers.js, created once per (task, model, dtype, device) and reused.
 
-    Concurrent first calls for the same pipeline share one load. Transformers.js 4.3.1 chains every
+    Concurrent first calls for the same pipeline share one load, which runs as a task of its own: a
+    cancelled caller leaves it, and only the last one to leave stops it. Transformers.js 4.3.1 chains every
     session creation on one promise and never recovers from a rejection, so WebGPU is never tried
     without an adapter (:class:`~hybrid_router.routing.devices.Devices` demotes such a model at once).
     """
@@ -64,13 +76,15 @@ class TransformersJsRuntime:
         self.devices = devices
         #: model files come from here, verified, before Transformers.js reads them (its customCache)
         self.cache = cache
-        self._pipelines: dict[tuple[str, str, str, str], asyncio.Future[Any]] = {}
+        self._pipelines: dict[_Key, asyncio.Future[Any]] = {}
+        #: the progress listener of each call waiting for a load (None: the call takes no progress)
+        self._waiters: dict[_Key, list[ProgressFn | None]] = {}
 
     def _drop_webgpu(self, model: ModelEntry) -> None:
         """``model`` moved to wasm: its WebGPU pipelines are freed."""
         for key in [k for k in self._pipelines if k[1] == model.id and k[3] == "webgpu"]:
             fut = self._pipelines.pop(key)
-            if fut.done() and not fut.exception() and hasattr(fut.result(), "dispose"):
+            if _ready(fut) and hasattr(fut.result(), "dispose"):
                 asyncio.ensure_future(fut.result().dispose())
 
     async def _on_device(self, model: ModelEntry, work: Callable[[], Awaitable[T]]) -> T:
@@ -89,34 +103,66 @@ class TransformersJsRuntime:
         return [
             {"task": t, "model": m, "dtype": d, "device": dev}
             for (t, m, d, dev), fut in self._pipelines.items()
-            if fut.done() and not fut.exception()
+            if _ready(fut)
         ]
 
     async def _pipeline(
         self, task: str, model: ModelEntry, dtype: str, on_progress: ProgressFn | None
     ) -> Any:
-        device = self.devices.device_of(model)
-        key = (task, model.id, dtype, device)
-        fut = self._pipelines.get(key)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._pipelines[key] = fut
+        while True:
+            device = self.devices.device_of(model)
+            key = (task, model.id, dtype, device)
+            loading = self._pipelines.get(key)
+            if loading is None:
+                loading = asyncio.ensure_future(
+                    self._load(task, model, dtype, device, self._progress_of(key))
+                )
+                self._pipelines[key] = loading
+                loading.add_done_callback(functools.partial(self._settled, key))
             try:
-                fut.set_result(await self._load(task, model, dtype, device, on_progress))
+                return await self._join(key, loading, on_progress)
             except ModelLoadError as exc:
-                del self._pipelines[key]
-                fut.set_exception(exc)
-                fut.exception()
                 if not self.devices.retry_on_wasm(model, device, exc):
                     raise
                 self._drop_webgpu(model)  # WebGPU could not take it: the same model on wasm
-                return await self._pipeline(task, model, dtype, on_progress)
-            except BaseException as exc:
-                del self._pipelines[key]
-                fut.set_exception(exc)
-                fut.exception()  # retrieved: concurrent waiters re-raise it
+            except _LoadStopped:
+                continue  # its last waiter stopped the load just before this call joined: load again
+
+    async def _join(self, key: _Key, loading: asyncio.Future[Any], on_progress: ProgressFn | None) -> Any:
+        """Wait for a shared load. A cancelled waiter leaves it; the last one to leave stops it (the
+        download too), so a load outlives a cancelled first caller while others wait for it."""
+        waiters = self._waiters.setdefault(key, [])
+        waiters.append(on_progress)
+        try:
+            return await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is None or me.cancelling():  # this call was cancelled
+                if len(waiters) == 1 and not loading.done():
+                    loading.cancel()
                 raise
-        return await asyncio.shield(fut)
+            raise _LoadStopped from None
+        finally:
+            waiters.remove(on_progress)
+            if not waiters:
+                self._waiters.pop(key, None)
+
+    def _progress_of(self, key: _Key) -> ProgressFn:
+        """A load's progress goes to every call waiting for it."""
+
+        def progress(event: dict[str, Any]) -> None:
+            for listener in list(self._waiters.get(key, ())):
+                if listener is not None:
+                    listener(event)
+
+        return progress
+
+    def _settled(self, key: _Key, loading: asyncio.Future[Any]) -> None:
+        """A failed or stopped load is forgotten (the next call loads again); its error is retrieved here
+        so that a load nobody waits for any more logs nothing."""
+        if loading.cancelled() or loading.exception() is not None:
+            if self._pipelines.get(key) is loading:
+                del self._pipelines[key]
 
     async def _load(
         self, task: str, model: ModelEntry, dtype: str, device: str, on_progress: ProgressFn | None
