@@ -117,6 +117,23 @@ class _Delta:
     tasks: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> {requests, local, saved_usd}
 
 
+def _combined(first: _Delta, then: _Delta) -> _Delta:
+    """Two deltas in order as one (a write that failed: its changes go back in front of the newer ones)."""
+    out = _Delta()
+    for name in (f.name for f in dataclasses.fields(_Totals)):
+        setattr(out.totals, name, getattr(first.totals, name) + getattr(then.totals, name))
+    out.spent = first.spent + then.spent
+    out.reserved = {k: v for k, v in first.reserved.items() if k not in then.released}
+    out.reserved.update(then.reserved)
+    out.released = first.released | {k for k in then.released if k not in first.reserved}
+    for part in (first, then):
+        for task, row in part.tasks.items():
+            into = out.tasks.setdefault(task, {})
+            for name, value in row.items():
+                into[name] = into.get(name, 0) + value
+    return out
+
+
 @dataclass
 class _Totals:
     requests: int = 0
@@ -266,9 +283,15 @@ class Ledger:
                 try:
                     yield
                 finally:
-                    merged = self._merged(stored)
-                    await self.store.write(merged)
-                    self._delta = _Delta()
+                    # what is recorded while the write is under way goes into a new delta (it used to be
+                    # wiped when the write finished: the load test counted 913 of 1,000 requests)
+                    written, self._delta = self._delta, _Delta()
+                    merged = self._merged(stored, written)
+                    try:
+                        await self.store.write(merged)
+                    except BaseException:
+                        self._delta = _combined(written, self._delta)  # not stored: the next sync tries
+                        raise
                     self._adopt(merged)
 
     def _adopt(self, stored: dict[str, Any] | None) -> None:
@@ -279,24 +302,23 @@ class Ledger:
         self._reserved = base._reserved
         self._tasks = base._tasks
 
-    def _merged(self, stored: dict[str, Any] | None) -> dict[str, Any]:
-        """``stored`` plus this ledger's delta, as a state."""
+    def _merged(self, stored: dict[str, Any] | None, delta: _Delta | None = None) -> dict[str, Any]:
+        """``stored`` plus ``delta`` (default: this ledger's unsynced changes), as a state."""
+        delta = self._delta if delta is None else delta
         try:
             base = Ledger.from_state(stored, self.prices, today=self._today) if stored else None
         except ValidationError:
             base = None  # unreadable: start again from this ledger's own changes
         totals = dataclasses.asdict(base._totals) if base else dataclasses.asdict(_Totals())
-        for name, value in dataclasses.asdict(self._delta.totals).items():
+        for name, value in dataclasses.asdict(delta.totals).items():
             totals[name] += value
         today = self._today()
-        spent = (base._spent if base and base._day == today else 0.0) + self._delta.spent
-        reserved = {
-            k: v for k, v in (base._reserved if base else {}).items() if k not in self._delta.released
-        }
-        reserved.update(self._delta.reserved)
+        spent = (base._spent if base and base._day == today else 0.0) + delta.spent
+        reserved = {k: v for k, v in (base._reserved if base else {}).items() if k not in delta.released}
+        reserved.update(delta.reserved)
         horizon = self._now() - RESERVATION_TTL_S
         tasks = {t: dict(r) for t, r in (base._tasks if base else {}).items()}
-        for t, r in self._delta.tasks.items():
+        for t, r in delta.tasks.items():
             row = tasks.setdefault(t, {"requests": 0, "local": 0, "saved_usd": 0.0})
             for name, value in r.items():
                 row[name] += value

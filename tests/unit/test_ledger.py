@@ -1,3 +1,4 @@
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -195,3 +196,69 @@ def test_listeners_hear_every_recorded_request_and_state_round_trips() -> None:
     assert len(heard) == 2
     restored = Ledger.from_state(heard[-1], Prices(), cloud_model="m")  # type: ignore[arg-type]  # duck-typed
     assert restored.stats()["requests"] == 2 and restored.spent_today() == 0.5
+
+
+class SlowStore:
+    """A shared store whose writes wait for ``gate`` (as IndexedDB's do: other tasks run meanwhile)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        from hybrid_router.ledger import MemoryLedgerStore
+
+        self.inner = MemoryLedgerStore()
+        self.gate = asyncio.Event()
+        self.fail = fail
+
+    def locked(self) -> Any:
+        return self.inner.locked()
+
+    async def read(self) -> dict[str, Any] | None:
+        return await self.inner.read()
+
+    async def write(self, state: dict[str, Any]) -> None:
+        await self.gate.wait()
+        if self.fail:
+            raise OSError("the disk is full")
+        await self.inner.write(state)
+
+
+async def _record_during_a_write(store: SlowStore, ledger: Ledger) -> Ledger:
+    ledger.record(target="local", task="embeddings")
+    syncing = asyncio.create_task(ledger.sync())
+    while not store.inner.lock.locked() or store.gate.is_set():
+        await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)  # the sync is waiting in its write now
+    ledger.record(target="cloud", cost_usd=0.25, tokens_in=1, tokens_out=1)  # recorded meanwhile
+    rid = ledger.reserve(0.5, budget=None)
+    store.gate.set()
+    try:
+        await syncing
+    finally:
+        ledger.release(rid)
+    return ledger
+
+
+async def test_a_request_recorded_while_the_ledger_is_being_written_is_kept() -> None:
+    store = SlowStore()
+    ledger = await _record_during_a_write(store, Ledger(Prices(), store=store))
+    assert ledger.stats()["requests"] == 2  # the view
+    await ledger.sync()
+    assert store.inner.state is not None
+    stored = Ledger.from_state(store.inner.state, Prices())
+    assert stored.stats()["requests"] == 2 and stored.spent_today() == pytest.approx(0.25)
+    assert stored.stats()["by_task"]["embeddings"]["requests"] == 1
+    assert store.inner.state["reserved"] == {}  # the reservation made during the write, released
+
+
+async def test_a_failed_write_keeps_every_change_for_the_next_sync() -> None:
+    store = SlowStore(fail=True)
+    ledger = Ledger(Prices(), store=store)
+    with pytest.raises(OSError):
+        await _record_during_a_write(store, ledger)
+    assert store.inner.state is None  # nothing was written
+    store.fail = False
+    await ledger.sync()
+    assert store.inner.state is not None
+    stored = Ledger.from_state(store.inner.state, Prices())
+    assert stored.stats()["requests"] == 2 and stored.spent_today() == pytest.approx(0.25)
+    assert store.inner.state["reserved"] == {}
