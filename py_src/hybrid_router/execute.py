@@ -104,6 +104,8 @@ class Executor:
         self._syncing: set[asyncio.Task[None]] = set()
         #: told whether each cloud step reached the provider (True) or found the network gone (False)
         self.on_cloud: Callable[[bool], None] | None = None
+        #: told each answered cloud step's plan and the prompt tokens its usage reported
+        self.on_cloud_usage: Callable[[Plan, int], None] | None = None
 
     def queue(self, step: Step) -> contextlib.AbstractAsyncContextManager[object]:
         """One call at a time per on-device model (its pipeline is not re-entrant, and two calls at once
@@ -304,6 +306,8 @@ class _Attempts:
         ex.ledger.release(self.reservation)
         if step.target == "cloud" and ex.on_cloud is not None:
             ex.on_cloud(True)
+        if step.target == "cloud" and ex.on_cloud_usage is not None and outcome.tokens_in:
+            ex.on_cloud_usage(self.plan, outcome.tokens_in)
         if not self.recorded:
             self.recorded = True
             _mark_recorded()

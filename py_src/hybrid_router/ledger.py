@@ -18,7 +18,8 @@ counted here. :meth:`Ledger.stats` gives
 across reloads.
 
 **The budget holds.** Before a cloud call the executor :meth:`~Ledger.reserve` s its worst-case cost (the
-prompt's tokens and ``max_tokens`` at the cloud model's price): a reservation that would take today's
+prompt's tokens, plus what the provider adds around them as its usage has shown (the planner's framing
+allowance), and ``max_tokens``, at the cloud model's price): a reservation that would take today's
 spend plus what is already reserved past the budget is refused, so concurrent calls cannot overspend.
 When the call ends the reservation is :meth:`~Ledger.release` d and the call recorded at its real cost
 (a cut or stopped stream at what it received).

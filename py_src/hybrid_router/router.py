@@ -134,6 +134,7 @@ class Router:
             self.ledger, self.devices, cloud_name=cloud.name if cloud else None, clock=clock
         )
         self.executor.on_cloud = self.planner.cloud_outcome
+        self.executor.on_cloud_usage = self.planner.cloud_usage
         #: named vector indexes over this router's embeddings (in memory unless a store is given)
         self.indexes = Indexes(
             index_store if index_store is not None else MemoryIndexStore(),

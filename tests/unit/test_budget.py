@@ -96,3 +96,40 @@ async def test_two_tabs_share_one_budget() -> None:
     assert tab_b.stats()["requests"] == 2 and tab_b.stats()["cloud"] == 1  # the origin's totals
     spent = tab_a.ledger.spent_today()
     assert spent > 0 and tab_b.ledger.spent_today() == pytest.approx(spent)
+
+
+async def test_a_worst_case_allows_for_the_prompt_tokens_the_cloud_adds() -> None:
+    """The provider's usage counts more prompt tokens than the request's own (its chat template, a system
+    prompt): the first worst case allows FRAMING_TOKENS for it, later ones the most seen so far."""
+    from hybrid_router.planner import FRAMING_MARGIN, FRAMING_TOKENS
+
+    cloud = FakeCloud(usage=(600, 5))
+    r = router(cloud, 10.0)
+    request = ChatRequest.parse(COMPLEX, max_tokens=100)
+    first = await r.planner.generation(request, Policy(), r.ledger)
+    own = first.cloud_tokens_in - first.cloud_framing_tokens
+    assert first.cloud_framing_tokens == FRAMING_TOKENS and own > 0
+    assert first.cloud_worst_usd == pytest.approx(r.ledger.cost(cloud.model, own + FRAMING_TOKENS, 100))
+    assert own + FRAMING_TOKENS < 600  # this provider adds more than the default allows
+    await r.generate(COMPLEX, max_tokens=100, route="cloud")
+    charged = r.ledger.spent_today()
+    assert charged == pytest.approx(r.ledger.cost(cloud.model, 600, 5))
+    later = await r.planner.generation(request, Policy(), r.ledger)
+    seen = r.planner.framing_seen
+    assert seen is not None and 600 - 2 * own < seen < 600  # the usage less the call's own count
+    assert later.cloud_framing_tokens == seen + FRAMING_MARGIN
+    assert later.cloud_worst_usd >= charged  # the worst case now covers what such a call costs
+
+
+async def test_concurrent_calls_to_a_cloud_that_adds_framing_stay_within_the_budget() -> None:
+    cloud = FakeCloud(usage=(600, 5))
+    probe = router(FakeCloud(usage=(600, 5)), 10.0)
+    await probe.generate(COMPLEX, max_tokens=100, route="cloud")
+    one_call = probe.ledger.spent_today()
+    budget = 3.5 * one_call
+    r = router(cloud, budget)
+    for _ in range(3):  # waves of concurrent calls: the first learns the framing, the budget holds throughout
+        await asyncio.gather(*(r.generate(COMPLEX, max_tokens=5) for _ in range(6)))
+        assert r.ledger.spent_today() <= budget + 1e-12
+        assert r.ledger.reserved_now() == 0
+    assert 1 <= len(cloud.calls) <= 3  # some reached the cloud, never more than the budget pays for

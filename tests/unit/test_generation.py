@@ -310,9 +310,10 @@ async def test_when_both_sides_fail_the_last_error_carries_the_chain() -> None:
 
 
 async def test_a_spent_budget_keeps_requests_on_the_device() -> None:
-    # a call's worst case (its prompt + max_tokens 100 at fake-gpt's price) is ~0.00023 USD and must fit:
-    # the first call does and spends 0.00005; the second's worst case no longer fits the rest
-    env = Env(policy=Policy(daily_budget_usd=0.00025))
+    # a call's worst case (its ~30 prompt tokens + 64 for the provider's framing + max_tokens 100 at
+    # fake-gpt's price) is ~0.000294 USD and must fit: the first call does and spends 0.00005 (usage 40/5);
+    # the second's worst case (framing now the 10 tokens seen + 8) is ~0.000248 and no longer fits the rest
+    env = Env(policy=Policy(daily_budget_usd=0.000296))
     first = await env.generate(prompt=COMPLEX, max_tokens=100)
     assert first.route.target == "cloud"
     second = await env.generate(prompt=COMPLEX, max_tokens=100)

@@ -53,6 +53,8 @@ class Plan:
     budget_usd: float | None = None
     cloud_worst_usd: float = 0.0
     cloud_tokens_in: int = 0
+    #: of ``cloud_tokens_in``, the allowance for what the provider adds around the messages
+    cloud_framing_tokens: int = 0
     reservation: str | None = None
     #: the prompt router's score record and the personal data found (both go into the route)
     router: dict[str, Any] | None = None
@@ -70,13 +72,19 @@ class Plan:
         return dataclasses.replace(self, decision_ms=decision_ms)
 
     def budgeted(
-        self, budget_usd: float | None, worst_usd: float, tokens_in: int, reservation: str | None
+        self,
+        budget_usd: float | None,
+        worst_usd: float,
+        tokens_in: int,
+        reservation: str | None,
+        framing_tokens: int = 0,
     ) -> Plan:
         return dataclasses.replace(
             self,
             budget_usd=budget_usd,
             cloud_worst_usd=worst_usd,
             cloud_tokens_in=tokens_in,
+            cloud_framing_tokens=framing_tokens,
             reservation=reservation,
         )
 
