@@ -146,9 +146,19 @@ def run_load(
 
 
 def fault_plan(slots: int, rate: float = 0.10, seed: int = 1) -> list[str]:
-    """``slots`` proxy answers, about ``rate`` of them a fault (drawn with :data:`FAULT_WEIGHTS`)."""
+    """``slots`` proxy answers, about ``rate`` of them a fault. The first faults are one of each kind of
+    :data:`FAULTS` in a seeded order (so that a run with a few dozen cloud requests meets them all), the
+    rest drawn with :data:`FAULT_WEIGHTS`."""
     rng = random.Random(seed)
-    return [rng.choices(FAULTS, FAULT_WEIGHTS)[0] if rng.random() < rate else "ok" for _ in range(slots)]
+    first = list(FAULTS)
+    rng.shuffle(first)
+    plan = []
+    for _ in range(slots):
+        if rng.random() < rate:
+            plan.append(first.pop() if first else rng.choices(FAULTS, FAULT_WEIGHTS)[0])
+        else:
+            plan.append("ok")
+    return plan
 
 
 def percentile(xs: Sequence[float], q: float) -> float:
