@@ -10,7 +10,7 @@
  *   chunks  keyPath ["key", "index"] { key, index, data: ArrayBuffer }  (chunk i holds bytes [i*chunk_bytes, (i+1)*chunk_bytes))
  */
 
-import { committed, done, openDatabase } from "./idb.js";
+import { committed, done, openDatabase, webLock } from "./idb.js";
 
 export const DB_NAME = "hybrid-router-models";
 const DB_VERSION = 1;
@@ -52,15 +52,7 @@ export class ModelStore {
    * @param {string} key @param {{ signal?: AbortSignal }} [options] @returns {Promise<() => void>}
    */
   lock(key, { signal } = {}) {
-    const locks = globalThis.navigator?.locks;
-    if (!locks) return Promise.resolve(() => {});
-    return new Promise((resolve, reject) => {
-      locks.request(`${this.db.name}:${key}`, { signal }, () => new Promise((release) => {
-        const free = () => release(undefined);
-        signal?.addEventListener("abort", free, { once: true });
-        resolve(free);
-      })).catch(reject);
-    });
+    return webLock(`${this.db.name}:${key}`, { signal });
   }
 
   /** @returns {Promise<any[]>} every file record */

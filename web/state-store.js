@@ -5,7 +5,7 @@
  * object store `kv`; `lock(name)` is the Web Lock the tabs take turns with.
  */
 
-import { committed, done, openDatabase } from "./idb.js";
+import { committed, done, openDatabase, webLock } from "./idb.js";
 
 export const DB_NAME = "hybrid-router-state";
 
@@ -23,23 +23,7 @@ export async function openStateStore(name = DB_NAME) {
       tx.objectStore("kv").put(json, key);
       await committed(tx);
     },
-    /**
-     * Take the Web Lock `name`, which every tab and worker of the origin shares; resolves, once it is held,
-     * with the function that releases it (without Web Locks: a no-op lock). Aborting `signal` withdraws a
-     * waiting request (the promise rejects with an AbortError) and releases the lock if it was granted
-     * meanwhile: a caller that gave up never leaves the lock held.
-     * @param {string} name @param {{ signal?: AbortSignal }} [options] @returns {Promise<() => void>}
-     */
-    lock(name, { signal } = {}) {
-      const locks = /** @type {any} */ (globalThis.navigator)?.locks;
-      if (!locks) return Promise.resolve(() => {});
-      return new Promise((resolve, reject) => {
-        locks.request(name, { signal }, () => new Promise((release) => {
-          const free = () => release(undefined);
-          signal?.addEventListener("abort", free, { once: true });
-          resolve(free);
-        })).catch(reject);
-      });
-    },
+    /** The Web Lock `name` (see idb.js's webLock). @param {string} name @param {{ signal?: AbortSignal }} [options] */
+    lock: (name, options) => webLock(name, options),
   };
 }
