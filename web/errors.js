@@ -7,7 +7,7 @@
 
 /** The error names the router can reject with (see py_src/hybrid_router/errors.py). */
 export const ERROR_NAMES = Object.freeze([
-  "ValidationError", "PolicyError", "LocalError", "ModelLoadError", "InferenceError", "ContextLengthError",
+  "ValidationError", "PolicyError", "LocalError", "ModelLoadError", "ModelNotReadyError", "InferenceError", "ContextLengthError",
   "StorageError", "CloudError", "RateLimitError", "CloudTimeoutError", "OfflineError", "BusyError", "ProtocolError",
   "AbortError", "WorkerError", "InternalError",
 ]);

@@ -7,6 +7,9 @@ being built. While anything is queued or running, :class:`BuildWatch` asks ``/ap
 ``interval_s``; when its ``version`` changes it fetches the manifest and the cloud config again and hands
 them on (``on_manifest``, ``on_cloud``). Nothing is pending, nothing is asked: a page on a fully built
 server makes no request for this. Pure Python: the fetch and the sleep are passed in.
+
+:func:`model_note` and :func:`not_ready` say the same of a model the server has not built yet (the
+routing raises it when a task has no model but one is on its way, instead of claiming there is none).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PENDING_STATES", "BuildWatch", "cloud_note", "pending"]
+from .errors import ModelNotReadyError
+from .manifest import NotBuilt
+
+__all__ = ["PENDING_STATES", "BuildWatch", "cloud_note", "model_note", "not_ready", "pending"]
 
 #: the states of a model (or the cloud tier) that will change by themselves
 PENDING_STATES = frozenset({"queued", "running"})
@@ -47,6 +53,55 @@ def cloud_note(cloud: Mapping[str, Any] | None) -> str | None:
         minutes = max(1, round(eta / 60))
         parts.append(f"~{minutes} minute{'s' if minutes != 1 else ''} left")
     return "the cloud tier is still starting" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _left(seconds: float | None) -> str | None:
+    if seconds is None or seconds <= 0:
+        return None
+    if seconds < 60:
+        return f"~{max(5, 5 * round(seconds / 5))} seconds"
+    minutes = round(seconds / 60)
+    return f"~{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def model_note(model: NotBuilt) -> str:
+    """Where the server's build of ``model`` stands (as web/build-status.js's ``describeJob`` says it):
+    "still being built on the server (training, 33%, ~7 minutes left)", "queued in the server's build
+    (ready in ~40 minutes)", "not built: the server's build is waiting (...)"."""
+    left = _left(model.eta_s)
+    if model.state == "running":
+        parts = [model.step or "starting"]
+        if model.progress is not None:
+            parts.append(f"{round(model.progress * 100)}%")
+        parts += [f"{left} left"] if left else []
+        return f"still being built on the server ({', '.join(parts)})"
+    if model.state == "queued":
+        return "queued in the server's build" + (f" (ready in {left})" if left else "")
+    why = model.message or model.state
+    return {
+        "blocked": f"not built: the server's build is waiting ({why})",
+        "failed": f"not built: its build failed ({why})",
+    }.get(model.state, f"not built on this server ({why})")
+
+
+def not_ready(model: NotBuilt, task: str, kind: str, meanwhile: str | None = None) -> ModelNotReadyError:
+    """The error of a ``task`` call whose ``kind`` model (e.g. "text-classification") is ``model``, not
+    built yet; ``meanwhile`` (a sentence) says what answers instead, where anything does."""
+    if model.state in PENDING_STATES:
+        then = "try again when it is built: the model panel shows its progress."
+    else:
+        then = model.hint or "build it (./hr build) where its training data is."
+    hint = f"{meanwhile} Or {then[0].lower()}{then[1:]}" if meanwhile else then[0].upper() + then[1:]
+    return ModelNotReadyError(
+        f"the {kind} model {model.id} is {model_note(model)}",
+        hint=hint,
+        model=model.id,
+        task=task,
+        state=model.state,
+        step=model.step,
+        progress=model.progress,
+        eta_s=model.eta_s,
+    )
 
 
 @dataclass

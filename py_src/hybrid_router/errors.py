@@ -5,6 +5,7 @@
     ├── PolicyError                 a routing policy forbids what the call needs (privacy, budget, tier)
     ├── LocalError                  the on-device side failed: the router may fall back to the cloud
     │   ├── ModelLoadError          a model could not be fetched, verified or initialised
+    │   │   └── ModelNotReadyError  the server has not built the task's model yet (training, queued, blocked)
     │   ├── InferenceError          a loaded model failed while running (out of memory, device lost, ...)
     │   ├── ContextLengthError      the input does not fit the local model's context window
     │   └── StorageError            the model cache (IndexedDB, quota) failed; the model may run from memory
@@ -36,6 +37,7 @@ __all__ = [
     "InferenceError",
     "LocalError",
     "ModelLoadError",
+    "ModelNotReadyError",
     "OfflineError",
     "PolicyError",
     "ProtocolError",
@@ -85,6 +87,14 @@ class LocalError(HybridRouterError):
 
 class ModelLoadError(LocalError):
     default_hint = "Check that the model is built (./hr run builds it) and that the server is reachable."
+
+
+class ModelNotReadyError(ModelLoadError):
+    """The task's model is in the manifest but the server has not built it (yet): ``details`` has the
+    ``model``, ``task``, ``state`` (queued, running, blocked, failed, skipped), ``progress`` and ``eta_s``;
+    the hint says what answers meanwhile, where anything does."""
+
+    default_hint = "Try again when the model panel shows the model as built."
 
 
 class InferenceError(LocalError):

@@ -13,6 +13,10 @@ files of that folder with their size and sha256:
 
 An optional top-level ``cloud_prices`` section holds the cloud models' list prices
 (:mod:`hybrid_router.prices`): :attr:`Manifest.cloud_prices` and :meth:`Manifest.price_for`.
+
+The manifest a server serves lists the models it has not built (yet) under ``not_built`` (see serve.py):
+:attr:`Manifest.not_built`, so that a task whose model is still training says so instead of claiming the
+manifest has none (:meth:`Manifest.not_built_for`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 from .errors import ModelLoadError, ValidationError
 from .prices import CloudPrice, CloudPrices
 
-__all__ = ["SCHEMA", "Conversion", "FileInfo", "Manifest", "ModelEntry", "Source", "Variant"]
+__all__ = ["SCHEMA", "Conversion", "FileInfo", "Manifest", "ModelEntry", "NotBuilt", "Source", "Variant"]
 
 #: The manifest schema this module reads.
 SCHEMA = 1
@@ -291,12 +295,54 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class NotBuilt:
+    """A model the server has not built (yet): its state in the server's build (``queued``, ``running``,
+    ``blocked``, ``failed``, ``skipped``), with the step, progress (0..1), seconds left, message and hint
+    the build reported. Read leniently: a field of the wrong type counts as absent."""
+
+    id: str
+    tasks: tuple[str, ...]
+    state: str
+    step: str | None = None
+    progress: float | None = None
+    eta_s: float | None = None
+    message: str | None = None
+    hint: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NotBuilt | None:
+        mid, tasks, state = d.get("id"), d.get("tasks"), d.get("state")
+        if not isinstance(mid, str) or not isinstance(tasks, list) or not isinstance(state, str):
+            return None
+
+        def text(key: str) -> str | None:
+            v = d.get(key)
+            return v if isinstance(v, str) and v else None
+
+        def number(key: str) -> float | None:
+            v = d.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        return cls(
+            id=mid,
+            tasks=tuple(t for t in tasks if isinstance(t, str)),
+            state=state,
+            step=text("step"),
+            progress=number("progress"),
+            eta_s=number("eta_s"),
+            message=text("message"),
+            hint=text("hint"),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """Every model the router knows, in file order."""
+    """Every model the router knows, in file order; and the served manifest's models not built yet."""
 
     models: tuple[ModelEntry, ...]
     schema: int = SCHEMA
     cloud_prices: CloudPrices = field(default_factory=CloudPrices)
+    not_built: tuple[NotBuilt, ...] = ()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
@@ -315,7 +361,18 @@ class Manifest:
         if dups := sorted({i for i in ids if ids.count(i) > 1}):
             raise _fail("models", f"duplicate ids {dups}")
         prices = CloudPrices.from_dict(d["cloud_prices"]) if "cloud_prices" in d else CloudPrices()
-        return cls(models=tuple(models), schema=schema, cloud_prices=prices)
+        raw_pending = d.get("not_built")
+        pending = (
+            [NotBuilt.from_dict(p) for p in raw_pending if isinstance(p, Mapping)]
+            if isinstance(raw_pending, list)
+            else []
+        )
+        return cls(
+            models=tuple(models),
+            schema=schema,
+            cloud_prices=prices,
+            not_built=tuple(p for p in pending if p is not None and p.id not in ids),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -342,6 +399,11 @@ class Manifest:
     def for_task(self, task: str) -> tuple[ModelEntry, ...]:
         """The models that can do ``task``, in manifest order (the first is the task's default)."""
         return tuple(m for m in self.models if task in m.tasks)
+
+    def not_built_for(self, task: str) -> tuple[NotBuilt, ...]:
+        """The models for ``task`` the server has not built, those still being built first."""
+        found = [m for m in self.not_built if task in m.tasks]
+        return tuple(sorted(found, key=lambda m: m.state not in ("running", "queued")))
 
     def price_for(self, model: str | None) -> CloudPrice:
         """The list price of the cloud model ``model`` (see :mod:`hybrid_router.prices`)."""

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest_dict
 
 from hybrid_router.build_watch import BuildWatch, cloud_note, pending
+from hybrid_router.errors import ModelLoadError, ModelNotReadyError, ValidationError, error_to_wire
 from hybrid_router.manifest import Manifest
 from hybrid_router.router import Router
 
@@ -106,3 +108,79 @@ async def test_a_model_built_in_the_background_and_the_cloud_coming_up_reach_the
     assert [f.model for f in after.route.fallbacks] == ["fake-nli"] and after.route.reason == "fallback"
     late = await router.generate(complex_prompt)
     assert late.route.target == "cloud" and late.route.reason == "complexity"
+
+
+async def test_a_task_whose_model_is_still_being_built_says_so() -> None:
+    """Sentiment and entities while their models train: a typed error with the progress, the time left and
+    what answers meanwhile, not "the manifest has no text-classification model"; the wire carries it."""
+    data = fake_manifest_dict()
+    training = {
+        "id": "fake-sentiment",
+        "tasks": ["text-classification"],
+        "state": "running",
+        "step": "training",
+        "progress": 0.33,
+        "eta_s": 420,
+    }
+    queued = {"id": "fake-ner", "tasks": ["token-classification"], "state": "queued", "eta_s": 2400}
+    blocked = {
+        "id": "fake-ranker",
+        "tasks": ["text-ranking"],
+        "state": "blocked",
+        "step": "downloading data",
+        "message": "the training data is not here",
+        "hint": "Put the data folder next to the repository.",
+    }
+    served = {**data, "not_built": [training, queued, blocked, {"id": 3}, "junk"]}
+    manifest = Manifest.from_dict(served)
+    assert [m.id for m in manifest.not_built] == ["fake-sentiment", "fake-ner", "fake-ranker"]
+    router = Router(as_runtime(FakeRuntime()), manifest)
+
+    with pytest.raises(ModelNotReadyError) as sentiment:
+        await router.classify("The battery died after two days.")
+    err = sentiment.value
+    assert isinstance(err, ModelLoadError)  # callers that handle a model that cannot load still catch it
+    assert err.message == (
+        "the text-classification model fake-sentiment is still being built on the server "
+        "(training, 33%, ~7 minutes left)"
+    )
+    assert "manifest has no" not in err.message and "labels" in err.hint and "embedding" in err.hint
+    assert err.details == {
+        "model": "fake-sentiment",
+        "task": "text-classification",
+        "state": "running",
+        "step": "training",
+        "progress": 0.33,
+        "eta_s": 420.0,
+    }
+    # the way the hint names answers now
+    labelled = await router.classify("The battery died after two days.", labels=["positive", "negative"])
+    assert labelled.model == "fake-embed"
+
+    with pytest.raises(ModelNotReadyError) as entities:
+        await router.ner("Angela Merkel met Emmanuel Macron in Paris.")
+    assert entities.value.message == (
+        "the named-entity model fake-ner is queued in the server's build (ready in ~40 minutes)"
+    )
+    assert entities.value.hint.startswith("Try again when it is built")
+    with pytest.raises(ModelNotReadyError, match="fake-ner is queued"):
+        await router.ner("Paris", model="fake-ner")  # asked for by name: the same answer
+
+    # a model the build cannot make here: says why and what to do, still not "the manifest has no ..."
+    reranked = await router.rerank("q", ["a", "b"])  # reranking has its own way meanwhile
+    assert reranked.model == "fake-embed"
+    with pytest.raises(ModelNotReadyError) as ranker:
+        await router.rerank("q", ["a", "b"], model="fake-ranker")
+    assert ranker.value.message.endswith(
+        "not built: the server's build is waiting (the training data is not here)"
+    )
+    assert ranker.value.hint == "Put the data folder next to the repository."
+
+    # on the wire: the name the page shows, the details it reads the progress from
+    wire_error = error_to_wire(err)
+    assert wire_error["name"] == "ModelNotReadyError" and wire_error["details"]["eta_s"] == 420.0
+
+    # once built, the model answers (the served manifest lists it under models, no longer under not_built)
+    router.use_manifest(Manifest.from_dict(data))
+    with pytest.raises(ValidationError, match="manifest has no text-classification model"):
+        await router.classify("no model and none coming")

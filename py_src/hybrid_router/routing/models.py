@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hybrid_router.build_watch import not_ready
 from hybrid_router.errors import ValidationError
 from hybrid_router.manifest import Manifest, ModelEntry
 
@@ -61,6 +62,11 @@ _RULES: Mapping[str, str] = {
 }
 #: the task models this project trains (they exist only where their datasets were)
 _TRAINED = frozenset({CLASSIFY, ZERO_SHOT, NER, RERANK})
+#: what answers a task while its model is not built yet (a task with a fallback of its own never asks)
+_MEANWHILE: Mapping[str, str] = {
+    CLASSIFY: "Meanwhile, pass your own labels (e.g. labels: ['positive', 'negative']): they are scored "
+    "by embedding similarity with the embedding model, or give examples for a few-shot classification.",
+}
 
 
 def choose(manifest: Manifest, task: str, model_id: str | None = None) -> ModelEntry:
@@ -73,6 +79,8 @@ def choose(manifest: Manifest, task: str, model_id: str | None = None) -> ModelE
     if model_id is None:
         if candidates:
             return candidates[0]
+        for coming in manifest.not_built_for(task):  # the manifest has it: the server has not built it yet
+            raise not_ready(coming, task, kind, _MEANWHILE.get(task))
         where = (
             "; the task models train from their datasets: see the model panel or ./hr build"
             if task in _TRAINED
@@ -87,6 +95,9 @@ def choose(manifest: Manifest, task: str, model_id: str | None = None) -> ModelE
     for entry in candidates:
         if entry.id == model_id:
             return entry
+    for coming in manifest.not_built_for(task):
+        if coming.id == model_id:
+            raise not_ready(coming, task, kind)
     names = ", ".join(m.id for m in candidates) or "(none)"
     problem = f"does not {does}" if model_id in manifest.ids else "is not in the manifest"
     raise ValidationError(
