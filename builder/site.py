@@ -234,8 +234,11 @@ def _models(w: _Writer, built: Mapping[str, tuple[Path, list[str], dict[str, Fil
     return base
 
 
-def headers_file(csp: str, *, isolation: bool) -> str:
-    """``_headers`` (Netlify / Cloudflare Pages syntax): the policy and the caching of the site."""
+def headers_file(csp: str, *, isolation: bool, models_url: str) -> str:
+    """``_headers`` (Netlify / Cloudflare Pages syntax): the policy and the caching of the site.
+
+    The models' rule names their folder (``/models-<hash>/*``): a bare ``/models-*`` would also match
+    ``/models-panel.js``, a file of the page that must be revalidated, not cached for a year."""
     common = [
         f"Content-Security-Policy: {csp}",
         "X-Content-Type-Options: nosniff",
@@ -252,7 +255,7 @@ def headers_file(csp: str, *, isolation: bool) -> str:
         "/assets/*",
         "  Cache-Control: public, max-age=31536000, immutable",
         "",
-        "/models-*",
+        f"/{models_url}*",
         "  Cache-Control: public, max-age=31536000, immutable",
         "",
     ]
@@ -332,7 +335,7 @@ def build_site(
         w.json(
             "models_manifest.json", site_manifest(raw_manifest, {m: (d, f) for m, (_, d, f) in built.items()})
         )
-        w.text("_headers", headers_file(csp, isolation=isolation_headers))
+        w.text("_headers", headers_file(csp, isolation=isolation_headers, models_url=models_url))
         # the version: everything the page and the worker run, less config.json (which names it)
         shell = {
             f.path: f.sha256

@@ -2,7 +2,7 @@
 
 A ```js block is code a page runs (tests/browser/test_guides.py); a ```js file=PATH block quotes a file
 of the repository that a test runs (tests/unit/test_guides.py checks that the quote is in it); other
-blocks (sh, text, nginx) are shown, not run.
+blocks (sh, text) are shown, not run; the ```nginx block is run by tests/browser/test_nginx.py.
 """
 
 from __future__ import annotations
