@@ -16,7 +16,10 @@ Contract of every method:
 
 Generation takes :class:`~hybrid_router.chat.ChatMessage` s; the runtime applies the model's chat
 template. ``generate`` streams text pieces to ``on_text`` as they are decoded and returns
-``{"text", "tokens_out", "finish_reason"}`` (``"stop"`` or ``"length"``).
+``{"text", "tokens_out", "finish_reason"}`` (``"stop"`` or ``"length"``), and optionally
+``"tokens_cached"``: the prompt tokens served from the runtime's KV cache of the conversation's earlier
+turns instead of being evaluated again (a follow-up turn evaluates only its new tokens; the answer is the
+one a fresh evaluation of the whole conversation gives).
 """
 
 from __future__ import annotations
@@ -80,8 +83,9 @@ class LocalRuntime(Protocol):
     ) -> dict[str, Any]:
         """A chat completion (greedy when ``temperature`` is 0), streaming pieces to ``on_text``.
 
-        Returns ``{"text": str, "tokens_out": int, "finish_reason": "stop" | "length"}``;
-        cancelling the task interrupts generation at the next token and re-raises.
+        Returns ``{"text": str, "tokens_out": int, "finish_reason": "stop" | "length"}`` (and optionally
+        ``"tokens_cached": int``, see the module docstring); cancelling the task interrupts generation at
+        the next token and re-raises.
         """
         ...
 

@@ -27,6 +27,7 @@ from ..model_cache import ModelCache
 from ..routing.devices import Devices
 from . import encoder_tasks
 from .jsinterop import destroy, js_object
+from .kv_cache import CachedPrefix, KvSlot
 from .tensors import (
     dispose,
     ints,
@@ -62,6 +63,73 @@ def _chat(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     return [m.to_wire() for m in messages]
 
 
+def _dispose_tensor(tensor: Any) -> None:
+    if tensor is not None:
+        tensor.dispose()
+        destroy(tensor)
+
+
+def _dispose_cache(cache: Any) -> None:
+    """Free a ``DynamicCache``'s tensors (ORT buffers: on the GPU too) and its proxy."""
+    if cache is not None:
+        dispose(cache)
+        destroy(cache)
+
+
+def _tokenized_chat(
+    tokenizer: Any, model: ModelEntry, messages: Sequence[ChatMessage]
+) -> tuple[Any, Any, tuple[int, ...]]:
+    """``(input_ids, attention_mask, token ids)`` of the chat as the text-generation pipeline tokenizes
+    it: the chat template applied as text, then tokenized without adding special tokens (it has them)."""
+    options = js_object({"tokenize": False, "add_generation_prompt": True})
+    encode = js_object({"add_special_tokens": False, "padding": True, "truncation": True})
+    chat = js_object(_chat(messages))
+    inputs = ids = mask = None
+    try:
+        inputs = tokenizer(js_object([tokenizer.apply_chat_template(chat, options)]), encode)
+        ids, mask = inputs.input_ids, inputs.attention_mask
+        return ids, mask, tuple(int(t) for t in ints(ids)[0])
+    except JsException as exc:
+        destroy(ids, mask)
+        raise InferenceError(
+            f"{model.id}: could not apply the chat template: {message(exc)}", model=model.id
+        ) from exc
+    finally:
+        destroy(options, encode, chat, inputs)
+
+
+def _decoded(tokenizer: Any, ids: Any) -> str:
+    """The first row of ``ids`` as text, special tokens skipped (as the text-generation pipeline does)."""
+    options = js_object({"skip_special_tokens": True})
+    texts = tokenizer.batch_decode(ids, options)
+    try:
+        return str(texts[0])
+    finally:
+        destroy(options, texts)
+
+
+def _discard(reused: Any, output: Any) -> None:
+    """A generation that did not end well: the cache it was given (updated in place) and the one it made
+    are freed, with its output."""
+    _dispose_cache(reused)
+    if output is not None:
+        _dispose_cache(output.past_key_values)
+        _dispose_tensor(output.sequences)
+        destroy(output)
+
+
+def _when_settled(release: Callable[[], None], discard: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A done-callback for a generation left running after a cancel: once its promise settles, free its
+    proxies and whatever it produced (an interrupted generation resolves with its output)."""
+
+    def done(future: asyncio.Future[Any]) -> None:
+        release()
+        output = None if future.cancelled() or future.exception() is not None else future.result()
+        discard(output)
+
+    return done
+
+
 class TransformersJsRuntime:
     """Pipelines of Transformers.js, created once per (task, model, dtype, device) and reused.
 
@@ -79,6 +147,8 @@ class TransformersJsRuntime:
         self._pipelines: dict[_Key, asyncio.Future[Any]] = {}
         #: the progress listener of each call waiting for a load (None: the call takes no progress)
         self._waiters: dict[_Key, list[ProgressFn | None]] = {}
+        #: the KV cache of the latest on-device chat, for its next turn (see :mod:`.kv_cache`)
+        self.kv = KvSlot(dispose=_dispose_cache)
 
     def _drop_webgpu(self, model: ModelEntry) -> None:
         """``model`` moved to wasm: its WebGPU pipelines are freed."""
@@ -318,22 +388,31 @@ class TransformersJsRuntime:
 
         Greedy when ``temperature`` is 0. Cancelling the task interrupts generation at the next token
         (Transformers.js's InterruptableStoppingCriteria) and re-raises.
+
+        The text-generation pipeline's steps (chat template, tokenize, ``model.generate``, decode), run
+        here so that the KV cache of the conversation's previous turn is passed in and the new one kept
+        (:mod:`.kv_cache`): a follow-up turn evaluates only the tokens after the previous answer.
+        ``tokens_cached`` in the result: the prompt tokens served from that cache (0: all evaluated).
         """
         pipe = await self._pipeline("text-generation", model, dtype, on_progress)
+        owner = (model.id, dtype, self.devices.device_of(model))
+        tokenizer = pipe.tokenizer
+        prompt_ids, mask, prompt = _tokenized_chat(tokenizer, model, messages)
+        reused = self.kv.take(owner, prompt)
         tokens_out = 0
 
         def on_token(_ids: Any) -> None:
             nonlocal tokens_out
             tokens_out += 1
 
-        def on_piece(text: Any) -> None:
-            if on_text is not None and text:
-                on_text(str(text))
+        def on_piece(piece: Any) -> None:
+            if on_text is not None and piece:
+                on_text(str(piece))
 
         js_text, js_token = create_proxy(on_piece), create_proxy(on_token)
         stopper = self._tjs.InterruptableStoppingCriteria.new()
         streamer = self._tjs.TextStreamer.new(
-            pipe.tokenizer,
+            tokenizer,
             js_object(
                 {
                     "skip_prompt": True,
@@ -344,28 +423,35 @@ class TransformersJsRuntime:
             ),
         )
         options: dict[str, Any] = {
+            "input_ids": prompt_ids,
+            "attention_mask": mask,
             "max_new_tokens": max_new_tokens,
             "streamer": streamer,
             "stopping_criteria": stopper,
-            "return_full_text": False,
             "do_sample": temperature > 0,
+            "return_dict_in_generate": True,
         }
         if temperature > 0:
             options["temperature"] = temperature
+        if reused is not None:
+            options["past_key_values"] = reused.cache  # updated in place by generate
+        js_options = js_object(options)
 
         def release(_: Any = None) -> None:
-            destroy(js_text, js_token, streamer, stopper)
+            destroy(js_text, js_token, streamer, stopper, js_options, prompt_ids, mask)
 
-        running = asyncio.ensure_future(pipe(js_object(_chat(messages)), js_object(options)))
+        discard = functools.partial(_discard, reused.cache if reused is not None else None)
+        running = asyncio.ensure_future(pipe.model.generate(js_options))
         try:
             output = await asyncio.shield(running)
         except asyncio.CancelledError:
-            # stop at the next token; the callbacks must outlive the JS promise, so free them when it settles
+            # stop at the next token; the callbacks and the caches must outlive the JS promise: free them then
             stopper.interrupt()
-            running.add_done_callback(released_when_settled(release))
+            running.add_done_callback(_when_settled(release, discard))
             raise
         except JsException as exc:
             release()
+            discard(None)
             raise InferenceError(
                 f"{model.id} failed while generating: {message(exc)}",
                 model=model.id,
@@ -373,16 +459,27 @@ class TransformersJsRuntime:
                 task="text-generation",
             ) from exc
         try:
-            result = output.to_py()
+            sequence = ints(output.sequences)[0]
+            held = int(output.past_key_values.get_seq_length())  # the last token was sampled, not evaluated
+            # the pipeline's decoding: the whole sequence less the decoded prompt
+            whole, asked = _decoded(tokenizer, output.sequences), _decoded(tokenizer, prompt_ids)
+        except JsException as exc:
+            discard(output)
+            raise InferenceError(
+                f"{model.id}: could not read the generated tokens: {message(exc)}", model=model.id
+            ) from exc
         finally:
-            destroy(output)
             release()
-        generated = result[0]["generated_text"]
-        text = generated[-1]["content"] if isinstance(generated, list) else str(generated)
+        if reused is not None:
+            destroy(reused.cache)  # the proxy only: generate updated that cache in place, it lives on
+        self.kv.put(CachedPrefix(owner, tuple(int(t) for t in sequence[:held]), output.past_key_values))
+        _dispose_tensor(output.sequences)
+        destroy(output)
         return {
-            "text": text,
+            "text": whole[len(asked) :],
             "tokens_out": tokens_out,
             "finish_reason": "length" if tokens_out >= max_new_tokens else "stop",
+            "tokens_cached": len(reused.tokens) if reused is not None else 0,
         }
 
     async def transcribe(
