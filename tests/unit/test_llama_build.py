@@ -150,6 +150,38 @@ def test_second_call_does_no_work(fake_build: dict[str, int]) -> None:
     assert fake_build["compile"] == 2
 
 
+def test_native_variant_is_built_and_cached_apart(
+    fake_build: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The benchmark's GGML_NATIVE=ON build: its own flags, key (with the CPU) and folder; building it
+    leaves the portable binary alone, and the portable one does not count as the native one."""
+    assert "-DGGML_NATIVE=ON" in llama.cmake_args(native=True)
+    assert "-DGGML_NATIVE=OFF" in llama.cmake_args() and "-DGGML_NATIVE=ON" not in llama.cmake_args()
+    assert llama.build_key(native=True) != llama.build_key()
+    assert llama.install_dir(native=True).name.startswith(f"{pins_llama.LLAMA_CPP_VERSION}-native-")
+    seen: list[bool] = []
+
+    def compile_(src: Path, build: Path, tools: dict[str, str], *, native: bool = False) -> Path:
+        seen.append(native)
+        (build / "bin").mkdir(parents=True, exist_ok=True)
+        out = build / "bin" / "llama-server"
+        out.write_text("#!/bin/sh\necho fake\n")
+        out.chmod(0o755)
+        return out
+
+    monkeypatch.setattr(llama, "compile_llama_server", compile_)
+    portable = llama.ensure_llama_server()
+    assert not llama.is_built(native=True)
+    native = llama.ensure_llama_server(native=True)
+    assert native == llama.binary_path(native=True) != portable and native.is_file()
+    assert seen == [False, True]
+    info = llama.build_info(native=True)
+    assert info["native"] is True and "-DGGML_NATIVE=ON" in info["cmake_args"]
+    assert llama.ensure_llama_server(native=True) == native and seen == [False, True]  # cached
+    monkeypatch.setattr(llama, "cpu_identity", lambda: "another CPU")
+    assert not llama.is_built(native=True)  # built for another CPU: built again when asked
+
+
 def test_failed_build_leaves_no_binary(fake_build: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(src: Path, build: Path, tools: dict[str, str]) -> Path:
         build.mkdir(parents=True, exist_ok=True)
