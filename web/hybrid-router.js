@@ -27,7 +27,14 @@ export { ERROR_NAMES, HybridRouterError };
  * @typedef {{ target: "local" | "cloud", model: string, error_name: string, message: string }} FallbackStep
  * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string, ms: number,
  *   fallbacks: FallbackStep[], tokens_in: number, tokens_out: number, cost_usd: number,
- *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number }} Route
+ *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number,
+ *   router?: Record<string, any> | null, sensitive?: SensitiveRecord | null,
+ *   finish_reason?: FinishReason | null, max_tokens?: number | null }} Route
+ * @typedef {"stop" | "length" | string} FinishReason "stop": the answer ended; "length": it was cut at
+ *   `max_tokens` (the route's `max_tokens` says how many); a cloud may name others ("content_filter")
+ * @typedef {{ action: "local" | "redact", found: Record<string, number>, missing: string[] }} SensitiveRecord
+ *   personal data in the prompt by kind and count (never the values); `missing`: the detectors that could
+ *   not run (e.g. "ner:minilm-l6-conll03-ner"), so the request stayed on the device
  * @typedef {{ vectors: number[][], dims: number, model: string, dtype?: string, route: Route }} EmbedResult
  * @typedef {{ labels: { label: string, score: number }[], model: string, dtype: string, route: Route }} ClassifyResult
  * @typedef {{ text: string, label: string, start: number, end: number, score: number }} NamedEntity
@@ -41,7 +48,7 @@ export { ERROR_NAMES, HybridRouterError };
  * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, policy?: PolicyOptions }} CallOptions
  * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string | null,
  *   fallback_target: "local" | "cloud" | null, router: Record<string, any> | null,
- *   sensitive: Record<string, any> | null, tokens_in: number, decision_ms: number, dry_run: true }} RouteDecision
+ *   sensitive: SensitiveRecord | null, tokens_in: number | null, decision_ms: number, dry_run: true }} RouteDecision
  */
 
 /**
@@ -49,6 +56,10 @@ export { ERROR_NAMES, HybridRouterError };
  *   temperature?: number, route?: "auto" | "local" | "cloud", signal?: AbortSignal,
  *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} GenerateOptions
  * @typedef {{ tokens_in: number, tokens_out: number }} Usage
+ * @typedef {{ text: string, route: Route, usage: Usage, finish_reason: FinishReason | null }} GenerateResult
+ *   `finish_reason` (also `route.finish_reason`): "length" when the answer was cut at its `max_tokens`
+ * @typedef {{ delta?: string, done?: boolean, route?: Route, usage?: Usage,
+ *   finish_reason?: FinishReason | null }} StreamItem
  */
 
 /** camelCase option -> snake_case wire key */
@@ -371,9 +382,11 @@ export class HybridRouter extends EventTarget {
   }
 
   /**
-   * Text generation, on the device or in the cloud as the routing policy decides.
+   * Text generation, on the device or in the cloud as the routing policy decides. Without `maxTokens`
+   * each side has its own budget (the device 512 tokens, the cloud 1024); `finish_reason` "length" says
+   * the answer was cut at it.
    * @param {GenerateOptions} options
-   * @returns {Promise<{ text: string, route: Route, usage: Usage }>}
+   * @returns {Promise<GenerateResult>}
    */
   async generate(options) {
     const { signal, onProgress, policy, ...rest } = opts(options, "generate");
@@ -381,10 +394,11 @@ export class HybridRouter extends EventTarget {
   }
 
   /**
-   * The decision a generation (or, with `task`, a device task) would get, without running a model or
-   * sending anything: a dry run, cheap enough to call as the user types. `router` is the prompt router's
-   * score from its text statistics (a real call adds the embedding model's vector), `sensitive` the
-   * personal data its patterns found.
+   * The decision a generation (or, with `task`, a device task) would get, without generating or sending
+   * anything: a dry run on the call's own facts (the prompt's tokens, the prompt router's score with the
+   * embedding model's vector, personal data by its patterns and the entity model), so it names the side,
+   * rule and score the call then gets. Its first use loads the models those facts need, as a first call
+   * would. `sensitive` is the personal data found and the detectors that could not run.
    * @param {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
    *   route?: "auto" | "local" | "cloud", task?: string, policy?: PolicyOptions, signal?: AbortSignal }} options
    * @returns {Promise<RouteDecision>}
@@ -395,10 +409,11 @@ export class HybridRouter extends EventTarget {
   }
 
   /**
-   * Streaming generation: an async iterable of `{ delta }` chunks, ending with `{ done: true, route, usage }`.
+   * Streaming generation: an async iterable of `{ delta }` chunks, ending with
+   * `{ done: true, route, usage, finish_reason }` ("length": cut at `maxTokens`).
    * Breaking out of the loop (or aborting `signal`) cancels the request.
    * @param {GenerateOptions} options
-   * @returns {AsyncIterable<{ delta?: string, done?: boolean, route?: Route, usage?: Usage }>}
+   * @returns {AsyncIterable<StreamItem>}
    */
   stream(options) {
     const { signal, onProgress, policy, ...rest } = opts(options, "stream");

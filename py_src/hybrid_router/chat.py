@@ -4,9 +4,23 @@ the provider.
 
 The page sends ``prompt`` (a string, sent as one user message) *or* ``messages`` (OpenAI chat
 messages ``[{"role": "system"|"user"|"assistant", "content": str}, ...]`` with at least one user
-message, the last of which is not blank). ``max_tokens`` is 1..4096 (default 256); ``temperature`` is
-0..2 (default: greedy on the device, the provider's default in the cloud); ``route`` is ``"auto"``,
-``"local"`` or ``"cloud"`` (default: the policy's). Every failure is a ``ValidationError`` with a hint.
+message, the last of which is not blank). ``max_tokens`` is 1..4096, the answer's budget on whichever
+side answers; left out, each side has its own (:data:`DEFAULT_MAX_TOKENS`: 512 on the device, 1024 in the
+cloud, see below). ``temperature`` is 0..2 (default: greedy on the device, the provider's default in the
+cloud); ``route`` is ``"auto"``, ``"local"`` or ``"cloud"`` (default: the policy's). Every failure is a
+``ValidationError`` with a hint.
+
+The default budgets fit an ordinary answer, so one is not cut mid-line (the old 128 was: a cloud answer of
+a few paragraphs ends near 300-600 tokens, a code answer near 400-900):
+
+- the device, **512**: SmolLM2-135M's everyday answers (a few sentences, a short list, a recipe) end well
+  within it; its window is 8192 tokens, so 512 leaves a long conversation room and a greedy loop stops
+  after ~512 tokens (a few seconds on wasm) instead of running on;
+- the cloud, **1024**: a frontier model's answer to a hard prompt (a proof, a function with tests, a
+  comparison) fits; the budget's worst case of a call is priced with it, so a larger default would keep
+  more of a daily budget reserved while calls are in flight.
+
+An answer that still reaches its budget says so: its ``finish_reason`` (and its route's) is ``"length"``.
 """
 
 from __future__ import annotations
@@ -14,15 +28,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from hybrid_router import validation
 from hybrid_router.errors import ValidationError
-from hybrid_router.route import Route
+from hybrid_router.route import Route, Target
 from hybrid_router.routing.policy import ROUTES
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_TOKENS_CLOUD",
+    "DEFAULT_MAX_TOKENS_LOCAL",
     "MAX_MAX_TOKENS",
     "MAX_MESSAGES",
     "MAX_TEMPERATURE",
@@ -34,7 +51,12 @@ __all__ = [
     "Role",
 ]
 
-DEFAULT_MAX_TOKENS = 256
+#: the answer's budget when a call gives no ``max_tokens``, per side (see the module docstring)
+DEFAULT_MAX_TOKENS_LOCAL = 512
+DEFAULT_MAX_TOKENS_CLOUD = 1024
+DEFAULT_MAX_TOKENS: Mapping[Target, int] = MappingProxyType(
+    {"local": DEFAULT_MAX_TOKENS_LOCAL, "cloud": DEFAULT_MAX_TOKENS_CLOUD}
+)
 MAX_MAX_TOKENS = 4096
 MAX_TEMPERATURE = 2.0
 MAX_MESSAGES = 512
@@ -63,10 +85,11 @@ _MESSAGES_HINT = 'Pass messages as [{"role": "user", "content": "..."}] (roles: 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A checked generation request; ``messages`` always holds the conversation (a prompt becomes one
-    user message). ``temperature`` None means "not given"."""
+    user message). ``temperature`` None means "not given"; ``max_tokens`` None: each side's default
+    (:meth:`max_tokens_for`)."""
 
     messages: tuple[ChatMessage, ...]
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens: int | None = None
     temperature: float | None = None
     route: str | None = None
 
@@ -90,13 +113,17 @@ class ChatRequest:
         return cls(
             messages=_prompt(prompt) if messages is None else _messages(messages),
             max_tokens=(
-                DEFAULT_MAX_TOKENS
+                None
                 if max_tokens is None
                 else validation.positive_int(max_tokens, "max_tokens", maximum=MAX_MAX_TOKENS)
             ),
             temperature=None if temperature is None else _temperature(temperature),
             route=None if route is None else validation.choice(route, ROUTES, "route"),
         )
+
+    def max_tokens_for(self, target: Target) -> int:
+        """The answer's budget on ``target``: the call's ``max_tokens``, else that side's default."""
+        return self.max_tokens if self.max_tokens is not None else DEFAULT_MAX_TOKENS[target]
 
     @property
     def scored(self) -> tuple[str, int]:
@@ -107,7 +134,9 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class GenerateResult:
-    """The answer, where it ran and why (``route``), and its usage."""
+    """The answer, where it ran and why (``route``), and its usage; ``finish_reason`` is ``"stop"`` (the
+    answer ended) or ``"length"`` (it was cut at its ``max_tokens``; ``route.max_tokens`` says how many),
+    as the side reported it (the route carries it too)."""
 
     text: str
     route: Route

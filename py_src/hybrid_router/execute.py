@@ -83,6 +83,8 @@ class Outcome(Generic[T]):
     model: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    #: a generation's ``"stop"`` / ``"length"``, as the side reported it
+    finish_reason: str | None = None
 
 
 class Executor:
@@ -176,7 +178,9 @@ class Executor:
                         step, InferenceError("the answer ended without its result"), what=None, shown=shown
                     )
                     continue
-                result = Outcome(output, output.model, output.tokens_in, output.tokens_out)
+                result = Outcome(
+                    output, output.model, output.tokens_in, output.tokens_out, output.finish_reason
+                )
                 route = await run.finish(step, result)
                 break
             else:
@@ -302,6 +306,7 @@ class _Attempts:
             tokens_out=outcome.tokens_out,
             cost_usd=cost,
             device=device,
+            finish_reason=outcome.finish_reason,
         )
         ex.ledger.release(self.reservation)
         if step.target == "cloud" and ex.on_cloud is not None:

@@ -34,6 +34,7 @@ __all__ = [
     "IBAN_LENGTHS",
     "KINDS",
     "NER_KINDS",
+    "NER_MODEL",
     "PATTERN_KINDS",
     "EntityLike",
     "Finding",
@@ -53,6 +54,9 @@ __all__ = [
 PATTERN_KINDS = ("EMAIL", "IBAN", "CARD", "IP", "PHONE")  # also the order of precedence on overlaps
 NER_KINDS: Mapping[str, str] = {"PER": "PERSON", "ORG": "ORG", "LOC": "LOCATION"}
 KINDS = (*PATTERN_KINDS, *NER_KINDS.values())
+#: the project's entity model (models_manifest.json): the detector of ``NER_KINDS`` a route names as
+#: missing when no entity model is installed (not built yet, or left out of a site)
+NER_MODEL = "minilm-l6-conll03-ner"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@ embedding model's vector of it) and, when the policy asks, searched for personal
 (:mod:`hybrid_router.prompt_facts`). This module collects them and hands back the
 :class:`~hybrid_router.routing.plans.Plan` (with the redacted request a cloud step sends, under
 ``sensitive: "redact"``); the executor carries it out.
+
+A dry run (``Router.route``) goes through :meth:`Planner.generation` too, with the same facts (the
+count, the router's embedding, the entity model): it names the side, rule and score the call would get.
+It only reserves nothing against the budget and runs no generation.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from hybrid_router.errors import HybridRouterError, InferenceError
 from hybrid_router.ledger import Ledger
 from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.pii import Finding
-from hybrid_router.prompt_facts import PromptFacts, Queue
+from hybrid_router.prompt_facts import PersonalData, PromptFacts, Queue
 from hybrid_router.providers.base import CloudProvider
 from hybrid_router.redaction import Redactor, summary
-from hybrid_router.route import FallbackStep
+from hybrid_router.route import TARGETS, FallbackStep, Target
 from hybrid_router.routing import (
     GENERATE,
     TIERS,
@@ -106,8 +110,7 @@ class Planner:
 
         The decision and, when it chooses the cloud, the reservation of the call's worst-case cost are
         made while the ledger is synced (across the origin's tabs): concurrent calls cannot overspend.
-        ``dry_run``: the same rules without running a model (the prompt's tokens estimated, the router's
-        lexical head, personal data by its patterns) and without reserving anything.
+        ``dry_run``: the same facts and rules (the decision a call would get), without reserving anything.
         """
         started = self.clock()
         models = self.manifest.for_task(GENERATE)
@@ -116,38 +119,35 @@ class Planner:
         tokens_in: int | None = None
         failure: HybridRouterError | None = None
         route = request.route or policy.route
-        if entry is not None and dtype is not None and route != "cloud" and not dry_run:
+        if entry is not None and dtype is not None and route != "cloud":
             tokens_in, failure = await self._count(entry, dtype, request, on_progress)
         may_use_cloud = self.cloud is not None and policy.privacy != "local-only"
         scored = await self.facts.score(
             request,
-            embed=not dry_run
-            and may_use_cloud
-            and route == "auto"
-            and TIERS[policy.tier].complexity_cloud
-            and self.online,
+            embed=may_use_cloud and route == "auto" and TIERS[policy.tier].complexity_cloud and self.online,
         )
         threshold = (
             policy.complexity_threshold
             if policy.complexity_threshold is not None
             else self.facts.threshold(scored, policy.cloud_share)
         )
-        findings = (
-            await self.facts.personal_data(request, ner=not dry_run)
+        personal = (
+            await self.facts.personal_data(request)
             if policy.sensitive != "allow" and may_use_cloud
-            else []
+            else PersonalData(tuple(() for _ in request.messages))
         )
-        found = summary([f for group in findings for f in group])
+        found = summary(personal.all)
+        budgets: dict[Target, int] = {t: request.max_tokens_for(t) for t in TARGETS}
         framing = self.framing_tokens
         priced_in = (tokens_in if tokens_in is not None else estimated_tokens(request)) + framing
         model = self.cloud.model if self.cloud is not None else None
-        worst = ledger.cost(model, priced_in, request.max_tokens) if self.cloud is not None else 0.0
+        worst = ledger.cost(model, priced_in, budgets["cloud"]) if self.cloud is not None else 0.0
         facts = Facts(
             task=GENERATE,
             route=request.route,
             tokens_in=tokens_in,
             context_length=entry.context_length if entry is not None else None,
-            max_tokens=request.max_tokens,
+            max_tokens=budgets["local"],
             complexity=scored.score,
             complexity_reasons=scored.drivers,
             complexity_threshold=threshold,
@@ -158,6 +158,7 @@ class Planner:
             online=self.online,
             cloud_reachable=self.clock() >= self.unreachable_until,
             sensitive=tuple(sorted(found.items())),
+            sensitive_missing=personal.missing,
         )
         async with ledger.synced():
             facts = dataclasses.replace(facts, spent_today_usd=ledger.spent_today() + ledger.reserved_now())
@@ -177,16 +178,17 @@ class Planner:
             failures=failures,
             complexity=scored.score,
             tokens_in=tokens_in,
+            max_tokens=budgets,
         )
         plan = plan.budgeted(policy.daily_budget_usd, worst, priced_in, reservation, framing)
         record = {**scored.to_wire(), "threshold": threshold}
         redacted: ChatRequest | None = None
         restore: dict[str, str] = {}
         sensitive: dict[str, Any] | None = None
-        if found:
-            sensitive = {"action": policy.sensitive, "found": found}
-            if policy.sensitive == "redact":
-                redacted, restore = _redacted(request, findings)
+        if found or personal.missing:
+            sensitive = {"action": policy.sensitive, "found": found, "missing": list(personal.missing)}
+            if policy.sensitive == "redact" and found and not personal.missing:
+                redacted, restore = _redacted(request, personal.findings)
         plan = dataclasses.replace(
             plan, router=record, sensitive=sensitive, redacted=redacted, restore=restore
         )
@@ -232,7 +234,9 @@ class Planner:
             )
 
 
-def _redacted(request: ChatRequest, findings: list[list[Finding]]) -> tuple[ChatRequest, dict[str, str]]:
+def _redacted(
+    request: ChatRequest, findings: Sequence[Sequence[Finding]]
+) -> tuple[ChatRequest, dict[str, str]]:
     """``request`` with each finding replaced by its typed placeholder (the same value, the same one in
     every message), and placeholder -> value."""
     redactor = Redactor([m.content for m in request.messages])

@@ -7,7 +7,11 @@ data in it.
   the router's weights cannot be read, the older lexical estimate (:mod:`hybrid_router.complexity`).
 - :meth:`PromptFacts.personal_data`: per message, the findings of :func:`hybrid_router.pii.detect`:
   e-mail addresses, phone numbers, payment cards, IBANs and IP addresses by their patterns, and people,
-  organisations and places by the project's NER model when it is installed (not in a dry run).
+  organisations and places by the project's NER model; and the detectors that could not run
+  (``"ner:<model>"`` when the entity model is not installed, fails to load or fails on a message), so
+  the rules can keep such a prompt on the device instead of trusting a check that did not happen.
+
+A dry run (``Router.route``) asks for the same facts as a real call: the same decision, score and rule.
 
 Model calls wait their turn on the model's queue (the executor's), as every other call does.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hybrid_router import embeddings
@@ -24,18 +29,35 @@ from hybrid_router.complexity import DEFAULT_THRESHOLD, estimate_text
 from hybrid_router.entities import group_entities
 from hybrid_router.errors import HybridRouterError
 from hybrid_router.manifest import Manifest
-from hybrid_router.pii import Finding, detect
+from hybrid_router.pii import NER_MODEL, Finding, detect
 from hybrid_router.prompt_features import embedding_text
 from hybrid_router.prompt_router import PromptRouter, RouterScore
 from hybrid_router.routing import EMBED, NER
 from hybrid_router.runtime import LocalRuntime
 
-__all__ = ["HEAD_COMPLEXITY", "PromptFacts"]
+__all__ = ["HEAD_COMPLEXITY", "PersonalData", "PromptFacts", "ner_detector"]
 
 #: the head name of the fallback estimate (the router's weights could not be read)
 HEAD_COMPLEXITY = "complexity"
 
 Queue = Callable[[str], contextlib.AbstractAsyncContextManager[object]]
+
+
+def ner_detector(model_id: str) -> str:
+    """How a route names the entity model as a personal-data detector."""
+    return f"ner:{model_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    """The findings of each message, in order, and the detectors that could not run (``missing``)."""
+
+    findings: tuple[tuple[Finding, ...], ...]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> list[Finding]:
+        return [f for group in self.findings for f in group]
 
 
 class PromptFacts:
@@ -103,10 +125,12 @@ class PromptFacts:
             return None
         return rows[0]
 
-    async def personal_data(self, request: ChatRequest, *, ner: bool) -> list[list[Finding]]:
-        """The findings of each message, in order."""
-        models = self.manifest().for_task(NER) if ner else ()
-        out: list[list[Finding]] = []
+    async def personal_data(self, request: ChatRequest) -> PersonalData:
+        """The findings of each message, in order; the entity model's name in ``missing`` when it is not
+        installed or failed (the patterns alone found what they could: names went unchecked)."""
+        models = self.manifest().for_task(NER)
+        missing = () if models else (ner_detector(NER_MODEL),)
+        out: list[tuple[Finding, ...]] = []
         for message in request.messages:
             entities: list[Any] = []
             if models and message.content.strip():
@@ -117,7 +141,8 @@ class PromptFacts:
                             entry, entry.default_dtype, message.content
                         )
                     entities = group_entities(message.content, list(tokens))
-                except Exception:  # the patterns alone (CancelledError passes)
+                except Exception:  # the patterns alone, and names unchecked (CancelledError passes)
                     entities = []
-            out.append(detect(message.content, entities))
-        return out
+                    missing = (ner_detector(entry.id),)
+            out.append(tuple(detect(message.content, entities)))
+        return PersonalData(tuple(out), missing)

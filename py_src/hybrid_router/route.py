@@ -120,8 +120,15 @@ class Route:
     decision_ms: float = 0.0
     #: the prompt router's score, its head and threshold, and what drove it (generations)
     router: dict[str, Any] | None = None
-    #: personal data found in the prompt: ``{"action": "local" | "redact", "found": {kind: count}}``
+    #: personal data looked for in the prompt: ``{"action": "local" | "redact", "found": {kind: count},
+    #: "missing": [detector, ...]}`` (``missing``: the detectors that could not run, e.g.
+    #: ``"ner:minilm-l6-conll03-ner"``; the request then stayed on the device)
     sensitive: dict[str, Any] | None = None
+    #: a generation's answer: ``"stop"`` (it ended) or ``"length"`` (cut at ``max_tokens``), as the side
+    #: that answered reported it (None where it did not say, and for the other tasks)
+    finish_reason: str | None = None
+    #: a generation's output budget on the side that answered (the call's, else that side's default)
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         _check_target(self.target)

@@ -325,7 +325,7 @@ class Router:
             )
             if sent is not req:  # the cloud saw placeholders: the caller gets the originals back
                 out = dataclasses.replace(out, text=restore(out.text, plan.restore))
-            return Outcome(out, out.model, out.tokens_in, out.tokens_out)
+            return Outcome(out, out.model, out.tokens_in, out.tokens_out, out.finish_reason)
 
         output, routed = await self.executor.run(plan, attempt, started=started)
         return GenerateResult(output.text, routed, output.finish_reason)
@@ -477,10 +477,12 @@ class Router:
         task: str | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The decision a call would get, without running any model or sending anything (a dry run): the
-        target, reason, rule, model, the side it could fall back to, the prompt router's score (its text
-        statistics: a real call adds the embedding model's vector) and the personal data found by its
-        patterns. ``task`` other than ``text-generation``: that task's decision (the device)."""
+        """The decision a call would get, without generating or sending anything (a dry run): the target,
+        reason, rule, model, the side it could fall back to, the prompt router's score and the personal
+        data found. It is made by the same planner on the same facts as the call (the prompt's tokens,
+        the router's embedding of it, the entity model), so the call gets this side, rule and score; it
+        reserves nothing and is not a request. ``task`` other than ``text-generation``: that task's
+        decision (the device)."""
         pol = self.policy_for(policy)
         started = self.clock()
         if task is not None and task != GENERATE:

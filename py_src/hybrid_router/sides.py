@@ -19,12 +19,17 @@ from hybrid_router.providers.base import CloudProvider, Completion, Delta
 from hybrid_router.routing.plans import Step
 from hybrid_router.runtime import LocalRuntime, ProgressCallback, TextCallback
 
-__all__ = ["Output", "answer", "pieces"]
+__all__ = ["FINISH_REASONS", "Output", "answer", "pieces"]
+
+#: how an answer ended: it was complete, or cut at its ``max_tokens``
+FINISH_REASONS = ("stop", "length")
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """What one side produced; ``model`` as the side names it (a provider may report a dated name)."""
+    """What one side produced; ``model`` as the side names it (a provider may report a dated name);
+    ``finish_reason``: ``"stop"`` or ``"length"`` (the cloud may name others, e.g. ``"content_filter"``;
+    None where a provider did not say)."""
 
     text: str
     tokens_in: int
@@ -47,7 +52,9 @@ async def answer(
         return await _local(step, request, tokens_in, runtime, None, on_progress)
     provider = _provider(cloud)
     completion = await provider.complete(
-        request.messages, max_tokens=request.max_tokens, temperature=_cloud_temperature(provider, request)
+        request.messages,
+        max_tokens=request.max_tokens_for("cloud"),
+        temperature=_cloud_temperature(provider, request),
     )
     return _cloud_output(provider, completion, tokens_in)
 
@@ -77,7 +84,9 @@ async def pieces(
         return
     completion: Completion | None = None
     items = provider.stream(
-        request.messages, max_tokens=request.max_tokens, temperature=_cloud_temperature(provider, request)
+        request.messages,
+        max_tokens=request.max_tokens_for("cloud"),
+        temperature=_cloud_temperature(provider, request),
     )
     async with aclosing(items) as stream:
         async for event in stream:
@@ -110,9 +119,10 @@ async def _local(
     on_progress: ProgressCallback | None,
 ) -> Output:
     entry, dtype = _local_model(step)
-    if tokens_in is not None and tokens_in + request.max_tokens > entry.context_length:
+    budget = request.max_tokens_for("local")
+    if tokens_in is not None and tokens_in + budget > entry.context_length:
         raise ContextLengthError(
-            f"the prompt ({tokens_in} tokens) plus max_tokens ({request.max_tokens}) exceeds the "
+            f"the prompt ({tokens_in} tokens) plus max_tokens ({budget}) exceeds the "
             f"context window of {entry.id} ({entry.context_length} tokens)",
             model=entry.id,
             tokens_in=tokens_in,
@@ -122,7 +132,7 @@ async def _local(
         entry,
         dtype,
         request.messages,
-        max_new_tokens=request.max_tokens,
+        max_new_tokens=budget,
         temperature=request.temperature or 0.0,
         on_text=on_text,
         on_progress=on_progress,
@@ -133,11 +143,13 @@ async def _local(
             f"{entry.id} returned an answer of the wrong shape: {raw!r:.200}", model=entry.id
         )
     finish = raw.get("finish_reason")
+    if finish not in FINISH_REASONS:  # a runtime that does not say: whether it used its whole budget
+        finish = "length" if tokens_out >= budget else "stop"
     return Output(
         text=text,
         tokens_in=tokens_in or 0,
         tokens_out=tokens_out,
-        finish_reason=finish if isinstance(finish, str) else None,
+        finish_reason=str(finish),
         model=entry.id,
     )
 

@@ -21,7 +21,7 @@ Every call method takes ``policy``: policy fields that hold for this call only (
 - ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
   ``Router.stream``
 - ``route``: prompt or messages, max_tokens, route, task -> ``Router.route`` (the decision alone: a dry run
-  that runs no model and sends nothing)
+  on the call's own facts that generates nothing and sends nothing)
 - ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
   ``index_remove`` (name, ids), ``index_drop`` (name), ``index_list`` -> ``Router.index_*``
 - ``stats``, ``info`` -> ``Router.stats``, ``Router.info``; ``configure``: policy fields

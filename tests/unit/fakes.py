@@ -76,13 +76,26 @@ def fake_manifest_dict() -> dict[str, Any]:
     }
 
 
-def fake_manifest() -> Manifest:
-    return Manifest.from_dict(fake_manifest_dict())
+#: the id of the fake entity (NER) model that :func:`fake_manifest` adds with ``ner=True``
+FAKE_NER = "fake-ner"
+
+
+def fake_manifest(*, ner: bool = False) -> Manifest:
+    """The fake manifest; ``ner``: with an entity model (:data:`FAKE_NER`, served by
+    ``FakeRuntime.token_classification``)."""
+    d = fake_manifest_dict()
+    if ner:
+        d["models"].append(_model(FAKE_NER, ["token-classification"]))
+    return Manifest.from_dict(d)
 
 
 def fake_vector(text: str, model_id: str, dims: int = FAKE_DIMS) -> npt.NDArray[np.float32]:
     """A deterministic, not normalized vector derived from a hash of the model and the text."""
-    digest = hashlib.sha256(f"{model_id}\0{text}".encode()).digest()
+    key = f"{model_id}\0{text}".encode()
+    if dims > 32:  # wide vectors (the router's 384): centred, so they point every way
+        wide = np.frombuffer(hashlib.shake_256(key).digest(dims), dtype=np.uint8).astype(np.float32)
+        return (wide - 127.5) * 0.5
+    digest = hashlib.sha256(key).digest()
     return (np.frombuffer(digest[:dims], dtype=np.uint8).astype(np.float32) - 100.0) * 0.5
 
 
@@ -153,6 +166,15 @@ class FakeRuntime:
     device: str = "wasm"
     generate_calls: list[FakeGenerateCall] = field(default_factory=list)
     count_calls: list[list[dict[str, str]]] = field(default_factory=list)
+    #: the width of the fake vectors (384: the width the prompt router's embedding head reads)
+    dims: int = FAKE_DIMS
+    #: fake NER: these words (case-insensitive) are tagged as people, every other word ``O``;
+    #: ``ner_fail`` is raised instead (a model that fails to load or to run)
+    people: tuple[str, ...] = ()
+    ner_fail: BaseException | None = None
+    ner_calls: list[str] = field(default_factory=list)
+    #: recorded vectors by text (e.g. real MiniLM vectors from tests/data), used instead of the hash
+    recorded: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict)
 
     async def feature_extraction(
         self,
@@ -181,7 +203,27 @@ class FakeRuntime:
         if self.output is not None:
             output: npt.NDArray[np.float32] = self.output
             return output
-        return np.stack([fake_vector(t, model.id) for t in texts])
+        return np.stack(
+            [self.recorded[t] if t in self.recorded else fake_vector(t, model.id, self.dims) for t in texts]
+        )
+
+    async def token_classification(
+        self, model: ModelEntry, dtype: str, text: str, *, on_progress: ProgressCallback | None = None
+    ) -> list[dict[str, Any]]:
+        """Word pieces as an uncased BERT tokenizer spells them, ``B-PER``/``I-PER`` on :attr:`people`."""
+        self.ner_calls.append(text)
+        self._progress(model, dtype, on_progress)
+        await asyncio.sleep(0)
+        if self.ner_fail is not None:
+            raise self.ner_fail
+        people = {p.lower() for p in self.people}
+        out: list[dict[str, Any]] = []
+        previous = "O"
+        for index, word in enumerate(re.findall(r"\w+|[^\w\s]", text.lower())):
+            label = "O" if word not in people else ("I-PER" if previous != "O" else "B-PER")
+            out.append({"word": word, "entity": label, "score": 0.99, "index": index + 1})
+            previous = label
+        return out
 
     async def _wait_gate(self) -> None:
         if self.gate is not None:

@@ -14,7 +14,7 @@ from tests.unit.fakes import (
     stream_with,
 )
 
-from hybrid_router.chat import GenerateResult
+from hybrid_router.chat import DEFAULT_MAX_TOKENS_LOCAL, GenerateResult
 from hybrid_router.errors import (
     CloudError,
     CloudTimeoutError,
@@ -117,7 +117,8 @@ async def test_a_simple_prompt_is_answered_on_the_device() -> None:
     assert result.usage == {"tokens_in": route.tokens_in, "tokens_out": 4}
     assert route.cost_usd == 0.0 and route.fallbacks == () and route.ms > 0 and route.complexity is not None
     call = env.runtime.generate_calls[0]
-    assert (call.messages, call.max_new_tokens, call.temperature) == (messages, 256, 0.0)
+    assert (call.messages, call.max_new_tokens, call.temperature) == (messages, DEFAULT_MAX_TOKENS_LOCAL, 0.0)
+    assert (route.finish_reason, route.max_tokens) == ("stop", DEFAULT_MAX_TOKENS_LOCAL)
     assert env.cloud_calls == []
     stats = env.stats
     assert (stats["requests"], stats["local"], stats["cloud"]) == (1, 1, 0) and stats["saved_usd"] > 0
@@ -159,11 +160,12 @@ async def test_a_complex_prompt_goes_to_the_cloud_with_cost_and_usage() -> None:
 
 
 async def test_input_over_the_local_window_goes_to_the_cloud() -> None:
-    env = Env(runtime=FakeRuntime(token_count=FAKE_LLM_CONTEXT - 255))  # + 256 (max_tokens) does not fit
+    # + the device's default max_tokens does not fit
+    env = Env(runtime=FakeRuntime(token_count=FAKE_LLM_CONTEXT - DEFAULT_MAX_TOKENS_LOCAL + 1))
     result = await env.generate(prompt=SIMPLE)
     assert (result.route.target, result.route.reason) == ("cloud", "context-length")
     assert str(FAKE_LLM_CONTEXT) in result.route.rule and env.runtime.generate_calls == []
-    fits = Env(runtime=FakeRuntime(token_count=FAKE_LLM_CONTEXT - 256))
+    fits = Env(runtime=FakeRuntime(token_count=FAKE_LLM_CONTEXT - DEFAULT_MAX_TOKENS_LOCAL))
     assert (await fits.generate(prompt=SIMPLE)).route.target == "local"
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from tests.unit.fakes import FakeRuntime, fake_manifest, generate_with, stream_with
 
+from hybrid_router.chat import DEFAULT_MAX_TOKENS_CLOUD
 from hybrid_router.errors import CloudError
 from hybrid_router.ledger import Ledger
 from hybrid_router.providers import OpenAICompatProvider
@@ -83,7 +84,9 @@ async def test_a_complex_prompt_streams_from_the_provider_with_usage_and_cost() 
     assert [d["delta"] for d in deltas] == ["Two ", "answers."]
     assert done["route"]["target"] == "cloud" and done["usage"] == {"tokens_in": 30, "tokens_out": 2}
     assert done["route"]["cost_usd"] == pytest.approx((30 * 0.15 + 2 * 0.60) / 1e6)
-    assert transport.requests[0].json_body["max_tokens"] == 256
+    assert transport.requests[0].json_body["max_tokens"] == DEFAULT_MAX_TOKENS_CLOUD  # the cloud's default
+    assert done["finish_reason"] == done["route"]["finish_reason"] == "stop"
+    assert done["route"]["max_tokens"] == DEFAULT_MAX_TOKENS_CLOUD
     assert runtime.generate_calls == []
 
 

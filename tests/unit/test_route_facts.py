@@ -8,7 +8,7 @@ from contextlib import aclosing
 from typing import Any, cast
 
 import pytest
-from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest
+from tests.unit.fakes import FakeCloud, FakeRuntime, as_runtime, fake_manifest, fake_token_count
 
 from hybrid_router import wire
 from hybrid_router.errors import OfflineError, PolicyError, ValidationError
@@ -26,8 +26,10 @@ PHONE = "+1 415 555 0123"
 
 
 def make(
-    cloud: FakeCloud | None = None, policy: Policy | None = None
+    cloud: FakeCloud | None = None, policy: Policy | None = None, *, ner: bool = True
 ) -> tuple[Router, FakeRuntime, FakeCloud]:
+    """A router on the fakes; ``ner``: with an entity model (without one, personal-data rules keep every
+    prompt on the device: see test_personal_data.py)."""
     runtime, cloud = FakeRuntime(), cloud or FakeCloud()
     clock = [0.0]
 
@@ -35,20 +37,24 @@ def make(
         clock[0] += 0.01
         return clock[0]
 
-    router = Router(as_runtime(runtime), fake_manifest(), cloud=cloud, policy=policy, clock=tick)
+    router = Router(as_runtime(runtime), fake_manifest(ner=ner), cloud=cloud, policy=policy, clock=tick)
     return router, runtime, cloud
 
 
-def test_a_dry_run_decides_without_running_a_model_or_sending_anything() -> None:
+def test_a_dry_run_decides_on_the_calls_facts_without_generating_or_sending_anything() -> None:
     router, runtime, cloud = make()
     decision = asyncio.run(router.route(COMPLEX))
     assert decision["dry_run"] is True
     assert decision["target"] == "cloud" and decision["reason"] == "complexity"
     assert decision["fallback_target"] == "local"
-    assert decision["router"]["head"] == "lexical" and 0 <= decision["router"]["score"] <= 1
+    assert 0 <= decision["router"]["score"] <= 1
     assert decision["decision_ms"] >= 0
-    assert runtime.calls == [] and runtime.generate_calls == [] and cloud.calls == []
+    # the facts a real call gathers: the prompt's tokens counted, its vector for the router
+    assert len(runtime.count_calls) == 1 and decision["tokens_in"] == fake_token_count(runtime.count_calls[0])
+    assert [c.model for c in runtime.calls] == ["fake-embed"]
+    assert runtime.generate_calls == [] and cloud.calls == []
     assert router.stats()["requests"] == 0  # a dry run is not a request
+    assert router.ledger.reserved_now() == 0  # nor a reservation against the budget
     simple = asyncio.run(router.route(SIMPLE))
     assert (simple["target"], simple["reason"]) == ("local", "default")
 
@@ -96,7 +102,7 @@ def test_personal_data_under_sensitive_local_stays_on_the_device_and_only_kinds_
     assert result.route.sensitive is not None
     recorded = repr(result.route.to_wire())
     assert EMAIL not in recorded and "555 0123" not in recorded
-    assert result.route.sensitive == {"action": "local", "found": {"EMAIL": 1, "PHONE": 1}}
+    assert result.route.sensitive == {"action": "local", "found": {"EMAIL": 1, "PHONE": 1}, "missing": []}
     # without personal data the same policy lets a complex prompt go to the cloud
     assert asyncio.run(router.generate(COMPLEX)).route.target == "cloud"
 

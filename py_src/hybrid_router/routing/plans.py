@@ -26,7 +26,8 @@ __all__ = ["Plan", "Step", "generation_plan", "issue_route", "local_plan"]
 @dataclass(frozen=True, slots=True)
 class Step:
     """One way to serve a request: where, with which model (``entry`` on the device; ``model`` names it,
-    or the cloud's model), in which dtype, by which ``method``, and the rule sentence when it answers."""
+    or the cloud's model), in which dtype, by which ``method``, and the rule sentence when it answers;
+    ``max_tokens``: a generation's output budget on this side."""
 
     target: Target
     model: str | None
@@ -34,6 +35,7 @@ class Step:
     method: str = "generate"
     entry: ModelEntry | None = None
     dtype: str | None = None
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +117,17 @@ def generation_plan(
     failures: Sequence[FallbackStep] = (),
     complexity: float | None = None,
     tokens_in: int | None = None,
+    max_tokens: Mapping[Target, int] | None = None,
 ) -> Plan:
-    """A generation's plan: the decided side, then the side to fall back to (if the decision has one)."""
+    """A generation's plan: the decided side, then the side to fall back to (if the decision has one);
+    ``max_tokens``: each side's output budget."""
+    budgets = max_tokens or {}
 
     def step(target: Target) -> Step:
         if target == "local":
-            return Step("local", local.id if local else None, decision.rule, "generate", local, dtype)
-        return Step("cloud", cloud_model, decision.rule, "generate")
+            model = local.id if local else None
+            return Step("local", model, decision.rule, "generate", local, dtype, budgets.get("local"))
+        return Step("cloud", cloud_model, decision.rule, "generate", max_tokens=budgets.get("cloud"))
 
     targets = [decision.target] + ([decision.fallback_target] if decision.fallback_target else [])
     return Plan(
@@ -146,6 +152,7 @@ def issue_route(
     cost_usd: float = 0.0,
     device: str | None = None,
     dtype: str | None = None,
+    finish_reason: str | None = None,
 ) -> Route:
     """The route of a request that ``answered`` served after the ``fallbacks`` had failed."""
     reason, rule = plan.reason, answered.rule
@@ -176,4 +183,6 @@ def issue_route(
         decision_ms=plan.decision_ms,
         router=plan.router,
         sensitive=plan.sensitive,
+        finish_reason=finish_reason,
+        max_tokens=answered.max_tokens,
     )

@@ -10,7 +10,12 @@ decides wins:
    ``PolicyError``.
 1b. **personal data** (``sensitive="local"`` and findings in the prompt): the device, no fallback; an
    explicit ``route="cloud"`` is a ``PolicyError``. (``"redact"`` does not change the target: the
-   planner sends placeholders to the cloud; ``"allow"`` looks for nothing.)
+   planner sends placeholders to the cloud; ``"allow"`` looks for nothing.) **Fail closed**: when a
+   detector could not run (``sensitive_missing``, e.g. the entity model is not built, failed to load or
+   was left out of a site), ``"local"`` and ``"redact"`` alike keep the prompt on the device, no
+   fallback: what was not looked for cannot be redacted. A request only the cloud could serve
+   (``route="cloud"``, no local model, over the local window) raises ``PolicyError`` naming the missing
+   detector.
 2. **explicit route** (the call's ``route``, else the policy's default): ``"local"`` or ``"cloud"``
    pins that side, with no fallback. ``"cloud"`` raises ``PolicyError`` when the tier forbids it,
    the budget is spent, no cloud is configured, or the task runs only on the device.
@@ -111,6 +116,8 @@ class Facts:
     #: personal data found in the prompt (kinds and counts), looked for when the policy's ``sensitive``
     #: is not "allow"
     sensitive: tuple[tuple[str, int], ...] = ()
+    #: the personal-data detectors that could not run (``"ner:<model>"``): what they look for went unchecked
+    sensitive_missing: tuple[str, ...] = ()
 
     def fits_locally(self) -> bool:
         """Whether prompt + ``max_tokens`` fit the local window (True when either is unknown)."""
@@ -136,6 +143,8 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     route = policy.route if facts.route is None else validation.choice(facts.route, ROUTES, "route")
     if policy.privacy == "local-only":
         return _local_only(facts, policy, route)
+    if policy.sensitive != "allow" and facts.sensitive_missing:
+        return _unchecked(facts, policy, route)
     if policy.sensitive == "local" and facts.sensitive:
         return _sensitive(facts, policy, route)
     if route != "auto":
@@ -180,6 +189,38 @@ def _sensitive(facts: Facts, policy: Policy, route: str) -> Decision:
     _require_local(facts, "a prompt with personal data (sensitive 'local')")
     return Decision(
         "local", REASON_SENSITIVE, f"the prompt holds personal data ({found}): it stays on the device"
+    )
+
+
+def _unchecked(facts: Facts, policy: Policy, route: str) -> Decision:
+    """Rule 1b failing closed: a detector the policy relies on could not run."""
+    missing = ", ".join(facts.sensitive_missing)
+    found = "".join(f", {n} {kind}" for kind, n in facts.sensitive)
+    why = f"personal data could not be checked ({missing} unavailable{found})"
+    cloud_only = (
+        "route 'cloud'"
+        if route == "cloud"
+        else (
+            f"no on-device model for {facts.task}"
+            if not facts.local_available
+            else _too_long(facts)
+            if not facts.fits_locally()
+            else None
+        )
+    )
+    if cloud_only is not None:
+        raise PolicyError(
+            f"only the cloud can serve this request ({cloud_only}), but {why}: sensitive "
+            f"'{policy.sensitive}' does not send it",
+            hint="Build the entity model (./hr build) or let the page load it, or set sensitive to 'allow' "
+            "for prompts you know hold no names.",
+            sensitive=policy.sensitive,
+            missing=list(facts.sensitive_missing),
+        )
+    return Decision(
+        "local",
+        REASON_SENSITIVE,
+        f"{why}: under sensitive '{policy.sensitive}' the prompt stays on the device",
     )
 
 
