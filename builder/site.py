@@ -1,6 +1,11 @@
 """The static site: one folder any static file host serves as it is (no serve.py, no special headers).
 
-    python -m builder site DIR [--relay URL] [--models ID ...]      (./hr build --site DIR builds first)
+    python -m builder site DIR [--relay URL] [--models ID ...] [--dtypes DTYPE ...]
+                                                        (./hr build --site DIR builds first)
+
+It says the site's size, each file over :data:`HOST_FILE_LIMIT` (hosts such as Cloudflare Pages refuse
+them) and, as warnings, each model and dtype of the manifest left out and why (not built yet, or not
+chosen by ``--models``/``--dtypes``).
 
 Layout of ``DIR``::
 
@@ -51,6 +56,8 @@ WEB_EXCLUDED = frozenset({"sw.js"})
 CSP_MARKER = "<!-- site:csp -->"
 #: the file that marks a folder as one of ours (the build refuses to replace any other folder)
 BUILD_FILE = "build.json"
+#: the largest file some static hosts take (Cloudflare Pages: 25 MiB); larger ones are named
+HOST_FILE_LIMIT = 25 * 2**20
 #: files the service worker leaves to the network (models live in IndexedDB; these describe the site)
 NOT_PRECACHED = frozenset({"sw.js", "_headers", BUILD_FILE})
 
@@ -137,7 +144,11 @@ def site_manifest(
         dtypes, files = built[entry["id"]]
         common, own = split_variants(files, dtypes)
         variants = {d: {**entry.get("variants", {}).get(d, {}), "files": own[d]} for d in dtypes}
-        out["models"].append({**entry, "files": common, "variants": variants})
+        default = entry.get("default_dtype")
+        site_entry = {**entry, "files": common, "variants": variants}
+        if default not in variants:  # its default dtype was left out: the first one kept stands in
+            site_entry["default_dtype"] = dtypes[0]
+        out["models"].append(site_entry)
     Manifest.from_dict(out)  # the worker must be able to read it
     return out
 
@@ -159,6 +170,48 @@ def _built_models(ids: Sequence[str] | None) -> dict[str, tuple[Path, list[str],
         files = {p: FileInfo(f["size"], f["sha256"]) for p, f in stamp["files"].items()}
         out[mid] = (folder, list(index[mid]["dtypes"]), files)
     return out
+
+
+Built = Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]]
+
+
+def select(
+    raw: Mapping[str, Any],
+    built: Built,
+    *,
+    models: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
+) -> tuple[dict[str, tuple[Path, list[str], dict[str, FileInfo]]], list[str]]:
+    """What of ``built`` goes on the site (``models``/``dtypes``: only these; None: all built), and a line
+    for each model or dtype of the manifest ``raw`` that is left out, saying why."""
+    from .models import dtype_of
+
+    kept: dict[str, tuple[Path, list[str], dict[str, FileInfo]]] = {}
+    left: list[str] = []
+    for entry in raw["models"]:
+        mid = entry["id"]
+        if models is not None and mid not in models:
+            left.append(f"{mid}: not in the chosen set (--models)")
+            continue
+        if mid not in built:
+            left.append(f"{mid}: not built yet (./hr build builds it)")
+            continue
+        folder, have, files = built[mid]
+        left += [
+            f"{mid} {d}: not built yet (./hr build builds it)"
+            for d in entry.get("variants", {})
+            if d not in have
+        ]
+        chosen = [d for d in have if dtypes is None or d in dtypes]
+        left += [f"{mid} {d}: not in the chosen set (--dtypes)" for d in have if d not in chosen]
+        if not chosen:
+            left.append(
+                f"{mid}: none of its built dtypes ({', '.join(have)}) is in the chosen set (--dtypes)"
+            )
+            continue
+        own = {p: f for p, f in files.items() if dtype_of(p, have) in (None, *chosen)}
+        kept[mid] = (folder, chosen, own)
+    return kept, left
 
 
 class _Writer:
@@ -280,13 +333,15 @@ def build_site(
     *,
     relay: str | None = None,
     models: Sequence[str] | None = None,
+    dtypes: Sequence[str] | None = None,
     isolation_headers: bool = True,
     assets: dict[str, Any] | None = None,
-    built: Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]] | None = None,
+    built: Built | None = None,
     raw_manifest: dict[str, Any] | None = None,
 ) -> Site:
     """Write the static site into ``out`` (replacing a site built there before; refusing any other folder).
 
+    ``models``/``dtypes``: only these (default: every built one); what is left out is logged as warnings.
     ``assets`` (site.json's content), ``built`` (model id -> folder, dtypes, files) and ``raw_manifest``
     default to the build cache's and the repository's; the tests pass their own."""
     import site_headers
@@ -299,12 +354,18 @@ def build_site(
             f"{out} exists and is not a site built here (no {BUILD_FILE})", hint="give an empty or new folder"
         )
     assets = assets if assets is not None else build_assets()
-    built = built if built is not None else _built_models(models)
-    if not built:
-        raise BuildError("no models are built", hint="run ./hr build first")
-    config_url, base_url = relay_urls(relay)
     if raw_manifest is None:
         raw_manifest = json.loads((REPO / "models_manifest.json").read_text(encoding="utf-8"))
+    built, left_out = select(
+        raw_manifest, built if built is not None else _built_models(models), models=models, dtypes=dtypes
+    )
+    if not built:
+        raise BuildError(
+            "no models are built" + (" of the chosen ones" if models or dtypes else ""),
+            hint="run ./hr build first"
+            + (", or choose others (--models, --dtypes)" if models or dtypes else ""),
+        )
+    config_url, base_url = relay_urls(relay)
     with atomic_dir(out) as tmp:
         tmp.chmod(0o755)
         w = _Writer(tmp)
@@ -361,12 +422,27 @@ def build_site(
         w.text("sw.js", _service_worker(runtime, precache, version, config_url))
         site = Site(out, version, relay or None, list(w.files.values()))
         w.json(BUILD_FILE, site.to_dict())
-    total = sum(f.size for f in site.files)
-    log(
-        f"static site {version} in {out}: {len(site.files)} files, {total / 1e6:.1f} MB "
-        f"({'relay ' + relay if relay else 'local-only'})"
-    )
+    log(summary(site, left_out))
     return site
+
+
+def summary(site: Site, left_out: Sequence[str]) -> str:
+    """What ``python -m builder site`` says of the site it wrote: its size, the files too large for hosts
+    with a per-file limit, what was left out and why."""
+    total = sum(f.size for f in site.files)
+    lines = [
+        f"static site {site.version} in {site.root}: {len(site.files)} files, {total / 1e6:.1f} MB "
+        f"({'relay ' + site.relay if site.relay else 'local-only'})"
+    ]
+    large = sorted((f for f in site.files if f.size > HOST_FILE_LIMIT), key=lambda f: -f.size)
+    if large:
+        lines.append(
+            f"  {len(large)} files over {HOST_FILE_LIMIT >> 20} MiB (a host with a per-file limit, such as "
+            "Cloudflare Pages, refuses them):"
+        )
+        lines += [f"    {f.path} ({f.size / 2**20:.1f} MiB)" for f in large]
+    lines += [f"  warning: left out: {line}" for line in left_out]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -385,6 +461,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--models", nargs="*", default=None, help="only these model ids (default: every built one)"
     )
     parser.add_argument(
+        "--dtypes",
+        nargs="*",
+        default=None,
+        metavar="DTYPE",
+        help="only these dtypes of each model, e.g. q8 (default: every built one); a model with none of "
+        "them is left out, one whose default dtype is left out gets the first one kept as its default",
+    )
+    parser.add_argument(
         "--no-isolation-headers",
         action="store_true",
         help="leave COOP/COEP out of _headers (for hosts whose other pages must not be isolated)",
@@ -392,7 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         build_site(
-            args.dir, relay=args.relay, models=args.models, isolation_headers=not args.no_isolation_headers
+            args.dir,
+            relay=args.relay,
+            models=args.models,
+            dtypes=args.dtypes,
+            isolation_headers=not args.no_isolation_headers,
         )
     except BuildError as exc:
         print(f"\nbuild failed: {exc}", file=sys.stderr)

@@ -65,3 +65,16 @@ def test_a_model_that_is_not_built_is_refused(tmp_path: Path) -> None:
     assert (
         done.returncode == 1 and "not built: no-such-model" in done.stderr and not (tmp_path / "s").exists()
     )
+
+
+def test_it_says_its_size_the_large_files_and_what_it_left_out(tmp_path: Path) -> None:
+    done = site(tmp_path, "--dtypes", "q8")
+    assert done.returncode == 0, done.stderr
+    assert "static site " in done.stderr and " MB (local-only)" in done.stderr
+    assert "files over 25 MiB" in done.stderr  # ONNX Runtime's threaded wasm is one
+    assert f"warning: left out: {MODEL} fp32: not in the chosen set (--dtypes)" in done.stderr
+    assert "warning: left out: SmolLM2-135M-Instruct: not in the chosen set (--models)" in done.stderr
+    (entry,) = json.loads((tmp_path / "site" / "models_manifest.json").read_text())["models"]
+    assert list(entry["variants"]) == ["q8"] and entry["default_dtype"] == "q8"
+    names = {p.name for p in (tmp_path / "site").rglob("*.onnx")}
+    assert names == {"model_quantized.onnx"}
