@@ -85,6 +85,8 @@ class Outcome(Generic[T]):
     tokens_out: int = 0
     #: a generation's ``"stop"`` / ``"length"``, as the side reported it
     finish_reason: str | None = None
+    #: prompt tokens the device served from its KV cache
+    tokens_cached: int = 0
 
 
 class Executor:
@@ -179,7 +181,12 @@ class Executor:
                     )
                     continue
                 result = Outcome(
-                    output, output.model, output.tokens_in, output.tokens_out, output.finish_reason
+                    output,
+                    output.model,
+                    output.tokens_in,
+                    output.tokens_out,
+                    output.finish_reason,
+                    output.tokens_cached,
                 )
                 route = await run.finish(step, result)
                 break
@@ -307,6 +314,7 @@ class _Attempts:
             cost_usd=cost,
             device=device,
             finish_reason=outcome.finish_reason,
+            tokens_cached=outcome.tokens_cached,
         )
         ex.ledger.release(self.reservation)
         if step.target == "cloud" and ex.on_cloud is not None:

@@ -129,6 +129,9 @@ class Route:
     finish_reason: str | None = None
     #: a generation's output budget on the side that answered (the call's, else that side's default)
     max_tokens: int | None = None
+    #: prompt tokens the device served from its KV cache of the conversation's earlier turns (not
+    #: evaluated again: a follow-up turn evaluates only its new tokens); 0 in the cloud
+    tokens_cached: int = 0
 
     def __post_init__(self) -> None:
         _check_target(self.target)

@@ -325,7 +325,9 @@ class Router:
             )
             if sent is not req:  # the cloud saw placeholders: the caller gets the originals back
                 out = dataclasses.replace(out, text=restore(out.text, plan.restore))
-            return Outcome(out, out.model, out.tokens_in, out.tokens_out, out.finish_reason)
+            return Outcome(
+                out, out.model, out.tokens_in, out.tokens_out, out.finish_reason, out.tokens_cached
+            )
 
         output, routed = await self.executor.run(plan, attempt, started=started)
         return GenerateResult(output.text, routed, output.finish_reason)

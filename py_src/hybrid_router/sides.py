@@ -36,6 +36,8 @@ class Output:
     tokens_out: int
     finish_reason: str | None
     model: str | None
+    #: prompt tokens the device served from its KV cache (see ``LocalRuntime.generate``)
+    tokens_cached: int = 0
 
 
 async def answer(
@@ -150,6 +152,7 @@ async def _local(
         tokens_in=tokens_in or 0,
         tokens_out=tokens_out,
         finish_reason=str(finish),
+        tokens_cached=_count(raw.get("tokens_cached")),
         model=entry.id,
     )
 
@@ -175,6 +178,11 @@ async def _local_pieces(
             task.cancel()
             await asyncio.wait([task])
     yield output
+
+
+def _count(value: object) -> int:
+    """A runtime's optional count (a non-negative int), else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _provider(cloud: CloudProvider | None) -> CloudProvider:

@@ -156,3 +156,77 @@ def test_stats_and_the_daily_spend_survive_a_reload(browser: Any, server: Any) -
         assert after["requests"] == before["requests"] and after["local"] == before["local"]
     finally:
         rp.page.context.close()
+
+
+#: a conversation of three user turns (the answers are the model's own, greedy)
+TURNS = [
+    "What is the capital of France?",
+    "And what is it famous for?",
+    "Name one museum there.",
+]
+CHAT_TOKENS = 24
+
+
+def _chat(rp: RouterPage, messages: list[dict[str, str]]) -> dict[str, Any]:
+    result: dict[str, Any] = rp.call(
+        "return await router.generate({ messages: arg.messages, maxTokens: arg.n, route: 'local' });",
+        {"messages": messages, "n": CHAT_TOKENS},
+    )
+    return result
+
+
+def test_a_follow_up_turn_reuses_the_kv_cache_and_answers_as_a_fresh_evaluation(page: RouterPage) -> None:
+    """Each follow-up turn evaluates only its new tokens (the runtime passes the previous turn's
+    past_key_values to Transformers.js), and its greedy answer is the one the whole conversation gives
+    when evaluated from scratch."""
+    page.call("return await router.generate({ prompt: 'Say hi.', maxTokens: 2, route: 'local' });")
+    history: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
+    for i, question in enumerate(TURNS):
+        history.append({"role": "user", "content": question})
+        result = _chat(page, history)
+        route = result["route"]
+        assert route["target"] == "local" and route["model"] == MODEL
+        if i == 0:
+            assert route["tokens_cached"] == 0  # another conversation's cache is not used
+        else:
+            before = turns[-1]["route"]
+            # everything the previous turn evaluated: its prompt and answer (the answer's last token
+            # was sampled but never fed back to the model)
+            assert route["tokens_cached"] == before["tokens_in"] + before["tokens_out"] - 1, (i, route)
+            assert route["tokens_in"] > route["tokens_cached"]
+        turns.append(result)
+        history.append({"role": "assistant", "content": result["text"]})
+
+    for i in range(1, len(TURNS)):
+        page.call("return await router.generate({ prompt: 'Say hi.', maxTokens: 2, route: 'local' });")
+        fresh = _chat(page, history[: 2 * i + 1])  # the same conversation, after another one
+        assert fresh["route"]["tokens_cached"] == 0, i  # evaluated from scratch
+        assert fresh["text"] == turns[i]["text"], i
+        assert fresh["usage"]["tokens_out"] == turns[i]["usage"]["tokens_out"]
+
+
+def test_an_aborted_follow_up_leaves_no_stale_cache(page: RouterPage) -> None:
+    """A turn stopped mid-answer frees the cache it was given: the next turn is evaluated from scratch
+    and still answers as a fresh evaluation does."""
+    first = _chat(page, [{"role": "user", "content": TURNS[0]}])
+    history = [
+        {"role": "user", "content": TURNS[0]},
+        {"role": "assistant", "content": first["text"]},
+        {"role": "user", "content": "Tell me a long story about a dragon."},
+    ]
+    stopped = page.call(
+        """const c = new AbortController(); let got = 0;
+        try {
+          for await (const chunk of router.stream({ messages: arg, maxTokens: 200, route: "local", signal: c.signal })) {
+            if (chunk.delta) { got++; if (got === 2) c.abort(); }
+          }
+          return "no error";
+        } catch (e) { return e.name; }""",
+        history,
+    )
+    assert stopped == "AbortError"
+    again = _chat(page, history)
+    assert again["route"]["tokens_cached"] == 0
+    page.call("return await router.generate({ prompt: 'Say hi.', maxTokens: 2, route: 'local' });")
+    assert _chat(page, history)["text"] == again["text"]

@@ -4,9 +4,14 @@ answers) is tests/browser/test_generation.py."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import aclosing
 from typing import Any
 
+from tests.unit.fakes import FakeCloud, FakeRuntime, fake_manifest, generate_with, stream_with
+
 from hybrid_router.browser.kv_cache import CachedPrefix, KvSlot
+from hybrid_router.routing import Policy
 
 SMOL = ("SmolLM2-135M-Instruct", "fp32", "wasm")
 
@@ -83,3 +88,40 @@ def test_clear_drops_only_the_named_models_cache() -> None:
     assert disposed == [] and kv.entry is not None
     kv.clear(SMOL[0])
     assert disposed == [cache] and kv.entry is None
+
+
+# ---------------------------------------------------------------- the count reaches the route
+
+
+class CachingRuntime(FakeRuntime):
+    """A fake runtime that says it served 7 prompt tokens from its KV cache."""
+
+    async def generate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**await super().generate(*args, **kwargs), "tokens_cached": 7}
+
+
+def _parts(runtime: Any) -> dict[str, Any]:
+    return {
+        "runtime": runtime,
+        "manifest": fake_manifest(),
+        "cloud": FakeCloud(),
+        "policy": Policy(),
+        "ledger": None,
+    }
+
+
+def test_the_prompt_tokens_served_from_the_cache_are_in_the_route() -> None:
+    async def main() -> None:
+        params = {"prompt": "Say hello.", "route": "local"}
+        whole = await generate_with(params, **_parts(CachingRuntime()))
+        assert whole.route.target == "local" and whole.route.tokens_cached == 7
+        assert whole.to_wire()["route"]["tokens_cached"] == 7
+        async with aclosing(stream_with(params, **_parts(CachingRuntime()))) as chunks:
+            items = [item async for item in chunks]
+        assert items[-1]["done"] and items[-1]["route"]["tokens_cached"] == 7
+        plain = await generate_with(params, **_parts(FakeRuntime()))  # a runtime that does not say: 0
+        assert plain.route.tokens_cached == 0
+        cloud = await generate_with({"prompt": "Say hello.", "route": "cloud"}, **_parts(CachingRuntime()))
+        assert cloud.route.target == "cloud" and cloud.route.tokens_cached == 0
+
+    asyncio.run(main())

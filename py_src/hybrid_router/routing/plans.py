@@ -153,6 +153,7 @@ def issue_route(
     device: str | None = None,
     dtype: str | None = None,
     finish_reason: str | None = None,
+    tokens_cached: int = 0,
 ) -> Route:
     """The route of a request that ``answered`` served after the ``fallbacks`` had failed."""
     reason, rule = plan.reason, answered.rule
@@ -184,5 +185,6 @@ def issue_route(
         router=plan.router,
         sensitive=plan.sensitive,
         finish_reason=finish_reason,
+        tokens_cached=tokens_cached,
         max_tokens=answered.max_tokens,
     )
