@@ -7,9 +7,10 @@ data in it.
   the router's weights cannot be read, the older lexical estimate (:mod:`hybrid_router.complexity`).
 - :meth:`PromptFacts.personal_data`: per message, the findings of :func:`hybrid_router.pii.detect`:
   e-mail addresses, phone numbers, payment cards, IBANs and IP addresses by their patterns, and people,
-  organisations and places by the project's NER model; and the detectors that could not run
-  (``"ner:<model>"`` when the entity model is not installed, fails to load or fails on a message), so
-  the rules can keep such a prompt on the device instead of trusting a check that did not happen.
+  organisations and places by the project's NER model (a message longer than its window in several
+  passes); and the detectors that could not run (``"ner:<model>"`` when the entity model is not
+  installed, fails to load or fails on a message), so the rules can keep such a prompt on the device
+  instead of trusting a check that did not happen.
 
 A dry run (``Router.route``) asks for the same facts as a real call: the same decision, score and rule.
 
@@ -19,6 +20,7 @@ Model calls wait their turn on the model's queue (the executor's), as every othe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +28,9 @@ from typing import Any
 from hybrid_router import embeddings
 from hybrid_router.chat import ChatRequest
 from hybrid_router.complexity import DEFAULT_THRESHOLD, estimate_text
-from hybrid_router.entities import group_entities
-from hybrid_router.errors import HybridRouterError
-from hybrid_router.manifest import Manifest
+from hybrid_router.entities import Entity, group_entities, piece_offsets
+from hybrid_router.errors import HybridRouterError, InferenceError
+from hybrid_router.manifest import Manifest, ModelEntry
 from hybrid_router.pii import NER_MODEL, Finding, detect
 from hybrid_router.prompt_features import embedding_text
 from hybrid_router.prompt_router import PromptRouter, RouterScore
@@ -41,6 +43,10 @@ __all__ = ["HEAD_COMPLEXITY", "PersonalData", "PromptFacts", "ner_detector"]
 HEAD_COMPLEXITY = "complexity"
 
 Queue = Callable[[str], contextlib.AbstractAsyncContextManager[object]]
+#: the most passes of the entity model over one message (a longer one counts as not checked)
+NER_PASSES = 64
+#: how far before the end of what a truncated pass saw the next pass starts (characters)
+NER_OVERLAP_CHARS = 80
 
 
 def ner_detector(model_id: str) -> str:
@@ -136,13 +142,36 @@ class PromptFacts:
             if models and message.content.strip():
                 entry = models[0]
                 try:
-                    async with self.queue(entry.id):
-                        tokens = await self.runtime.token_classification(
-                            entry, entry.default_dtype, message.content
-                        )
-                    entities = group_entities(message.content, list(tokens))
+                    entities = await self._entities(entry, message.content)
                 except Exception:  # the patterns alone, and names unchecked (CancelledError passes)
                     entities = []
                     missing = (ner_detector(entry.id),)
             out.append(tuple(detect(message.content, entities)))
         return PersonalData(tuple(out), missing)
+
+    async def _entities(self, entry: ModelEntry, text: str) -> list[Entity]:
+        """The entity model over the whole of ``text``. The pipeline truncates a text longer than the
+        model's window (256 word pieces): the rest is read again, from a little before the last piece the
+        model saw (an entity cut there is read whole the second time; :func:`~hybrid_router.pii.merge`
+        keeps the longer span). More than :data:`NER_PASSES` passes raise: names went unchecked."""
+        found: list[Entity] = []
+        start = 0
+        for _ in range(NER_PASSES):
+            part = text[start:]
+            async with self.queue(entry.id):
+                tokens = list(await self.runtime.token_classification(entry, entry.default_dtype, part))
+            found += [
+                dataclasses.replace(e, start=e.start + start, end=e.end + start)
+                for e in group_entities(part, tokens)
+            ]
+            ends = [o[1] for o in piece_offsets(part, [str(t["word"]) for t in tokens]) if o is not None]
+            seen = max(ends, default=0)
+            if not part[seen:].strip():
+                return found
+            if seen == 0:
+                raise InferenceError(f"{entry.id} read none of the text", model=entry.id)
+            again = part.rfind(" ", 0, max(1, seen - NER_OVERLAP_CHARS))
+            start += again if again > 0 else seen
+        raise InferenceError(
+            f"{entry.id}: the text is longer than {NER_PASSES} passes of the entity model", model=entry.id
+        )

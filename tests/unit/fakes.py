@@ -172,6 +172,8 @@ class FakeRuntime:
     #: ``ner_fail`` is raised instead (a model that fails to load or to run)
     people: tuple[str, ...] = ()
     ner_fail: BaseException | None = None
+    #: the most word pieces a fake NER pass returns (the pipeline truncates at the model's window)
+    ner_window: int | None = None
     ner_calls: list[str] = field(default_factory=list)
     #: recorded vectors by text (e.g. real MiniLM vectors from tests/data), used instead of the hash
     recorded: Mapping[str, npt.NDArray[np.float32]] = field(default_factory=dict)
@@ -223,7 +225,7 @@ class FakeRuntime:
             label = "O" if word not in people else ("I-PER" if previous != "O" else "B-PER")
             out.append({"word": word, "entity": label, "score": 0.99, "index": index + 1})
             previous = label
-        return out
+        return out[: self.ner_window]
 
     async def _wait_gate(self) -> None:
         if self.gate is not None:

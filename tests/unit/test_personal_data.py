@@ -130,3 +130,27 @@ def test_a_policy_that_looks_for_nothing_does_not_need_the_entity_model() -> Non
     local_only = generate(router, policy={"sensitive": "redact", "privacy": "local-only"})
     assert (local_only.route.reason, local_only.route.sensitive) == ("privacy", None)
     assert len(cloud.calls) == 1  # only the 'allow' call went out
+
+
+def test_a_message_longer_than_the_entity_models_window_is_read_to_its_end() -> None:
+    # the pipeline truncates at the model's window: a name after it (or cut by it) must still be found
+    filler = "The quarterly report covers revenue, hiring and the roadmap in some detail. " * 12
+    # word pieces per pass (the first name is piece 174): a name after a cut, right at one, across one
+    for cut in (60, 174, 175):
+        runtime = FakeRuntime(people=("Tomasz", "Wierzbicki"), ner_window=cut)
+        router, _, cloud = make(ner=True, runtime=runtime)
+        prompt = f"{filler}Please forward it to my colleague Tomasz Wierzbicki. {NAMED}"
+        result = generate(router, prompt, policy={"sensitive": "redact"})
+        assert len(runtime.ner_calls) > 1, cut  # read in several passes
+        assert result.route.sensitive is not None and result.route.sensitive["missing"] == [], cut
+        # the name twice (here and in NAMED), each found whole however the passes cut it
+        assert result.route.sensitive["found"] == {"PERSON": 2}, cut
+        assert NAME not in repr(cloud.calls), cut
+
+
+def test_an_entity_model_that_reads_nothing_counts_as_missing() -> None:
+    runtime = FakeRuntime(people=("Tomasz",), ner_window=0)
+    router, _, cloud = make(ner=True, runtime=runtime)
+    result = generate(router, policy={"sensitive": "redact"})
+    assert result.route.target == "local" and result.route.sensitive is not None
+    assert result.route.sensitive["missing"] == [f"ner:{FAKE_NER}"] and cloud.calls == []
