@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.harness import CHROMIUM_FLAGS, REPO, chromium_path, free_port, load_json, start_server, stop_server
 
-from .common import header, median, table
+from .common import evaluate, header, median, table
 
 MANIFEST = load_json(REPO / "models_manifest.json")
 #: (model, dtype, the first call that loads it)
@@ -41,12 +41,15 @@ CREATE = """async () => {
 
 def _timed(page: Any, js: str) -> tuple[float, float]:
     """The call's ms, and the ms the cache spent fetching or reading and checking the files."""
-    got = page.evaluate(f"""async () => {{
+    got = evaluate(
+        page,
+        f"""async () => {{
       const router = window.router, events = [], onProgress = (e) => events.push(e);
       const t0 = performance.now(); {js}; const ms = performance.now() - t0;
       const files_ms = events.filter((e) => e.status === 'done').reduce((s, e) => s + (e.ms || 0), 0);
       return {{ ms, files_ms }};
-    }}""")
+    }}""",
+    )
     return float(got["ms"]), float(got["files_ms"])
 
 
@@ -65,7 +68,7 @@ def _session(playwright: Any, profile: Path, url: str, js: str) -> tuple[float, 
     try:
         page = context.pages[0] if context.pages else context.new_page()
         page.goto(url + "sandbox.html")
-        page.evaluate(CREATE)
+        evaluate(page, CREATE)
         return (*_timed(page, js), sum(fetched))
     finally:
         context.close()
@@ -78,9 +81,12 @@ def _variant_mb(model: str, dtype: str) -> float:
     return total / 1e6
 
 
-def run(runs: int = 3, models: tuple[str, ...] | None = None) -> list[list[Any]]:
+def run(runs: int = 3, models: tuple[str, ...] | None = None, smoke: bool = False) -> list[list[Any]]:
+    """``smoke``: one run of the smallest case (all-MiniLM-L6-v2 q8)."""
     from playwright.sync_api import sync_playwright
 
+    if smoke:
+        runs, models = 1, ("all-MiniLM-L6-v2",)
     header("First load of a model: from the network vs from the model cache (Chromium, WASM)")
     rows: list[list[Any]] = []
     known = {m["id"] for m in MANIFEST["models"]}
@@ -88,7 +94,7 @@ def run(runs: int = 3, models: tuple[str, ...] | None = None) -> list[list[Any]]
         server = start_server(Path(tmp), port=free_port())
         try:
             for model, dtype, js in CASES:
-                if model not in known or (models and model not in models):
+                if model not in known or (models and model not in models) or (smoke and dtype != "q8"):
                     continue
                 network: list[float] = []
                 cached: list[float] = []
@@ -143,6 +149,7 @@ def run(runs: int = 3, models: tuple[str, ...] | None = None) -> list[list[Any]]
             ("n", 3),
         ],
         rows,
+        title="model cache",
     )
     print(
         "network / cache ms: the first call after start-up (median), of which 'files': fetching "

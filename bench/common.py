@@ -1,9 +1,15 @@
-"""What the benchmarks share: statistics, the header (command and machine), a table printer, and one
-serve.py + Chromium for a run."""
+"""What the benchmarks share: statistics, the header (command and machine), a table printer (which also
+records the tables: ``./hr bench NAME --json PATH`` writes them), one serve.py + Chromium for a run, and
+page calls that fail loudly after a timeout instead of waiting for ever.
+
+Every browser benchmark runs against serve.py, so under the product's real headers (its
+Content-Security-Policy included: no ``blob:`` workers, no ``eval``/``new Function``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -13,7 +19,55 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.harness import Server, launch_browser, start_server, stop_server
+from tests.harness import RouterPage, Server, launch_browser, open_router_page, start_server, stop_server
+
+#: how long one page call may take before the benchmark fails (HYBRID_ROUTER_BENCH_TIMEOUT_S; seconds)
+TIMEOUT_S = float(os.environ.get("HYBRID_ROUTER_BENCH_TIMEOUT_S", "900"))
+#: the tables printed so far in this process: ``{"title", "columns", "rows"}`` each
+TABLES: list[dict[str, Any]] = []
+
+
+class BenchTimeout(RuntimeError):
+    """A page call of a benchmark did not finish in time."""
+
+
+def evaluate(page: Any, fn: str, arg: Any = None, *, timeout_s: float | None = None) -> Any:
+    """``page.evaluate(fn, arg)`` that fails with :class:`BenchTimeout` after ``timeout_s`` (default
+    :data:`TIMEOUT_S`) instead of waiting for ever (a worker that never answers, a refused script)."""
+    ms = int((timeout_s or TIMEOUT_S) * 1000)
+    wrapped = f"""async ([arg, ms]) => {{
+      const fn = ({fn});
+      let timer;
+      const late = new Promise((_, reject) => {{
+        timer = setTimeout(() => reject(new Error(`bench timeout: no answer after ${{ms}} ms`)), ms);
+      }});
+      try {{ return await Promise.race([Promise.resolve().then(() => fn(arg)), late]); }}
+      finally {{ clearTimeout(timer); }}
+    }}"""
+    try:
+        return page.evaluate(wrapped, [arg, ms])
+    except Exception as exc:
+        if "bench timeout:" in str(exc):
+            raise BenchTimeout(f"{str(exc).splitlines()[0]}; the call: {fn.strip()[:200]}") from None
+        raise
+
+
+CREATE = """async (options) => {
+  const { HybridRouter } = await import("/hybrid-router.js");
+  const t0 = performance.now();
+  window.router = await HybridRouter.create(options);
+  return { ms: performance.now() - t0, info: window.router.info };
+}"""
+
+
+def router_page(
+    browser: Any, server: Server, options: dict[str, Any] | None = None, *, timeout_s: float | None = None
+) -> RouterPage:
+    """A fresh browser context on the sandbox page with ``window.router`` created (failing after the
+    timeout if the router never gets ready)."""
+    rp = open_router_page(browser, server, create=False)
+    evaluate(rp.page, CREATE, options or {}, timeout_s=timeout_s)
+    return rp
 
 
 def median(xs: Sequence[float]) -> float:
@@ -44,8 +98,10 @@ def header(title: str) -> None:
     )
 
 
-def table(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]) -> None:
-    """Rows under ``columns`` (name, width; the first column left-aligned); floats with one decimal."""
+def table(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    """Rows under ``columns`` (name, width; the first column left-aligned); floats with one decimal.
+    Recorded in :data:`TABLES` too."""
+    TABLES.append({"title": title, "columns": [name for name, _ in columns], "rows": [list(r) for r in rows]})
 
     def cell(value: Any, width: int, first: bool) -> str:
         text = "" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
@@ -55,6 +111,16 @@ def table(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]) -> 
     print("-" * (sum(w for _, w in columns) + len(columns) - 1))
     for row in rows:
         print(" ".join(cell(v, w, i == 0) for i, (v, (_, w)) in enumerate(zip(row, columns, strict=True))))
+
+
+def write_tables(path: Path) -> None:
+    """The recorded tables as JSON (``./hr bench NAME --json PATH``; the bench tests read it)."""
+    path.write_text(json.dumps(TABLES, indent=1, default=str))
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    """``a / b`` as ``0.63x`` (empty when either is missing)."""
+    return f"{a / b:.2f}x" if a and b else ""
 
 
 @contextlib.contextmanager

@@ -3,9 +3,14 @@
 (a) decision overhead in the worker: ``route.decision_ms`` of local 1-token generate calls after
     warm-up (request checks, token count with the local tokenizer, complexity estimate, rules);
 (b) end to end: the same request through our worker (``router.embed`` / ``router.generate``) and
-    straight to Transformers.js in a plain module worker on the same page (a Blob URL, set up as
-    web/worker.js sets up Transformers.js: same server URLs, offline, same thread count), both timed
-    in the page with performance.now() around the call, alternating one call of each.
+    straight to Transformers.js in a plain module worker on the same page (``bench/plain-worker.js``,
+    set up as web/worker.js sets up Transformers.js: same server URLs, offline, same thread count),
+    both timed in the page with performance.now() around the call, alternating one call of each.
+
+The plain worker is served from the page's own origin with the headers serve.py gives ``web/worker.js``
+(the browser context answers its URL with that file's body and the real response's headers): the page's
+Content-Security-Policy allows only same-origin workers (``worker-src 'self'``), so a ``blob:`` worker,
+as this benchmark once used, is refused and the benchmark waited for ever.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.harness import REPO, open_router_page
+from tests.harness import REPO
 
-from .common import header, median, p95, server_and_browser, table
+from .common import evaluate, header, median, p95, router_page, server_and_browser, table
 from .generation import PROMPT
 
 #: everyday sentences of the test set (10-100 characters: no padding to the 256-token window, no truncation)
@@ -30,48 +35,17 @@ WARMUP = 1
 GEN_TOKENS = 16
 EMBED_MODEL, GEN_MODEL = "all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"
 
-#: the plain worker: Transformers.js only, set up like web/worker.js. A Blob URL worker cannot resolve
-#: the path-only localModelPath against its own (blob:) URL: its fetch resolves against the page's, and
-#: Transformers.js's Cache Storage (keyed by that path) is off; it only matters while loading.
-PLAIN_WORKER = """
-let tjs = null;
-const pipes = {};
-const pipe = (task, model) => pipes[model] ??= tjs.pipeline(task, model, { dtype: "fp32", device: "wasm" });
-const ops = {
-  async setup({ origin, boot, threads }) {
-    const abs = (url) => new URL(url, origin).href;
-    tjs = await import(abs(boot.transformers.url));
-    tjs.env.allowRemoteModels = false;
-    tjs.env.allowLocalModels = true;
-    tjs.env.localModelPath = new URL(abs(boot.models_url)).pathname;
-    tjs.env.backends.onnx.wasm.wasmPaths = { mjs: abs(boot.ort.mjs), wasm: abs(boot.ort.wasm) };
-    tjs.env.backends.onnx.wasm.numThreads = threads;
-    tjs.env.useBrowserCache = false;
-    const fetchHere = tjs.env.fetch;
-    tjs.env.fetch = (url, init) => fetchHere(new URL(url, origin).href, init);
-    return { crossOriginIsolated: self.crossOriginIsolated, threads: tjs.env.backends.onnx.wasm.numThreads };
-  },
-  async embed({ model, texts }) {
-    const out = await (await pipe("feature-extraction", model))(texts, { pooling: "mean", normalize: true });
-    try { return { vectors: out.tolist() }; } finally { out.dispose(); }
-  },
-  async generate({ model, prompt, maxTokens }) {
-    const out = await (await pipe("text-generation", model))([{ role: "user", content: prompt }],
-      { max_new_tokens: maxTokens, do_sample: false, return_full_text: false });
-    return { text: out[0].generated_text.at(-1).content };
-  },
-};
-self.onmessage = async ({ data }) => {
-  try { self.postMessage({ id: data.id, value: await ops[data.op](data) }); }
-  catch (e) { self.postMessage({ id: data.id, error: String(e && e.stack || e) }); }
-};
-"""
+#: the plain worker's file, and the same-origin URL the page loads it from
+PLAIN_WORKER = REPO / "bench" / "plain-worker.js"
+PLAIN_URL = "/__bench__/plain-worker.js"
 
-START_PLAIN = """async (source) => {
+START_PLAIN = """async (url) => {
   const boot = await (await fetch("/boot.json")).json();
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
   const worker = new Worker(url, { type: "module", name: "plain-transformers-js" });
   const pending = new Map();
+  worker.onerror = (e) => {
+    for (const { reject } of pending.values()) reject(new Error(`plain worker: ${e.message}`));
+  };
   let next = 0;
   worker.onmessage = ({ data }) => {
     const { resolve, reject } = pending.get(data.id);
@@ -83,7 +57,8 @@ START_PLAIN = """async (source) => {
     pending.set(id, { resolve, reject });
     worker.postMessage({ ...args, op, id });
   });
-  return window.plain("setup", { origin: location.origin, boot, threads: window.router.info.threads });
+  const { threads, ort } = window.router.info;
+  return window.plain("setup", { origin: location.origin, boot, threads, ortBuild: ort?.build });
 }"""
 
 DECISIONS = """async ({ prompt, calls }) => {
@@ -121,37 +96,56 @@ PAIRED = """async ({ what, args, runs, warmup }) => {
 }"""
 
 
-def run(runs: int = 10) -> dict[str, Any]:
+def serve_plain_worker(context: Any, origin: str) -> None:
+    """Answer ``PLAIN_URL`` in ``context`` with ``PLAIN_WORKER``'s body and the headers serve.py sends
+    with ``web/worker.js`` (Content-Security-Policy, COOP/COEP, CORP): a same-origin worker served as
+    the product serves its own."""
+    body = PLAIN_WORKER.read_text()
+
+    def answer(route: Any) -> None:
+        real = route.fetch(url=origin + "/worker.js")
+        route.fulfill(response=real, body=body, headers={**real.headers, "content-type": "text/javascript"})
+
+    context.route(origin + PLAIN_URL, answer)
+
+
+def run(runs: int = 10, smoke: bool = False) -> dict[str, Any]:
+    calls = 2 if smoke else DECISION_CALLS
+    gen_tokens = 4 if smoke else GEN_TOKENS
+    runs = 1 if smoke else runs
     header(
-        f"Router overhead in the browser: (a) {DECISION_CALLS} + {DECISION_CALLS // 3} calls, (b) paired "
+        f"Router overhead in the browser: (a) {calls} + {max(1, calls // 3)} calls, (b) paired "
         f"calls after {WARMUP} warm-up pair(s); prompt {PROMPT!r}"
     )
     with server_and_browser() as (server, browser):
-        rp = open_router_page(browser, server)
+        rp = router_page(browser, server)
         page = rp.page
-        info = page.evaluate("() => window.router.info")
-        plain = page.evaluate(START_PLAIN, PLAIN_WORKER)
+        serve_plain_worker(page.context, server.origin)
+        info = evaluate(page, "() => window.router.info")
+        plain = evaluate(page, START_PLAIN, PLAIN_URL)
         print(
             f"browser: our worker {info['threads']} thread(s), cross-origin isolated "
-            f"{info['crossOriginIsolated']}; plain worker {plain['threads']} thread(s), "
-            f"cross-origin isolated {plain['crossOriginIsolated']}"
+            f"{info['crossOriginIsolated']}, ONNX Runtime {(info.get('ort') or {}).get('build', 'default')}; "
+            "plain worker "
+            f"{plain['threads']} thread(s), cross-origin isolated {plain['crossOriginIsolated']}, "
+            f"ONNX Runtime {plain['ort']}"
         )
 
-        page.evaluate(DECISIONS, {"prompt": PROMPT, "calls": 2})  # warm-up: loads the model
+        evaluate(page, DECISIONS, {"prompt": PROMPT, "calls": 2})  # warm-up: loads the model
         decisions = []
         for label, prompt, n in (
-            ("short prompt", PROMPT, DECISION_CALLS),
-            ("long prompt", LONG_PROMPT, DECISION_CALLS // 3),
+            ("short prompt", PROMPT, calls),
+            ("long prompt", LONG_PROMPT, max(1, calls // 3)),
         ):
-            calls = page.evaluate(DECISIONS, {"prompt": prompt, "calls": n})
-            ds = [c["decision_ms"] for c in calls]
-            share = median([c["decision_ms"] / c["ms"] * 100 for c in calls])
+            made = evaluate(page, DECISIONS, {"prompt": prompt, "calls": n})
+            ds = [c["decision_ms"] for c in made]
+            share = median([c["decision_ms"] / c["ms"] * 100 for c in made])
             decisions.append(
                 [
-                    f"decision_ms, {label} ({calls[0]['tokens_in']} tokens)",
+                    f"decision_ms, {label} ({made[0]['tokens_in']} tokens)",
                     median(ds),
                     p95(ds),
-                    median([c["ms"] for c in calls]),
+                    median([c["ms"] for c in made]),
                     f"{share:.1f}%",
                     len(ds),
                 ]
@@ -172,15 +166,15 @@ def run(runs: int = 10) -> dict[str, Any]:
                 runs,
             ),
             (
-                f"generate {GEN_TOKENS} tokens ({GEN_MODEL} fp32)",
+                f"generate {gen_tokens} tokens ({GEN_MODEL} fp32)",
                 "generate",
-                {"model": GEN_MODEL, "prompt": PROMPT, "maxTokens": GEN_TOKENS},
-                max(3, runs // 2),
+                {"model": GEN_MODEL, "prompt": PROMPT, "maxTokens": gen_tokens},
+                runs if smoke else max(3, runs // 2),
             ),
         ]
         paired, notes = [], []
         for label, what, args, n in cases:
-            r = page.evaluate(PAIRED, {"what": what, "args": args, "runs": n, "warmup": WARMUP})
+            r = evaluate(page, PAIRED, {"what": what, "args": args, "runs": n, "warmup": WARMUP})
             ours, direct = median(r["ours"]), median(r["direct"])
             paired.append(
                 [
@@ -197,7 +191,7 @@ def run(runs: int = 10) -> dict[str, Any]:
             )
             if not r["same"]:
                 notes.append(f"{label}: the two answers differ (last call)")
-            if r.get("tokens_out") is not None and r["tokens_out"] != GEN_TOKENS:
+            if r.get("tokens_out") is not None and r["tokens_out"] != gen_tokens:
                 notes.append(f"{label}: our worker generated {r['tokens_out']} tokens")
         page.context.close()
 
@@ -205,6 +199,7 @@ def run(runs: int = 10) -> dict[str, Any]:
     table(
         [("measurement", 46), ("median ms", 9), ("p95 ms", 7), ("request ms", 10), ("share", 6), ("n", 3)],
         decisions,
+        title="decision overhead",
     )
     print("\n(b) end to end, timed in the page: our worker against Transformers.js in a plain worker")
     table(
@@ -220,6 +215,7 @@ def run(runs: int = 10) -> dict[str, Any]:
             ("n", 3),
         ],
         paired,
+        title="end to end",
     )
     for note in notes:
         print(f"note: {note}")

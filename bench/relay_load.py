@@ -225,7 +225,10 @@ def run(runs: int | None = None, argv: Sequence[str] = ()) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     parser.add_argument("--words", type=int, default=32, help="chunks per streamed answer (default 32)")
     parser.add_argument("--llama", action="store_true", help="also against the real llama-server")
+    parser.add_argument("--smoke", action="store_true", help="the smallest form: 20 requests, 4 in flight")
     args = parser.parse_args(list(argv))
+    if args.smoke:
+        args.requests, args.concurrency, args.words = 20, 4, 4
     header(
         f"The cloud relay: {args.requests} requests, {args.concurrency} in flight, direct vs through "
         f"relay.py (fake upstream: answers at once, {args.words} chunks per stream)"

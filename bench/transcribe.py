@@ -17,7 +17,7 @@ from typing import Any
 from tests.harness import open_router_page
 from tests.speech import SENTENCES, speak
 
-from bench.common import p95, server_and_browser
+from bench.common import evaluate, p95, server_and_browser, table
 
 CREATE = """async () => {
   const { HybridRouter } = await import("/hybrid-router.js");
@@ -52,30 +52,32 @@ def _row(what: str, seconds: float, times: list[float], text: str = "") -> dict[
     }
 
 
-def run(runs: int = 5) -> list[dict[str, Any]]:
+def run(runs: int = 5, smoke: bool = False) -> list[dict[str, Any]]:
+    """``smoke``: one clip, one run of each row, no reload."""
     rows: list[dict[str, Any]] = []
-    clips = [(text, *speak(text)) for text in SENTENCES]
+    runs = 1 if smoke else runs
+    clips = [(text, *speak(text)) for text in (SENTENCES[:1] if smoke else SENTENCES)]
     with server_and_browser() as (server, browser):
         rp = open_router_page(browser, server, create=False)  # fresh context: nothing cached
-        info = rp.page.evaluate(CREATE)
+        info = evaluate(rp.page, CREATE)
         first_text, first_samples, _ = clips[0]
         seconds = len(first_samples) / 16_000
-        cold = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
+        cold = evaluate(rp.page, TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
         rows.append(_row("model load + first transcription (from the server)", seconds, cold["times"]))
         for text, samples, _ in clips:
             seconds = len(samples) / 16_000
-            warm = rp.page.evaluate(TIMED, {"samples": samples.tolist(), "wav": None, "runs": runs})
+            warm = evaluate(rp.page, TIMED, {"samples": samples.tolist(), "wav": None, "runs": runs})
             label = f"Float32Array 16 kHz: {text[:28]}..."
             rows.append(_row(label, seconds, warm["times"], warm["text"]))
             wav48 = base64.b64encode(speak(text, rate=48_000)[1]).decode()
-            warm = rp.page.evaluate(TIMED, {"samples": None, "wav": wav48, "runs": runs})
+            warm = evaluate(rp.page, TIMED, {"samples": None, "wav": wav48, "runs": runs})
             rows.append(_row("  same as a 48 kHz WAV Blob", seconds, warm["times"], warm["text"]))
-        rp.page.reload()
-        rp.page.evaluate(CREATE)
-        again = rp.page.evaluate(TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
-        rows.append(
-            _row("after a reload: load + first (browser cache)", len(first_samples) / 16_000, again["times"])
-        )
+        if not smoke:
+            rp.page.reload()
+            evaluate(rp.page, CREATE)
+            again = evaluate(rp.page, TIMED, {"samples": first_samples.tolist(), "wav": None, "runs": 1})
+            label = "after a reload: load + first (browser cache)"
+            rows.append(_row(label, len(first_samples) / 16_000, again["times"]))
         rp.page.context.close()
     _print(rows, info)
     return rows
@@ -87,12 +89,13 @@ def _print(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
         f"\nwhisper-tiny.en fp32, Transformers.js {info.get('transformers')}, "
         f"{info.get('threads')} thread(s), {os.cpu_count()} CPU(s), load average {load:.1f}"
     )
-    print(f"{'measurement':<54} {'audio s':>7} {'median ms':>10} {'p95 ms':>8} {'RTF':>5} {'n':>3}")
-    print("-" * 92)
-    for r in rows:
-        print(
-            f"{r['what']:<54} {r['audio_s']:>7.2f} {r['median_ms']:>10.0f} {r['p95_ms']:>8.0f} "
-            f"{r['rtf']:>5.2f} {r['n']:>3}"
-        )
+    table(
+        [("measurement", 54), ("audio s", 7), ("median ms", 10), ("p95 ms", 8), ("RTF", 5), ("n", 3)],
+        [
+            [r["what"], round(r["audio_s"], 2), r["median_ms"], r["p95_ms"], round(r["rtf"], 2), r["n"]]
+            for r in rows
+        ],
+        title="transcribe",
+    )
     texts = sorted({r["text"] for r in rows if r["text"]})
     print("texts: " + " | ".join(texts))

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.harness import REPO, open_router_page
 
-from bench.common import p95, server_and_browser
+from bench.common import evaluate, p95, server_and_browser, table
 
 SENTENCES: list[str] = json.loads((REPO / "tests" / "data" / "sentences.json").read_text())["sentences"]
 QUERY = "How can I get back into my account?"
@@ -60,15 +60,18 @@ def _texts(n: int) -> list[str]:
     return [f"{SENTENCES[i % len(SENTENCES)]} (note {i})" for i in range(n)]
 
 
-def run(runs: int = 20) -> list[dict[str, Any]]:
+def run(runs: int = 20, smoke: bool = False) -> list[dict[str, Any]]:
+    """``smoke``: an index of 10 items, one search."""
     rows: list[dict[str, Any]] = []
+    runs = 1 if smoke else runs
+    sizes = (10,) if smoke else (100, 1_000)
     with server_and_browser() as (server, browser):
         rp = open_router_page(browser, server, create=False)
-        rp.page.evaluate(CREATE)
-        for n in (100, 1_000):
+        evaluate(rp.page, CREATE)
+        for n in sizes:
             name = f"bench-{n}"
             texts = _texts(n)
-            ms = rp.page.evaluate(ADD, {"name": name, "ids": [f"n{i}" for i in range(n)], "texts": texts})
+            ms = evaluate(rp.page, ADD, {"name": name, "ids": [f"n{i}" for i in range(n)], "texts": texts})
             rows.append(
                 {
                     "what": f"add {n} items (embedding included)",
@@ -78,7 +81,7 @@ def run(runs: int = 20) -> list[dict[str, Any]]:
                     "per_item_ms": ms / n,
                 }
             )
-            t = rp.page.evaluate(SEARCH, {"name": name, "query": QUERY, "runs": runs})
+            t = evaluate(rp.page, SEARCH, {"name": name, "query": QUERY, "runs": runs})
             rows.append(
                 {
                     "what": f"search top 10 of {n}",
@@ -98,8 +101,8 @@ def run(runs: int = 20) -> list[dict[str, Any]]:
                 }
             )
         rp.page.reload()
-        rp.page.evaluate(CREATE)
-        r = rp.page.evaluate(REOPEN, {"name": "bench-1000", "query": QUERY})
+        evaluate(rp.page, CREATE)
+        r = evaluate(rp.page, REOPEN, {"name": f"bench-{sizes[-1]}", "query": QUERY})
         rows.append(
             {
                 "what": f"after a reload: open ({r['count']} items from IndexedDB)",
@@ -128,8 +131,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
     print(
         f"\nvector index (all-MiniLM-L6-v2 fp32, 384 dims), {os.cpu_count()} CPU(s), load average {load:.1f}"
     )
-    print(f"{'measurement':<50} {'median ms':>10} {'p95 ms':>8} {'ms/item':>8} {'n':>4}")
-    print("-" * 84)
-    for r in rows:
-        per = "" if r["per_item_ms"] is None else f"{r['per_item_ms']:.1f}"
-        print(f"{r['what']:<50} {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {per:>8} {r['n']:>4}")
+    table(
+        [("measurement", 50), ("median ms", 10), ("p95 ms", 8), ("ms/item", 8), ("n", 4)],
+        [[r["what"], r["median_ms"], r["p95_ms"], r["per_item_ms"], r["n"]] for r in rows],
+        title="vector index",
+    )

@@ -23,10 +23,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.harness import REPO, open_router_page
+from tests.harness import REPO
 from tests.load import percentile
 
-from .common import cloud_server_and_browser, header, table
+from .common import cloud_server_and_browser, evaluate, header, router_page, table
 
 KEY = "sk-bench-workload"
 SHARES = (("embed", 35), ("classify", 15), ("ner", 10), ("rerank", 10), ("everyday", 20), ("hard", 10))
@@ -100,7 +100,8 @@ def jobs(n: int, everyday: list[str], hard: list[str], seed: int) -> list[dict[s
     kinds = [k for k, share in SHARES for _ in range(share)]
     out: list[dict[str, Any]] = []
     for i in range(n):
-        kind = kinds[i % len(kinds)]
+        # fewer than one mix's worth (the smoke form): one of each kind's stretch, so every kind is there
+        kind = kinds[i % len(kinds)] if n >= len(kinds) else kinds[i * len(kinds) // n]
         text = (
             rng.choice(everyday)
             if kind == "everyday"
@@ -119,19 +120,26 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=3)
     default_data = REPO.parent / "shared" / "data"
     parser.add_argument("--data", type=Path, default=default_data if default_data.is_dir() else None)
+    parser.add_argument("--smoke", action="store_true", help="the smallest form: 10 requests")
     args = parser.parse_args(argv or [])
+    if args.smoke:
+        args.requests = 10
     everyday, hard, source = prompts(args.data)
     work = jobs(args.requests, everyday, hard, args.seed)
 
     header(f"workload: {args.requests} requests in the seed's mix, 4 in flight, the default policy")
     print(f"generation prompts: {source}")
     with cloud_server_and_browser(KEY) as (server, browser, _):
-        rp = open_router_page(browser, server, options={"cloud": {"timeoutMs": 60000}})
-        rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
+        rp = router_page(browser, server, {"cloud": {"timeoutMs": 60000}})
+        evaluate(
+            rp.page,
+            """async () => { const router = window.router;
+            await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
             await router.rerank('warm', ['a', 'b']);
-            await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });""")
-        base = rp.call("return await router.stats();")
-        out = rp.page.evaluate(DRIVER, work)
+            await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' }); }""",
+        )
+        base = evaluate(rp.page, "() => window.router.stats()")
+        out = evaluate(rp.page, DRIVER, work)
         rp.page.context.close()
 
     results = out["results"]
@@ -154,7 +162,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         mine = [r for r in results if r["kind"] == kind and r["ok"]]
         on = sum(1 for r in mine if r["route"]["target"] == "local")
         rows.append((kind, len(mine), on, len(mine) - on, percentile([r["ms"] for r in mine], 50)))
-    table([("kind", 10), ("ok", 5), ("local", 6), ("cloud", 6), ("p50 ms", 8)], rows)
+    table([("kind", 10), ("ok", 5), ("local", 6), ("cloud", 6), ("p50 ms", 8)], rows, title="workload")
     all_cloud = cost + saved
     summary = {
         "local_share": local / requests if requests else 0.0,

@@ -1,0 +1,131 @@
+"""Every benchmark in bench/ runs once in its smallest form, so that none rots unnoticed.
+
+Each runs as a user runs it (``./hr bench NAME --smoke``, here ``python -m bench NAME --smoke --json
+PATH``) in a process of its own: it must finish (a page call that hangs fails the benchmark after
+``HYBRID_ROUTER_BENCH_TIMEOUT_S``; the whole run is stopped after ``RUN_TIMEOUT_S``), exit 0 and print
+its tables, whose rows must be sane: as wide as the header, named, with finite numbers. No timing is
+asserted (speed lives in the benchmarks themselves). What a benchmark needs that is not built here (the
+cloud tier, the speech model, espeak-ng) skips it, saying so; ``./hr test`` builds all of it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import REPO
+
+pytestmark = pytest.mark.browser
+
+#: the benchmarks ``./hr bench`` offers (read from bench/__main__.py, which runs when imported)
+BENCHES: tuple[str, ...] = next(
+    ast.literal_eval(node.value)
+    for node in ast.parse((REPO / "bench" / "__main__.py").read_text()).body
+    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "BENCHES"
+)
+#: the smallest form of each: ``--smoke``, except the load test's bench (its own arguments)
+ARGS: dict[str, list[str]] = {name: ["--smoke"] for name in BENCHES} | {
+    "load": ["--requests", "20", "--concurrency", "4", "--fault-rate", "0.1"]
+}
+RUN_TIMEOUT_S = 420
+CALL_TIMEOUT_S = 180
+
+
+def _missing(name: str) -> str | None:
+    """What ``name`` needs that is not built here (None: nothing)."""
+    from builder.llama import cloud_tier_built
+    from builder.models import read_index
+
+    built = set(read_index())
+    needs = {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"} if name not in ("relay_load",) else set()
+    if name == "transcribe":
+        needs = {"whisper-tiny.en"}
+        if shutil.which("espeak-ng") is None:
+            return "espeak-ng"
+    if name in ("load", "workload") and not cloud_tier_built():
+        return "the default cloud tier (llama-server and its GGUF)"
+    missing = sorted(needs - built)
+    return ", ".join(missing) or None
+
+
+def _run(name: str, tmp_path: Path) -> tuple[str, list[dict[str, Any]]]:
+    out = tmp_path / f"{name}.json"
+    env = {**os.environ, "HYBRID_ROUTER_BENCH_TIMEOUT_S": str(CALL_TIMEOUT_S)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", name, *ARGS[name], "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its server and browser too: stopped with it on a timeout
+    )
+    try:
+        stdout, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, _ = proc.communicate()
+        pytest.fail(f"./hr bench {name} --smoke did not finish in {RUN_TIMEOUT_S} s:\n{stdout[-4000:]}")
+    assert proc.returncode == 0, f"./hr bench {name} failed ({proc.returncode}):\n{stdout[-6000:]}"
+    tables: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
+    return stdout, tables
+
+
+def _check_rows(name: str, tables: list[dict[str, Any]]) -> None:
+    assert tables, f"{name} printed no table"
+    for t in tables:
+        where = f"{name}: table {t['title'] or t['columns']}"
+        assert t["rows"], f"{where} has no rows"
+        for row in t["rows"]:
+            assert len(row) == len(t["columns"]), (where, row)
+            assert isinstance(row[0], str) and row[0].strip(), (where, row)
+            numbers = [v for v in row[1:] if isinstance(v, int | float) and not isinstance(v, bool)]
+            assert all(math.isfinite(v) for v in numbers), (where, row)
+        assert any(isinstance(v, int | float) and v > 0 for row in t["rows"] for v in row[1:]), (
+            f"{where}: no measurement in any row"
+        )
+
+
+def _table(tables: list[dict[str, Any]], title: str) -> dict[str, Any]:
+    return next(t for t in tables if t["title"] == title)
+
+
+@pytest.mark.parametrize("name", BENCHES)
+def test_bench_runs_in_its_smallest_form(name: str, tmp_path: Path) -> None:
+    missing = _missing(name)
+    if missing:
+        pytest.skip(f"./hr bench {name} needs {missing}, not built here")
+    stdout, tables = _run(name, tmp_path)
+    assert "command: ./hr bench" in stdout or name in ("transcribe", "vector_index"), stdout[-2000:]
+    _check_rows(name, tables)
+    if name == "generation":
+        runs = _table(tables, "generation")["rows"]
+        assert runs[0][0].startswith("browser") and runs[0][7] and runs[0][7] > 0  # decode tok/s
+        from builder.llama import is_built
+
+        for native, label in ((False, "portable"), (True, "native")):
+            has_row = any(label in str(r[0]) for r in runs[1:])
+            if is_built(native):
+                assert has_row, (label, runs)
+            else:  # skipped, and said so
+                assert not has_row and f"llama.cpp {label}" in stdout and "not built" in stdout
+        turns = _table(tables, "multi-turn")["rows"]
+        assert turns[0][2] == 0 and turns[1][2] > 0, turns  # turn 2 came from the KV cache
+        assert turns[-1][2] == 0, turns  # the same turn after the cache was dropped
+    if name == "embeddings":
+        embeds = [r for r in _table(tables, "embeddings")["rows"] if str(r[0]).startswith("embed")]
+        assert len(embeds) == 2 and all(r[5] and r[5] > 0 for r in embeds), embeds  # native ms
+        assert "max |browser - native|" in stdout
+    if name == "overhead":
+        assert len(_table(tables, "end to end")["rows"]) == 3
+        assert "the two answers differ" not in stdout, stdout[-2000:]
