@@ -186,13 +186,16 @@ def check_llm(entry: ModelEntry, folder: Path, reference: Path, n_tokens: int = 
     return result
 
 
-def compare_candidates(folder: Path, candidates: Sequence[Path]) -> dict[str, Any]:
-    """Teacher-forced top-1 agreement and KL of ``candidates`` (ONNX files) vs the folder's fp32 model."""
+def compare_candidates(
+    folder: Path, candidates: Sequence[Path], texts: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Teacher-forced top-1 agreement and KL of ``candidates`` (ONNX files) vs the folder's fp32 model, on
+    three short chats, or on ``texts`` (plain text, e.g. a held-out paragraph)."""
     import numpy as np
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(folder))
-    texts = [
+    chats = [
         [
             {"role": "user", "content": "What is the capital of France?"},
             {
@@ -213,7 +216,10 @@ def compare_candidates(folder: Path, candidates: Sequence[Path]) -> dict[str, An
             {"role": "assistant", "content": "def add(a, b):\n    return a + b"},
         ],
     ]
-    seqs = [np.array(tok.apply_chat_template(t), np.int64) for t in texts]
+    if texts is None:
+        seqs = [np.array(tok.apply_chat_template(t), np.int64) for t in chats]
+    else:
+        seqs = [np.array(tok(t)["input_ids"], np.int64) for t in texts]
     config = json.loads((folder / "config.json").read_text())
 
     def logits(path: Path) -> list[Any]:

@@ -4,7 +4,8 @@
    where the GGUF split them), then :func:`.gguf_tokenizer.repair_tokenizer` fixes its tokenizer and writes
    the chat template. This folder stays in the cache: it is the torch reference for the ONNX files.
 2. ``export``: optimum ``text-generation-with-past`` (KV cache inputs/outputs), opset from the manifest;
-   other dtypes are derived from fp32 (:mod:`.quantize`).
+   other dtypes are derived from fp32: ``{"quantize": "gguf-blocks"}`` puts the GGUF's own blocks back
+   (:mod:`.gguf_onnx`, exact), the other methods re-quantize (:mod:`.quantize`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from builder.common import BuildError, log
 
+from . import gguf_onnx
 from .encoder import export_onnx
 from .gguf_tokenizer import repair_tokenizer
 from .quantize import make_dtype
@@ -102,9 +104,15 @@ def export(job: Job, reference: Path, out: Path) -> None:
         (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     for name in TOKENIZER_FILES:
         shutil.copyfile(reference / name, out / name)
+    config = json.loads((out / "config.json").read_text())
     for dtype, spec in job.dtypes.items():
-        if dtype != "fp32":
-            log(f"{job.model_id}: {dtype} ({spec.get('quantize')})")
+        if dtype == "fp32":
+            continue
+        log(f"{job.model_id}: {dtype} ({spec.get('quantize')})")
+        if spec.get("quantize") == "gguf-blocks":  # the GGUF's own blocks, not a re-quantization
+            record = gguf_onnx.convert(out / onnx_file("fp32"), job.weights, out / onnx_file(dtype), config)
+            log(f"{job.model_id}: {dtype} weights equal the reference's: {json.dumps(record)}")
+        else:
             make_dtype(out / onnx_file("fp32"), out / onnx_file(dtype), spec)
     if "fp32" not in job.dtypes:
         (out / onnx_file("fp32")).unlink()

@@ -9,6 +9,9 @@ A dtype spec is the manifest's ``conversion.dtypes[<dtype>]`` object:
 - ``{"quantize": "matmul-nbits", "block_size": 32, "accuracy_level": 4, "gather": "fp16"}``: 4-bit
   ``MatMulNBits`` (symmetric), then the token embedding compressed like weight-only-int8's ``gather``;
 - ``{"quantize": "dynamic-int8", "per_channel": true}``: onnxruntime's dynamic int8 (``MatMulInteger``).
+
+(``{"quantize": "gguf-blocks"}`` is not a re-quantization of the fp32 file: the ``gguf-llm`` recipe writes it
+from the GGUF's own blocks, :mod:`.gguf_onnx`.)
 """
 
 from __future__ import annotations
