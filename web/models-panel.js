@@ -7,7 +7,7 @@
  * "queued", "needs the training data: …"), followed while the server's background build runs.
  */
 
-import { describeJob, watchBuild } from "./build-status.js";
+import { describeJob } from "./build-status.js";
 import { $ } from "./page-parts.js";
 /** @param {number | null | undefined} bytes */
 const mb = (bytes) => (bytes == null ? "?" : `${(bytes / 1e6).toFixed(1)} MB`);
@@ -37,18 +37,23 @@ function renderCapabilities(caps) {
   $("caps-report").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]));
 }
 
-/** @param {any} router */
+/**
+ * Fill the panel; `show({ manifest, build })` (from build-status.js's watchBuild) updates it with the
+ * served manifest and the build's jobs.
+ * @param {any} router
+ * @returns {Promise<{ show: (state: import("./build-status.js").ServerModels) => Promise<void> }>}
+ */
 export async function setUpModels(router) {
-  const info = await router.call("info", {});
+  let info = await router.call("info", {});
   /** @type {Map<string, AbortController>} */ const running = new Map();
 
   /** @type {import("./build-status.js").BuildStatus} */ let build = { pending: false, version: 0, jobs: [] };
-  /** @type {any[]} */ let notBuilt = [];
+  /** @type {{ models?: any[], not_built?: any[] }} */ let served = {};
 
   async function refresh() {
-    const [caps, cached, events, served] = await Promise.all([router.capabilities(), router.cachedModels(),
-      router.cacheEvents(), fetch("/models_manifest.json", { cache: "no-store" }).then((r) => r.json()).catch(() => ({}))]);
-    notBuilt = served.not_built ?? [];
+    const [caps, cached, events] = await Promise.all([router.capabilities(), router.cachedModels(),
+      router.cacheEvents()]);
+    const notBuilt = served.not_built ?? [];
     renderCapabilities(caps);
     const byId = new Map(cached.map((/** @type {any} */ m) => [m.id, m]));
     const recs = new Map();
@@ -76,7 +81,7 @@ export async function setUpModels(router) {
     const text = m.state === "done" ? (m.message ?? "built") : describeJob(m);
     const bar = el("progress", { max: 100, value: Math.round((m.progress ?? 0) * 100), ariaLabel: `build of ${m.id}` });
     const row = el("tr", { className: "not-built" }, [
-      el("td", {}, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: (m.tasks ?? []).join(", ") })]),
+      el("th", { scope: "row" }, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: (m.tasks ?? []).join(", ") })]),
       el("td", { textContent: "not on the server yet" }),
       el("td", { className: m.state === "failed" ? "error" : "" }, [el("span", { className: "build-state", textContent: text }),
         ...(m.state === "running" ? [bar] : [])]),
@@ -106,9 +111,10 @@ export async function setUpModels(router) {
     const bar = /** @type {HTMLProgressElement} */ (el("progress", { max: 100, value: 0 }));
     bar.setAttribute("aria-label", `download of ${m.id}`);
     const status = el("span", { className: "muted" });
-    const download = el("button", { textContent: "Download" });
-    const cancel = el("button", { textContent: "Cancel", disabled: true });
-    const remove = el("button", { textContent: "Delete", disabled: !cached });
+    // each button names its model: three rows of "Download" read the same to a screen reader otherwise
+    const download = el("button", { textContent: "Download", ariaLabel: `Download ${m.id}` });
+    const cancel = el("button", { textContent: "Cancel", disabled: true, ariaLabel: `Cancel the download of ${m.id}` });
+    const remove = el("button", { textContent: "Delete", disabled: !cached, ariaLabel: `Delete ${m.id} from this device` });
     download.onclick = async () => {
       const controller = new AbortController();
       running.set(m.id, controller);
@@ -138,7 +144,7 @@ export async function setUpModels(router) {
       : "not cached";
     const advice = rec ? `${rec.usable ? "fits this device" : "does not fit"}: ${rec.reasons.join("; ")}` : "not in the manifest";
     return el("tr", {}, [
-      el("td", {}, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: m.tasks.join(", ") })]),
+      el("th", { scope: "row" }, [el("strong", { textContent: m.id }), el("div", { className: "muted", textContent: m.tasks.join(", ") })]),
       el("td", { textContent: have }),
       el("td", {}, [select, download, cancel, remove, bar, status]),
       el("td", { className: "muted", textContent: advice }),
@@ -154,5 +160,12 @@ export async function setUpModels(router) {
     await refresh();
   };
   await refresh();
-  watchBuild((status) => { build = status; refresh(); });
+  return {
+    show: async (state) => {
+      build = state.build;
+      served = state.manifest;
+      info = await router.call("info", {}); // a model built meanwhile: the router knows it now
+      await refresh();
+    },
+  };
 }

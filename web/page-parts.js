@@ -26,3 +26,13 @@ export function scoreItem(score, text) {
   li.append(number, " ", meter, " ", text); // textContent: "<score>  <text>"
   return li;
 }
+
+/** Told of every call a panel made to the router once it ended (answered or failed): the routing panel
+ * redraws its chart then, whatever the panel. */
+const calls = new EventTarget();
+
+/** A panel's call to the router ended. */
+export const callEnded = () => { calls.dispatchEvent(new Event("ended")); };
+
+/** @param {() => void} listener called after every call a panel made ended */
+export const onCallEnded = (listener) => { calls.addEventListener("ended", listener); };

@@ -4,7 +4,7 @@
  * vector index persisted in this browser). Wired by app.js once the router is ready.
  */
 
-import { $, describe, routeLine, scoreItem } from "./page-parts.js";
+import { $, callEnded, describe, routeLine, scoreItem } from "./page-parts.js";
 
 /** @param {import("./hybrid-router.js").HybridRouter} router */
 export function setUpTranscription(router) {
@@ -31,6 +31,7 @@ export function setUpTranscription(router) {
       $("asr-error").textContent = describe(err);
     } finally {
       if (running === controller) { running = null; cancel.disabled = true; }
+      callEnded();
     }
   }
 
@@ -85,7 +86,7 @@ export async function setUpSearch(router) {
     $("search-error").textContent = "";
     for (const b of [add, go, clear]) b.disabled = true;
     try { await body(); } catch (err) { $("search-error").textContent = describe(err); }
-    finally { for (const b of [add, go, clear]) b.disabled = false; showCount(); }
+    finally { for (const b of [add, go, clear]) b.disabled = false; showCount(); callEnded(); }
   };
 
   async function search() {
