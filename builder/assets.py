@@ -9,6 +9,7 @@ Layout under ``$HYBRID_ROUTER_CACHE``::
     vendor/wheels-<key>/                transformers-js-py
     vendor/workbox-7.4.1-<key>/         Workbox's browser builds (the static site's service worker)
     vendor/markdown-<key>/              marked + DOMPurify (the page's Markdown answers, sanitised)
+    vendor/markdown-<key>/              marked + DOMPurify (the page's Markdown answers, sanitised)
     app/<source-key>/                   the project's own wheel, keyed by the hash of its sources
     site.json                           what serve.py mounts where, and the URLs the worker boots from
 
@@ -180,6 +181,22 @@ def build_markdown(cache: Path) -> Built:
     return Built(url, final, True)
 
 
+def build_markdown(cache: Path) -> Built:
+    """marked and DOMPurify's ES modules (the page renders answers as sanitised Markdown), one folder."""
+    key = key_of([pins.MARKED_NPM, pins.DOMPURIFY_NPM, pins.MARKDOWN_FILES])
+    final = cache / "vendor" / f"markdown-{key}"
+    url = f"/vendor/markdown/{key}/"
+    if _fresh(final, key):
+        return Built(url, final, False)
+    npm = cache / "downloads" / "npm"
+    tarballs = [npm_pack(spec, npm, integrity) for spec, integrity in (pins.MARKED_NPM, pins.DOMPURIFY_NPM)]
+    with atomic_dir(final) as tmp:
+        for tgz, (member, _) in zip(tarballs, pins.MARKDOWN_FILES, strict=True):
+            _extract_tar_member(tgz, member, tmp)
+        _stamp(tmp, key)
+    return Built(url, final, True)
+
+
 def build_wheels(cache: Path) -> Built:
     key = key_of([pins.TRANSFORMERS_JS_PY])
     final = cache / "vendor" / f"wheels-{key}"
@@ -265,6 +282,7 @@ def build_assets() -> dict[str, Any]:
         ("hybrid_router wheel", build_app_wheel),
         ("Workbox", build_workbox),
         ("marked + DOMPurify", build_markdown),
+        ("marked + DOMPurify", build_markdown),
     ]
     built: dict[str, Built] = {}
     for i, (label, fn) in enumerate(steps, 1):
@@ -291,6 +309,10 @@ def build_assets() -> dict[str, Any]:
             },
             "wheels": [wheels.url + p.name for p in sorted(wheels.path.glob("*.whl"))]
             + [app.url + p.name for p in sorted(app.path.glob("*.whl"))],
+            # the page's Markdown modules (web/markdown.js imports them by these URLs)
+            "markdown": {
+                name: built["markdown"].url + Path(member).name for member, name in pins.MARKDOWN_FILES
+            },
         },
         "workbox": [built["workbox"].url + Path(f).name for f in pins.WORKBOX_FILES],
     }

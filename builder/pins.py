@@ -79,6 +79,18 @@ WORKBOX_FILES = (
     "build/workbox-precaching.prod.js",
 )
 
+#: the page's Markdown: marked turns an answer into HTML, DOMPurify sanitises that HTML before it enters the
+#: page (each package's own ES module build, imported by web/markdown.js; no eval, no inline script or style)
+MARKED_NPM = (
+    "marked@18.3.0",
+    "sha512-ed8zmPXlBb3UfGXN5iHMQyMhFpdqLgoV5umUXx/Q1R+FW3q8VpqpyoKUwlENL9appo2UMvNLURDVaT3AMOryGA==",
+)
+DOMPURIFY_NPM = (
+    "dompurify@3.5.0",
+    "sha512-LYC0ZkE8P1V42JsRYTwMdme/2ET8SpOc5AA2eOFjP/IadvRd2fwiT4TVz5vkfy0XUx12aS2UaRkTnfVPNOv9vw==",
+)
+MARKDOWN_FILES = (("lib/marked.esm.js", "marked"), ("dist/purify.es.mjs", "dompurify"))
+
 #: tools of the npm package build and its tests, never shipped to the page: TypeScript writes the package's
 #: declarations from the JSDoc and type-checks the example; esbuild (its portable WebAssembly build, so no
 #: platform binary) bundles the example project

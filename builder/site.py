@@ -274,6 +274,7 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
         "ort": {**boot["ort"], "mjs": at(boot["ort"]["mjs"]), "wasm": at(boot["ort"]["wasm"])},
         "wheels": [at(u) for u in boot["wheels"]],
         "workbox": [at(u) for u in assets["workbox"]],
+        **({"markdown": {k: at(u) for k, u in boot["markdown"].items()}} if "markdown" in boot else {}),
     }
 
 
