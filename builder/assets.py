@@ -9,7 +9,6 @@ Layout under ``$HYBRID_ROUTER_CACHE``::
     vendor/wheels-<key>/                transformers-js-py
     vendor/workbox-7.4.1-<key>/         Workbox's browser builds (the static site's service worker)
     vendor/markdown-<key>/              marked + DOMPurify (the page's Markdown answers, sanitised)
-    vendor/markdown-<key>/              marked + DOMPurify (the page's Markdown answers, sanitised)
     app/<source-key>/                   the project's own wheel, keyed by the hash of its sources
     site.json                           what serve.py mounts where, and the URLs the worker boots from
 
@@ -181,22 +180,6 @@ def build_markdown(cache: Path) -> Built:
     return Built(url, final, True)
 
 
-def build_markdown(cache: Path) -> Built:
-    """marked and DOMPurify's ES modules (the page renders answers as sanitised Markdown), one folder."""
-    key = key_of([pins.MARKED_NPM, pins.DOMPURIFY_NPM, pins.MARKDOWN_FILES])
-    final = cache / "vendor" / f"markdown-{key}"
-    url = f"/vendor/markdown/{key}/"
-    if _fresh(final, key):
-        return Built(url, final, False)
-    npm = cache / "downloads" / "npm"
-    tarballs = [npm_pack(spec, npm, integrity) for spec, integrity in (pins.MARKED_NPM, pins.DOMPURIFY_NPM)]
-    with atomic_dir(final) as tmp:
-        for tgz, (member, _) in zip(tarballs, pins.MARKDOWN_FILES, strict=True):
-            _extract_tar_member(tgz, member, tmp)
-        _stamp(tmp, key)
-    return Built(url, final, True)
-
-
 def build_wheels(cache: Path) -> Built:
     key = key_of([pins.TRANSFORMERS_JS_PY])
     final = cache / "vendor" / f"wheels-{key}"
@@ -282,7 +265,6 @@ def build_assets() -> dict[str, Any]:
         ("hybrid_router wheel", build_app_wheel),
         ("Workbox", build_workbox),
         ("marked + DOMPurify", build_markdown),
-        ("marked + DOMPurify", build_markdown),
     ]
     built: dict[str, Built] = {}
     for i, (label, fn) in enumerate(steps, 1):
@@ -318,10 +300,6 @@ def build_assets() -> dict[str, Any]:
     }
     path = cache / "site.json"
     text = json.dumps(site, indent=2)
-            # the page's Markdown modules (web/markdown.js imports them by these URLs)
-            "markdown": {
-                name: built["markdown"].url + Path(member).name for member, name in pins.MARKDOWN_FILES
-            },
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return site

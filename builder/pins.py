@@ -101,16 +101,4 @@ TYPESCRIPT_NPM = (
 ESBUILD_NPM = (
     "esbuild-wasm@0.28.2",
     "sha512-GccVwhv3mmOUVQHCQm2Ox/rby8n/EqUwvZxE6Pjfikrq/lWw9g9WX/u9EykWnpot3Ko6j426DgQdea2xWKIAQA==",
-#: the page's Markdown: marked turns an answer into HTML, DOMPurify sanitises that HTML before it enters the
-#: page (each package's own ES module build, imported by web/markdown.js; no eval, no inline script or style)
-MARKED_NPM = (
-    "marked@18.3.0",
-    "sha512-ed8zmPXlBb3UfGXN5iHMQyMhFpdqLgoV5umUXx/Q1R+FW3q8VpqpyoKUwlENL9appo2UMvNLURDVaT3AMOryGA==",
-)
-DOMPURIFY_NPM = (
-    "dompurify@3.5.0",
-    "sha512-LYC0ZkE8P1V42JsRYTwMdme/2ET8SpOc5AA2eOFjP/IadvRd2fwiT4TVz5vkfy0XUx12aS2UaRkTnfVPNOv9vw==",
-)
-MARKDOWN_FILES = (("lib/marked.esm.js", "marked"), ("dist/purify.es.mjs", "dompurify"))
-
 )

@@ -280,7 +280,6 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
 
 def _models(w: _Writer, built: Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]]) -> str:
     entries = {f"{mid}/{p}": f.sha256 for mid, (_, _, files) in built.items() for p, f in files.items()}
-        **({"markdown": {k: at(u) for k, u in boot["markdown"].items()}} if "markdown" in boot else {}),
     base = f"models-{content_hash(entries)}/"
     for mid, (folder, _, files) in built.items():
         for rel, info in files.items():
