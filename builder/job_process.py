@@ -10,10 +10,18 @@ one JSON object a line:
 - ``{"type": "result", "state": "done" | "blocked" | "failed", "message", "hint"}``: the outcome, last.
   ``blocked`` is a :class:`~builder.common.SkipBuild` (something the job needs is not here, e.g. the
   training data); ``failed`` any other error. A process that ends without a result crashed.
+
+A job whose runner went away (killed, or stopped without waiting) finds the pipe closed: its reports
+become no-ops instead of a ``BrokenPipeError``, and a training saves its checkpoint at the end of its
+step and stops (:func:`builder.convert.checkpoint.request_stop`); other work runs to its end, so what it
+built is cached for the next run. SIGINT and SIGTERM stop a training the same way
+(:func:`builder.convert.checkpoint.stop_on_signals`); the process then exits with status 130.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import json
 import logging
@@ -26,7 +34,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from .common import BuildError, SkipBuild
-from .convert.checkpoint import Stop
+from .convert.checkpoint import Stop, request_stop
 from .progress import Report, receiving
 
 MIN_INTERVAL_S = 0.5
@@ -40,10 +48,20 @@ class Events:
         self.last_step: str | None = None
         self.last_at = 0.0
         self.pending: Report | None = None
+        self.closed = False  # the runner's end of the pipe is gone
 
     def send(self, obj: dict[str, Any]) -> None:
-        self.out.write(json.dumps(obj) + "\n")
-        self.out.flush()
+        if self.closed:
+            return
+        try:
+            self.out.write(json.dumps(obj) + "\n")
+            self.out.flush()
+        except OSError as exc:  # BrokenPipeError: nobody reads; the work goes on to a point it can keep
+            if exc.errno not in (errno.EPIPE, errno.EBADF):
+                raise
+            self.closed = True
+            print("the job runner is gone: stopping at the next checkpoint", file=sys.stderr, flush=True)
+            request_stop()
 
     def report(self, report: Report) -> None:
         now = time.monotonic()
@@ -102,8 +120,12 @@ def main(argv: list[str]) -> int:
     # every library warning once per place, into the log (stderr is the log file); logging too
     warnings.simplefilter("default")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    with os.fdopen(int(fd), "w", encoding="utf-8") as out:
+    out = os.fdopen(int(fd), "w", encoding="utf-8")
+    try:
         return run(Events(out), target, args)
+    finally:
+        with contextlib.suppress(OSError):  # a broken pipe with a line still buffered
+            out.close()
 
 
 if __name__ == "__main__":

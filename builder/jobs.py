@@ -43,6 +43,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -466,15 +467,15 @@ class Runner:
             finally:
                 os.close(write_fd)
         result: dict[str, Any] | None = None
-        try:
-            with os.fdopen(read_fd, "rb", buffering=0) as events:
+        with os.fdopen(read_fd, "rb", buffering=0) as events:
+            try:
                 result = self._follow(job, position, events)
-            rc = proc.wait()
-        except BaseException as exc:
-            # Ctrl+C reached the job too (one process group); anything else it must be told, once
-            self._stop(proc, tell=not isinstance(exc, KeyboardInterrupt))
-            job.end("queued", self.clock(), "interrupted: the next run continues it")
-            raise
+                rc = proc.wait()
+            except BaseException:
+                # the pipe stays open meanwhile: the job's last reports must not meet a broken pipe
+                self._stop(proc, events)
+                job.end("queued", self.clock(), "interrupted: the next run continues it")
+                raise
         if result is not None:
             job.end(str(result["state"]), self.clock(), result.get("message"), result.get("hint"))
         elif rc == 130:
@@ -515,18 +516,25 @@ class Runner:
             self.terminal.show(self._line(job, position))
             self._write()
 
-    def _stop(self, proc: subprocess.Popen[bytes], *, tell: bool) -> None:
-        """Let the job stop (a training saves its checkpoint first), then kill it if it does not."""
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the wait short
-            signal.signal(sig, signal.SIG_IGN)
+    def _stop(self, proc: subprocess.Popen[bytes], events: IO[bytes]) -> None:
+        """Tell the job to stop (a training finishes its step and saves its checkpoint; a job that got the
+        terminal's Ctrl+C too takes this SIGTERM as the same request), reading its pipe until it exits;
+        kill it if it has not after :data:`STOP_GRACE_S`."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the wait short
+                signal.signal(sig, signal.SIG_IGN)
         if proc.poll() is None:
-            if tell:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        fd, reading = events.fileno(), True
+        while proc.poll() is None and time.monotonic() < deadline:
+            if not reading:
+                time.sleep(0.1)
+            elif select.select([fd], [], [], 0.1)[0]:
+                reading = bool(os.read(fd, 1 << 16))  # what it reports now is not shown: it is stopping
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
     def snapshot(self, *, finished: bool = False) -> dict[str, Any]:
         jobs = [j.wire() for j in self.jobs]
@@ -577,8 +585,18 @@ def _single_runner(path: Path) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Stopped
+_stopping = False
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM raises :class:`Stopped`, SIGINT KeyboardInterrupt: once. The runner then stops its job and
+    waits for it; a second signal (Ctrl+C reaches the runner both from the terminal and through ./hr)
+    must not cut that wait short."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    raise Stopped if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def main(what: str, argv: Sequence[str] = ()) -> int:
@@ -606,7 +624,10 @@ def main(what: str, argv: Sequence[str] = ()) -> int:
     else:
         specs = all_jobs(args.models)
     terminal = Terminal()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    global _stopping
+    _stopping = False
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
     t0 = time.monotonic()
     background = what == "background"
     with (

@@ -7,8 +7,12 @@ from it gives the same weights as a run that was never interrupted (same machine
 
 It lives in ``$CACHE/checkpoints/<model id>/<key>.pt``, the key hashing what the trained weights depend
 on, so it never changes what keys the trained folder; it is written atomically every
-``$HYBRID_ROUTER_CHECKPOINT_MINUTES`` (default 5) and when the training is asked to stop (SIGINT,
-SIGTERM), and removed once the training has finished.
+``$HYBRID_ROUTER_CHECKPOINT_MINUTES`` (default 5) and when the training is asked to stop, and removed
+once the training has finished. A stop is asked by SIGINT or SIGTERM (the job runner forwards the one it
+gets; the kernel sends SIGTERM when the runner dies) or by :func:`request_stop` (the job process calls it
+when its runner's pipe is gone): the current step finishes, the checkpoint is saved, :class:`Stop` is
+raised. Only a second SIGINT (Ctrl+C pressed again) stops at once, without saving; a SIGTERM after the
+first request is the same request again (the runner forwarding the Ctrl+C the job got too).
 """
 
 from __future__ import annotations
@@ -102,6 +106,15 @@ class Stop(Exception):
     """The training was asked to stop (SIGINT/SIGTERM) and saved a checkpoint: the next build resumes it."""
 
 
+#: set by :func:`request_stop`: every training of this process stops at its next step
+_stop_event = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the running training (if any, now or later in this process) to save and stop after its step."""
+    _stop_event.set()
+
+
 @dataclass
 class Schedule:
     """When to save: every ``every`` seconds of training, and at once when a stop is requested."""
@@ -111,6 +124,8 @@ class Schedule:
     stop_requested: bool = False
 
     def due(self) -> bool:
+        if _stop_event.is_set():
+            self.stop_requested = True
         return self.stop_requested or time.monotonic() - self.last >= self.every
 
     def saved(self) -> None:
@@ -119,13 +134,14 @@ class Schedule:
 
 @contextlib.contextmanager
 def stop_on_signals(schedule: Schedule) -> Iterator[None]:
-    """SIGINT and SIGTERM ask the training to stop at the end of the current step (main thread only)."""
+    """SIGINT and SIGTERM ask the training to stop at the end of the current step (main thread only); a
+    second SIGINT stops it at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def ask(signum: int, frame: FrameType | None) -> None:
-        if schedule.stop_requested:  # a second signal: stop now
+        if schedule.stop_requested and signum == signal.SIGINT:  # Ctrl+C again: stop now, unsaved
             raise KeyboardInterrupt
         schedule.stop_requested = True
 

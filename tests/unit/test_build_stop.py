@@ -1,0 +1,160 @@
+"""A stopped build keeps its training: ``python -m builder`` (the runner) is signalled, or killed, while
+its job process trains the tiny task model (tests/tiny_task_model.py, real torch, one thread); the job
+finishes its step, saves its checkpoint and exits (no ``BrokenPipeError`` on its progress pipe), and
+the next run resumes the training at the saved step: the steps before it are not trained again
+(``training.json``'s ``resumed_from_steps``, the job log's "resuming the training at step N").
+
+``SIGTERM`` is what a service manager or ``docker stop`` sends; ``SIGINT`` is ``kill -INT`` of the
+runner alone (not the terminal's Ctrl+C, which reaches the job too); ``SIGKILL`` leaves the job without
+its runner: its pipe is broken and the kernel sends it SIGTERM (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builder.jobs import JobSpec, all_jobs
+from tests import tiny_task_model as tiny
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+#: more than the first run (slowed down) reaches before it is signalled
+STEPS = 400
+
+
+def model_jobs() -> list[JobSpec]:
+    """The runner's job list here (``--jobs``): the manifest's models only, no runtime assets."""
+    return [j for j in all_jobs() if j.kind == "model"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("stop")
+    model = tiny.make_bert(tmp / "bert")
+    data = tiny.make_data(tmp / "data")
+    manifest, wheel = tiny.reference_manifest(tmp, model, data)
+    raw = json.loads(manifest.read_text())
+    raw["models"][0]["conversion"]["train"]["max_steps"] = STEPS
+    manifest.write_text(json.dumps(raw, indent=2))
+    return {"manifest": manifest, "wheel": wheel, "data": data}
+
+
+#: a sitecustomize for the first run's processes: each optimizer step takes 0.6 s more, as a real model's
+#: step does (the reranker's took seconds), so every step reports on the job's pipe (reports are thinned
+#: to one per 0.5 s) and a report is due after the signal, before the step ends; the tiny model's steps
+#: take milliseconds and would mostly stop before one is
+SLOW_STEPS = """
+import time
+import builder.convert.finetune as finetune
+
+_real = finetune._optimizer
+
+
+def _slow(model, spec):
+    opt = _real(model, spec)
+    step = opt.step
+
+    def slow_step(*args, **kwargs):
+        time.sleep(0.6)
+        return step(*args, **kwargs)
+
+    opt.step = slow_step
+    return opt
+
+
+finetune._optimizer = _slow
+"""
+
+
+def start_build(cache: Path, setup: dict[str, Any], *, slow: Path | None = None) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "HYBRID_ROUTER_CACHE": str(cache),
+        "HYBRID_ROUTER_DATA": str(setup["data"]),
+        "HYBRID_ROUTER_MANIFEST": str(setup["manifest"]),
+        "HYBRID_ROUTER_TRAIN_THREADS": "1",
+        "HYBRID_ROUTER_CHECKPOINT_MINUTES": "60",  # no checkpoint on a timer: only the one the stop saves
+        "PYTHONPATH": os.pathsep.join([*([str(slow)] if slow else []), str(REPO / "py_src"), str(REPO)]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "builder", "all", "--jobs", "tests.unit.test_build_stop:model_jobs"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def job_pid(runner: int) -> int:
+    """The runner's job process (its one child)."""
+    children = Path(f"/proc/{runner}/task/{runner}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # a zombie has exited
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_a_signalled_build_saves_the_training_and_the_next_run_resumes_it(
+    tmp_path: Path, setup: dict[str, Any], sig: signal.Signals
+) -> None:
+    cache = tmp_path / "cache"
+    tiny.seed_download(setup["wheel"], cache)
+    log = cache / "logs" / f"{tiny.MODEL_ID}.log"
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_STEPS)
+    build = start_build(cache, setup, slow=slow)
+
+    def training_started() -> bool:
+        assert build.poll() is None, build.communicate()[0]
+        return log.is_file() and f"training {STEPS} steps" in log.read_text()
+
+    wait_for(training_started, "the training")
+    job = job_pid(build.pid)
+    time.sleep(1.5)  # a step or two in
+    build.send_signal(sig)
+    out, _ = build.communicate(timeout=120)
+    wait_for(lambda: gone(job), "the job process to end", 120)
+    text = log.read_text()
+    assert "BrokenPipeError" not in text and "Traceback" not in text, text
+    assert "stopped: tiny-sentiment: training stopped at step" in text, text
+    if sig != signal.SIGKILL:
+        assert build.returncode == 130 and "interrupted: the next run continues" in out, out
+    (saved,) = (cache / "checkpoints").rglob("*.pt")
+    import torch
+
+    step = int(torch.load(saved, map_location="cpu", weights_only=False)["step"])
+    assert 0 < step < STEPS
+
+    again = start_build(cache, setup)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out
+    assert f"resuming the training at step {step}/{STEPS}" in log.read_text()
+    (record,) = (cache / "models" / tiny.MODEL_ID).rglob("training.json")
+    result = json.loads(record.read_text())
+    assert result["resumed_from_steps"] == [step] and result["steps"] == STEPS, result
+    assert list((cache / "checkpoints").rglob("*.pt")) == []  # a finished training removes its checkpoint
