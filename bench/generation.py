@@ -36,8 +36,9 @@ PROMPT = "Write a short story about a robot who learns to paint."
 MAX_TOKENS = 64
 THREADS = 2
 GGUFS = ("smollm2-135m-instruct-q4_1", "qwen2.5-coder-0.5b-instruct-q4_k_m")
-#: the GGUF the browser's model was converted from: the ratios compare on it
+#: the GGUF the browser's model was converted from (and llama-server's name for it): the ratios compare on it
 SAME_WEIGHTS = GGUFS[0]
+PINS_ALIAS = "smollm2-135m-instruct"
 TURNS = [
     "What is the capital of France?",
     "What is it famous for?",
@@ -182,16 +183,16 @@ def _llama_binaries(smoke: bool) -> tuple[list[tuple[bool, Any]], list[str]]:
 
 
 def _ggufs(smoke: bool) -> tuple[list[str], list[str]]:
+    """The GGUFs to measure llama.cpp on: all (assembled here if missing); smoke: the first one that is
+    assembled, the browser model's own weights first."""
     from builder.llama import ensure_gguf, gguf_path
 
     if not smoke:
         return list(GGUFS), []
-    names = [SAME_WEIGHTS] if gguf_path(SAME_WEIGHTS).is_file() else []
-    missing = f"{SAME_WEIGHTS}: skipped, the GGUF is not assembled (./hr python -m builder.llama)"
-    notes = [] if names else [missing]
+    names = [name for name in GGUFS if gguf_path(name).is_file()][:1]
     for name in names:
         ensure_gguf(name)  # checks it
-    return names, notes
+    return names, [] if names else ["llama.cpp: skipped, no GGUF is assembled (./hr python -m builder.llama)"]
 
 
 def run(runs: int = 5, smoke: bool = False) -> list[list[Any]]:
@@ -228,7 +229,7 @@ def run(runs: int = 5, smoke: bool = False) -> list[list[Any]]:
         title="generation",
     )
     print("TTFT: a 1-token request's wall time seen by the caller; browser decode: (out - 1) / (T64 - T1).")
-    same = [r for r in rows[1:] if r[1].startswith("smollm2")]
+    same = [r for r in rows[1:] if r[1].startswith(PINS_ALIAS)]
     if same:
         best = max(same, key=lambda r: r[7] or 0)
         browser_row = rows[0]
