@@ -319,7 +319,9 @@ fn main() { println!("<b>hi</b>"); }
 [a link](https://example.com)"""
 
 
-def test_answers_are_rendered_as_sanitised_markdown(browser: Any, site: tuple[Any, Static]) -> None:
+def test_answers_are_rendered_as_sanitised_markdown(
+    browser: Any, site: tuple[Any, Static], shots: Path
+) -> None:
     _, srv = site
     context = _context(browser, service_workers="block")
     try:
@@ -329,8 +331,11 @@ def test_answers_are_rendered_as_sanitised_markdown(browser: Any, site: tuple[An
             """async (text) => {
             const { markdownRenderer, showMarkdown } = await import("./markdown.js");
             const render = await markdownRenderer();
-            const box = document.createElement("div");
-            document.body.append(box);
+            // as the chat shows an answer: a message in the chat box (its screenshot shows the code readable)
+            const message = Object.assign(document.createElement("div"), { className: "msg assistant" });
+            const box = Object.assign(document.createElement("div"), { className: "answer" });
+            message.append(box);
+            document.getElementById("chat-log").append(message);
             showMarkdown(box, text, render);
             return { loaded: render !== null, code: box.querySelector("pre > code")?.textContent ?? null,
               lang: box.querySelector("pre > code")?.className ?? null, strong: box.querySelector("li strong")?.textContent,
@@ -345,6 +350,15 @@ def test_answers_are_rendered_as_sanitised_markdown(browser: Any, site: tuple[An
         assert out["strong"] == "bold" and out["scripts"] == 0 and not out["ran"], out
         assert out["link"] == "noopener noreferrer"
         assert "<script>" in out["text"], out  # HTML in an answer is shown as text, never parsed
+        pre = page.evaluate(
+            "() => { const s = getComputedStyle(document.querySelector('#chat-log pre'));"
+            " return [s.whiteSpace, s.overflowX, s.fontFamily, s.color, s.backgroundColor]; }"
+        )
+        assert pre[0] == "pre" and pre[1] == "auto" and "mono" in pre[2] and pre[3] != pre[4], pre
+        for viewport in VIEWPORTS:
+            _width(page, viewport)
+            _no_sideways_scroll(page, f"a Markdown answer ({viewport})")
+            page.locator("#chat-log").screenshot(path=str(shots / f"{viewport}-markdown-answer.png"))
         assert violations(page) == []
     finally:
         context.close()
