@@ -184,3 +184,32 @@ def test_a_signalled_build_saves_the_training_and_the_next_run_resumes_it(
     result = json.loads(record.read_text())
     assert result["resumed_from_steps"] == [step] and result["steps"] == STEPS, result
     assert list((cache / "checkpoints").rglob("*.pt")) == []  # a finished training removes its checkpoint
+
+
+CHILD = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGTERM, lambda s, f: got.append("TERM"))
+signal.signal(signal.SIGINT, lambda s, f: got.append("INT"))
+print("ready", flush=True)
+deadline = time.monotonic() + 30
+while not got and time.monotonic() < deadline:
+    time.sleep(0.02)
+time.sleep(0.5)  # still stopping when the wait of ./hr is cut short: it must wait on
+print("child got", got, flush=True)
+sys.exit(130 if got else 0)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_hr_passes_a_signal_on_to_the_build_and_waits_for_it(sig: signal.Signals) -> None:
+    """./hr's forward_signals (what ./hr build, test and run start the builder with): bash would act on a
+    signal only once its foreground child ended, so a SIGTERM to ./hr never reached the builder."""
+    text = (REPO / "hr").read_text()
+    function = text[text.index("forward_signals() {") :].split("\n}\n", 1)[0] + "\n}\n"
+    script = f"set -euo pipefail\n{function}forward_signals \"{sys.executable}\" -c '{CHILD}'\n"
+    hr = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    assert hr.stdout is not None and hr.stdout.readline() == "ready\n"
+    hr.send_signal(sig)
+    out, _ = hr.communicate(timeout=60)
+    assert out == f"child got ['{sig.name.removeprefix('SIG')}']\n" and hr.returncode == 130
