@@ -5,7 +5,7 @@ Layout under ``$HYBRID_ROUTER_CACHE``::
     downloads/npm, downloads/pypi      the registry files, kept so a rebuild does not download again
     vendor/pyodide-0.27.7-<key>/        runtime + numpy/micropip/packaging wheels (lock-checked)
     vendor/transformers-4.3.1-<key>/    transformers.js (self-contained ESM)
-    vendor/ort-<version>-<key>/         onnxruntime-web's wasm + its loader
+    vendor/ort-<version>-<key>/         onnxruntime-web's builds (plain, asyncify, jspi): wasm + loader
     vendor/wheels-<key>/                transformers-js-py
     vendor/workbox-7.4.1-<key>/         Workbox's browser builds (the static site's service worker)
     vendor/markdown-<key>/              marked + DOMPurify (the page's Markdown answers, sanitised)
@@ -285,9 +285,14 @@ def build_assets() -> dict[str, Any]:
             },
             "transformers": {"url": tjs.url + "transformers.js", "version": pins.TRANSFORMERS_VERSION},
             "ort": {
-                "mjs": ort.url + Path(pins.ORT_FILES[0]).name,
-                "wasm": ort.url + Path(pins.ORT_FILES[1]).name,
+                "mjs": ort.url + Path(pins.ORT_BUILDS[pins.ORT_DEFAULT_BUILD][0]).name,
+                "wasm": ort.url + Path(pins.ORT_BUILDS[pins.ORT_DEFAULT_BUILD][1]).name,
                 "version": pins.ORT_VERSION,
+                "builds": {
+                    name: {"mjs": ort.url + Path(mjs).name, "wasm": ort.url + Path(wasm).name}
+                    for name, (mjs, wasm) in pins.ORT_BUILDS.items()
+                },
+                "default": pins.ORT_DEFAULT_BUILD,
             },
             "wheels": [wheels.url + p.name for p in sorted(wheels.path.glob("*.whl"))]
             + [app.url + p.name for p in sorted(app.path.glob("*.whl"))],

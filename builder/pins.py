@@ -42,8 +42,18 @@ ORT_NPM = (
     "onnxruntime-web@1.31.0-dev.20260914-8d85527a0",
     "sha512-Iy7rtadoBgxS/LLvDr3QW38DB1PNXRnr0GJMcL0TAt7c9qjgVQl83UlGCVyeAnK2InpmW8Uc3PL8XIuqtDeF6g==",
 )
-#: the asyncify build serves both the wasm and the webgpu execution providers
-ORT_FILES = ("dist/ort-wasm-simd-threaded.asyncify.mjs", "dist/ort-wasm-simd-threaded.asyncify.wasm")
+#: onnxruntime-web's builds, each a loader (.mjs) and its WebAssembly; the worker uses one per device
+#: (hybrid_router.routing.devices.choose_ort_runtime): ``plain`` (14.3 MB) runs the wasm execution provider
+#: only, and is faster there; ``asyncify`` (26.9 MB) and ``jspi`` (16.8 MB, for browsers with JS Promise
+#: Integration) also run the WebGPU one. The static site precaches ``plain`` and caches the others on use.
+ORT_BUILDS = {
+    "plain": ("dist/ort-wasm-simd-threaded.mjs", "dist/ort-wasm-simd-threaded.wasm"),
+    "asyncify": ("dist/ort-wasm-simd-threaded.asyncify.mjs", "dist/ort-wasm-simd-threaded.asyncify.wasm"),
+    "jspi": ("dist/ort-wasm-simd-threaded.jspi.mjs", "dist/ort-wasm-simd-threaded.jspi.wasm"),
+}
+#: the build a device without WebGPU gets (boot.json's ``ort.mjs``/``ort.wasm``)
+ORT_DEFAULT_BUILD = "plain"
+ORT_FILES = tuple(f for build in ORT_BUILDS.values() for f in build)
 
 TRANSFORMERS_JS_PY = (
     "transformers-js-py==0.19.10",

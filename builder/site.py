@@ -271,7 +271,12 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
     return {
         "pyodide": {**boot["pyodide"], "index_url": at(boot["pyodide"]["index_url"])},
         "transformers": {**boot["transformers"], "url": at(boot["transformers"]["url"])},
-        "ort": {**boot["ort"], "mjs": at(boot["ort"]["mjs"]), "wasm": at(boot["ort"]["wasm"])},
+        "ort": {
+            **boot["ort"],
+            "mjs": at(boot["ort"]["mjs"]),
+            "wasm": at(boot["ort"]["wasm"]),
+            "builds": {n: {k: at(u) for k, u in b.items()} for n, b in boot["ort"].get("builds", {}).items()},
+        },
         "wheels": [at(u) for u in boot["wheels"]],
         "workbox": [at(u) for u in assets["workbox"]],
         **({"markdown": {k: at(u) for k, u in boot["markdown"].items()}} if "markdown" in boot else {}),
@@ -316,13 +321,25 @@ def headers_file(csp: str, *, isolation: bool, models_url: str) -> str:
     return "\n".join(lines)
 
 
+def _on_demand(ort: Mapping[str, Any]) -> list[str]:
+    """The ONNX Runtime builds only a device with WebGPU loads (asyncify, jspi): not precached (every
+    device would download them), but cached by the service worker the first time they are used."""
+    default = {ort["mjs"], ort["wasm"]}
+    return sorted({u for b in ort.get("builds", {}).values() for u in b.values()} - default)
+
+
 def _service_worker(
-    runtime: dict[str, Any], precache: list[dict[str, Any]], version: str, relay_config: str | None
+    runtime: dict[str, Any],
+    precache: list[dict[str, Any]],
+    version: str,
+    relay_config: str | None,
+    on_demand: Sequence[str] = (),
 ) -> str:
     build = {
         "version": version,
         "workbox": runtime["workbox"],
         "precache": precache,
+        "on_demand": list(on_demand),
         "relay_config": relay_config,
     }
     template = (WEB / "sw.js").read_text(encoding="utf-8")
@@ -415,12 +432,13 @@ def build_site(
                 "workbox": pins.WORKBOX_VERSION,
             },
         )
+        on_demand = _on_demand(runtime["ort"])
         precache = [
             {"url": f.path, "revision": None if f.immutable else f.sha256[:16]}
             for f in sorted(w.files.values(), key=lambda f: f.path)
-            if f.path not in NOT_PRECACHED and not f.path.startswith(models_url)
+            if f.path not in NOT_PRECACHED and f.path not in on_demand and not f.path.startswith(models_url)
         ]
-        w.text("sw.js", _service_worker(runtime, precache, version, config_url))
+        w.text("sw.js", _service_worker(runtime, precache, version, config_url, on_demand))
         site = Site(out, version, relay or None, list(w.files.values()))
         w.json(BUILD_FILE, site.to_dict())
     log(summary(site, left_out))

@@ -47,12 +47,33 @@ async function probeWebGPU() {
   return out;
 }
 
-/** @returns {Promise<Record<string, any>>} the facts Capabilities.from_facts reads */
-export async function probeCapabilities() {
+/**
+ * What the ONNX Runtime builds and its proxy worker need: JS Promise Integration (the jspi build), a worker
+ * that may start workers (ONNX Runtime's proxy worker), and the runtime's files on this worker's origin (a
+ * worker made from another origin's file would have to be a blob:, which the Content-Security-Policy
+ * refuses).
+ * @param {string[]} runtimeUrls the absolute URLs of Transformers.js and ONNX Runtime's loaders
+ */
+function probeRuntime(runtimeUrls) {
+  const wasm = /** @type {any} */ (globalThis.WebAssembly);
+  return {
+    jspi: typeof wasm?.Suspending === "function" && typeof wasm?.promising === "function",
+    nested_workers: typeof Worker === "function",
+    same_origin_runtime: runtimeUrls.length > 0
+      && runtimeUrls.every((url) => new URL(url, self.location.href).origin === self.location.origin),
+  };
+}
+
+/**
+ * @param {{ runtimeUrls?: string[] }} [options]
+ * @returns {Promise<Record<string, any>>} the facts Capabilities.from_facts reads
+ */
+export async function probeCapabilities({ runtimeUrls = [] } = {}) {
   const nav = /** @type {any} */ (navigator);
   const [webgpu, storage] = await Promise.all([probeWebGPU(), estimateStorage()]);
   return {
     webgpu,
+    runtime: probeRuntime(runtimeUrls),
     device_memory_gb: typeof nav.deviceMemory === "number" ? nav.deviceMemory : null,
     hardware_concurrency: nav.hardwareConcurrency ?? null,
     cross_origin_isolated: Boolean(self.crossOriginIsolated),

@@ -40,3 +40,53 @@ export function yieldBetweenSteps(pipe) {
   model.forward = async (/** @type {any[]} */ ...args) => { await tick(); return forward(...args); };
   model.__hybridRouterYields = true;
 }
+
+/**
+ * ONNX Runtime's builds (boot.json's `ort.builds`, absolute URLs), handed over by worker.js with
+ * Transformers.js's ONNX Runtime wasm settings; `pinned`: a build named by the worker's init options
+ * (`ortBuild`: benchmarks compare builds side by side); `used`: what `useOrtBuild` applied.
+ * @type {{ wasm: any, builds: Record<string, { mjs: string, wasm: string }>, pinned: string | null,
+ *   used: { build: string, proxy: boolean, reason: string } | null }}
+ */
+const ort = { wasm: null, builds: {}, pinned: null, used: null };
+
+/**
+ * @param {any} wasm Transformers.js's `env.backends.onnx.wasm` (ONNX Runtime's own settings object)
+ * @param {Record<string, { mjs: string, wasm: string }>} builds @param {string | null} [pinned]
+ */
+export function offerOrtBuilds(wasm, builds, pinned = null) {
+  Object.assign(ort, { wasm, builds, pinned: pinned || null, used: null });
+}
+
+/**
+ * Load ONNX Runtime from `build` (Python's choice: hybrid_router.routing.devices.choose_ort_runtime) and,
+ * with `proxy`, create and run every session in ONNX Runtime's proxy worker, so that a model's
+ * computation never holds this worker's thread. ONNX Runtime reads these settings when it creates its
+ * first session: call this before any model loads.
+ * @param {string} build @param {boolean} proxy @param {string} reason
+ * @returns {{ build: string, proxy: boolean, reason: string }}
+ */
+export function useOrtBuild(build, proxy, reason) {
+  if (ort.used) return ort.used;
+  const name = ort.pinned ?? build;
+  const files = ort.builds[name];
+  if (!ort.wasm || !files) {  // a boot.json without the builds: worker.js's default stays, in this worker
+    ort.used = { build: "default", proxy: false, reason: `boot.json names no ONNX Runtime build ${name}` };
+    return ort.used;
+  }
+  ort.wasm.wasmPaths = { mjs: files.mjs, wasm: files.wasm };
+  if (proxy) {
+    // ONNX Runtime proxies only where `document` exists: it takes the proxy to be for a page's main thread.
+    // This worker's thread is as precious (it answers the page's messages), so it says it has one; nothing
+    // here reads it (Transformers.js's image helpers would, and no task of ours decodes images).
+    if (typeof (/** @type {any} */ (globalThis)).document === "undefined") {
+      Object.defineProperty(globalThis, "document", { value: Object.freeze({}), configurable: true });
+    }
+    ort.wasm.proxy = true;
+  }
+  ort.used = { build: name, proxy, reason: ort.pinned ? `the worker's init options pin the ${name} build` : reason };
+  return ort.used;
+}
+
+/** What `useOrtBuild` applied (null before). */
+export const ortInUse = () => ort.used;

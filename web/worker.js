@@ -96,7 +96,12 @@ async function boot(options) {
   tjs.env.allowRemoteModels = false;
   tjs.env.allowLocalModels = true;
   tjs.env.localModelPath = new URL(abs(boot.models_url)).pathname; // a path, not a URL (see OFFLINE-STACK.md)
+  // the default build until Python picks the one for this device (routing/devices.py choose_ort_runtime,
+  // applied by py-bridge.js useOrtBuild before the first model loads)
   tjs.env.backends.onnx.wasm.wasmPaths = { mjs: abs(boot.ort.mjs), wasm: abs(boot.ort.wasm) };
+  bridge.offerOrtBuilds(tjs.env.backends.onnx.wasm, Object.fromEntries(Object.entries(boot.ort.builds ?? {})
+    .map(([name, b]) => [name, { mjs: abs(/** @type {any} */ (b).mjs), wasm: abs(/** @type {any} */ (b).wasm) }])),
+  options.ortBuild ?? null);
   // ONNX Runtime imports its .mjs by URL: Transformers.js's wasm cache would import a blob: copy instead,
   // which the Content-Security-Policy refuses (script-src has no blob:); the HTTP cache or the service
   // worker keeps the files instead
@@ -114,7 +119,7 @@ async function boot(options) {
     return null;
   });
   if (store) tjs.env.fetch = guardedFetch(new URL(abs(boot.models_url)).pathname);
-  const capabilities = await probeCapabilities();
+  const capabilities = await probeCapabilities({ runtimeUrls: [transformersUrl, abs(boot.ort.mjs)] });
   mark("transformers");
 
   bootProgress("router", 0.85);
@@ -149,7 +154,8 @@ async function boot(options) {
   bootProgress("ready", 1);
   post({ id: null, type: "ready", info: { ...info, pyodide: boot.pyodide.version,
     transformers: boot.transformers.version, crossOriginIsolated: self.crossOriginIsolated,
-    threads: tjs.env.backends.onnx.wasm.numThreads, modelCache: Boolean(store), timings } });
+    threads: tjs.env.backends.onnx.wasm.numThreads, ort: bridge.ortInUse(), modelCache: Boolean(store),
+    timings } });
   for (const message of early.splice(0)) deliver(message);
 }
 

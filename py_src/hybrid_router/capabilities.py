@@ -2,10 +2,11 @@
 
 ``web/capabilities.js`` probes the facts once in the worker (WebGPU adapter and its limits,
 ``navigator.deviceMemory``, ``hardwareConcurrency``, cross-origin isolation, the storage estimate,
-``navigator.onLine``); :meth:`Capabilities.from_facts` reads them. A software adapter (SwiftShader,
-``isFallbackAdapter``) is *not* a GPU here: it runs WebGPU code correctly but slower than wasm. What the
-routing makes of them (device, dtype, recommendations) is in :mod:`hybrid_router.routing.devices` and
-:mod:`hybrid_router.routing.recommend`.
+``navigator.onLine``, what ONNX Runtime's builds need: JS Promise Integration, nested workers, the
+runtime's files on the worker's origin); :meth:`Capabilities.from_facts` reads them. A software adapter
+(SwiftShader, ``isFallbackAdapter``) is *not* a GPU here: it runs WebGPU code correctly but slower than
+wasm. What the routing makes of them (device, dtype, ONNX Runtime build, recommendations) is in
+:mod:`hybrid_router.routing.devices` and :mod:`hybrid_router.routing.recommend`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class Capabilities:
     storage_quota: int | None = None
     storage_persisted: bool | None = None
     online: bool | None = None
+    #: WebAssembly JS Promise Integration (``WebAssembly.Suspending``): ONNX Runtime's jspi build runs
+    jspi: bool = False
+    #: this worker may start workers (ONNX Runtime's proxy worker)
+    nested_workers: bool = False
+    #: Transformers.js and ONNX Runtime's loaders are on the worker's origin (a worker made from another
+    #: origin's file would be a blob:, which the Content-Security-Policy refuses)
+    same_origin_runtime: bool = False
 
     @classmethod
     def from_facts(cls, facts: Mapping[str, Any] | None) -> Capabilities:
@@ -50,6 +58,7 @@ class Capabilities:
         f = facts or {}
         gpu = _mapping(f.get("webgpu"))
         storage = _mapping(f.get("storage"))
+        runtime = _mapping(f.get("runtime"))
         raw_features = gpu.get("features")
         features = raw_features if isinstance(raw_features, list | tuple) else []
         info = _mapping(gpu.get("info"))
@@ -75,6 +84,9 @@ class Capabilities:
             storage_quota=opt_int(storage.get("quota")),
             storage_persisted=persisted if isinstance(persisted, bool) else None,
             online=online if isinstance(online, bool) else None,
+            jspi=runtime.get("jspi") is True,
+            nested_workers=runtime.get("nested_workers") is True,
+            same_origin_runtime=runtime.get("same_origin_runtime") is True,
         )
 
     @property
@@ -128,4 +140,9 @@ class Capabilities:
                 "persisted": self.storage_persisted,
             },
             "online": self.online,
+            "runtime": {
+                "jspi": self.jspi,
+                "nested_workers": self.nested_workers,
+                "same_origin_runtime": self.same_origin_runtime,
+            },
         }

@@ -16,6 +16,7 @@ from hybrid_router.model_manager import ModelManager, adapt_manifest
 from hybrid_router.protocol import CallContext, Handler
 from hybrid_router.router import Router
 from hybrid_router.routing import Devices, choose_device, choose_dtype
+from hybrid_router.routing.devices import ORT_BUILDS, choose_ort_runtime
 from hybrid_router.routing.recommend import recommend
 
 GB = 1024**3
@@ -74,6 +75,48 @@ def test_a_software_fallback_adapter_is_not_a_gpu() -> None:
     assert choose_device(manifest().model("alpha"), real) == "webgpu"
     none = Capabilities.from_facts(facts())
     assert not none.adapter and none.to_wire()["webgpu"]["kind"] == "none"
+
+
+RUNTIME = {"jspi": False, "nested_workers": True, "same_origin_runtime": True}
+
+
+@pytest.mark.parametrize(
+    ("gpu", "runtime", "pinned", "build", "proxy"),
+    [
+        # no GPU (or only a software adapter): the plain wasm build, in ONNX Runtime's proxy worker
+        (None, RUNTIME, None, "plain", True),
+        (SWIFTSHADER, RUNTIME, None, "plain", True),
+        (REAL_GPU, RUNTIME, "wasm", "plain", True),
+        # WebGPU asked for without an adapter: every model is demoted to wasm at once
+        (None, RUNTIME, "webgpu", "plain", True),
+        # the proxy worker needs a worker that may start workers, from a same-origin file
+        (None, {**RUNTIME, "nested_workers": False}, None, "plain", False),
+        (None, {**RUNTIME, "same_origin_runtime": False}, None, "plain", False),
+        # WebGPU in use: a build with the WebGPU execution provider, in this worker (GPU tensors stay there)
+        (REAL_GPU, RUNTIME, None, "asyncify", False),
+        (REAL_GPU, {**RUNTIME, "jspi": True}, None, "jspi", False),
+        (SWIFTSHADER, {**RUNTIME, "jspi": True}, "webgpu", "jspi", False),
+    ],
+)
+def test_the_onnx_runtime_build_follows_the_device(
+    gpu: dict[str, Any] | None, runtime: dict[str, bool], pinned: str | None, build: str, proxy: bool
+) -> None:
+    caps = Capabilities.from_facts(facts(gpu, runtime=runtime))
+    choice = choose_ort_runtime(caps, pinned)
+    assert (choice.build, choice.proxy) == (build, proxy), choice.reason
+    assert choice.build in ORT_BUILDS and choice.reason
+    assert Devices(caps, pinned=pinned).runtime == choice
+    # whichever build is loaded can run every model where the routing places it
+    model = manifest().model("alpha")
+    device = Devices(caps, pinned=pinned).device_of(model)
+    assert device == "wasm" or choice.build != "plain"
+    assert caps.to_wire()["runtime"] == {k: runtime.get(k, False) for k in RUNTIME}
+
+
+def test_without_the_runtime_facts_models_run_in_the_worker() -> None:
+    """An older worker.js (no ``runtime`` facts): nothing says the proxy worker can start: not used."""
+    choice = choose_ort_runtime(Capabilities.from_facts(facts()))
+    assert (choice.build, choice.proxy) == ("plain", False)
 
 
 def test_malformed_or_missing_facts_are_unknown() -> None:

@@ -37,8 +37,12 @@ RUNTIME = {  # mount URL -> files of a fake runtime folder
     ],
     "/vendor/transformers/4.3.1-k2/": ["transformers.js"],
     "/vendor/ort/1.31.0-dev-k3/": [
+        "ort-wasm-simd-threaded.mjs",
+        "ort-wasm-simd-threaded.wasm",
         "ort-wasm-simd-threaded.asyncify.mjs",
         "ort-wasm-simd-threaded.asyncify.wasm",
+        "ort-wasm-simd-threaded.jspi.mjs",
+        "ort-wasm-simd-threaded.jspi.wasm",
     ],
     "/vendor/wheels/k4/": ["transformers_js_py-0.19.10-py3-none-any.whl"],
     "/app/k5/": ["hybrid_router-0.1.0-py3-none-any.whl"],
@@ -84,9 +88,17 @@ def fake(tmp_path: Path) -> dict[str, Any]:
             },
             "transformers": {"url": "/vendor/transformers/4.3.1-k2/transformers.js", "version": "4.3.1"},
             "ort": {
-                "mjs": "/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded.asyncify.mjs",
-                "wasm": "/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded.asyncify.wasm",
+                "mjs": "/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded.mjs",
+                "wasm": "/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded.wasm",
                 "version": "1.31.0-dev",
+                "builds": {
+                    name: {
+                        "mjs": f"/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded{suffix}.mjs",
+                        "wasm": f"/vendor/ort/1.31.0-dev-k3/ort-wasm-simd-threaded{suffix}.wasm",
+                    }
+                    for name, suffix in (("plain", ""), ("asyncify", ".asyncify"), ("jspi", ".jspi"))
+                },
+                "default": "plain",
             },
             "wheels": [
                 "/vendor/wheels/k4/transformers_js_py-0.19.10-py3-none-any.whl",
@@ -164,6 +176,7 @@ def test_the_layout(tmp_path: Path, fake: dict[str, Any]) -> None:
         boot["transformers"]["url"],
         boot["ort"]["mjs"],
         boot["ort"]["wasm"],
+        *(u for b in boot["ort"]["builds"].values() for u in b.values()),
         *boot["wheels"],
         boot["models_manifest"],
     ]:
@@ -197,7 +210,9 @@ def test_the_pages_carry_the_policy_and_nothing_inline(tmp_path: Path, fake: dic
     assert "Cross-Origin-Embedder-Policy: require-corp" in headers and "/assets/*" in headers
 
 
-def test_the_service_worker_precaches_all_but_the_models(tmp_path: Path, fake: dict[str, Any]) -> None:
+def test_the_service_worker_precaches_all_but_the_models_and_the_webgpu_runtimes(
+    tmp_path: Path, fake: dict[str, Any]
+) -> None:
     site = build(tmp_path / "site", fake)
     text = (site.root / "sw.js").read_text()
     first = text.split("\n", 1)[0]
@@ -206,12 +221,17 @@ def test_the_service_worker_precaches_all_but_the_models(tmp_path: Path, fake: d
     assert text.endswith((REPO / "web" / "sw.js").read_text())
     boot = json.loads((site.root / "boot.json").read_text())
     urls = {e["url"]: e["revision"] for e in build_info["precache"]}
+    # ONNX Runtime's WebGPU builds: fetched (and then cached) only by a device that uses WebGPU
+    webgpu = {u for name in ("asyncify", "jspi") for u in boot["ort"]["builds"][name].values()}
+    assert len(webgpu) == 4 and build_info["on_demand"] == sorted(webgpu)
     expected = (
         {f.path for f in site.files}
         - NOT_PRECACHED
         - {f.path for f in site.files if f.path.startswith(boot["models_url"])}
+        - webgpu
     )
     assert set(urls) == expected
+    assert boot["ort"]["builds"]["plain"] == {"mjs": boot["ort"]["mjs"], "wasm": boot["ort"]["wasm"]}
     assert {"index.html", "boot.json", "config.json", "models_manifest.json", boot["ort"]["wasm"]} <= set(
         urls
     )

@@ -149,6 +149,16 @@ class TransformersJsRuntime:
         self._waiters: dict[_Key, list[ProgressFn | None]] = {}
         #: the KV cache of the latest on-device chat, for its next turn (see :mod:`.kv_cache`)
         self.kv = KvSlot(dispose=_dispose_cache)
+        self._use_ort_build()
+
+    def _use_ort_build(self) -> None:
+        """Load the ONNX Runtime build the routing chose for this device, in its proxy worker where it said
+        so (:func:`~hybrid_router.routing.devices.choose_ort_runtime`); before the first session, which is
+        when ONNX Runtime reads these settings."""
+        import hybrid_router_js
+
+        choice = self.devices.runtime
+        hybrid_router_js.useOrtBuild(choice.build, choice.proxy, choice.reason)
 
     def _drop_webgpu(self, model: ModelEntry) -> None:
         """``model`` moved to wasm: its WebGPU pipelines are freed."""

@@ -4,6 +4,8 @@
   WebGPU code correctly but slower than wasm), else ``wasm``;
 - :func:`choose_dtype`: the manifest's default dtype (chosen by measurement), unless the device has too
   little memory or storage for it, or a real GPU with ``shader-f16`` and an ``fp16`` variant exist;
+- :func:`choose_ort_runtime`: which ONNX Runtime Web build the worker loads, and whether models run in
+  ONNX Runtime's proxy worker (off the Python worker's thread) or in the Python worker itself;
 - :class:`Devices`: the device of each model for one worker: pinned by the caller, or chosen as above,
   and demoted to wasm for good once WebGPU failed for it (:meth:`Devices.retry_on_wasm` is the rule the
   runtime asks). Transformers.js never recovers from a failed WebGPU session creation in a worker, so
@@ -13,13 +15,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hybrid_router.capabilities import Capabilities
 from hybrid_router.errors import InferenceError, LocalError, ModelLoadError
 from hybrid_router.manifest import ModelEntry
 
-__all__ = ["DEVICES", "MEMORY_SHARE", "Devices", "choose_device", "choose_dtype", "fits_memory"]
+__all__ = [
+    "DEVICES",
+    "MEMORY_SHARE",
+    "ORT_BUILDS",
+    "Devices",
+    "OrtRuntime",
+    "choose_device",
+    "choose_dtype",
+    "choose_ort_runtime",
+    "fits_memory",
+    "uses_webgpu",
+]
 
 DEVICES = ("wasm", "webgpu")
 _MB = 1e6
@@ -63,6 +77,70 @@ def choose_dtype(model: ModelEntry, caps: Capabilities, cached: Sequence[str] = 
     return default, "the manifest's default, chosen by measuring speed and fidelity"
 
 
+#: ONNX Runtime Web's builds (builder/pins.py ``ORT_BUILDS``): ``plain`` runs the wasm execution provider
+#: only (14.3 MB; faster there: no asyncify instrumentation), ``asyncify`` (26.9 MB) and ``jspi`` (16.8 MB,
+#: needs JS Promise Integration) the WebGPU one too
+ORT_BUILDS = ("plain", "asyncify", "jspi")
+
+
+@dataclass(frozen=True)
+class OrtRuntime:
+    """The ONNX Runtime Web build this worker loads, whether it runs in ONNX Runtime's proxy worker, and why.
+
+    ``proxy``: sessions are created and run in a worker of ONNX Runtime's own (``env.wasm.proxy``), so a
+    model's computation never holds the Python worker's thread: messages, cloud answers and cancellations
+    are handled while it runs, and an embedding waits for one decoding step, not a whole generation.
+    """
+
+    build: str
+    proxy: bool
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"build": self.build, "proxy": self.proxy, "reason": self.reason}
+
+
+def uses_webgpu(caps: Capabilities, pinned: str | None = None) -> bool:
+    """Whether any model of this worker may run on WebGPU: the caller asked for it and the browser offers
+    an adapter (a software one too: asked for), or nothing is pinned and the device has a real GPU."""
+    if pinned is not None:
+        return pinned == "webgpu" and caps.adapter
+    return caps.real_gpu
+
+
+def choose_ort_runtime(caps: Capabilities, pinned: str | None = None) -> OrtRuntime:
+    """The ONNX Runtime build and where it runs, for a worker whose models :func:`choose_device` places
+    (``pinned``: the caller's ``create({ device })``).
+
+    - WebGPU in use: ``jspi`` where the browser has JS Promise Integration, else ``asyncify``; in the
+      Python worker (ONNX Runtime's proxy worker cannot hand GPU tensors back, so the KV cache could not
+      stay on the GPU between decoding steps).
+    - Otherwise the ``plain`` build, which runs the wasm execution provider only, faster; in ONNX Runtime's
+      proxy worker where this worker may start one from a same-origin file, else in the Python worker.
+    """
+    if uses_webgpu(caps, pinned):
+        why = "WebGPU was asked for" if pinned else "a real GPU"
+        if caps.jspi:
+            return OrtRuntime(
+                "jspi",
+                False,
+                f"{why}: the JSPI build (WebGPU and wasm; the browser has JS Promise Integration)",
+            )
+        return OrtRuntime("asyncify", False, f"{why}: the asyncify build (WebGPU and wasm; no JSPI here)")
+    if not caps.nested_workers:
+        return OrtRuntime(
+            "plain", False, "no WebGPU: the plain wasm build, in this worker (it cannot start workers)"
+        )
+    if not caps.same_origin_runtime:
+        return OrtRuntime(
+            "plain",
+            False,
+            "no WebGPU: the plain wasm build, in this worker (the runtime is on another origin, and a "
+            "worker made from it would be a blob:, which the Content-Security-Policy refuses)",
+        )
+    return OrtRuntime("plain", True, "no WebGPU: the plain wasm build, in ONNX Runtime's proxy worker")
+
+
 class Devices:
     """The device of each model in one worker (see the module docstring). ``pinned``: the caller's
     ``create({ device })`` for every model; None: chosen per model from ``caps``."""
@@ -70,6 +148,8 @@ class Devices:
     def __init__(self, caps: Capabilities, pinned: str | None = None) -> None:
         self.caps = caps
         self.pinned = pinned
+        #: the ONNX Runtime build every model of this worker runs on, and where
+        self.runtime = choose_ort_runtime(caps, pinned)
         self._demoted: dict[str, str] = {}
         #: each time WebGPU failed for a model and it moved to wasm: {model, error_name, message}
         self.fallbacks: list[dict[str, str]] = []
