@@ -18,6 +18,7 @@ BENCHES = (
     "embeddings",
     "generation",
     "load",
+    "ort_builds",
     "overhead",
     "relay_load",
     "tasks",

@@ -10,9 +10,13 @@ fault on ``--fault-rate`` of the cloud requests.
 - *worker adds*: the caller's time minus the route's ``ms`` (measured inside the worker from the call's
   start): the postMessage round trip, the conversions to and from Python and the wire parsing;
 - *relay adds*: for cloud calls served in one try, the route's ``ms`` minus the time the proxy spent on
-  the request (llama-server's work included): the worker's fetch, the relay and its checks, the hops.
+  the request (llama-server's work included): the worker's fetch, the relay and its checks, the hops;
+- *one-sentence embedding*: its latency as the caller sees it, idle and while a local answer streams
+  (sequential calls, after the stream's first piece): what an app that searches its index while it
+  answers feels. Models run in ONNX Runtime's proxy worker, so the embedding waits for at most one
+  decoding step, not the whole answer.
 
-    ./hr bench load [--requests 1000] [--concurrency 8] [--fault-rate 0.1] [--seed 7]
+    ./hr bench load [--requests 1000] [--concurrency 8] [--fault-rate 0.1] [--seed 7] [--smoke]
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--fault-rate", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="the smallest form: 24 requests, 4 in flight")
     args = parser.parse_args(argv or [])
+    if args.smoke:
+        args.requests, args.concurrency = 24, 4
 
     header(
         f"load: {args.requests} mixed requests, {args.concurrency} in flight, faults on "
@@ -56,6 +63,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             await router.generate({ prompt: 'warm', maxTokens: 2, route: 'cloud' });""")
         proxy.plan(*fault_plan(args.requests * 2, rate=args.fault_rate, seed=args.seed))
         load = run_load(rp.page, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
+        embedding = rp.page.evaluate(EMBED_WHILE_STREAMING, 3 if args.smoke else 9)
         rp.page.context.close()
 
     served = list(proxy.served)
@@ -99,7 +107,47 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             ("the relay (cloud, 1 try)", len(relay), *_pcts(relay)),
         ],
     )
-    return {"rps": load.rps, "worker": _pcts(worker), "relay": _pcts(relay), "faults": dict(faults)}
+    idle, streaming = embedding["idle"], embedding["streaming"]
+    table(
+        [("one-sentence embedding", 24), ("n", 5), ("p50 ms", 8), ("max ms", 8)],
+        [
+            ("idle", len(idle), percentile(idle, 50), max(idle)),
+            ("while a local answer streams", len(streaming), percentile(streaming, 50), max(streaming)),
+        ],
+    )
+    return {
+        "rps": load.rps,
+        "worker": _pcts(worker),
+        "relay": _pcts(relay),
+        "faults": dict(faults),
+        "embedding": {"idle": percentile(idle, 50), "streaming": percentile(streaming, 50)},
+    }
+
+
+#: ``n`` one-sentence embeddings one after the other, idle, then while a local answer streams (the
+#: stream is stopped once they are done); the caller's times in ms
+EMBED_WHILE_STREAMING = """async (n) => {
+  const router = window.router;
+  const one = async () => { const t0 = performance.now(); await router.embed(["How do I reset my password?"]);
+    return performance.now() - t0; };
+  const idle = [];
+  for (let i = 0; i < n; i++) idle.push(await one());
+  const streaming = []; const stop = new AbortController(); let started = false; let ended = false;
+  const stream = (async () => {
+    try {
+      for await (const c of router.stream({ prompt: "Tell me a long story about a dragon who learns to sail.",
+        maxTokens: 400, route: "local", signal: stop.signal })) {
+        if (c.delta) started = true;
+      }
+    } catch (e) { if (e.name !== "AbortError") throw e; } finally { ended = true; }
+  })();
+  while (!started && !ended) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < n && !ended; i++) streaming.push(await one());
+  if (streaming.length < n) throw new Error("the answer ended before the embeddings did: raise maxTokens");
+  stop.abort();
+  await stream;
+  return { idle, streaming };
+}"""
 
 
 def _summary(ended: Counter[str]) -> str:
