@@ -1,7 +1,8 @@
 """The router's facts in the real worker, with the real cloud behind the relay (llama-server behind the
-fault proxy): the prompt router scores as it does in CPython, the dry run sends nothing and runs no
-model, personal data stays on the device or goes as placeholders, offline requests stay local without
-retries, and the ledger counts every task."""
+fault proxy): the prompt router scores as it does in CPython, the dry run names the side, rule and score
+the real call gets and sends nothing, personal data stays on the device or goes as placeholders (and
+stays on the device while the entity model is missing), offline requests stay local without retries,
+and the ledger counts every task."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hybrid_router.pii import NER_MODEL
 from hybrid_router.prompt_features import embedding_text
 from hybrid_router.prompt_router import PromptRouter
 from tests.faults import FaultProxy
@@ -40,6 +42,7 @@ PROMPTS = [
 COMPLEX = PROMPTS[8]
 EMAIL = "jane.doe@example.com"
 PHONE = "+1 415 555 0123"
+NAMED = "Tomasz Wierzbicki"
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +57,32 @@ def reference() -> PromptRouter:
     return PromptRouter.load()
 
 
-def test_the_dry_run_scores_as_cpython_and_sends_nothing(page: RouterPage, reference: PromptRouter) -> None:
-    before = len(page.requests.urls)
-    decisions = page.call(
-        "const out = []; for (const prompt of arg) out.push(await router.route({ prompt })); return out;",
+def test_the_dry_run_names_what_the_real_call_gets(page: RouterPage, proxy: FaultProxy) -> None:
+    """Dry run, then the real call, prompt by prompt: the same side, reason, rule and router record (score,
+    threshold, head: the embedding head, as the call's), and the dry runs sent nothing to the cloud."""
+    pairs = page.call(
+        """const out = [];
+        for (const prompt of arg) {
+          const before = (await router.stats()).requests;
+          const dry = await router.route({ prompt, maxTokens: 4 });
+          const counted = (await router.stats()).requests - before;
+          const real = await router.generate({ prompt, maxTokens: 4 });
+          out.push({ dry, counted, real: real.route });
+        }
+        return out;""",
         PROMPTS,
     )
-    assert page.requests.urls[before:] == []  # not one request: no model file, no cloud call
-    for prompt, decision in zip(PROMPTS, decisions, strict=True):
-        expected = reference.score(prompt, None)
-        assert decision["dry_run"] is True and decision["router"]["head"] == "lexical"
-        assert decision["router"]["features"] == pytest.approx(expected.features, abs=1e-12), prompt
-        assert decision["router"]["score"] == pytest.approx(expected.score, abs=1e-9), prompt
-        assert decision["target"] == ("cloud" if expected.score >= expected.threshold else "local"), prompt
-    stats = page.call("return await router.stats();")
-    assert stats["requests"] == 0  # a dry run is not a request
+    keys = ("target", "reason", "rule", "router", "sensitive")
+    cloud_calls = 0
+    for prompt, pair in zip(PROMPTS, pairs, strict=True):
+        dry, real = pair["dry"], pair["real"]
+        assert dry["dry_run"] is True and pair["counted"] == 0, prompt  # a dry run is not a request
+        assert real["fallbacks"] == [], prompt  # a fallback would change the rule, not the decision
+        assert {k: dry[k] for k in keys} == {k: real[k] for k in keys}, prompt
+        assert dry["router"]["head"] == "embedding+lexical", prompt
+        cloud_calls += real["target"] == "cloud"
+    assert {p["real"]["target"] for p in pairs} == {"local", "cloud"}  # the set exercised both sides
+    assert proxy.requests() == cloud_calls  # only the real calls reached the cloud
 
 
 def test_a_real_call_scores_with_the_embedding_head_as_cpython(
@@ -101,7 +115,51 @@ def test_personal_data_stays_on_the_device_under_sensitive_local(page: RouterPag
     assert again["target"] == "cloud"
 
 
+def _entity_model(page: RouterPage) -> bool:
+    info = page.call('return await router.call("info", {});')
+    return any(m["id"] == NER_MODEL for m in info["models"])
+
+
+def test_names_are_checked_or_the_prompt_stays_on_the_device(page: RouterPage, proxy: FaultProxy) -> None:
+    """With the entity model built, the name is found; without it (a fresh machine, a site without it),
+    the prompt stays on the device under 'local' and 'redact' alike, its route naming the missing
+    detector, and what only the cloud could serve is refused: nothing reaches the cloud either way."""
+    prompt = f"A reference letter for my colleague {NAMED}: prove first that sqrt(2) is irrational."
+    built = _entity_model(page)
+    for action in ("local", "redact"):
+        dry = page.call(
+            f"return await router.route({{ prompt: arg, policy: {{ sensitive: '{action}' }} }});", prompt
+        )
+        result = page.call(
+            f"return await router.generate({{ prompt: arg, maxTokens: 4, policy: {{ sensitive: '{action}' }} }});",
+            prompt,
+        )
+        route = result["route"]
+        assert (dry["target"], dry["reason"], dry["sensitive"]) == (
+            route["target"],
+            route["reason"],
+            route["sensitive"],
+        )
+        if built:
+            assert route["sensitive"]["missing"] == [] and route["sensitive"]["found"].get("PERSON", 0) >= 1
+        else:
+            assert (route["target"], route["reason"]) == ("local", "sensitive")
+            assert route["sensitive"]["missing"] == [f"ner:{NER_MODEL}"] and NER_MODEL in route["rule"]
+            error = page.error_of(
+                f"await router.generate({{ prompt: arg, maxTokens: 4, route: 'cloud', "
+                f"policy: {{ sensitive: '{action}' }} }})",
+                prompt,
+            )
+            assert error["name"] == "PolicyError" and error["details"]["missing"] == [f"ner:{NER_MODEL}"]
+    if not built:
+        assert proxy.requests() == 0
+    sent = b"".join(proxy.bodies).decode()
+    assert "Wierzbicki" not in sent
+
+
 def test_redact_sends_placeholders_to_the_cloud(page: RouterPage, proxy: FaultProxy) -> None:
+    if not _entity_model(page):
+        pytest.skip(f"{NER_MODEL} is not built: 'redact' keeps prompts on the device (the test above)")
     prompt = f"Write one short sentence telling {EMAIL} that their order shipped. Reply to {PHONE} too."
     result = page.call(
         "return await router.generate({ prompt: arg, maxTokens: 24, route: 'cloud', policy: { sensitive: 'redact' } });",
