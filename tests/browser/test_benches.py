@@ -54,6 +54,10 @@ def _missing(name: str) -> str | None:
             return "espeak-ng"
     if name in ("load", "workload") and not cloud_tier_built():
         return "the default cloud tier (llama-server and its GGUF)"
+    if name in ("load", "workload"):  # their mix calls every task's model
+        from builder.models import load_manifest
+
+        needs = {entry.id for entry in load_manifest().models}
     missing = sorted(needs - built)
     return ", ".join(missing) or None
 
