@@ -463,6 +463,26 @@ def test_a_task_whose_model_is_being_built_says_so(browser: Any, building: Serve
 # ------------------------------------------------------------------ start-up, download, offline, update
 
 
+class Gate:
+    """A route handler that holds the requests it sees until ``release()``, then lets every one through."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.held: list[Any] = []
+
+    def __call__(self, route: Any) -> None:
+        if self.open:
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def release(self) -> None:
+        self.open = True
+        for route in self.held:
+            route.continue_()
+        self.held.clear()
+
+
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
 def test_start_up_download_and_offline_states(
     browser: Any, site: tuple[Any, Static], viewport: str, shots: Path
@@ -470,12 +490,9 @@ def test_start_up_download_and_offline_states(
     _, srv = site
     # requests held by the test show the boot and download states for as long as it looks at them
     context = _context(browser, viewport, service_workers="block")
-    held: dict[str, list[Any]] = {
-        "boot": [],
-        "model": [],
-    }  # boot.json: the worker's and the page's (Markdown)
-    context.route("**/boot.json", lambda route: held["boot"].append(route))
-    context.route("**/all-MiniLM-L6-v2/onnx/model.onnx", lambda route: held["model"].append(route))
+    boot, model = Gate(), Gate()  # boot.json: the worker's and the page's (Markdown)
+    context.route("**/boot.json", boot)
+    context.route("**/all-MiniLM-L6-v2/onnx/model.onnx", model)
     try:
         page = context.new_page()
         page.goto(srv.url)
@@ -487,9 +504,7 @@ def test_start_up_download_and_offline_states(
         page.locator("#boot").scroll_into_view_if_needed()
         assert page.is_visible("#boot-bar")
         page.screenshot(path=str(shots / f"{viewport}-state-boot-details.png"))
-        for route in held.pop("boot"):
-            route.continue_()
-        context.unroute("**/boot.json")
+        boot.release()
         wait_ready(page)
         assert page.get_attribute("#cloud-state", "data-state") == "local-only"
 
@@ -498,8 +513,7 @@ def test_start_up_download_and_offline_states(
         page.wait_for_selector("#download-total:not([hidden]) #download-bar")
         page.evaluate("() => scrollTo(0, 0)")
         page.screenshot(path=str(shots / f"{viewport}-state-download.png"))
-        for route in held.pop("model"):
-            route.continue_()
+        model.release()
         page.wait_for_selector("#matrix table")
         page.wait_for_selector('#app-state[data-state="ready"]')
         _no_sideways_scroll(page, "a download")
@@ -510,9 +524,8 @@ def test_start_up_download_and_offline_states(
         page.screenshot(path=str(shots / f"{viewport}-state-offline.png"))
         assert violations(page) == []
     finally:
-        for routes in held.values():
-            for route in routes:
-                route.continue_()
+        boot.release()
+        model.release()
         context.close()
 
 
