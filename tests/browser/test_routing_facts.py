@@ -206,3 +206,28 @@ def test_the_ledger_counts_every_task(page: RouterPage) -> None:
         assert after["by_task"][task]["saved_usd"] > old["saved_usd"], task
     assert after["requests"] == before["requests"] + 3 and after["local"] == before["local"] + 3
     assert 0 < after["local_share"] <= 1
+
+
+def test_an_answer_cut_at_its_budget_says_so_on_both_sides(page: RouterPage, proxy: FaultProxy) -> None:
+    """finish_reason from the real device (Transformers.js reached max_new_tokens) and the real cloud
+    (llama-server's finish_reason), on the result, the route and a stream's last item."""
+    prompt = "Write a long story about a lighthouse keeper and the sea, in many paragraphs."
+    for side in ("local", "cloud"):
+        cut = page.call(
+            f"return await router.generate({{ prompt: arg, maxTokens: 3, route: '{side}', temperature: 0 }});",
+            prompt,
+        )
+        assert cut["finish_reason"] == cut["route"]["finish_reason"] == "length", side
+        assert cut["route"]["max_tokens"] == 3 and cut["route"]["target"] == side, side
+        last = page.call(
+            f"""let last = null;
+            for await (const item of router.stream({{ prompt: arg, maxTokens: 3, route: '{side}', temperature: 0 }}))
+              last = item;
+            return last;""",
+            prompt,
+        )
+        assert last["done"] and last["finish_reason"] == last["route"]["finish_reason"] == "length", side
+    ended = page.call(
+        "return await router.generate({ prompt: 'Reply with the single word: yes', route: 'cloud', temperature: 0 });"
+    )
+    assert ended["finish_reason"] == "stop" and ended["route"]["max_tokens"] == 1024  # the cloud's default
