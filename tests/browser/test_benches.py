@@ -33,10 +33,8 @@ BENCHES: tuple[str, ...] = next(
     for node in ast.parse((REPO / "bench" / "__main__.py").read_text()).body
     if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "BENCHES"
 )
-#: the smallest form of each: ``--smoke``, except the load test's bench (its own arguments)
-ARGS: dict[str, list[str]] = {name: ["--smoke"] for name in BENCHES} | {
-    "load": ["--requests", "20", "--concurrency", "4", "--fault-rate", "0.1"]
-}
+#: the smallest form of each
+ARGS: dict[str, list[str]] = {name: ["--smoke"] for name in BENCHES}
 RUN_TIMEOUT_S = 420
 CALL_TIMEOUT_S = 180
 
