@@ -41,7 +41,10 @@ def test_real_manifest_models(manifest: Manifest) -> None:
     llm = manifest.model("SmolLM2-135M-Instruct")
     assert llm.tasks == ("text-generation",) and llm.context_length == 8192
     assert llm.pooling is None and llm.normalize is None
-    assert llm.default_dtype == "fp32"
+    # the GGUF's own blocks (about a fifth of fp32, the same weights): builder/convert/gguf_onnx.py
+    assert llm.default_dtype == "q4" and set(llm.variants) == {"fp32", "q4"}
+    assert llm.conversion.params["dtypes"]["q4"] == {"quantize": "gguf-blocks"}
+    assert llm.total_bytes("q4") * 5 < llm.total_bytes("fp32")
     whisper = manifest.model("whisper-tiny.en")
     assert whisper.tasks == ("automatic-speech-recognition",) and whisper.conversion.recipe == "ct2-whisper"
     assert {
