@@ -1,8 +1,10 @@
 """The code of the guides in docs/: fenced blocks read out of the Markdown, for the tests that run them.
 
-A ```js block is code a page runs (tests/browser/test_guides.py); a ```js file=PATH block quotes a file
-of the repository that a test runs (tests/unit/test_guides.py checks that the quote is in it); other
-blocks (sh, text) are shown, not run; the ```nginx block is run by tests/browser/test_nginx.py.
+A ```js block of a RUNNABLE guide is code a page runs (tests/browser/test_guides.py); a ```js file=PATH
+block quotes a file of the repository that a test runs (tests/unit/test_guides.py checks that the quote
+is in it); a ```js shown block (a summary of calls, as in api.md and the README) and other blocks (sh,
+text, python) are shown, not run; the ```nginx block is run by tests/browser/test_nginx.py. The README
+holds no run code: it links the pages (tests/unit/test_guides.py checks that it links every one).
 """
 
 from __future__ import annotations
@@ -13,7 +15,27 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-GUIDES = ("quick-start", "embedding", "deploying", "routing", "offline", "errors")
+README = REPO / "README.md"
+#: every page of docs/ (a new page is added here: tests/unit/test_guides.py checks the list is whole)
+GUIDES = (
+    "quick-start",
+    "embedding",
+    "deploying",
+    "routing",
+    "offline",
+    "errors",
+    "api",
+    "relay",
+    "models",
+    "learned-router",
+    "personal-data",
+    "building",
+    "testing",
+    "measurements",
+    "ARCHITECTURE",
+)
+#: the guides whose ```js blocks run in a page (tests/browser/test_guides.py runs each of them)
+RUNNABLE = ("quick-start", "routing", "offline", "errors")
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
 
 
@@ -28,6 +50,11 @@ class Block:
         m = re.search(r"file=(\S+)", self.info)
         return m.group(1) if m else None
 
+    @property
+    def shown(self) -> bool:
+        """A block shown, never run (``shown`` in its info string)."""
+        return "shown" in self.info.split()
+
 
 def blocks(guide: str) -> list[Block]:
     text = (DOCS / f"{guide}.md").read_text(encoding="utf-8")
@@ -39,7 +66,7 @@ def runnable_js(guide: str) -> str:
     seen: set[str] = set()
     lines = []
     for block in blocks(guide):
-        if block.lang != "js" or block.file:
+        if block.lang != "js" or block.file or block.shown:
             continue
         for line in block.code.splitlines():
             if line.startswith("import "):

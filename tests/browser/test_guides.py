@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.guides import runnable_js
+from tests.guides import RUNNABLE, runnable_js
 from tests.site_harness import CSP_LISTENER, Static, build_test_site, start_static, violations
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,6 @@ EXPECTED = {
         r"^a cancelled call: AbortError",
     ],
 }
-
 RUNNER = """const name = new URL(location.href).searchParams.get("guide");
 try {
   await import(`./guide-${name}.js`);
@@ -74,6 +73,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Static]:
     srv = start_static(root, fake_cloud=True, log=tmp / "static.log")
     yield srv
     srv.stop()
+
+
+def test_every_runnable_guide_is_run_here() -> None:
+    """A guide whose ```js blocks run (tests/guides.py RUNNABLE) needs its expected lines here."""
+    assert set(EXPECTED) == set(RUNNABLE), (sorted(EXPECTED), RUNNABLE)
 
 
 @pytest.mark.parametrize("guide", list(EXPECTED))
