@@ -5,7 +5,8 @@
 2. Origin is the server's own or listed; no Origin only as ``access`` allows (``OPTIONS``: the preflight
    is answered here)
 3. ``GET /api/cloud/config`` is answered here (kind, model, label, availability; never the key)
-4. the client's rate-limit bucket has a token (429 ``Retry-After``)
+4. the client's rate-limit bucket has a token (429 ``Retry-After``; the buckets and the spend live in
+   ``state.store``: this process, or Redis shared by several, 503 when it cannot be reached)
 5. the access token, when one is configured (401)
 6. the raw request target is exactly ``/api/cloud`` + the kind's endpoint, no query (404): encoded
    slashes, dot segments, ``%3F``, double encoding never match; then POST only (405)
@@ -21,6 +22,7 @@ without headers or bodies (401/403 as warnings: with no logging configured, they
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +46,7 @@ from .config import MOUNT, RelayConfig
 from .errors import RelayError, error_response
 from .forward import Outcome, forward
 from .limits import RateLimiter, SpendLedger
+from .store import MemoryStore, RelayStore, open_store
 
 __all__ = ["RELAY", "STATE", "RelayState", "relay_app", "standalone_app"]
 
@@ -55,8 +58,8 @@ class RelayState:
     """The relay's configuration and what it keeps between requests."""
 
     config: RelayConfig
-    limiter: RateLimiter
-    ledger: SpendLedger
+    #: the rate-limit buckets and the day's spend (:mod:`.store`: in this process, or shared in Redis)
+    store: RelayStore
     hosts: frozenset[str] = frozenset()
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
     #: while no cloud is available: what the page should know instead (serve.py's default cloud tier,
@@ -74,18 +77,27 @@ def relay_app(
     limiter: RateLimiter | None = None,
     ledger: SpendLedger | None = None,
     pending: Callable[[], dict[str, Any] | None] | None = None,
+    store: RelayStore | None = None,
 ) -> web.Application:
     """The relay, to mount at :data:`~hybrid_router_relay.config.MOUNT` (``config`` is validated first).
 
     ``app[STATE].config`` may be replaced while it runs (``with_cloud``: a cloud tier that came up);
     ``pending`` says what the page should know while there is no cloud yet (see :class:`RelayState`).
+    The limits and the spend live in ``store``, else where ``config.store`` says, else in this process
+    (``limiter`` and ``ledger``, when given: a test's clocks).
     """
     config.validate()
     lim = config.limits
+    if store is None and config.store is not None and limiter is None and ledger is None:
+        store = open_store(
+            config.store, per_minute=lim.rate_per_minute, burst=lim.burst, daily_usd=lim.daily_usd
+        )
     state = RelayState(
         config,
-        limiter or RateLimiter(lim.rate_per_minute, lim.burst),
-        ledger or SpendLedger(lim.daily_usd),
+        store
+        or MemoryStore(
+            limiter or RateLimiter(lim.rate_per_minute, lim.burst), ledger or SpendLedger(lim.daily_usd)
+        ),
         allowed_hosts(config),
         pending=pending,
     )
@@ -98,9 +110,13 @@ def relay_app(
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=lim.connect_timeout_s, sock_read=lim.read_timeout_s
         )
+        await state.store.start()
         state.session = aiohttp.ClientSession(timeout=timeout)
-        yield
-        await state.session.close()
+        try:
+            yield
+        finally:
+            await state.session.close()
+            await state.store.close()
 
     app.cleanup_ctx.append(session)
     app.router.add_route("*", "/{tail:.*}", _handle)
@@ -108,12 +124,16 @@ def relay_app(
 
 
 def standalone_app(
-    config: RelayConfig, *, limiter: RateLimiter | None = None, ledger: SpendLedger | None = None
+    config: RelayConfig,
+    *,
+    limiter: RateLimiter | None = None,
+    ledger: SpendLedger | None = None,
+    store: RelayStore | None = None,
 ) -> web.Application:
     """The relay alone (``python relay.py``): mounted at ``/api/cloud``, a JSON 404 everywhere else;
-    ``app[RELAY]`` is the relay sub-application (its ``[STATE]``: limiter, ledger)."""
+    ``app[RELAY]`` is the relay sub-application (its ``[STATE]``: the store of limits and spend)."""
     root = web.Application(middlewares=[_security_headers])
-    root[RELAY] = relay_app(config, limiter=limiter, ledger=ledger)
+    root[RELAY] = relay_app(config, limiter=limiter, ledger=ledger, store=store)
     root.add_subapp(MOUNT, root[RELAY])
 
     async def not_found(_: web.Request) -> web.StreamResponse:
@@ -178,7 +198,7 @@ def _method_not_allowed(allow: str) -> RelayError:
 
 async def _relay(request: web.Request, state: RelayState, cors: dict[str, str]) -> web.StreamResponse:
     config, cloud = state.config, state.config.cloud
-    wait = state.limiter.take(client_address(config, request))
+    wait = await state.store.take(client_address(config, request))
     if wait is not None:
         raise RelayError(
             429,
@@ -255,9 +275,9 @@ async def _spend_and_forward(
     price = state.config.prices.price_for(cloud.model)
     # worst case: a token is at least a byte of the body, and the answer is as long as allowed
     worst = price.cost(len(checked.data), checked.max_output_tokens)
-    reservation = state.ledger.reserve(worst)
+    reservation = await state.store.reserve(worst)
     if reservation is None:
-        wait = state.ledger.seconds_to_next_day()
+        wait = state.store.seconds_to_next_day()
         raise RelayError(
             402,
             "relay_spend_cap_reached",
@@ -271,4 +291,8 @@ async def _spend_and_forward(
         return await forward(request, state.session, cloud, checked.data, outcome, cors)
     finally:
         usage = None if outcome.usage is None else price.cost(*outcome.usage)
-        state.ledger.settle(reservation, usage if outcome.billable else 0.0)
+        settled = state.store.settle(reservation, usage if outcome.billable else 0.0)
+        try:  # shielded: a client that went away cancels this handler, the spend is settled all the same
+            await asyncio.shield(settled)
+        except RelayError as err:  # the answer has gone out: say it here, the reservation lapses later
+            log.error("relay could not settle a call's spend: %s (%s)", err.type, err)

@@ -53,15 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         f"Hybrid Router relay on {bound}: POST {url.rstrip('/')}{MOUNT}{cloud.endpoint} goes to the "
         f"{cloud.kind} provider as model {cloud.model!r}; origins allowed besides its own: "
         f"{', '.join(sorted(config.allowed_origins)) or 'none'}; access token "
-        f"{'required' if config.token else 'off (loopback only)'}  (Ctrl+C to stop)",
+        f"{'required' if config.token else 'off (loopback only)'}; limits and spend kept "
+        f"{'in Redis (shared)' if config.store else 'in this process'}  (Ctrl+C to stop)",
         flush=True,
     )
-    web.run_app(
-        standalone_app(config),
-        host=args.host,
-        port=args.port,
-        print=None,
-        access_log=None,
-        handler_cancellation=True,
-    )
+    try:
+        web.run_app(
+            standalone_app(config),
+            host=args.host,
+            port=args.port,
+            print=None,
+            access_log=None,
+            handler_cancellation=True,
+        )
+    except RelayConfigError as exc:  # the store (--store redis://...) could not be reached at start
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -23,6 +23,9 @@ The defences (flag / environment variable / default)::
     --connect-timeout / HYBRID_ROUTER_RELAY_CONNECT_TIMEOUT_S  10
     --read-timeout / HYBRID_ROUTER_RELAY_READ_TIMEOUT_S  120 (between two chunks of the answer)
     --trust-forwarded-for / HYBRID_ROUTER_RELAY_TRUST_FORWARDED  off: the client is the TCP peer
+    --store / HYBRID_ROUTER_RELAY_STORE                  memory (this process); redis://host:port/db:
+                                                         limits and spend shared by every relay process
+                                                         using it, kept across restarts (.store)
 
 Lists in the environment are separated by commas or spaces. A flag wins over its variable.
 """
@@ -170,6 +173,8 @@ class RelayConfig:
     limits: Limits = field(default_factory=Limits)
     prices: Prices = field(default_factory=Prices)
     trust_forwarded: bool = False
+    #: where the rate limits and the day's spend live: None (in this process) or a ``redis://`` URL
+    store: str | None = field(default=None, repr=False)
 
     def validate(self) -> None:
         self.cloud.validate()
@@ -236,9 +241,23 @@ class RelayConfig:
             limits=limits,
             prices=prices,
             trust_forwarded=src.flag("trust_forwarded_for", "TRUST_FORWARDED"),
+            store=_store_url(src.text("store", "STORE")),
         )
         config.validate()
         return config
+
+
+def _store_url(value: str | None) -> str | None:
+    name = (value or "").strip()
+    if name in ("", "memory"):
+        return None
+    if urllib.parse.urlsplit(name).scheme not in ("redis", "rediss", "unix"):
+        raise RelayConfigError(
+            "HYBRID_ROUTER_RELAY_STORE (--store) is neither memory nor a redis:// URL",
+            hint="Use memory (the default: one relay process) or redis://host:port/db (shared by every "
+            "relay process that names the same Redis; see docs/deploying.md).",
+        )
+    return name
 
 
 class _Source:
@@ -395,4 +414,11 @@ def add_relay_arguments(parser: argparse.ArgumentParser, *, limits: bool = True)
         action="store_true",
         default=None,
         help="behind a reverse proxy on loopback: the client is X-Forwarded-For's last entry",
+    )
+    group.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where rate limits and the day's spend live: memory (default, this process) or "
+        "redis://host:port/db, shared by every relay process using it and kept across restarts",
     )

@@ -6,7 +6,8 @@
 - :class:`SpendLedger`: the USD spent today (UTC). A call's worst-case cost is *reserved* before it is
   forwarded (refused when spent + reserved + cost would pass the cap), then *settled* at the cost of
   the usage in the answer; an answer without usage (a cut or stopped stream) keeps its worst case, an
-  error status costs nothing. In memory: a restart forgets the day's spend.
+  error status costs nothing. In memory: a restart forgets the day's spend (``.store.RedisStore`` keeps
+  both in Redis, shared by every relay process).
 - :class:`Prices`: list prices from ``models_manifest.json``'s ``cloud_prices`` (USD per million
   tokens), matched as ``hybrid_router.prices.CloudPrices.price_for`` does (a unit test holds them equal):
   the exact name, else the longest listed name it starts with followed by ``-``, ``:`` or ``@``, else
@@ -30,7 +31,7 @@ from types import MappingProxyType
 
 from .errors import RelayConfigError
 
-__all__ = ["Price", "Prices", "RateLimiter", "Reservation", "SpendLedger"]
+__all__ = ["Price", "Prices", "RateLimiter", "Reservation", "SpendLedger", "next_day_seconds"]
 
 _SEPARATORS = ("-", ":", "@")
 
@@ -155,12 +156,21 @@ class RateLimiter:
             del self._buckets[min(self._buckets, key=lambda k: self._buckets[k].updated)]
 
 
+def next_day_seconds(now: float) -> float:
+    """Seconds from ``now`` (a Unix time) to the next UTC midnight, at least 1."""
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return max(1.0, midnight.timestamp() - now)
+
+
 @dataclass
 class Reservation:
     """One call's worst case, held until :meth:`SpendLedger.settle`."""
 
     usd: float
     settled: bool = False
+    #: the store's name for it (``RedisStore``: its entry among the calls in flight)
+    ident: str = ""
 
 
 class SpendLedger:
@@ -182,9 +192,12 @@ class SpendLedger:
             self._day, self.spent = today, 0.0  # calls in flight keep their reservations
 
     def seconds_to_next_day(self) -> float:
-        now = self._clock()
-        midnight = dt.datetime.combine(self._today() + dt.timedelta(days=1), dt.time(), dt.UTC)
-        return max(1.0, midnight.timestamp() - now)
+        return next_day_seconds(self._clock())
+
+    def totals(self) -> tuple[float, float]:
+        """(spent today, reserved now) in USD."""
+        self._roll()
+        return self.spent, self.reserved
 
     def reserve(self, usd: float) -> Reservation | None:
         """Hold ``usd`` for a call, or None when that would pass the cap."""
