@@ -15,6 +15,7 @@ from pathlib import Path
 
 BENCHES = (
     "cache",
+    "chat_dtypes",
     "embeddings",
     "generation",
     "load",
