@@ -20,10 +20,11 @@ FILES = {
     "config.json": FileInfo(10, "a" * 64),
     "onnx/model.onnx": FileInfo(100, "b" * 64),
     "onnx/model_quantized.onnx": FileInfo(30, "c" * 64),
+    "onnx/model_q4.onnx": FileInfo(25, "d" * 64),
 }
 BUILT = {
-    EMBED: (Path("/cache/embed"), ["fp32", "q8"], dict(FILES)),
-    CHAT: (Path("/cache/chat"), ["fp32"], {k: v for k, v in FILES.items() if "quantized" not in k}),
+    EMBED: (Path("/cache/embed"), ["fp32", "q8"], {k: v for k, v in FILES.items() if "q4" not in k}),
+    CHAT: (Path("/cache/chat"), ["fp32", "q4"], {k: v for k, v in FILES.items() if "quantized" not in k}),
 }
 
 
@@ -37,7 +38,11 @@ def test_every_unbuilt_model_is_named_with_its_reason() -> None:
 
 def test_a_dtype_not_built_yet_is_named() -> None:
     built = {
-        EMBED: (Path("/cache/embed"), ["q8"], {k: v for k, v in FILES.items() if k != "onnx/model.onnx"})
+        EMBED: (
+            Path("/cache/embed"),
+            ["q8"],
+            {k: v for k, v in FILES.items() if k.endswith(("json", "quantized.onnx"))},
+        )
     }
     kept, left = select(RAW, built, models=[EMBED])
     assert kept[EMBED][1] == ["q8"]
@@ -51,7 +56,8 @@ def test_models_and_dtypes_choose_and_the_rest_is_named_with_its_reason() -> Non
     assert CHAT not in kept  # it has no q8
     assert f"{EMBED} fp32: not in the chosen set (--dtypes)" in left
     assert f"{CHAT} fp32: not in the chosen set (--dtypes)" in left
-    assert f"{CHAT}: none of its built dtypes (fp32) is in the chosen set (--dtypes)" in left
+    assert f"{CHAT} q4: not in the chosen set (--dtypes)" in left
+    assert f"{CHAT}: none of its built dtypes (fp32, q4) is in the chosen set (--dtypes)" in left
     others = {m["id"] for m in RAW["models"]} - {EMBED, CHAT}
     assert {f"{m}: not in the chosen set (--models)" for m in others} <= set(left)
 
