@@ -35,8 +35,13 @@ KEY = "sk-bench-load"
 TAG = re.compile(rb"\(request (\d+)\)")
 
 
-def _pcts(xs: list[float]) -> tuple[float, float, float]:
-    return percentile(xs, 50), percentile(xs, 95), percentile(xs, 99)
+def _pct(xs: list[float], q: float) -> float | None:
+    """The ``q``th percentile, or None (an empty cell) when a kind got no request: a small run's draw."""
+    return percentile(xs, q) if xs else None
+
+
+def _pcts(xs: list[float]) -> tuple[float | None, float | None, float | None]:
+    return _pct(xs, 50), _pct(xs, 95), _pct(xs, 99)
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:
@@ -111,8 +116,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     table(
         [("one-sentence embedding", 24), ("n", 5), ("p50 ms", 8), ("max ms", 8)],
         [
-            ("idle", len(idle), percentile(idle, 50), max(idle)),
-            ("while a local answer streams", len(streaming), percentile(streaming, 50), max(streaming)),
+            ("idle", len(idle), _pct(idle, 50), max(idle, default=None)),
+            (
+                "while a local answer streams",
+                len(streaming),
+                _pct(streaming, 50),
+                max(streaming, default=None),
+            ),
         ],
     )
     return {
@@ -120,7 +130,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "worker": _pcts(worker),
         "relay": _pcts(relay),
         "faults": dict(faults),
-        "embedding": {"idle": percentile(idle, 50), "streaming": percentile(streaming, 50)},
+        "embedding": {"idle": _pct(idle, 50), "streaming": _pct(streaming, 50)},
     }
 
 
