@@ -24,7 +24,7 @@ from typing import Any
 
 from tests.harness import REPO
 
-from .common import evaluate, header, median, router_page, server_and_browser, table
+from .common import evaluate, header, median, router_page, serve_worker_file, server_and_browser, table
 from .generation import PROMPT
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -66,17 +66,6 @@ ROUND = """async ({ model, dtype, prompt, maxTokens }) => {
 }"""
 
 
-def serve_worker(context: Any, origin: str) -> None:
-    """Answer ``WORKER_URL`` with ``WORKER``'s body and the headers serve.py sends with web/worker.js."""
-    body = WORKER.read_text()
-
-    def answer(route: Any) -> None:
-        real = route.fetch(url=origin + "/worker.js")
-        route.fulfill(response=real, body=body, headers={**real.headers, "content-type": "text/javascript"})
-
-    context.route(origin + WORKER_URL, answer)
-
-
 def run(runs: int = 2, smoke: bool = False) -> dict[str, Any]:
     from builder.models import load_manifest
 
@@ -90,7 +79,7 @@ def run(runs: int = 2, smoke: bool = False) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {d: [] for d in dtypes}
     with server_and_browser() as (server, browser):
         rp = router_page(browser, server)
-        serve_worker(rp.page.context, server.origin)
+        serve_worker_file(rp.page.context, server.origin, WORKER, WORKER_URL)
         for _ in range(runs):
             for dtype in dtypes:
                 setup = evaluate(rp.page, START, WORKER_URL)

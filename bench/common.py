@@ -123,6 +123,19 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else ""
 
 
+def serve_worker_file(context: Any, origin: str, file: Path, url: str) -> None:
+    """Answer ``url`` (a path) in ``context`` with ``file``'s body and the headers serve.py sends with
+    ``web/worker.js`` (Content-Security-Policy, COOP/COEP, CORP): a bench's own worker, same-origin and
+    served as the product serves its own (a ``blob:`` worker is refused by the CSP)."""
+    body = file.read_text()
+
+    def answer(route: Any) -> None:
+        real = route.fetch(url=origin + "/worker.js")
+        route.fulfill(response=real, body=body, headers={**real.headers, "content-type": "text/javascript"})
+
+    context.route(origin + url, answer)
+
+
 @contextlib.contextmanager
 def server_and_browser() -> Iterator[tuple[Server, Any]]:
     """serve.py (no cloud) and a headless Chromium, both stopped on the way out."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.harness import REPO
 
-from .common import evaluate, header, median, p95, router_page, server_and_browser, table
+from .common import evaluate, header, median, p95, router_page, serve_worker_file, server_and_browser, table
 from .generation import PROMPT
 
 #: everyday sentences of the test set (10-100 characters: no padding to the 256-token window, no truncation)
@@ -96,19 +96,6 @@ PAIRED = """async ({ what, args, runs, warmup }) => {
 }"""
 
 
-def serve_plain_worker(context: Any, origin: str) -> None:
-    """Answer ``PLAIN_URL`` in ``context`` with ``PLAIN_WORKER``'s body and the headers serve.py sends
-    with ``web/worker.js`` (Content-Security-Policy, COOP/COEP, CORP): a same-origin worker served as
-    the product serves its own."""
-    body = PLAIN_WORKER.read_text()
-
-    def answer(route: Any) -> None:
-        real = route.fetch(url=origin + "/worker.js")
-        route.fulfill(response=real, body=body, headers={**real.headers, "content-type": "text/javascript"})
-
-    context.route(origin + PLAIN_URL, answer)
-
-
 def run(runs: int = 10, smoke: bool = False) -> dict[str, Any]:
     calls = 2 if smoke else DECISION_CALLS
     gen_tokens = 4 if smoke else GEN_TOKENS
@@ -120,7 +107,7 @@ def run(runs: int = 10, smoke: bool = False) -> dict[str, Any]:
     with server_and_browser() as (server, browser):
         rp = router_page(browser, server)
         page = rp.page
-        serve_plain_worker(page.context, server.origin)
+        serve_worker_file(page.context, server.origin, PLAIN_WORKER, PLAIN_URL)
         info = evaluate(page, "() => window.router.info")
         plain = evaluate(page, START_PLAIN, PLAIN_URL)
         print(
