@@ -120,12 +120,17 @@ export class ModelStore {
    * the storing, not the download: `storeError` says why. An aborted `signal` aborts the fetch. A download
    * that receives nothing for `idleMs` (default 30 s) is aborted as stalled (a `TimeoutError`): the chunks
    * stored so far stay for the next try, and the caller's cross-tab lock on the file is released.
+   * `parts`: the file is served in parts (a static site), fetched in order instead of `url`, each one whole
+   * (from the part that holds byte `start`), their bytes joined as they arrive; `partLengths` says how many
+   * bytes each part held (those before the first fetched count as their size). `onBytes` counts across parts.
    * @param {string} url
    * @param {{ key: string, start: number, size: number, chunkBytes: number, store: boolean,
-   *   signal?: AbortSignal, onBytes?: (held: number) => void, idleMs?: number }} options
-   * @returns {Promise<{ data: Uint8Array, length: number, storeError: string | null, restarted: boolean }>}
+   *   signal?: AbortSignal, onBytes?: (held: number) => void, idleMs?: number,
+   *   parts?: { url: string, size: number }[] }} options
+   * @returns {Promise<{ data: Uint8Array, length: number, storeError: string | null, restarted: boolean,
+   *   partLengths: number[] }>}
    */
-  async download(url, { key, start, size, chunkBytes, store, signal, onBytes, idleMs = 30000 }) {
+  async download(url, { key, start, size, chunkBytes, store, signal, onBytes, idleMs = 30000, parts = [] }) {
     const idle = new AbortController();
     const onAbort = () => idle.abort(signal?.reason);
     if (signal?.aborted) onAbort(); else signal?.addEventListener("abort", onAbort, { once: true });
@@ -134,7 +139,7 @@ export class ModelStore {
     const watch = () => { clearTimeout(timer); timer = setTimeout(() => idle.abort(stalled), idleMs); };
     watch();
     try {
-      return await this.#download(url, { key, start, size, chunkBytes, store, signal: idle.signal, onBytes, watch });
+      return await this.#download(url, { key, start, size, chunkBytes, store, signal: idle.signal, onBytes, watch, parts });
     } catch (error) {
       throw idle.signal.reason === stalled ? stalled : error;
     } finally {
@@ -146,9 +151,10 @@ export class ModelStore {
   /**
    * @param {string} url
    * @param {{ key: string, start: number, size: number, chunkBytes: number, store: boolean,
-   *   signal: AbortSignal, onBytes?: (held: number) => void, watch: () => void }} options
+   *   signal: AbortSignal, onBytes?: (held: number) => void, watch: () => void,
+   *   parts: { url: string, size: number }[] }} options
    */
-  async #download(url, { key, start, size, chunkBytes, store, signal, onBytes, watch }) {
+  async #download(url, { key, start, size, chunkBytes, store, signal, onBytes, watch, parts }) {
     let restarted = false;
     let out = new Uint8Array(Math.max(size, 1));
     if (start > 0) {
@@ -156,38 +162,50 @@ export class ModelStore {
       if (held && held.byteLength === start) out.set(held);
       else { start = 0; restarted = true; }
     }
-    const response = await fetch(url, { signal, cache: "no-store", headers: start > 0 ? { Range: `bytes=${start}-` } : {} });
-    if (!response.ok || !response.body) {
-      throw named("HttpError", `HTTP ${response.status} ${response.statusText} for ${url}`, { status: response.status });
-    }
-    if (start > 0 && response.status !== 206) { start = 0; restarted = true; } // the server sent the whole file
+    // what to fetch: the file from `start` (a Range request), or each part whole from the one holding `start`
+    let first = 0;
+    let offset = 0;
+    while (first < parts.length - 1 && offset + parts[first].size <= start) offset += parts[first++].size;
+    const requests = parts.length ? parts.slice(first).map((p) => ({ url: p.url, range: false }))
+      : [{ url, range: start > 0 }];
+    /** @type {number[]} */
+    const partLengths = parts.slice(0, first).map((p) => p.size);
     const report = (/** @type {number} */ n) => { try { onBytes?.(n); } catch { /* the listener went away */ } };
-    let held = start;
+    let held = parts.length ? offset : start;
     let chunkStart = start;
     /** @type {string | null} */ let storeError = null;
-    const reader = response.body.getReader();
     report(held);
-    while (true) {
-      const { done: finished, value } = await reader.read();
-      if (finished) break;
-      watch();
-      if (held + value.byteLength > out.byteLength) { // longer than the manifest says: keep it, the caller will see
-        const bigger = new Uint8Array(Math.max(out.byteLength * 2, held + value.byteLength));
-        bigger.set(out.subarray(0, held));
-        out = bigger;
+    for (const request of requests) {
+      const response = await fetch(request.url, { signal, cache: "no-store", headers: request.range ? { Range: `bytes=${start}-` } : {} });
+      if (!response.ok || !response.body) {
+        throw named("HttpError", `HTTP ${response.status} ${response.statusText} for ${request.url}`, { status: response.status });
       }
-      out.set(value, held);
-      held += value.byteLength;
-      report(held);
-      while (store && !storeError && held - chunkStart >= chunkBytes) {
-        storeError = await this.#tryPut(key, chunkStart / chunkBytes, out.slice(chunkStart, chunkStart + chunkBytes).buffer);
-        chunkStart += chunkBytes;
+      if (request.range && response.status !== 206) { held = chunkStart = start = 0; restarted = true; } // the server sent the whole file
+      const reader = response.body.getReader();
+      const partStart = held;
+      while (true) {
+        const { done: finished, value } = await reader.read();
+        if (finished) break;
+        watch();
+        if (held + value.byteLength > out.byteLength) { // longer than the manifest says: keep it, the caller will see
+          const bigger = new Uint8Array(Math.max(out.byteLength * 2, held + value.byteLength));
+          bigger.set(out.subarray(0, held));
+          out = bigger;
+        }
+        out.set(value, held);
+        held += value.byteLength;
+        report(held);
+        while (store && !storeError && held - chunkStart >= chunkBytes) {
+          storeError = await this.#tryPut(key, chunkStart / chunkBytes, out.slice(chunkStart, chunkStart + chunkBytes).buffer);
+          chunkStart += chunkBytes;
+        }
       }
+      if (parts.length) partLengths.push(held - partStart);
     }
     if (store && !storeError && held > chunkStart) {
       storeError = await this.#tryPut(key, chunkStart / chunkBytes, out.slice(chunkStart, held).buffer);
     }
-    return { data: out.subarray(0, held), length: held, storeError, restarted };
+    return { data: out.subarray(0, held), length: held, storeError, restarted, partLengths };
   }
 
   /** @param {string} key @param {number} index @param {ArrayBuffer} data @returns {Promise<string | null>} */

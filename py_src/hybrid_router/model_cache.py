@@ -12,6 +12,10 @@ from the network:
 - a download resumes from the chunks already stored (a ``Range`` request) and is verified as a whole;
   a resumed download that does not verify is fetched once more from the start; bytes from the server
   that do not match the manifest are a :class:`~hybrid_router.errors.ModelLoadError`;
+- a file the manifest lists in parts (a static site: hosts limit the size of one file) is fetched part
+  after part and joined as it arrives (a resumed one from the part that holds its first missing byte);
+  the joined file is checked whole against the manifest's sha256, and a file that fails is checked part by
+  part, so that the error names the part that is wrong (its size and sha256 are in the manifest too);
 - before a download, the storage estimate and the optional byte budget are checked; the least
   recently used models are evicted to make room; when there is no room (or the store refuses with a
   quota error) the file is not stored, a :class:`~hybrid_router.errors.StorageError` is recorded
@@ -51,7 +55,7 @@ from .cache_store import (
     plan_eviction,
 )
 from .errors import ModelLoadError, StorageError, ValidationError
-from .manifest import Manifest
+from .manifest import Manifest, PartInfo
 
 __all__ = [
     "CHUNK_BYTES",
@@ -130,15 +134,18 @@ class ModelCache:
         model_id, _, rel = path[len(self._base_path) :].partition("/")
         entry = next((m for m in self.manifest.models if m.id == model_id), None)
         info = entry.files.get(rel) if entry is not None else None
-        return None if info is None else FileRef(model_id, rel, info.size, info.sha256)
+        return None if info is None else FileRef(model_id, rel, info.size, info.sha256, info.parts)
 
     def files(self, model_id: str, dtype: str | None = None) -> list[FileRef]:
         """Every file one load of ``model_id`` in ``dtype`` (default dtype when None) reads."""
         variant = self.manifest.model(model_id).variant(dtype)
-        return [FileRef(model_id, p, f.size, f.sha256) for p, f in variant.files.items()]
+        return [FileRef(model_id, p, f.size, f.sha256, f.parts) for p, f in variant.files.items()]
 
     def url(self, ref: FileRef) -> str:
         return self.base_url + ref.key
+
+    def part_url(self, ref: FileRef, part: PartInfo) -> str:
+        return f"{self.base_url}{ref.model}/{part.path}"
 
     # --- events
 
@@ -454,6 +461,7 @@ class ModelCache:
         store = await self._make_room(ref, ref.size - start)
         if store:
             store = await self._put(ref, complete=False)
+        parts = [(self.part_url(ref, p), p.size) for p in ref.parts]
         for attempt in (0, 1):
             result = await self.store.download(
                 self.url(ref),
@@ -463,6 +471,7 @@ class ModelCache:
                 chunk_bytes=self.chunk_bytes,
                 store=store,
                 on_bytes=self._progress_of(ref),
+                **({"parts": parts} if parts else {}),
             )
             if start and not result.restarted and attempt == 0:
                 self._record(
@@ -476,6 +485,7 @@ class ModelCache:
                 break
             await self.store.delete(ref.key)
             if start == 0 or attempt == 1:
+                await self._raise_for_part(ref, result)
                 raise ModelLoadError(
                     f"{ref.key} from the server is {problem}: it does not match the manifest",
                     hint="The served model folder differs from models_manifest.json: rebuild the models "
@@ -499,6 +509,34 @@ class ModelCache:
         with contextlib.suppress(StoreFull):
             await self.store.delete(ref.key)  # free what the partial file took
         return result.data
+
+    async def _raise_for_part(self, ref: FileRef, result: Download) -> None:
+        """A file served in parts that failed its check: the first part that is not the manifest's, named
+        in a ModelLoadError (nothing raised when every part checks, e.g. a manifest at odds with itself)."""
+        lengths = result.part_lengths or tuple(p.size for p in ref.parts)
+        offset = 0
+        for i, (part, got) in enumerate(zip(ref.parts, lengths, strict=False)):
+            problem = None
+            if got != part.size:
+                problem = f"{'truncated' if got < part.size else 'too long'} ({got} of {part.size} bytes)"
+            else:
+                view = self.store.view(result.data, offset, offset + part.size)
+                digest = await self.store.digest(view)
+                if digest != part.sha256:
+                    problem = f"corrupted (sha256 {digest[:12]}… instead of {part.sha256[:12]}…)"
+            if problem is not None:
+                raise ModelLoadError(
+                    f"{ref.model}/{part.path} (part {i + 1} of {len(ref.parts)} of {ref.key}) from the "
+                    f"server is {problem}: it does not match the site's models manifest",
+                    hint="Deploy the site folder that python -m builder site wrote as it is: every part "
+                    "and models_manifest.json together (a part changed, cut short or left out of an "
+                    "upload is refused); rebuild the site if a file in it was edited.",
+                    model=ref.model,
+                    file=ref.path,
+                    part=part.path,
+                    url=self.part_url(ref, part),
+                )
+            offset += got
 
     async def _make_room(self, ref: FileRef, need: int) -> bool:
         """Whether ``need`` more bytes may be stored, after evicting least recently used models."""

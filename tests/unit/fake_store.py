@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,27 +70,29 @@ FILES: dict[str, bytes] = {
 
 def manifest() -> Manifest:
     """``alpha`` (fp32: 45 + 18 bytes, q8: 17 + 18) and ``beta`` (fp32: 30 + 17)."""
+    return Manifest.from_dict(_raw_manifest())
+
+
+def _raw_manifest() -> dict[str, Any]:
     f = FILES
-    return Manifest.from_dict(
-        {
-            "schema": 1,
-            "models": [
-                _model(
-                    "alpha",
-                    {"config.json": f["alpha/config.json"]},
-                    {
-                        "fp32": {"onnx/model.onnx": f["alpha/onnx/model.onnx"]},
-                        "q8": {"onnx/model_quantized.onnx": f["alpha/onnx/model_quantized.onnx"]},
-                    },
-                ),
-                _model(
-                    "beta",
-                    {"config.json": f["beta/config.json"]},
-                    {"fp32": {"onnx/model.onnx": f["beta/onnx/model.onnx"]}},
-                ),
-            ],
-        }
-    )
+    return {
+        "schema": 1,
+        "models": [
+            _model(
+                "alpha",
+                {"config.json": f["alpha/config.json"]},
+                {
+                    "fp32": {"onnx/model.onnx": f["alpha/onnx/model.onnx"]},
+                    "q8": {"onnx/model_quantized.onnx": f["alpha/onnx/model_quantized.onnx"]},
+                },
+            ),
+            _model(
+                "beta",
+                {"config.json": f["beta/config.json"]},
+                {"fp32": {"onnx/model.onnx": f["beta/onnx/model.onnx"]}},
+            ),
+        ],
+    }
 
 
 @dataclass
@@ -107,6 +109,8 @@ class FakeStore:
     honour_range: bool = True
     #: downloads: (key, start) in order
     requests: list[tuple[str, int]] = field(default_factory=list)
+    #: the parts fetched (their paths under BASE), in order
+    part_requests: list[str] = field(default_factory=list)
     #: per-key locks shared by every ModelCache over this store (like tabs over one IndexedDB)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: the keys, each time one was locked
@@ -144,6 +148,9 @@ class FakeStore:
     def length(self, data: bytes) -> int:
         return len(data)
 
+    def view(self, data: bytes, start: int, end: int) -> bytes:
+        return data[start:end]
+
     async def digest(self, data: bytes) -> str:
         self.digests += 1
         return hashlib.sha256(data).hexdigest()
@@ -177,23 +184,36 @@ class FakeStore:
         chunk_bytes: int,
         store: bool,
         on_bytes: Callable[[int], None],
+        parts: Sequence[tuple[str, int]] = (),
     ) -> Download:
         assert url.startswith(BASE)
-        body = self.server[url[len(BASE) :]]
         restarted = False
-        if start and not self.honour_range:
+        if start and not self.honour_range and not parts:
             start, restarted = 0, True
         held = b"".join(self.chunks.get((key, i), b"") for i in range(start // chunk_bytes))
         if len(held) != start:
             held, start, restarted = b"", 0, True
         self.requests.append((key, start))
-        data = bytearray(held)
+        # a file in parts: each part whole, from the one that holds byte `start` on (no Range request)
+        first, offset = 0, 0
+        while parts and first < len(parts) - 1 and offset + parts[first][1] <= start:
+            offset += parts[first][1]
+            first += 1
+        if parts:
+            segments = [u[len(BASE) :] for u, _ in parts[first:]]
+            self.part_requests += segments
+            body = b"".join(self.server[p] for p in segments)
+            lengths = tuple(n for _, n in parts[:first]) + tuple(len(self.server[p]) for p in segments)
+            data, pos0 = bytearray(held[:offset]), 0
+        else:
+            body, lengths = self.server[url[len(BASE) :]], ()
+            data, pos0 = bytearray(held), start
         on_bytes(len(data))
         error: str | None = None
         chunk_start = start
-        for pos in range(start, len(body), self.piece):
+        for pos in range(pos0, len(body), self.piece):
             await asyncio.sleep(0)
-            if self.gate is not None and pos > start:
+            if self.gate is not None and pos > pos0:
                 await self.gate.wait()
             data += body[pos : pos + self.piece]
             if self.on_piece:
@@ -212,4 +232,30 @@ class FakeStore:
                 self._write(key, chunk_start // chunk_bytes, bytes(data[chunk_start:]))
             except StoreFull as exc:
                 error = str(exc)
-        return Download(bytes(data), len(data), store_error=error, restarted=restarted)
+        return Download(bytes(data), len(data), store_error=error, restarted=restarted, part_lengths=lengths)
+
+
+def parted(
+    part_bytes: int, paths: tuple[str, ...] = ("alpha/onnx/model.onnx",)
+) -> tuple[Manifest, FakeStore]:
+    """:func:`manifest` with ``paths`` served in parts of ``part_bytes`` (``<path>.partN`` on the fake
+    server, as a static site holds them; the whole files are not served), and its store."""
+    store = FakeStore()
+    data = _raw_manifest()
+    for path in paths:
+        model, _, rel = path.partition("/")
+        body = store.server.pop(path)
+        parts = []
+        for i in range(0, len(body), part_bytes):
+            piece = body[i : i + part_bytes]
+            store.server[f"{path}.part{i // part_bytes}"] = piece
+            parts.append({"path": f"{rel}.part{i // part_bytes}", "size": len(piece), "sha256": _sha(piece)})
+        entry = next(m for m in data["models"] if m["id"] == model)
+        for files in [entry["files"], *(v["files"] for v in entry["variants"].values())]:
+            if rel in files:
+                files[rel]["parts"] = parts
+    return Manifest.from_dict(data), store
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

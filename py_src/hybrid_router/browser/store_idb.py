@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import js
@@ -87,6 +87,9 @@ class IdbStore:
     def length(self, data: Any) -> int:
         return int(data.byteLength)
 
+    def view(self, data: Any, start: int, end: int) -> Any:
+        return data.subarray(start, end)
+
     async def digest(self, data: Any) -> str:
         return str(await self._js.digest(data))
 
@@ -119,6 +122,7 @@ class IdbStore:
         chunk_bytes: int,
         store: bool,
         on_bytes: Callable[[int], None],
+        parts: Sequence[tuple[str, int]] = (),
     ) -> Download:
         controller = js.AbortController.new()
         callback = create_proxy(lambda n: on_bytes(int(n)))
@@ -131,6 +135,7 @@ class IdbStore:
                 "store": store,
                 "signal": controller.signal,
                 "onBytes": callback,
+                "parts": [{"url": u, "size": n} for u, n in parts],
                 **({"idleMs": self.idle_ms} if self.idle_ms else {}),
             }
         )
@@ -156,4 +161,5 @@ class IdbStore:
             length=int(result.length),
             store_error=None if error is None else str(error),
             restarted=bool(result.restarted),
+            part_lengths=tuple(int(n) for n in result.partLengths),
         )
