@@ -1,11 +1,20 @@
 """The static site: one folder any static file host serves as it is (no serve.py, no special headers).
 
-    python -m builder site DIR [--relay URL] [--models ID ...] [--dtypes DTYPE ...]
-                                                        (./hr build --site DIR builds first)
+    python -m builder site DIR [--relay URL] [--models ID ...] [--dtypes DTYPE ... | all]
+                               [--part-bytes N]         (./hr build --site DIR builds first)
 
-It says the site's size, each file over :data:`HOST_FILE_LIMIT` (hosts such as Cloudflare Pages refuse
-them) and, as warnings, each model and dtype of the manifest left out and why (not built yet, or not
-chosen by ``--models``/``--dtypes``).
+By default the site holds every built model in the dtype the default policy loads (the manifest's
+``default_dtype``); ``--models``/``--dtypes`` choose others (``--dtypes all``: every built dtype). It says
+the site's size, each file over :data:`HOST_FILE_LIMIT` (hosts such as Cloudflare Pages refuse them) and,
+as warnings, each model and dtype of the manifest left out and why (not built yet, not the default dtype,
+or not chosen by ``--models``/``--dtypes``).
+
+No file of the site is larger than :data:`HOST_FILE_LIMIT`: a model file larger than ``--part-bytes``
+(:data:`PART_BYTES` by default) is written as parts ``<file>.part0``, ``.part1``, ... that the site's
+models manifest lists with their sizes and sha256 (the model cache fetches them, joins them and checks
+each part and the whole); a runtime file over the limit (ONNX Runtime's asyncify build, 25.6 MiB, which
+only a device with WebGPU and without JS Promise Integration loads) is split the same way, and boot.json
+lists its parts (py-bridge.js joins them into ONNX Runtime's ``wasmBinary``).
 
 Layout of ``DIR``::
 
@@ -21,7 +30,8 @@ Layout of ``DIR``::
     assets/<name>-<version>-<hash>/       the runtime: Pyodide + wheels, Transformers.js, ONNX Runtime,
                                           our wheels, Workbox; <hash> is of the folder's content, so
                                           these URLs are immutable (cache them for a year)
-    models-<hash>/<model id>/<file>       the model files (the cache checks each against the manifest)
+    models-<hash>/<model id>/<file>       the model files (the cache checks each against the manifest),
+                                          a large one as <file>.part0, .part1, ... (see above)
 
 The page carries its Content-Security-Policy in a ``<meta>`` (a host without header support still
 enforces it); ``_headers`` has it as a header too. Model files are hard links into the build cache where
@@ -44,7 +54,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hybrid_router.manifest import FileInfo, Manifest
+from hybrid_router.manifest import FileInfo, Manifest, PartInfo
 
 from . import pins
 from .common import REPO, BuildError, atomic_dir, log, sha256_file
@@ -58,6 +68,10 @@ CSP_MARKER = "<!-- site:csp -->"
 BUILD_FILE = "build.json"
 #: the largest file some static hosts take (Cloudflare Pages: 25 MiB); larger ones are named
 HOST_FILE_LIMIT = 25 * 2**20
+#: model and runtime files larger than this are written in parts of this size (the last one shorter)
+PART_BYTES = 24 * 2**20
+#: ``--dtypes all``: every built dtype of each model
+ALL_DTYPES = "all"
 #: files the service worker leaves to the network (models live in IndexedDB; these describe the site)
 NOT_PRECACHED = frozenset({"sw.js", "_headers", BUILD_FILE})
 
@@ -96,6 +110,21 @@ def content_hash(entries: Mapping[str, str]) -> str:
     for name in sorted(entries):
         h.update(f"{name}\0{entries[name]}\n".encode())
     return h.hexdigest()[:12]
+
+
+def split_file(src: Path, dest: Path, part_bytes: int) -> list[tuple[Path, int, str]]:
+    """``src`` written as ``dest.part0``, ``dest.part1``, ... of ``part_bytes`` each (the last one shorter):
+    ``(part file, size, sha256)`` in order. The parts are new files (a slice cannot be a hard link)."""
+    if part_bytes <= 0:
+        raise BuildError(f"--part-bytes {part_bytes}: must be positive", hint=f"e.g. {PART_BYTES}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    with src.open("rb") as f:
+        while piece := f.read(part_bytes):
+            part = dest.with_name(f"{dest.name}.part{len(out)}")
+            part.write_bytes(piece)
+            out.append((part, len(piece), hashlib.sha256(piece).hexdigest()))
+    return out
 
 
 def _place(src: Path, dest: Path) -> None:
@@ -182,8 +211,10 @@ def select(
     models: Sequence[str] | None = None,
     dtypes: Sequence[str] | None = None,
 ) -> tuple[dict[str, tuple[Path, list[str], dict[str, FileInfo]]], list[str]]:
-    """What of ``built`` goes on the site (``models``/``dtypes``: only these; None: all built), and a line
-    for each model or dtype of the manifest ``raw`` that is left out, saying why."""
+    """What of ``built`` goes on the site, and a line for each model or dtype of the manifest ``raw`` that
+    is left out, saying why. ``models``: only these (None: every built one); ``dtypes``: only these
+    (``["all"]``: every built one; None: the one the default policy loads, the manifest's
+    ``default_dtype``, or the first built one where that is not built)."""
     from .models import dtype_of
 
     kept: dict[str, tuple[Path, list[str], dict[str, FileInfo]]] = {}
@@ -202,8 +233,16 @@ def select(
             for d in entry.get("variants", {})
             if d not in have
         ]
-        chosen = [d for d in have if dtypes is None or d in dtypes]
-        left += [f"{mid} {d}: not in the chosen set (--dtypes)" for d in have if d not in chosen]
+        if dtypes is None:
+            default = entry.get("default_dtype")
+            chosen = [default if default in have else have[0]] if have else []
+            why = "not the default policy's dtype (--dtypes all keeps every built one)"
+            if have and default not in have:
+                left.append(f"{mid} {default} (its default): not built yet, {have[0]} stands in")
+        else:
+            chosen = [d for d in have if ALL_DTYPES in dtypes or d in dtypes]
+            why = "not in the chosen set (--dtypes)"
+        left += [f"{mid} {d}: {why}" for d in have if d not in chosen]
         if not chosen:
             left.append(
                 f"{mid}: none of its built dtypes ({', '.join(have)}) is in the chosen set (--dtypes)"
@@ -236,14 +275,24 @@ class _Writer:
         self.text(rel, json.dumps(data, indent=2) + "\n")
 
 
-def _copy_runtime(w: _Writer, name: str, folder: Path) -> str:
-    """Copy a runtime folder to ``assets/<name>-<content hash>/``; return that URL (relative, ends in /)."""
+def _copy_runtime(w: _Writer, name: str, folder: Path, split: dict[str, list[dict[str, Any]]]) -> str:
+    """Copy a runtime folder to ``assets/<name>-<content hash>/``; return that URL (relative, ends in /).
+
+    A WebAssembly file over :data:`HOST_FILE_LIMIT` is written in parts: ``split[its URL]`` lists them."""
     files = {
         p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
     }
     url = f"assets/{name}-{content_hash(files)}/"
     for fname, digest in files.items():
-        w.add(url + fname, folder / fname, immutable=True, sha256=digest)
+        src = folder / fname
+        if fname.endswith(".wasm") and src.stat().st_size > HOST_FILE_LIMIT:
+            split[url + fname] = []
+            for part, size, sha in split_file(src, w.root / url / fname, PART_BYTES):
+                rel = url + part.name
+                w.files[rel] = SiteFile(rel, size, sha, True)
+                split[url + fname].append({"url": rel, "size": size, "sha256": sha})
+            continue
+        w.add(url + fname, src, immutable=True, sha256=digest)
     return url
 
 
@@ -252,13 +301,14 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
     boot = assets["boot"]
     mounts = {url: Path(path) for url, path in assets["mounts"].items()}
     moved: dict[str, str] = {}
+    split: dict[str, list[dict[str, Any]]] = {}
     for url, folder in mounts.items():
         # /vendor/pyodide/0.27.7-<key>/ -> pyodide-0.27.7; /vendor/wheels/<key>/ -> wheels; /app/<key>/ -> app
         parts = url.strip("/").split("/")
         name = parts[1] if parts[0] == "vendor" else "app"
         if parts[0] == "vendor" and "-" in parts[2]:
             name += "-" + parts[2].split("-")[0]
-        moved[url] = _copy_runtime(w, name, folder)
+        moved[url] = _copy_runtime(w, name, folder, split)
 
     def at(url: str) -> str:
         for old, new in moved.items():
@@ -268,14 +318,27 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
             f"{url}: not in any built folder", hint="rebuild the assets: ./hr python -m builder assets"
         )
 
+    def build(files: Mapping[str, str]) -> dict[str, Any]:
+        # a wasm in parts: boot.json lists them (py-bridge.js joins them into ONNX Runtime's wasmBinary)
+        out: dict[str, Any] = {k: at(u) for k, u in files.items()}
+        if out.get("wasm") in split:
+            out["wasm_parts"] = split[out["wasm"]]
+        return out
+
+    ort = boot["ort"]
+    if at(ort["wasm"]) in split:
+        raise BuildError(
+            f"{ort['wasm']}: ONNX Runtime's default build is over {HOST_FILE_LIMIT >> 20} MiB",
+            hint="every device loads the default build whole: choose a smaller one in builder/pins.py",
+        )
     return {
         "pyodide": {**boot["pyodide"], "index_url": at(boot["pyodide"]["index_url"])},
         "transformers": {**boot["transformers"], "url": at(boot["transformers"]["url"])},
         "ort": {
-            **boot["ort"],
-            "mjs": at(boot["ort"]["mjs"]),
-            "wasm": at(boot["ort"]["wasm"]),
-            "builds": {n: {k: at(u) for k, u in b.items()} for n, b in boot["ort"].get("builds", {}).items()},
+            **ort,
+            "mjs": at(ort["mjs"]),
+            "wasm": at(ort["wasm"]),
+            "builds": {n: build(b) for n, b in ort.get("builds", {}).items()},
         },
         "wheels": [at(u) for u in boot["wheels"]],
         "workbox": [at(u) for u in assets["workbox"]],
@@ -283,14 +346,35 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _models(w: _Writer, built: Mapping[str, tuple[Path, list[str], dict[str, FileInfo]]]) -> str:
-    entries = {f"{mid}/{p}": f.sha256 for mid, (_, _, files) in built.items() for p, f in files.items()}
+def _models(w: _Writer, built: Built, part_bytes: int) -> tuple[str, dict[str, dict[str, FileInfo]]]:
+    """The model files into ``models-<hash>/`` (those over ``part_bytes`` in parts); returns that URL and
+    each model's files as the site serves them (with their parts), for the site's models manifest."""
+
+    def parted(f: FileInfo) -> bool:
+        return f.size > part_bytes
+
+    entries = {
+        f"{mid}/{p}": f"{f.sha256} {part_bytes if parted(f) else 0}"  # the layout is part of the content
+        for mid, (_, _, files) in built.items()
+        for p, f in files.items()
+    }
     base = f"models-{content_hash(entries)}/"
+    served: dict[str, dict[str, FileInfo]] = {}
     for mid, (folder, _, files) in built.items():
+        served[mid] = {}
         for rel, info in files.items():
-            w.files[base + f"{mid}/{rel}"] = SiteFile(base + f"{mid}/{rel}", info.size, info.sha256, True)
-            _place(folder / rel, w.root / base / mid / rel)
-    return base
+            if not parted(info):
+                w.files[base + f"{mid}/{rel}"] = SiteFile(base + f"{mid}/{rel}", info.size, info.sha256, True)
+                _place(folder / rel, w.root / base / mid / rel)
+                served[mid][rel] = info
+                continue
+            parts = []
+            for part, size, sha in split_file(folder / rel, w.root / base / mid / rel, part_bytes):
+                path = f"{rel.rpartition('/')[0]}/{part.name}".lstrip("/")
+                w.files[base + f"{mid}/{path}"] = SiteFile(base + f"{mid}/{path}", size, sha, True)
+                parts.append(PartInfo(path, size, sha))
+            served[mid][rel] = FileInfo(info.size, info.sha256, tuple(parts))
+    return base, served
 
 
 def headers_file(csp: str, *, isolation: bool, models_url: str) -> str:
@@ -323,9 +407,15 @@ def headers_file(csp: str, *, isolation: bool, models_url: str) -> str:
 
 def _on_demand(ort: Mapping[str, Any]) -> list[str]:
     """The ONNX Runtime builds only a device with WebGPU loads (asyncify, jspi): not precached (every
-    device would download them), but cached by the service worker the first time they are used."""
+    device would download them), but cached by the service worker the first time they are used (a wasm
+    in parts: its parts, the files the site has)."""
     default = {ort["mjs"], ort["wasm"]}
-    return sorted({u for b in ort.get("builds", {}).values() for u in b.values()} - default)
+    urls = set()
+    for b in ort.get("builds", {}).values():
+        urls |= (
+            {b["mjs"], *(p["url"] for p in b["wasm_parts"])} if "wasm_parts" in b else {b["mjs"], b["wasm"]}
+        )
+    return sorted(urls - default)
 
 
 def _service_worker(
@@ -353,13 +443,16 @@ def build_site(
     models: Sequence[str] | None = None,
     dtypes: Sequence[str] | None = None,
     isolation_headers: bool = True,
+    part_bytes: int = PART_BYTES,
     assets: dict[str, Any] | None = None,
     built: Built | None = None,
     raw_manifest: dict[str, Any] | None = None,
 ) -> Site:
     """Write the static site into ``out`` (replacing a site built there before; refusing any other folder).
 
-    ``models``/``dtypes``: only these (default: every built one); what is left out is logged as warnings.
+    ``models``/``dtypes``: only these (default: every built model in its default dtype, see
+    :func:`select`); what is left out is logged as warnings. ``part_bytes``: model files larger than this
+    are written in parts (:data:`PART_BYTES`, under the hosts' :data:`HOST_FILE_LIMIT`).
     ``assets`` (site.json's content), ``built`` (model id -> folder, dtypes, files) and ``raw_manifest``
     default to the build cache's and the repository's; the tests pass their own."""
     import site_headers
@@ -388,7 +481,7 @@ def build_site(
         tmp.chmod(0o755)
         w = _Writer(tmp)
         runtime = _runtime(w, assets)
-        models_url = _models(w, built)
+        models_url, served = _models(w, built, part_bytes)
         csp = site_headers.content_security_policy(
             connect=[o for o in [relay_origin(relay)] if o], frame_ancestors=None
         )
@@ -412,7 +505,8 @@ def build_site(
             boot["cloud_base_url"] = base_url
         w.json("boot.json", boot)
         w.json(
-            "models_manifest.json", site_manifest(raw_manifest, {m: (d, f) for m, (_, d, f) in built.items()})
+            "models_manifest.json",
+            site_manifest(raw_manifest, {m: (d, served[m]) for m, (_, d, _) in built.items()}),
         )
         w.text("_headers", headers_file(csp, isolation=isolation_headers, models_url=models_url))
         # the version: everything the page and the worker run, less config.json (which names it)
@@ -484,8 +578,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         default=None,
         metavar="DTYPE",
-        help="only these dtypes of each model, e.g. q8 (default: every built one); a model with none of "
-        "them is left out, one whose default dtype is left out gets the first one kept as its default",
+        help="only these dtypes of each model, e.g. q8, or 'all' (default: the one the default policy loads, "
+        "each model's default_dtype); a model with none of them is left out, one whose default dtype is "
+        "left out gets the first one kept as its default",
+    )
+    parser.add_argument(
+        "--part-bytes",
+        type=int,
+        default=PART_BYTES,
+        metavar="N",
+        help=f"write model files larger than N bytes in parts of N bytes (default {PART_BYTES}, "
+        f"{PART_BYTES >> 20} MiB: hosts such as Cloudflare Pages take files up to "
+        f"{HOST_FILE_LIMIT >> 20} MiB)",
     )
     parser.add_argument(
         "--no-isolation-headers",
@@ -500,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             models=args.models,
             dtypes=args.dtypes,
             isolation_headers=not args.no_isolation_headers,
+            part_bytes=args.part_bytes,
         )
     except BuildError as exc:
         print(f"\nbuild failed: {exc}", file=sys.stderr)

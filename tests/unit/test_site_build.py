@@ -15,14 +15,17 @@ import pytest
 import site_headers
 from builder.common import BuildError
 from builder.site import (
+    HOST_FILE_LIMIT,
     NOT_PRECACHED,
+    PART_BYTES,
     build_site,
     content_hash,
     relay_origin,
     relay_urls,
+    split_file,
 )
 
-from hybrid_router.manifest import FileInfo
+from hybrid_router.manifest import FileInfo, Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "all-MiniLM-L6-v2"
@@ -244,7 +247,7 @@ def test_the_service_worker_precaches_all_but_the_models_and_the_webgpu_runtimes
 
 
 def test_the_models_manifest_describes_this_builds_files(tmp_path: Path, fake: dict[str, Any]) -> None:
-    root = build(tmp_path / "site", fake).root
+    root = build(tmp_path / "site", fake, dtypes=["all"]).root
     manifest = json.loads((root / "models_manifest.json").read_text())
     assert [m["id"] for m in manifest["models"]] == [MODEL]  # only what the site carries
     entry = manifest["models"][0]
@@ -304,3 +307,77 @@ def test_it_replaces_its_own_sites_only_and_never_writes_through(
     boot = json.loads((again.root / "boot.json").read_text())
     linked = again.root / boot["models_url"] / MODEL / "onnx" / "model.onnx"
     assert linked.stat().st_ino == source.stat().st_ino  # a hard link on this file system: no copy
+
+
+def test_split_file_writes_parts_that_join_into_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "model.onnx"
+    src.write_bytes(bytes(range(256)) * 40)  # 10240 bytes
+    parts = split_file(src, tmp_path / "out" / "model.onnx", 3000)
+    assert [(p.name, n) for p, n, _ in parts] == [
+        ("model.onnx.part0", 3000),
+        ("model.onnx.part1", 3000),
+        ("model.onnx.part2", 3000),
+        ("model.onnx.part3", 1240),
+    ]
+    assert b"".join(p.read_bytes() for p, _, _ in parts) == src.read_bytes()
+    assert all(sha(p) == digest for p, _, digest in parts)
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_model_files_over_the_part_size_are_written_in_parts_the_manifest_lists(
+    tmp_path: Path, fake: dict[str, Any]
+) -> None:
+    model_dir = fake["model_dir"]
+    big = model_dir / "onnx" / "model.onnx"
+    big.write_bytes(bytes(range(256)) * 10)  # 2560 bytes, over a part size of 1000
+    _, dtypes, files = fake["built"][MODEL]
+    files["onnx/model.onnx"] = FileInfo(2560, sha(big))
+    site = build(tmp_path / "site", fake, part_bytes=1000)
+    root = site.root
+    manifest = json.loads((root / "models_manifest.json").read_text())
+    info = manifest["models"][0]["variants"]["fp32"]["files"]["onnx/model.onnx"]
+    assert info["size"] == 2560 and info["sha256"] == sha(big)
+    assert [(p["path"], p["size"]) for p in info["parts"]] == [
+        ("onnx/model.onnx.part0", 1000),
+        ("onnx/model.onnx.part1", 1000),
+        ("onnx/model.onnx.part2", 560),
+    ]
+    models = json.loads((root / "boot.json").read_text())["models_url"]
+    folder = root / models / MODEL
+    assert not (folder / "onnx" / "model.onnx").exists()  # only its parts are served
+    assert b"".join((folder / p["path"]).read_bytes() for p in info["parts"]) == big.read_bytes()
+    assert all(sha(folder / p["path"]) == p["sha256"] for p in info["parts"])
+    assert "parts" not in manifest["models"][0]["files"]["config.json"]  # small files stay whole
+    listed = {f["path"] for f in json.loads((root / "build.json").read_text())["files"]}
+    assert {f"{models}{MODEL}/{p['path']}" for p in info["parts"]} <= listed
+    Manifest.from_dict(manifest)  # what the worker reads
+    # another part size is another layout: another immutable models URL
+    other = build(tmp_path / "other", fake, part_bytes=2000).root
+    assert json.loads((other / "boot.json").read_text())["models_url"] != models
+
+
+def test_a_runtime_wasm_over_the_hosts_limit_is_written_in_parts_boot_json_lists(
+    tmp_path: Path, fake: dict[str, Any]
+) -> None:
+    folder = Path(fake["assets"]["mounts"]["/vendor/ort/1.31.0-dev-k3/"])
+    wasm = folder / "ort-wasm-simd-threaded.asyncify.wasm"
+    wasm.write_bytes(b"\0asm" + bytes(HOST_FILE_LIMIT))  # just over the limit
+    site = build(tmp_path / "site", fake)
+    assert max(f.size for f in site.files) <= HOST_FILE_LIMIT
+    assert max(p.stat().st_size for p in site.root.rglob("*") if p.is_file()) <= HOST_FILE_LIMIT
+    boot = json.loads((site.root / "boot.json").read_text())
+    asyncify = boot["ort"]["builds"]["asyncify"]
+    parts = asyncify["wasm_parts"]
+    assert [p["size"] for p in parts] == [PART_BYTES, HOST_FILE_LIMIT + 4 - PART_BYTES]
+    assert b"".join((site.root / p["url"]).read_bytes() for p in parts) == wasm.read_bytes()
+    assert all(sha(site.root / p["url"]) == p["sha256"] for p in parts)
+    assert (
+        "wasm_parts" not in boot["ort"]["builds"]["plain"]
+        and "wasm_parts" not in boot["ort"]["builds"]["jspi"]
+    )
+    # the service worker caches the parts on first use: not precached
+    sw = (site.root / "sw.js").read_text()
+    build_info = json.loads(sw[sw.index("{") : sw.index("};\n") + 1])
+    precached = {e["url"] for e in build_info["precache"]}
+    assert not {p["url"] for p in parts} & precached
+    assert {p["url"] for p in parts} <= set(build_info["on_demand"])

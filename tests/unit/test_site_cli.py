@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from builder.common import cache_root
 from builder.models import read_index
+from builder.site import HOST_FILE_LIMIT
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "all-MiniLM-L6-v2"
@@ -67,14 +68,31 @@ def test_a_model_that_is_not_built_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_it_says_its_size_the_large_files_and_what_it_left_out(tmp_path: Path) -> None:
+def test_it_says_its_size_what_it_left_out_and_writes_no_file_over_the_hosts_limit(tmp_path: Path) -> None:
     done = site(tmp_path, "--dtypes", "q8")
     assert done.returncode == 0, done.stderr
     assert "static site " in done.stderr and " MB (local-only)" in done.stderr
-    assert "files over 25 MiB" in done.stderr  # ONNX Runtime's threaded wasm is one
     assert f"warning: left out: {MODEL} fp32: not in the chosen set (--dtypes)" in done.stderr
     assert "warning: left out: SmolLM2-135M-Instruct: not in the chosen set (--models)" in done.stderr
-    (entry,) = json.loads((tmp_path / "site" / "models_manifest.json").read_text())["models"]
+    root = tmp_path / "site"
+    (entry,) = json.loads((root / "models_manifest.json").read_text())["models"]
     assert list(entry["variants"]) == ["q8"] and entry["default_dtype"] == "q8"
-    names = {p.name for p in (tmp_path / "site").rglob("*.onnx")}
-    assert names == {"model_quantized.onnx"}
+    # the q8 model (31 MiB) and ONNX Runtime's asyncify wasm (25.6 MiB) are written in parts
+    assert "files over" not in done.stderr
+    assert max(p.stat().st_size for p in root.rglob("*") if p.is_file()) <= HOST_FILE_LIMIT
+    names = {p.name for p in root.rglob("*.onnx*")}
+    assert names == {"model_quantized.onnx.part0", "model_quantized.onnx.part1"}
+    info = entry["variants"]["q8"]["files"]["onnx/model_quantized.onnx"]
+    assert [p["path"] for p in info["parts"]] == sorted(f"onnx/{n}" for n in names)
+    asyncify = json.loads((root / "boot.json").read_text())["ort"]["builds"]["asyncify"]
+    assert not (root / asyncify["wasm"]).exists() and len(asyncify["wasm_parts"]) == 2
+    joined = b"".join((root / p["url"]).read_bytes() for p in asyncify["wasm_parts"])
+    assert joined[:4] == b"\0asm" and len(joined) > HOST_FILE_LIMIT
+
+
+def test_the_default_site_holds_the_default_dtype_only(tmp_path: Path) -> None:
+    done = site(tmp_path)
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads((tmp_path / "site" / "models_manifest.json").read_text())["models"]
+    assert list(entry["variants"]) == ["fp32"] == [entry["default_dtype"]]
+    assert f"warning: left out: {MODEL} q8: not the default policy's dtype" in done.stderr

@@ -29,11 +29,34 @@ BUILT = {
 
 
 def test_every_unbuilt_model_is_named_with_its_reason() -> None:
-    kept, left = select(RAW, BUILT)
+    kept, left = select(RAW, BUILT, dtypes=["all"])
     assert set(kept) == {EMBED, CHAT} and kept[EMBED][1] == ["fp32", "q8"]
     unbuilt = {m["id"] for m in RAW["models"]} - set(BUILT)
     assert unbuilt  # the manifest has more models than this fake build
     assert sorted(left) == sorted(f"{m}: not built yet (./hr build builds it)" for m in unbuilt)
+
+
+def test_by_default_each_model_comes_in_the_dtype_the_default_policy_loads() -> None:
+    kept, left = select(RAW, BUILT)
+    defaults = {m["id"]: m["default_dtype"] for m in RAW["models"]}
+    assert defaults[EMBED] == "fp32" and defaults[CHAT] == "q4"
+    assert kept[EMBED][1] == ["fp32"] and sorted(kept[EMBED][2]) == ["config.json", "onnx/model.onnx"]
+    assert kept[CHAT][1] == ["q4"] and sorted(kept[CHAT][2]) == ["config.json", "onnx/model_q4.onnx"]
+    assert f"{EMBED} q8: not the default policy's dtype (--dtypes all keeps every built one)" in left
+    assert f"{CHAT} fp32: not the default policy's dtype (--dtypes all keeps every built one)" in left
+
+
+def test_a_model_whose_default_dtype_is_not_built_comes_in_a_built_one_and_says_so() -> None:
+    built = {
+        CHAT: (
+            Path("/cache/chat"),
+            ["fp32"],
+            {k: v for k, v in FILES.items() if k != "onnx/model_q4.onnx" and "quantized" not in k},
+        )
+    }
+    kept, left = select(RAW, built, models=[CHAT])
+    assert kept[CHAT][1] == ["fp32"]
+    assert f"{CHAT} q4 (its default): not built yet, fp32 stands in" in left
 
 
 def test_a_dtype_not_built_yet_is_named() -> None:
