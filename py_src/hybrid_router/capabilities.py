@@ -5,8 +5,11 @@
 ``navigator.onLine``, what ONNX Runtime's builds need: JS Promise Integration, nested workers, the
 runtime's files on the worker's origin); :meth:`Capabilities.from_facts` reads them. A software adapter
 (SwiftShader, ``isFallbackAdapter``) is *not* a GPU here: it runs WebGPU code correctly but slower than
-wasm. What the routing makes of them (device, dtype, ONNX Runtime build, recommendations) is in
-:mod:`hybrid_router.routing.devices` and :mod:`hybrid_router.routing.recommend`.
+wasm. A caller may override probed facts (``create({ capabilities })``, for tests and for an app that
+knows its device better than the browser says): :func:`merged_facts`, and the value says which
+(:attr:`Capabilities.simulated`). What the routing makes of them (device, dtype, ONNX Runtime build,
+recommendations, the chat model) is in :mod:`hybrid_router.routing.devices` and
+:mod:`hybrid_router.routing.recommend`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Capabilities"]
+__all__ = ["Capabilities", "merged_facts"]
+
+#: the facts that are objects of their own: an override of one of them changes only the keys it names
+_NESTED = ("webgpu", "storage", "runtime")
+
+
+def merged_facts(probed: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The probe's facts with ``overrides`` over them (keys as the probe writes them: ``device_memory_gb``,
+    ``hardware_concurrency``, ``storage: {usage, quota}``, ...); ``simulated`` lists the overridden ones."""
+    facts = dict(probed)
+    if not overrides:
+        return facts
+    simulated: list[str] = []
+    for key, value in overrides.items():
+        if key in _NESTED and isinstance(value, Mapping):
+            facts[key] = {**_mapping(facts.get(key)), **value}
+            simulated += [f"{key}.{k}" for k in value]
+        else:
+            facts[key] = value
+            simulated.append(str(key))
+    facts["simulated"] = sorted(simulated)
+    return facts
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -51,6 +75,8 @@ class Capabilities:
     #: Transformers.js and ONNX Runtime's loaders are on the worker's origin (a worker made from another
     #: origin's file would be a blob:, which the Content-Security-Policy refuses)
     same_origin_runtime: bool = False
+    #: the facts a caller overrode instead of the probe's (:func:`merged_facts`)
+    simulated: tuple[str, ...] = ()
 
     @classmethod
     def from_facts(cls, facts: Mapping[str, Any] | None) -> Capabilities:
@@ -87,6 +113,7 @@ class Capabilities:
             jspi=runtime.get("jspi") is True,
             nested_workers=runtime.get("nested_workers") is True,
             same_origin_runtime=runtime.get("same_origin_runtime") is True,
+            simulated=tuple(str(k) for k in f.get("simulated") or () if isinstance(k, str)),
         )
 
     @property
@@ -145,4 +172,5 @@ class Capabilities:
                 "nested_workers": self.nested_workers,
                 "same_origin_runtime": self.same_origin_runtime,
             },
+            "simulated": list(self.simulated),
         }

@@ -1,14 +1,16 @@
 """A generation request, checked once where it enters: ``prompt`` or ``messages``, ``max_tokens``,
-``temperature``, ``route``; and :class:`ChatMessage`, the one message type from the wire to the model or
-the provider.
+``temperature``, ``route``, ``model``; and :class:`ChatMessage`, the one message type from the wire to the
+model or the provider.
 
 The page sends ``prompt`` (a string, sent as one user message) *or* ``messages`` (OpenAI chat
 messages ``[{"role": "system"|"user"|"assistant", "content": str}, ...]`` with at least one user
 message, the last of which is not blank). ``max_tokens`` is 1..4096, the answer's budget on whichever
 side answers; left out, each side has its own (:data:`DEFAULT_MAX_TOKENS`: 512 on the device, 1024 in the
 cloud, see below). ``temperature`` is 0..2 (default: greedy on the device, the provider's default in the
-cloud); ``route`` is ``"auto"``, ``"local"`` or ``"cloud"`` (default: the policy's). Every failure is a
-``ValidationError`` with a hint.
+cloud); ``route`` is ``"auto"``, ``"local"`` or ``"cloud"`` (default: the policy's); ``model`` names the
+on-device chat model (default: the policy's ``chat_model``, else the largest that fits the device:
+:func:`~hybrid_router.routing.recommend.choose_chat_model`, which checks it against the manifest and the
+device). Every failure is a ``ValidationError`` with a hint.
 
 The default budgets fit an ordinary answer, so one is not cut mid-line (the old 128 was: a cloud answer of
 a few paragraphs ends near 300-600 tokens, a code answer near 400-900):
@@ -62,7 +64,7 @@ MAX_TEMPERATURE = 2.0
 MAX_MESSAGES = 512
 ROLES = ("system", "user", "assistant")
 #: The parameters a generation call accepts (the wire's and :meth:`ChatRequest.parse`'s).
-PARAMS = ("prompt", "messages", "max_tokens", "temperature", "route")
+PARAMS = ("prompt", "messages", "max_tokens", "temperature", "route", "model")
 
 Role = Literal["system", "user", "assistant"]
 _ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
@@ -92,6 +94,8 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     route: str | None = None
+    #: the on-device chat model the call names (None: the policy's, else the device's)
+    model: str | None = None
 
     @classmethod
     def parse(
@@ -102,6 +106,7 @@ class ChatRequest:
         max_tokens: object = None,
         temperature: object = None,
         route: object = None,
+        model: object = None,
     ) -> ChatRequest:
         """Check the parameters as they come from the page (see the module docstring)."""
         if (prompt is None) == (messages is None):
@@ -119,6 +124,7 @@ class ChatRequest:
             ),
             temperature=None if temperature is None else _temperature(temperature),
             route=None if route is None else validation.choice(route, ROUTES, "route"),
+            model=validation.optional_str(model, "model"),
         )
 
     def max_tokens_for(self, target: Target) -> int:

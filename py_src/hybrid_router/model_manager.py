@@ -15,7 +15,7 @@ Its wire methods (:mod:`hybrid_router.wire`):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from . import validation
@@ -80,7 +80,8 @@ def preload_targets(raw: object, dtype: object, manifest: Manifest) -> list[tupl
 class ModelManager:
     """``cache`` None: no IndexedDB (models run from memory). ``estimate`` reads the storage figures
     again for :meth:`capabilities`; ``devices`` says where each model runs now (WebGPU failures moved to
-    wasm)."""
+    wasm); ``cached``: model id -> the dtypes the cache held whole at the start (the chat model is chosen
+    on them, :func:`~hybrid_router.routing.recommend.choose_chat_model`)."""
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class ModelManager:
         estimate: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
         devices: Devices | None = None,
         choices: Mapping[str, Mapping[str, str]] | None = None,
+        cached: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.manifest = manifest
         self.cache = cache
@@ -98,6 +100,7 @@ class ModelManager:
         self._estimate = estimate
         self.devices = devices
         self.choices = dict(choices or {})
+        self.cached: dict[str, Sequence[str]] = dict(cached or {})
 
     def use_manifest(self, manifest: Manifest) -> None:
         """The server's manifest changed (a model built in the background): the dtypes are chosen for this

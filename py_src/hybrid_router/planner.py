@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hybrid_router.capabilities import Capabilities
 from hybrid_router.chat import ChatMessage, ChatRequest
 from hybrid_router.errors import HybridRouterError, InferenceError
 from hybrid_router.ledger import Ledger
@@ -41,6 +42,7 @@ from hybrid_router.routing import (
     local_plan,
 )
 from hybrid_router.routing.plans import Plan
+from hybrid_router.routing.recommend import ChatChoice, choose_chat_model
 from hybrid_router.runtime import LocalRuntime, ProgressCallback
 
 __all__ = ["UNREACHABLE_S", "Planner", "estimated_tokens"]
@@ -56,7 +58,9 @@ FRAMING_MARGIN = 8
 
 class Planner:
     """Plans for one router: its manifest, runtime and cloud (None: the device only). ``cloud_note``
-    says why there is no cloud when there is none (the default: none is configured)."""
+    says why there is no cloud when there is none (the default: none is configured). ``caps`` and
+    ``cached`` (model id -> dtypes stored whole) are the device's facts the chat model is chosen on
+    (:attr:`chat`, again for each manifest: :meth:`use_manifest`)."""
 
     def __init__(
         self,
@@ -67,9 +71,15 @@ class Planner:
         clock: Callable[[], float] = time.perf_counter,
         cloud_note: str | None = None,
         queue: Queue | None = None,
+        caps: Capabilities | None = None,
+        cached: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.manifest = manifest
+        self.caps = caps if caps is not None else Capabilities()
+        self.cached = dict(cached or {})
+        #: the device's chat model when neither the call nor the policy names one, and why
+        self.chat = choose_chat_model(manifest, self.caps, cached=self.cached)
         self.cloud = cloud
         self.cloud_note = cloud_note
         self.clock = clock
@@ -83,6 +93,19 @@ class Planner:
         self.facts = PromptFacts(
             runtime, lambda: self.manifest, queue or (lambda _: contextlib.nullcontext())
         )
+
+    def use_manifest(self, manifest: Manifest) -> None:
+        """Plan with ``manifest`` from now on (a model was built): the chat model is chosen again."""
+        self.manifest = manifest
+        self.chat = choose_chat_model(manifest, self.caps, cached=self.cached)
+
+    def chat_for(self, request: ChatRequest, policy: Policy) -> ChatChoice:
+        """The chat model of one generation: the call's ``model``, else the policy's ``chat_model``, else
+        the device's (:attr:`chat`); a named one that is unknown or does not fit is a ``ValidationError``."""
+        named, by = (request.model, "call") if request.model is not None else (policy.chat_model, "policy")
+        if named is None:
+            return self.chat
+        return choose_chat_model(self.manifest, self.caps, named=named, by=by, cached=self.cached)
 
     def local(
         self,
@@ -113,9 +136,8 @@ class Planner:
         ``dry_run``: the same facts and rules (the decision a call would get), without reserving anything.
         """
         started = self.clock()
-        models = self.manifest.for_task(GENERATE)
-        entry = models[0] if models else None
-        dtype = entry.default_dtype if entry is not None else None
+        chat = self.chat_for(request, policy)
+        entry, dtype = chat.model, chat.dtype
         tokens_in: int | None = None
         failure: HybridRouterError | None = None
         route = request.route or policy.route
@@ -152,6 +174,7 @@ class Planner:
             complexity_reasons=scored.drivers,
             complexity_threshold=threshold,
             local_available=entry is not None and failure is None,
+            local_note=chat.reason if entry is None else None,
             cloud_available=self.cloud is not None,
             cloud_note=self.cloud_note,
             cloud_worst_usd=worst,
@@ -190,7 +213,12 @@ class Planner:
             if policy.sensitive == "redact" and found and not personal.missing:
                 redacted, restore = _redacted(request, personal.findings)
         plan = dataclasses.replace(
-            plan, router=record, sensitive=sensitive, redacted=redacted, restore=restore
+            plan,
+            router=record,
+            sensitive=sensitive,
+            redacted=redacted,
+            restore=restore,
+            chat=chat.to_wire(),
         )
         return plan.timed((self.clock() - started) * 1000.0)
 

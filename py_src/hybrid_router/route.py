@@ -132,6 +132,9 @@ class Route:
     #: prompt tokens the device served from its KV cache of the conversation's earlier turns (not
     #: evaluated again: a follow-up turn evaluates only its new tokens); 0 in the cloud
     tokens_cached: int = 0
+    #: a generation: the device's chat model and why it was chosen, whichever side answered
+    #: (``{"model", "dtype", "why", "device_class", "named"}``; ``model`` None: no chat model fits the device)
+    chat_model: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _check_target(self.target)

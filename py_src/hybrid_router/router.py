@@ -49,6 +49,7 @@ from hybrid_router.routing import (
     rerank_plan,
     single,
 )
+from hybrid_router.routing.recommend import choose_chat_model
 from hybrid_router.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.sides import Output
 from hybrid_router.text_tasks import ClassifyResult, NerResult, RerankResult
@@ -129,7 +130,15 @@ class Router:
         )
         self.devices = devices or (models.devices if models is not None else None) or Devices(Capabilities())
         self.clock = clock
-        self.planner = Planner(runtime, manifest, cloud, clock=clock, cloud_note=cloud_note)
+        self.planner = Planner(
+            runtime,
+            manifest,
+            cloud,
+            clock=clock,
+            cloud_note=cloud_note,
+            caps=models.caps if models is not None else self.devices.caps,
+            cached=models.cached if models is not None else None,
+        )
         self.executor = Executor(
             self.ledger, self.devices, cloud_name=cloud.name if cloud else None, clock=clock
         )
@@ -303,6 +312,7 @@ class Router:
         max_tokens: object = None,
         temperature: object = None,
         route: object = None,
+        model: object = None,
         on_progress: ProgressCallback | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
     ) -> GenerateResult:
@@ -313,7 +323,12 @@ class Router:
                 request
                 if isinstance(request, ChatRequest)
                 else ChatRequest.parse(
-                    request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
+                    request,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    route=route,
+                    model=model,
                 )
             )
             plan = await self.planner.generation(req, self.policy_for(policy), self.ledger, on_progress)
@@ -340,6 +355,7 @@ class Router:
         max_tokens: object = None,
         temperature: object = None,
         route: object = None,
+        model: object = None,
         on_progress: ProgressCallback | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
@@ -351,7 +367,12 @@ class Router:
                 request
                 if isinstance(request, ChatRequest)
                 else ChatRequest.parse(
-                    request, messages=messages, max_tokens=max_tokens, temperature=temperature, route=route
+                    request,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    route=route,
+                    model=model,
                 )
             )
             plan = await self.planner.generation(req, self.policy_for(policy), self.ledger, on_progress)
@@ -423,8 +444,15 @@ class Router:
         return self.ledger.stats()
 
     def configure(self, **changes: Any) -> Policy:
-        """Change policy fields (checked together; nothing changes if the result is refused)."""
-        self.policy = self.policy.replace(**changes)
+        """Change policy fields (checked together; nothing changes if the result is refused). A
+        ``chat_model`` is checked against the manifest and the device at once."""
+        policy = self.policy.replace(**changes)
+        if changes.get("chat_model") is not None:
+            planner = self.planner
+            choose_chat_model(
+                self.manifest, planner.caps, named=policy.chat_model, by="policy", cached=planner.cached
+            )
+        self.policy = policy
         return self.policy
 
     def info(self) -> dict[str, Any]:
@@ -451,6 +479,7 @@ class Router:
             ],
             "cloud": cloud,
             "cloud_note": self.planner.cloud_note,
+            "chat": self.planner.chat.to_wire(),
             "policy": self.policy.to_wire(),
             "tiers": {name: rules.summary for name, rules in TIERS.items()},
         }
@@ -476,6 +505,7 @@ class Router:
         messages: object = None,
         max_tokens: object = None,
         route: object = None,
+        model: object = None,
         task: str | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
@@ -500,7 +530,9 @@ class Router:
             req = (
                 request
                 if isinstance(request, ChatRequest)
-                else ChatRequest.parse(request, messages=messages, max_tokens=max_tokens, route=route)
+                else ChatRequest.parse(
+                    request, messages=messages, max_tokens=max_tokens, route=route, model=model
+                )
             )
             plan = await self.planner.generation(req, pol, self.ledger, dry_run=True)
         first = plan.first
@@ -509,6 +541,8 @@ class Router:
             "reason": plan.reason,
             "rule": first.rule,
             "model": first.model,
+            "dtype": first.dtype,
+            "chat_model": plan.chat,
             "fallback_target": plan.steps[1].target if len(plan.steps) > 1 else None,
             "router": plan.router,
             "sensitive": plan.sensitive,
@@ -529,7 +563,7 @@ class Router:
             self.models.use_manifest(manifest)
             manifest = self.models.manifest  # with the dtypes chosen for this device
         self.manifest = manifest
-        self.planner.manifest = manifest
+        self.planner.use_manifest(manifest)
         self.ledger.prices = manifest
 
     def use_cloud(

@@ -17,11 +17,12 @@ Every call method takes ``policy``: policy fields that hold for this call only (
 - ``rerank``: query, documents, top_k, model, dtype -> ``Router.rerank``
 - ``transcribe``: audio (samples) or wav (a WAV file's bytes), sampling_rate, model, dtype ->
   ``Router.transcribe``
-- ``generate``: prompt or messages, max_tokens, temperature, route -> ``Router.generate``
+- ``generate``: prompt or messages, max_tokens, temperature, route, model (the on-device chat model) ->
+  ``Router.generate``
 - ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
   ``Router.stream``
-- ``route``: prompt or messages, max_tokens, route, task -> ``Router.route`` (the decision alone: a dry run
-  on the call's own facts that generates nothing and sends nothing)
+- ``route``: prompt or messages, max_tokens, route, model, task -> ``Router.route`` (the decision alone: a
+  dry run on the call's own facts that generates nothing and sends nothing)
 - ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
   ``index_remove`` (name, ids), ``index_drop`` (name), ``index_list`` -> ``Router.index_*``
 - ``stats``, ``info`` -> ``Router.stats``, ``Router.info``; ``configure``: policy fields
@@ -121,6 +122,7 @@ def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
             max_tokens=p.get("max_tokens"),
             temperature=p.get("temperature"),
             route=p.get("route"),
+            model=p.get("model"),
         )
 
 
@@ -146,7 +148,11 @@ async def _route(r: Router, p: Params, ctx: CallContext) -> Any:
     if task is not None and task != GENERATE:
         return await r.route(route=p.get("route"), task=validation.text(task, "task"), policy=p.get("policy"))
     request = ChatRequest.parse(
-        p.get("prompt"), messages=p.get("messages"), max_tokens=p.get("max_tokens"), route=p.get("route")
+        p.get("prompt"),
+        messages=p.get("messages"),
+        max_tokens=p.get("max_tokens"),
+        route=p.get("route"),
+        model=p.get("model"),
     )
     return await r.route(request, policy=p.get("policy"))
 
@@ -189,7 +195,7 @@ METHODS: Mapping[str, WireMethod] = {
     ),
     "generate": WireMethod(None, _generate, task=GENERATE),  # params checked inside (chat_request)
     "stream": WireMethod(None, _stream, task=GENERATE),
-    "route": WireMethod(("prompt", "messages", "max_tokens", "route", "task", "policy"), _route),
+    "route": WireMethod(("prompt", "messages", "max_tokens", "route", "model", "task", "policy"), _route),
     "configure": WireMethod(POLICY_FIELDS, _configure),
     "set_online": WireMethod(("online",), _set_online),
     "stats": WireMethod((), _stats),

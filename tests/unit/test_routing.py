@@ -365,5 +365,6 @@ def test_policy_to_wire_is_plain_data() -> None:
             "fallback",
             "cloud_share",
             "sensitive",
+            "chat_model",
         }
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__, build_watch, wire
-from ..capabilities import Capabilities
+from ..capabilities import Capabilities, merged_facts
 from ..errors import ModelLoadError, StorageError
 from ..ledger import Ledger
 from ..manifest import Manifest
@@ -156,7 +156,8 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
     ``config``: absolute URLs ``manifest_url``, ``models_url``, ``cloud_config_url`` (None: no relay),
     ``cloud_base_url``, ``build_status_url``; ``device``; ``cloud`` options (``timeout_s``,
     ``max_retries``); ``policy``;
-    ``cache_budget_bytes``. ``edge`` (JS): ``store`` (web/idb-store.js's ModelStore, null without
+    ``cache_budget_bytes``; ``capabilities`` (facts that override the probe's: create({ capabilities })).
+    ``edge`` (JS): ``store`` (web/idb-store.js's ModelStore, null without
     IndexedDB), ``customCache`` (its factory), ``capabilities`` (web/capabilities.js's probe).
     """
     from .transformers_js import TransformersJsRuntime
@@ -172,8 +173,9 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
             status=status,
         )
     manifest = Manifest.from_dict(manifest_data)
-    facts = edge.capabilities.to_py() if edge is not None and edge.capabilities else {}
-    caps = Capabilities.from_facts(facts)
+    probed = edge.capabilities.to_py() if edge is not None and edge.capabilities else {}
+    overrides = cfg.get("capabilities") or {}  # create({ capabilities }): for tests and embedding apps
+    caps = Capabilities.from_facts(merged_facts(probed, overrides))
     cache = None
     if edge is not None and edge.store and cfg.get("models_url"):
         from .store_idb import IdbStore
@@ -199,7 +201,7 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
 
     async def estimate() -> dict[str, Any]:
         probe = await edge.estimateStorage()
-        return dict(probe.to_py())
+        return dict(merged_facts({"storage": probe.to_py()}, overrides)["storage"])
 
     models = ModelManager(
         manifest,
@@ -208,6 +210,7 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         estimate=estimate if edge is not None else None,
         devices=devices,
         choices=choices,
+        cached=cached,
     )
     ledger = await _persistent_ledger(manifest, cloud)
     router = Router(

@@ -3,7 +3,11 @@
 - :func:`choose_device`: ``webgpu`` only with a real GPU (a software adapter does not count: it runs
   WebGPU code correctly but slower than wasm), else ``wasm``;
 - :func:`choose_dtype`: the manifest's default dtype (chosen by measurement), unless the device has too
-  little memory or storage for it, or a real GPU with ``shader-f16`` and an ``fp16`` variant exist;
+  little memory or storage for it, or a real GPU with ``shader-f16`` and an ``fp16`` variant exist; a chat
+  model on a phone-class device (:func:`phone_class`) takes its largest variant under
+  :data:`PHONE_CHAT_BYTES`;
+- :func:`phone_class`: whether the device is phone-class (memory at most :data:`PHONE_MEMORY_GB`, or unknown;
+  or free storage under :data:`PHONE_STORAGE_BYTES`), and why;
 - :func:`choose_ort_runtime`: which ONNX Runtime Web build the worker loads, and whether models run in
   ONNX Runtime's proxy worker (off the Python worker's thread) or in the Python worker itself;
 - :class:`Devices`: the device of each model for one worker: pinned by the caller, or chosen as above,
@@ -26,12 +30,16 @@ __all__ = [
     "DEVICES",
     "MEMORY_SHARE",
     "ORT_BUILDS",
+    "PHONE_CHAT_BYTES",
+    "PHONE_MEMORY_GB",
+    "PHONE_STORAGE_BYTES",
     "Devices",
     "OrtRuntime",
     "choose_device",
     "choose_dtype",
     "choose_ort_runtime",
     "fits_memory",
+    "phone_class",
     "uses_webgpu",
 ]
 
@@ -39,6 +47,34 @@ DEVICES = ("wasm", "webgpu")
 _MB = 1e6
 #: a model may take at most this share of the device's memory (navigator.deviceMemory is capped at 8 GB)
 MEMORY_SHARE = 0.5
+#: a device reporting at most this much memory (``navigator.deviceMemory``, GB) is phone-class
+PHONE_MEMORY_GB = 4.0
+#: ... and so is one with less free storage than this (a chat model could not be kept)
+PHONE_STORAGE_BYTES = 1_000_000_000
+#: a phone-class device's chat model downloads less than this (the seed: a phone with 3 GB of memory should
+#: use models under 300 MB; a desktop can take a few GB)
+PHONE_CHAT_BYTES = 300_000_000
+_CHAT = "text-generation"
+
+
+def phone_class(caps: Capabilities) -> tuple[bool, str]:
+    """Whether the device is phone-class, and why, as a phrase ("2 GB of device memory (phone-class: ...)").
+
+    Unknown memory (Firefox and Safari do not report ``navigator.deviceMemory``) counts as phone-class: a
+    0.5B chat model needs about 2.5 GB, which such a device may not have.
+    """
+    mem, free = caps.device_memory_gb, caps.storage_free
+    if mem is None:
+        return True, "device memory unknown (this browser does not report it): treated as phone-class"
+    if mem <= PHONE_MEMORY_GB:
+        return True, f"{mem:g} GB of device memory (phone-class: {PHONE_MEMORY_GB:g} GB or less)"
+    if free is not None and free < PHONE_STORAGE_BYTES:
+        return True, (
+            f"{free / _MB:.0f} MB of free storage (phone-class: under {PHONE_STORAGE_BYTES / _MB:.0f} MB)"
+        )
+    cores = f", {caps.hardware_concurrency} cores" if caps.hardware_concurrency else ""
+    room = f", {free / _MB:.0f} MB of free storage" if free is not None else ""
+    return False, f"{mem:g} GB of device memory{cores}{room} (desktop-class)"
 
 
 def choose_device(model: ModelEntry, caps: Capabilities) -> str:
@@ -56,6 +92,21 @@ def fits_memory(model: ModelEntry, caps: Capabilities) -> bool:
 
 def choose_dtype(model: ModelEntry, caps: Capabilities, cached: Sequence[str] = ()) -> tuple[str, str]:
     """The dtype to run ``model`` in on this device, and why (``cached``: its dtypes stored whole)."""
+    dtype, why = _measured_dtype(model, caps, cached)
+    if _CHAT not in model.tasks or model.total_bytes(dtype) < PHONE_CHAT_BYTES:
+        return dtype, why
+    phone, device = phone_class(caps)
+    under = [d for d in model.variants if model.total_bytes(d) < PHONE_CHAT_BYTES]
+    if not phone or not under:
+        return dtype, why  # a phone with no variant under the limit: the chat choice says it does not fit
+    best = max(under, key=lambda d: (model.total_bytes(d), d))
+    return best, (
+        f"{device}: the largest variant under {PHONE_CHAT_BYTES / _MB:.0f} MB "
+        f"({model.total_bytes(best) / _MB:.0f} MB instead of {model.total_bytes(dtype) / _MB:.0f} MB)"
+    )
+
+
+def _measured_dtype(model: ModelEntry, caps: Capabilities, cached: Sequence[str]) -> tuple[str, str]:
     default = model.default_dtype
     if caps.real_gpu and caps.shader_f16 and "fp16" in model.variants:
         return "fp16", "a real GPU with shader-f16: the fp16 variant"

@@ -65,6 +65,8 @@ class Plan:
     #: placeholder -> original value, to restore the answer
     redacted: Any = None
     restore: Mapping[str, str] = field(default_factory=dict)
+    #: a generation: the device's chat model and why (``ChatChoice.to_wire()``), for the route
+    chat: dict[str, Any] | None = None
 
     @property
     def first(self) -> Step:
@@ -187,4 +189,5 @@ def issue_route(
         finish_reason=finish_reason,
         tokens_cached=tokens_cached,
         max_tokens=answered.max_tokens,
+        chat_model=plan.chat,
     )

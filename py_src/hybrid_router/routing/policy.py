@@ -2,7 +2,10 @@
 
 :class:`Policy` holds the route (``auto`` | ``local`` | ``cloud``), privacy (``allow-cloud`` |
 ``local-only``), the user tier (:data:`TIERS`), the daily cloud budget and what to do over it, the
-complexity threshold and whether a failed side may fall back to the other. Every combination is checked
+complexity threshold, whether a failed side may fall back to the other, and the on-device chat model
+(``chat_model``: None, the largest that fits the device, see
+:func:`~hybrid_router.routing.recommend.choose_chat_model`; checked against the manifest on each
+generation). Every combination is checked
 when it is made (:meth:`Policy.replace` too): a contradiction is a ``PolicyError``, a bad value a
 ``ValidationError``, each with a hint.
 """
@@ -91,6 +94,8 @@ class Policy:
     #: its reference mix of prompts; None: its calibrated operating point
     cloud_share: float | None = None
     sensitive: str = "allow"
+    #: the on-device chat model every generation uses (a manifest id); None: the largest that fits the device
+    chat_model: str | None = None
 
     def __post_init__(self) -> None:
         validation.choice(self.route, ROUTES, "route")
@@ -112,6 +117,7 @@ class Policy:
                 )
             object.__setattr__(self, name, number)
         validation.choice(self.sensitive, SENSITIVE, "sensitive")
+        validation.optional_str(self.chat_model, "chat_model")
         if not isinstance(self.fallback, bool):
             raise ValidationError(
                 f"fallback must be true or false, got {validation.type_name(self.fallback)}",

@@ -104,6 +104,8 @@ class Facts:
     spent_today_usd: float = 0.0
     #: why there is no cloud, when ``cloud_available`` is False (default: none is configured)
     cloud_note: str | None = None
+    #: why there is no on-device model, when ``local_available`` is False (e.g. no chat model fits the device)
+    local_note: str | None = None
     #: the most the cloud call could cost (its prompt and ``max_tokens`` at the cloud's price); with the
     #: spend and the reservations of the calls in flight, it must fit the daily budget
     cloud_worst_usd: float = 0.0
@@ -201,7 +203,7 @@ def _unchecked(facts: Facts, policy: Policy, route: str) -> Decision:
         "route 'cloud'"
         if route == "cloud"
         else (
-            f"no on-device model for {facts.task}"
+            _no_local(facts)
             if not facts.local_available
             else _too_long(facts)
             if not facts.fits_locally()
@@ -245,7 +247,7 @@ def _local_only(facts: Facts, policy: Policy, route: str) -> Decision:
         check_cloud_allowed(policy, "route 'cloud'")
     if not facts.local_available:
         raise PolicyError(
-            f"privacy is 'local-only' but there is no on-device model for {facts.task}",
+            f"privacy is 'local-only' but there is {_no_local(facts)}",
             hint="Build the local model (./hr build), or set privacy to 'allow-cloud'.",
             privacy=policy.privacy,
             task=facts.task,
@@ -282,7 +284,7 @@ def _explicit(facts: Facts, policy: Policy, route: str) -> Decision:
 def _capability(facts: Facts) -> Decision | None:
     """A cloud decision when the device cannot serve the request (rule 4), else None."""
     if not facts.local_available:
-        return Decision("cloud", REASON_LOCAL_UNAVAILABLE, f"no on-device model for {facts.task}")
+        return Decision("cloud", REASON_LOCAL_UNAVAILABLE, _no_local(facts))
     if not facts.fits_locally():
         return Decision("cloud", REASON_CONTEXT_LENGTH, _too_long(facts))
     return None
@@ -342,7 +344,7 @@ def _with_fallback(decision: Decision, facts: Facts, policy: Policy) -> Decision
 def _require_local(facts: Facts, what: str) -> None:
     if not facts.local_available:
         raise ModelLoadError(
-            f"{what} needs the device, but there is no on-device model for {facts.task}",
+            f"{what} needs the device, but there is {_no_local(facts)}",
             hint="Build the local model (./hr build), or configure a cloud provider.",
             task=facts.task,
         )
@@ -363,6 +365,10 @@ def _require_online(facts: Facts, what: str) -> None:
             hint="The browser is offline; local models keep working, cloud calls resume when online.",
             offline=True,
         )
+
+
+def _no_local(facts: Facts) -> str:
+    return f"no on-device model for {facts.task}" + (f" ({facts.local_note})" if facts.local_note else "")
 
 
 def _no_cloud(facts: Facts) -> str:
