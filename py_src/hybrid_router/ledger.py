@@ -47,7 +47,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from hybrid_router.errors import ValidationError
-from hybrid_router.route import Route, Target
+from hybrid_router.route import Route, RouteTarget
 
 __all__ = [
     "RESERVATION_TTL_S",
@@ -181,7 +181,7 @@ class Ledger:
     def record(
         self,
         *,
-        target: Target | None,
+        target: RouteTarget | None,
         fallback: bool = False,
         error: str | None = None,
         tokens_in: int = 0,
@@ -194,7 +194,7 @@ class Ledger:
         was tried, the name of the error it ended in (None: it answered), its usage and cloud cost, its
         task, and (a device task) what the same work would have cost in the cloud (``saved_usd``; None: its
         tokens at the cloud model's price)."""
-        if target not in ("local", "cloud", None):
+        if target not in ("local", "cloud", None):  # an answer from the response cache is not a request
             raise ValueError(f"target must be 'local', 'cloud' or None, got {target!r}")
         if not math.isfinite(cost_usd) or cost_usd < 0:
             raise ValueError(f"cost_usd must be a finite number >= 0, got {cost_usd!r}")

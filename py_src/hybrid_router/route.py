@@ -16,7 +16,9 @@ before the answer (each a :class:`FallbackStep`). Reason codes in use:
 - ``"cloud-unavailable"``: the rules preferred the cloud but none is configured;
 - ``"sensitive"``: the prompt holds personal data and the policy keeps such prompts on the device;
 - ``"offline"``: the browser is offline, so a request that could go either way stays on the device;
-- ``"default"``: nothing sent it elsewhere, so the device.
+- ``"default"``: nothing sent it elsewhere, so the device;
+- ``"cache"``: the response cache answered (target ``"cache"``; ``cache`` holds the similarity and the
+  original route: :mod:`hybrid_router.response_cache`).
 
 The order in which these rules apply is in :mod:`hybrid_router.routing.rules`; routes are issued only by
 :func:`hybrid_router.routing.plans.issue_route`. ``complexity`` is the
@@ -37,6 +39,7 @@ from hybrid_router.errors import error_to_wire
 
 __all__ = [
     "REASON_BUDGET",
+    "REASON_CACHE",
     "REASON_CLOUD_UNAVAILABLE",
     "REASON_COMPLEXITY",
     "REASON_CONTEXT_LENGTH",
@@ -49,14 +52,19 @@ __all__ = [
     "REASON_SENSITIVE",
     "REASON_TASK_DEFAULT",
     "REASON_TIER",
+    "ROUTE_TARGETS",
     "TARGETS",
     "FallbackStep",
     "Route",
+    "RouteTarget",
     "Target",
 ]
 
 Target = Literal["local", "cloud"]
 TARGETS: tuple[Target, ...] = get_args(Target)
+#: what a route may name: a side, or the response cache (which ran nothing)
+RouteTarget = Literal["local", "cloud", "cache"]
+ROUTE_TARGETS: tuple[RouteTarget, ...] = get_args(RouteTarget)
 
 REASON_TASK_DEFAULT = "task-default"
 REASON_EXPLICIT = "explicit"
@@ -71,12 +79,13 @@ REASON_CLOUD_UNAVAILABLE = "cloud-unavailable"
 REASON_DEFAULT = "default"
 REASON_SENSITIVE = "sensitive"
 REASON_OFFLINE = "offline"
+REASON_CACHE = "cache"
 
 
-def _check_target(target: str) -> None:
+def _check_target(target: str, allowed: tuple[str, ...] = TARGETS) -> None:
     # A bad target is a bug in the router itself, not in the caller's input: it surfaces as InternalError.
-    if target not in TARGETS:
-        raise ValueError(f"route target must be one of {TARGETS}, got {target!r}")
+    if target not in allowed:
+        raise ValueError(f"route target must be one of {allowed}, got {target!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class FallbackStep:
 class Route:
     """Where a call ran and why; ``ms`` is the wall time of the call, ``cost_usd`` 0 on the device."""
 
-    target: Target
+    target: RouteTarget
     reason: str
     rule: str
     model: str | None
@@ -135,9 +144,12 @@ class Route:
     #: a generation: the device's chat model and why it was chosen, whichever side answered
     #: (``{"model", "dtype", "why", "device_class", "named"}``; ``model`` None: no chat model fits the device)
     chat_model: dict[str, Any] | None = None
+    #: an answer from the response cache: ``{"similarity", "threshold", "age_ms", "saved_usd", "original"}``
+    #: (``original``: the route of the answer it replays); None otherwise
+    cache: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _check_target(self.target)
+        _check_target(self.target, ROUTE_TARGETS)
         if not isinstance(self.fallbacks, tuple):
             # Keeps the record immutable even when a caller builds it from a list.
             object.__setattr__(self, "fallbacks", tuple(self.fallbacks))

@@ -29,8 +29,9 @@ from hybrid_router.manifest import Manifest
 from hybrid_router.model_manager import ModelManager
 from hybrid_router.planner import Planner
 from hybrid_router.providers.base import CloudProvider
-from hybrid_router.redaction import StreamRestorer, restore
+from hybrid_router.redaction import StreamRestorer, restore, summary
 from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
+from hybrid_router.response_cache import ResponseCache, Use, cache_key, replay_pieces, skip_reason
 from hybrid_router.routing import (
     ASR,
     CLASSIFY,
@@ -118,6 +119,7 @@ class Router:
         models: ModelManager | None = None,
         devices: Devices | None = None,
         index_store: IndexStore | None = None,
+        response_cache: ResponseCache | None = None,
     ) -> None:
         self.runtime = runtime
         self.manifest = manifest
@@ -150,6 +152,8 @@ class Router:
             self._vectors,
             default_model=lambda: choose(self.manifest, EMBED).id,
         )
+        #: the semantic response cache of generations (None: off; :mod:`hybrid_router.response_cache`)
+        self.response_cache = response_cache
 
     # -- device tasks ----------------------------------------------------------------------------------
 
@@ -315,8 +319,11 @@ class Router:
         model: object = None,
         on_progress: ProgressCallback | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
+        cache: object = None,
     ) -> GenerateResult:
-        """The answer to a prompt or a conversation, routed; every request is recorded in the ledger."""
+        """The answer to a prompt or a conversation, routed; every request is recorded in the ledger (an
+        answer from the response cache is counted in ``stats()["cache"]`` instead). ``cache=False``: this
+        call neither reads nor fills the response cache."""
         started = self.clock()
         with self.executor.counted(GENERATE):
             req = (
@@ -331,7 +338,15 @@ class Router:
                     model=model,
                 )
             )
-            plan = await self.planner.generation(req, self.policy_for(policy), self.ledger, on_progress)
+            pol = self.policy_for(policy)
+            use = await self._cache_lookup(req, pol, cache)
+            if use is not None and use.hit is not None:
+                assert self.response_cache is not None
+                hit_route = self.response_cache.answer(
+                    use.hit, ms=(self.clock() - started) * 1000.0, cost=self.ledger.cost
+                )
+                return GenerateResult(use.hit.entry.text, hit_route, use.hit.entry.finish_reason)
+            plan = await self.planner.generation(req, pol, self.ledger, on_progress)
 
         async def attempt(step: Step) -> Outcome[Output]:
             sent = plan.redacted if step.target == "cloud" and plan.redacted is not None else req
@@ -345,7 +360,10 @@ class Router:
             )
 
         output, routed = await self.executor.run(plan, attempt, started=started)
-        return GenerateResult(output.text, routed, output.finish_reason)
+        result = GenerateResult(output.text, routed, output.finish_reason)
+        if use is not None:
+            await self._cache_keep(use, req, result)
+        return result
 
     async def stream(
         self,
@@ -358,9 +376,11 @@ class Router:
         model: object = None,
         on_progress: ProgressCallback | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
+        cache: object = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """``{"delta"}`` items, then ``{"done": True, "route", "usage", "finish_reason"}``; close it
-        (``contextlib.aclosing``) when stopping early: the request is cancelled."""
+        (``contextlib.aclosing``) when stopping early: the request is cancelled. An answer from the
+        response cache is replayed in the same shape (``cache``: as :meth:`generate`'s)."""
         started = self.clock()
         with self.executor.counted(GENERATE):
             req = (
@@ -375,7 +395,20 @@ class Router:
                     model=model,
                 )
             )
-            plan = await self.planner.generation(req, self.policy_for(policy), self.ledger, on_progress)
+            pol = self.policy_for(policy)
+            use = await self._cache_lookup(req, pol, cache)
+            if use is None or use.hit is None:
+                plan = await self.planner.generation(req, pol, self.ledger, on_progress)
+        if use is not None and use.hit is not None:
+            assert self.response_cache is not None
+            hit_route = self.response_cache.answer(
+                use.hit, ms=(self.clock() - started) * 1000.0, cost=self.ledger.cost
+            )
+            for piece in replay_pieces(use.hit.entry.text):
+                yield {"delta": piece}
+            replayed = GenerateResult(use.hit.entry.text, hit_route, use.hit.entry.finish_reason).to_wire()
+            yield {"done": True, **{k: replayed[k] for k in ("route", "usage", "finish_reason")}}
+            return
 
         def pieces(step: Step) -> AsyncGenerator[str | Output, None]:
             if step.target == "cloud" and plan.redacted is not None:
@@ -401,7 +434,10 @@ class Router:
                     yield {"delta": item}
                 else:
                     output, routed = item
-                    final = GenerateResult(output.text, routed, output.finish_reason).to_wire()
+                    answered = GenerateResult(output.text, routed, output.finish_reason)
+                    final = answered.to_wire()
+        if use is not None:
+            await self._cache_keep(use, req, answered)
         yield {
             "done": True,
             "route": final["route"],
@@ -440,8 +476,16 @@ class Router:
     # -- state -----------------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """The ledger's counters (see :mod:`hybrid_router.ledger`)."""
-        return self.ledger.stats()
+        """The ledger's counters (see :mod:`hybrid_router.ledger`), and the response cache's (``cache``:
+        None when it is off; :meth:`~hybrid_router.response_cache.ResponseCache.stats`)."""
+        stats = self.ledger.stats()
+        stats["cache"] = self.response_cache.stats() if self.response_cache is not None else None
+        return stats
+
+    async def cache_clear(self) -> dict[str, Any]:
+        """Delete every entry of the response cache (every tab's: they share it)."""
+        cleared = await self.response_cache.clear() if self.response_cache is not None else 0
+        return {"cleared": cleared}
 
     def configure(self, **changes: Any) -> Policy:
         """Change policy fields (checked together; nothing changes if the result is refused). A
@@ -577,6 +621,63 @@ class Router:
         self.planner.cloud_note = None if cloud is not None else note
         self.executor.cloud_name = cloud.name if cloud is not None else None
         self.ledger.cloud_model = cloud.model if cloud is not None else None
+
+    # -- the response cache ----------------------------------------------------------------------------
+
+    async def _cache_lookup(self, req: ChatRequest, pol: Policy, call: object) -> Use | None:
+        """This call's use of the response cache: None when there is none, the call passed ``cache:
+        false``, or it may not use it (:func:`~hybrid_router.response_cache.skip_reason`)."""
+        cache = self.response_cache
+        if cache is None:
+            return None
+        if call is not None and not isinstance(call, bool):
+            raise ValidationError(
+                f"cache must be true or false, got {validation.type_name(call)}",
+                hint="Pass cache: false to bypass the response cache for this call.",
+                field="cache",
+            )
+        if call is False:
+            cache.skip("bypass")
+            return None
+        if (reason := skip_reason(req, cache.config)) is not None:
+            cache.skip(reason)
+            return None
+        embedders = self.manifest.for_task(EMBED)
+        if not embedders:
+            cache.skip("unavailable")
+            return None
+        generators = self.manifest.for_task(GENERATE)
+        key = cache_key(
+            req,
+            route=req.route or pol.route,
+            privacy=pol.privacy,
+            embedding_model=embedders[0].id,
+            local_model=generators[0].id if generators else None,
+            cloud_model=self.cloud.model if self.cloud is not None else None,
+        )
+        model = embedders[0].id
+        return await cache.lookup(key, lambda text: self._vector_of(text, model))
+
+    async def _vector_of(self, text: str, model: str) -> npt.NDArray[np.float32]:
+        rows = await self._vectors([text], model)
+        return np.asarray(rows[0], dtype=np.float32)
+
+    async def _cache_keep(self, use: Use, req: ChatRequest, result: GenerateResult) -> None:
+        """Store a missed call's answer, unless its prompt holds personal data or could not be checked for
+        it: the route's record when the routing looked, else the same check here (patterns and the entity
+        model, :meth:`~hybrid_router.prompt_facts.PromptFacts.personal_data`)."""
+        assert self.response_cache is not None
+        sensitive = result.route.sensitive
+        if sensitive is None and use.vector is not None:
+            personal = await self.planner.facts.personal_data(req)
+            sensitive = {"found": summary(personal.all), "missing": list(personal.missing)}
+        await self.response_cache.keep(
+            use,
+            text=result.text,
+            finish_reason=result.finish_reason,
+            route=result.route.to_wire(),
+            sensitive=sensitive,
+        )
 
     # -- helpers ---------------------------------------------------------------------------------------
 

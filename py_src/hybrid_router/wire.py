@@ -19,12 +19,14 @@ Every call method takes ``policy``: policy fields that hold for this call only (
   ``Router.transcribe``
 - ``generate``: prompt or messages, max_tokens, temperature, route, model (the on-device chat model) ->
   ``Router.generate``
+- ``generate`` and ``stream`` also take ``cache`` (false: this call bypasses the response cache)
 - ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
   ``Router.stream``
 - ``route``: prompt or messages, max_tokens, route, model, task -> ``Router.route`` (the decision alone: a
   dry run on the call's own facts that generates nothing and sends nothing)
 - ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
   ``index_remove`` (name, ids), ``index_drop`` (name), ``index_list`` -> ``Router.index_*``
+- ``cache_clear`` -> ``Router.cache_clear`` (every entry of the response cache)
 - ``stats``, ``info`` -> ``Router.stats``, ``Router.info``; ``configure``: policy fields
   (:class:`~hybrid_router.routing.policy.Policy`) -> ``Router.configure``; ``set_online`` (online: the
   page's ``online``/``offline`` events) -> ``Router.set_online``
@@ -115,7 +117,7 @@ async def _transcribe(r: Router, p: Params, ctx: CallContext) -> Any:
 def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
     """A generation's params as its request; a refused one is counted in the ledger."""
     with r.executor.counted(GENERATE):
-        validation.known_keys(p, (*CHAT_PARAMS, "policy"), where=where)
+        validation.known_keys(p, (*CHAT_PARAMS, "policy", "cache"), where=where)
         return ChatRequest.parse(
             p.get("prompt"),
             messages=p.get("messages"),
@@ -128,13 +130,15 @@ def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
 
 async def _generate(r: Router, p: Params, ctx: CallContext) -> Any:
     request = chat_request(r, p, "generate")
-    return (await r.generate(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
+    result = await r.generate(request, on_progress=ctx.progress, policy=p.get("policy"), cache=p.get("cache"))
+    return result.to_wire()
 
 
 async def _stream(r: Router, p: Params, ctx: CallContext) -> Any:
     final: dict[str, Any] = {}
     request = chat_request(r, p, "stream")
-    async with aclosing(r.stream(request, on_progress=ctx.progress, policy=p.get("policy"))) as items:
+    items_of = r.stream(request, on_progress=ctx.progress, policy=p.get("policy"), cache=p.get("cache"))
+    async with aclosing(items_of) as items:
         async for item in items:
             if item.get("done"):
                 final = item
@@ -199,6 +203,7 @@ METHODS: Mapping[str, WireMethod] = {
     "configure": WireMethod(POLICY_FIELDS, _configure),
     "set_online": WireMethod(("online",), _set_online),
     "stats": WireMethod((), _stats),
+    "cache_clear": WireMethod((), lambda r, p, c: r.cache_clear(), "clearCache"),
     "info": WireMethod((), _info),
     "index_open": WireMethod(("name", "model"), lambda r, p, c: r.index_open(p.get("name"), p.get("model"))),
     "index_add": WireMethod(
