@@ -11,7 +11,11 @@ The relay refuses rather than rewrites, so that a caller never gets silently les
 - OpenAI's ``n`` (choices, each billed) only 1;
 - only the fields the provider kind's chat API documents for plain text generation
   (``relay_field_not_allowed``): tools, web search, audio, service tiers, stored completions and the like
-  cost more or reach further than the router needs.
+  cost more or reach further than the router needs;
+- OpenAI's ``response_format`` (structured output) only as ``{"type": "text"}``, ``{"type": "json_object"}``
+  or ``{"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}`` with a schema
+  object under :data:`MAX_SCHEMA_CHARS` as JSON (``relay_field_not_allowed``, ``relay_bad_json``): any
+  other key is refused (an upstream compiles the schema into a grammar per call: its size is bounded).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from .config import CloudConfig
 from .errors import RelayError
 
-__all__ = ["ALLOWED_FIELDS", "CheckedBody", "check_body"]
+__all__ = ["ALLOWED_FIELDS", "MAX_SCHEMA_CHARS", "RESPONSE_FORMATS", "CheckedBody", "check_body"]
 
 ALLOWED_FIELDS = {
     "openai": frozenset(
@@ -63,6 +67,11 @@ ALLOWED_FIELDS = {
         }
     ),
 }
+#: OpenAI's response_format: the types forwarded, and the keys of a json_schema
+RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+_JSON_SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
+#: the longest schema forwarded (compact JSON; the router's own limit is the same)
+MAX_SCHEMA_CHARS = 16_000
 _CAP_FIELDS = {"openai": ("max_tokens", "max_completion_tokens"), "anthropic": ("max_tokens",)}
 _NOT_RETRIED = "Fix the request; the relay will refuse it again as it is."
 
@@ -113,9 +122,52 @@ def check_body(raw: bytes, cloud: CloudConfig, max_tokens_cap: int) -> CheckedBo
         raise _bad("relay_field_not_allowed", "the relay asks for one choice only (n must be 1)")
     if not isinstance(body.get("stream", False), bool):
         raise _bad("relay_bad_json", "stream must be true or false")
+    if body.get("response_format") is not None:
+        _check_response_format(body["response_format"])
     bound = _cap_output(body, cloud.kind, max_tokens_cap)
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return CheckedBody(data, bound, bool(body.get("stream", False)))
+
+
+def _check_response_format(value: object) -> None:
+    """Structured output, in exactly the shapes of the module docstring."""
+    shape = 'response_format is {"type": "json_schema", "json_schema": {"name": "...", "schema": {...}}}'
+    if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMATS:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"response_format must be an object whose type is one of {sorted(RESPONSE_FORMATS)}",
+            f"Send {shape}, or leave it out.",
+        )
+    allowed = {"type", "json_schema"} if value["type"] == "json_schema" else {"type"}
+    extra = sorted(set(value) - allowed)
+    if extra:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"the relay does not forward response_format's field(s) {_short(extra[:5])}",
+            f"Send {shape}.",
+        )
+    if value["type"] != "json_schema":
+        return
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+        raise _bad("relay_bad_json", "response_format.json_schema must be an object with a schema object")
+    extra = sorted(set(spec) - _JSON_SCHEMA_KEYS)
+    if extra:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"the relay does not forward response_format.json_schema's field(s) {_short(extra[:5])}",
+            f"Send only {', '.join(sorted(_JSON_SCHEMA_KEYS))}.",
+        )
+    if not isinstance(spec.get("name", ""), str) or not isinstance(spec.get("strict", False), bool):
+        raise _bad("relay_bad_json", "response_format.json_schema's name is a string and strict a boolean")
+    size = len(json.dumps(spec["schema"], separators=(",", ":")))
+    if size > MAX_SCHEMA_CHARS:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"response_format's schema has {size} characters as JSON, "
+            f"over the relay's limit of {MAX_SCHEMA_CHARS}",
+            "Send a smaller schema.",
+        )
 
 
 def _cap_output(body: dict[str, Any], kind: str, cap: int) -> int:

@@ -9,6 +9,7 @@ result carries its route. The worker's wire methods map onto these calls in :mod
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -53,6 +54,9 @@ from hybrid_router.routing import (
 from hybrid_router.routing.recommend import choose_chat_model
 from hybrid_router.runtime import LocalRuntime, ProgressCallback
 from hybrid_router.sides import Output
+from hybrid_router.structured import prompts
+from hybrid_router.structured.request import ObjectRequest, ObjectResult
+from hybrid_router.structured.steps import Answered, PartialCallback, answer_object
 from hybrid_router.text_tasks import ClassifyResult, NerResult, RerankResult
 from hybrid_router.transcription import TranscribeResult
 from hybrid_router.vector_index import IndexAdd, Indexes, IndexSearch, IndexStore, MemoryIndexStore
@@ -444,6 +448,100 @@ class Router:
             "usage": final["usage"],
             "finish_reason": final["finish_reason"],
         }
+
+    # -- structured output -----------------------------------------------------------------------------
+
+    async def generate_object(
+        self,
+        request: ObjectRequest | str | None = None,
+        *,
+        messages: object = None,
+        schema: object = None,
+        max_tokens: object = None,
+        temperature: object = None,
+        route: object = None,
+        on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
+        on_partial: PartialCallback | None = None,
+    ) -> ObjectResult:
+        """A JSON value that matches ``schema`` (:mod:`hybrid_router.structured`), routed like a
+        generation: the device decodes under the schema's constraint, the cloud is sent it as
+        ``response_format``; every answer is validated, with one repair round; a device answer that still
+        fails falls back to the cloud on route ``"auto"``. ``on_partial`` receives partial values."""
+        started = self.clock()
+        with self.executor.counted(GENERATE):
+            req = (
+                request
+                if isinstance(request, ObjectRequest)
+                else ObjectRequest.parse(
+                    request,
+                    messages=messages,
+                    schema=schema,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    route=route,
+                )
+            )
+            chat = dataclasses.replace(req.chat, messages=prompts.instructed(req.chat.messages, req.schema))
+            plan = await self.planner.generation(chat, self.policy_for(policy), self.ledger, on_progress)
+
+        async def attempt(step: Step) -> Outcome[Answered]:
+            return await answer_object(
+                step,
+                chat,
+                req.schema,
+                tokens_in=plan.tokens_in,
+                runtime=self.runtime,
+                cloud=self.cloud,
+                redacted=plan.redacted,
+                mapping=plan.restore,
+                on_progress=on_progress,
+                on_partial=on_partial,
+            )
+
+        answered, routed = await self.executor.run(plan, attempt, started=started)
+        return ObjectResult(
+            answered.checked.value, answered.checked.text, routed, routed.finish_reason, answered.repaired
+        )
+
+    async def stream_object(
+        self,
+        request: ObjectRequest | str | None = None,
+        *,
+        messages: object = None,
+        schema: object = None,
+        max_tokens: object = None,
+        temperature: object = None,
+        route: object = None,
+        on_progress: ProgressCallback | None = None,
+        policy: Policy | Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """``{"partial"}`` items as the answer is written (a repair round or a fallback starts over), then
+        ``{"done": True, "object", "text", "route", "usage", "finish_reason", "repaired"}``; close it
+        (``contextlib.aclosing``) when stopping early: the request is cancelled."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        call = self.generate_object(
+            request,
+            messages=messages,
+            schema=schema,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            route=route,
+            on_progress=on_progress,
+            policy=policy,
+            on_partial=lambda value: queue.put_nowait({"partial": value}),
+        )
+        task = asyncio.ensure_future(call)
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+            result = task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+        yield {"done": True, **result.to_wire()}
 
     # -- vector indexes --------------------------------------------------------------------------------
 

@@ -80,8 +80,11 @@ class LocalRuntime(Protocol):
         temperature: float,
         on_text: TextCallback | None = None,
         on_progress: ProgressCallback | None = None,
+        schema: Any = None,
     ) -> dict[str, Any]:
-        """A chat completion (greedy when ``temperature`` is 0), streaming pieces to ``on_text``.
+        """A chat completion (greedy when ``temperature`` is 0), streaming pieces to ``on_text``; with
+        ``schema`` (a :class:`~hybrid_router.structured.Schema`) decoding is constrained to it, so the
+        answer is one JSON value that matches it (unless ``max_new_tokens`` cut it short).
 
         Returns ``{"text": str, "tokens_out": int, "finish_reason": "stop" | "length"}`` (and optionally
         ``"tokens_cached": int``, see the module docstring); cancelling the task interrupts generation at

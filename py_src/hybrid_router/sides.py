@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from hybrid_router.chat import ChatRequest
 from hybrid_router.errors import CloudError, ContextLengthError, InferenceError, ModelLoadError
@@ -18,6 +19,7 @@ from hybrid_router.manifest import ModelEntry
 from hybrid_router.providers.base import CloudProvider, Completion, Delta
 from hybrid_router.routing.plans import Step
 from hybrid_router.runtime import LocalRuntime, ProgressCallback, TextCallback
+from hybrid_router.structured import Schema
 
 __all__ = ["FINISH_REASONS", "Output", "answer", "pieces"]
 
@@ -48,15 +50,18 @@ async def answer(
     runtime: LocalRuntime,
     cloud: CloudProvider | None,
     on_progress: ProgressCallback | None = None,
+    schema: Schema | None = None,
 ) -> Output:
-    """The whole answer of ``step``'s side."""
+    """The whole answer of ``step``'s side; ``schema``: structured output (the device's decoding is
+    constrained to it, the cloud is sent it as ``response_format``)."""
     if step.target == "local":
-        return await _local(step, request, tokens_in, runtime, None, on_progress)
+        return await _local(step, request, tokens_in, runtime, None, on_progress, schema)
     provider = _provider(cloud)
     completion = await provider.complete(
         request.messages,
         max_tokens=request.max_tokens_for("cloud"),
         temperature=_cloud_temperature(provider, request),
+        **_structured(schema),
     )
     return _cloud_output(provider, completion, tokens_in)
 
@@ -69,17 +74,18 @@ async def pieces(
     runtime: LocalRuntime,
     cloud: CloudProvider | None,
     on_progress: ProgressCallback | None = None,
+    schema: Schema | None = None,
 ) -> AsyncGenerator[str | Output, None]:
     """``step``'s answer as text pieces, then its :class:`Output` (last). Close it (``aclosing``) when
-    stopping early: the side's work is cancelled."""
+    stopping early: the side's work is cancelled. ``schema`` as in :func:`answer`."""
     if step.target == "local":
-        async with aclosing(_local_pieces(step, request, tokens_in, runtime, on_progress)) as local:
+        async with aclosing(_local_pieces(step, request, tokens_in, runtime, on_progress, schema)) as local:
             async for item in local:
                 yield item
         return
     provider = _provider(cloud)
     if not provider.can_stream:
-        output = await answer(step, request, tokens_in, runtime=runtime, cloud=cloud)
+        output = await answer(step, request, tokens_in, runtime=runtime, cloud=cloud, schema=schema)
         if output.text:
             yield output.text
         yield output
@@ -89,6 +95,7 @@ async def pieces(
         request.messages,
         max_tokens=request.max_tokens_for("cloud"),
         temperature=_cloud_temperature(provider, request),
+        **_structured(schema),
     )
     async with aclosing(items) as stream:
         async for event in stream:
@@ -119,6 +126,7 @@ async def _local(
     runtime: LocalRuntime,
     on_text: TextCallback | None,
     on_progress: ProgressCallback | None,
+    schema: Schema | None = None,
 ) -> Output:
     entry, dtype = _local_model(step)
     budget = request.max_tokens_for("local")
@@ -138,6 +146,7 @@ async def _local(
         temperature=request.temperature or 0.0,
         on_text=on_text,
         on_progress=on_progress,
+        **({"schema": schema} if schema is not None else {}),
     )
     text, tokens_out = (raw.get("text"), raw.get("tokens_out")) if isinstance(raw, Mapping) else (None, None)
     if not isinstance(text, str) or isinstance(tokens_out, bool) or not isinstance(tokens_out, int):
@@ -163,10 +172,13 @@ async def _local_pieces(
     tokens_in: int | None,
     runtime: LocalRuntime,
     on_progress: ProgressCallback | None,
+    schema: Schema | None = None,
 ) -> AsyncGenerator[str | Output, None]:
     # The runtime calls on_text synchronously; a queue turns those calls into an async iteration.
     queue: asyncio.Queue[str | None] = asyncio.Queue()
-    task = asyncio.ensure_future(_local(step, request, tokens_in, runtime, queue.put_nowait, on_progress))
+    task = asyncio.ensure_future(
+        _local(step, request, tokens_in, runtime, queue.put_nowait, on_progress, schema)
+    )
     task.add_done_callback(lambda _: queue.put_nowait(None))
     try:
         while (piece := await queue.get()) is not None:
@@ -183,6 +195,11 @@ async def _local_pieces(
 def _count(value: object) -> int:
     """A runtime's optional count (a non-negative int), else 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _structured(schema: Schema | None) -> dict[str, Any]:
+    """A cloud call's structured-output argument (none for free text: providers need not know it)."""
+    return {} if schema is None else {"response_format": schema.response_format()}
 
 
 def _provider(cloud: CloudProvider | None) -> CloudProvider:

@@ -22,6 +22,9 @@ Every call method takes ``policy``: policy fields that hold for this call only (
 - ``generate`` and ``stream`` also take ``cache`` (false: this call bypasses the response cache)
 - ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
   ``Router.stream``
+- ``generate_object``: prompt or messages, schema, max_tokens, temperature, route ->
+  ``Router.generate_object``; ``stream_object``: the same, each ``{"partial"}`` goes as a chunk, the reply
+  is the final item -> ``Router.stream_object``
 - ``route``: prompt or messages, max_tokens, route, model, task -> ``Router.route`` (the decision alone: a
   dry run on the call's own facts that generates nothing and sends nothing)
 - ``index_open`` (name, model), ``index_add`` (name, ids, texts), ``index_search`` (name, query, top_k),
@@ -55,6 +58,8 @@ from hybrid_router.protocol import CallContext, Handler, Unstarted
 from hybrid_router.requests import ClassifyRequest, EmbedRequest, NerRequest, RerankRequest, TranscribeRequest
 from hybrid_router.router import Router
 from hybrid_router.routing import ASR, CLASSIFY, EMBED, GENERATE, NER, POLICY_FIELDS, RERANK, SEARCH
+from hybrid_router.structured.request import PARAMS as OBJECT_PARAMS
+from hybrid_router.structured.request import ObjectRequest
 from hybrid_router.vector_index import IndexAdd, IndexSearch
 
 __all__ = ["METHODS", "MODEL_METHODS", "WireMethod", "chat_request", "handlers", "unstarted"]
@@ -147,6 +152,38 @@ async def _stream(r: Router, p: Params, ctx: CallContext) -> Any:
     return final
 
 
+def object_request(r: Router, p: Params, where: str) -> ObjectRequest:
+    """A structured call's params as its request; a refused one is counted in the ledger."""
+    with r.executor.counted(GENERATE):
+        validation.known_keys(p, (*OBJECT_PARAMS, "policy"), where=where)
+        return ObjectRequest.parse(
+            p.get("prompt"),
+            messages=p.get("messages"),
+            schema=p.get("schema"),
+            max_tokens=p.get("max_tokens"),
+            temperature=p.get("temperature"),
+            route=p.get("route"),
+        )
+
+
+async def _generate_object(r: Router, p: Params, ctx: CallContext) -> Any:
+    request = object_request(r, p, "generate_object")
+    return (await r.generate_object(request, on_progress=ctx.progress, policy=p.get("policy"))).to_wire()
+
+
+async def _stream_object(r: Router, p: Params, ctx: CallContext) -> Any:
+    final: dict[str, Any] = {}
+    request = object_request(r, p, "stream_object")
+    items = r.stream_object(request, on_progress=ctx.progress, policy=p.get("policy"))
+    async with aclosing(items) as stream:
+        async for item in stream:
+            if item.get("done"):
+                final = item
+            else:
+                ctx.chunk(item)
+    return final
+
+
 async def _route(r: Router, p: Params, ctx: CallContext) -> Any:
     task = p.get("task")
     if task is not None and task != GENERATE:
@@ -199,6 +236,8 @@ METHODS: Mapping[str, WireMethod] = {
     ),
     "generate": WireMethod(None, _generate, task=GENERATE),  # params checked inside (chat_request)
     "stream": WireMethod(None, _stream, task=GENERATE),
+    "generate_object": WireMethod(None, _generate_object, task=GENERATE),  # params: object_request
+    "stream_object": WireMethod(None, _stream_object, task=GENERATE),
     "route": WireMethod(("prompt", "messages", "max_tokens", "route", "model", "task", "policy"), _route),
     "configure": WireMethod(POLICY_FIELDS, _configure),
     "set_online": WireMethod(("online",), _set_online),

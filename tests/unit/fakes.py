@@ -165,6 +165,10 @@ class FakeRuntime:
     gate_texts: bool = True
     device: str = "wasm"
     generate_calls: list[FakeGenerateCall] = field(default_factory=list)
+    #: structured output: the ``schema`` each generation was given (None: free text), and replies to
+    #: give one per generation, in order, before ``reply`` (a wrong answer, then the repaired one)
+    schemas: list[Any] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
     count_calls: list[list[dict[str, str]]] = field(default_factory=list)
     #: the width of the fake vectors (384: the width the prompt router's embedding head reads)
     dims: int = FAKE_DIMS
@@ -264,10 +268,14 @@ class FakeRuntime:
         temperature: float,
         on_text: Callable[[str], None] | None = None,
         on_progress: ProgressCallback | None = None,
+        schema: Any = None,
     ) -> dict[str, Any]:
         self.generate_calls.append(
             FakeGenerateCall(model.id, dtype, plain(messages), max_new_tokens, temperature)
         )
+        self.schemas.append(schema)
+        if self.replies:
+            self.reply = self.replies.pop(0)
         self._progress(model, dtype, on_progress)
         self.started.set()
         try:
@@ -318,6 +326,10 @@ class FakeCloud:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
     calls: list[dict[str, Any]] = field(default_factory=list)
+    #: structured output: each call's ``response_format`` (None: free text), and replies to give one per
+    #: call, in order, before ``reply``
+    response_formats: list[Any] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
 
     def _record(
         self, method: str, messages: Sequence[Any], max_tokens: int | None, temperature: float | None
@@ -330,6 +342,11 @@ class FakeCloud:
                 "temperature": temperature,
             }
         )
+
+    def _structured(self, response_format: Mapping[str, Any] | None) -> None:
+        self.response_formats.append(response_format)
+        if self.replies:
+            self.reply = self.replies.pop(0)
 
     async def _wait(self) -> None:
         self.started.set()
@@ -352,8 +369,10 @@ class FakeCloud:
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         self._record("complete", messages, max_tokens, temperature)
+        self._structured(response_format)
         await self._wait()
         if self.fail is not None:
             raise self.fail
@@ -367,8 +386,10 @@ class FakeCloud:
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[StreamItem, None]:
         self._record("stream", messages, max_tokens, temperature)
+        self._structured(response_format)
         await self._wait()
         pieces = pieces_of(self.reply)
         for index, piece in enumerate(pieces):

@@ -25,6 +25,8 @@ from ..errors import InferenceError, ModelLoadError
 from ..manifest import ModelEntry
 from ..model_cache import ModelCache
 from ..routing.devices import Devices
+from ..structured import Schema, TokenConstraint, Vocabulary
+from ..structured.automaton import State
 from . import encoder_tasks
 from .jsinterop import destroy, js_object
 from .kv_cache import CachedPrefix, KvSlot
@@ -130,6 +132,32 @@ def _when_settled(release: Callable[[], None], discard: Callable[[Any], None]) -
     return done
 
 
+def _masker(constraint: TokenConstraint, prompt_length: int) -> Callable[[Any, Any], Any]:
+    """A logits processor for ``generate()`` (called synchronously once per step, before sampling): the
+    logits of every token the constraint refuses after the tokens generated so far become -inf."""
+    state: State | None = constraint.start()
+    seen = prompt_length
+
+    def process(input_ids: Any, logits: Any) -> Any:
+        nonlocal state, seen
+        row = input_ids[0]
+        length = int(row.length)
+        while seen < length and state is not None:  # the token sampled at the previous step
+            state = constraint.advance(state, int(row[seen]))
+            seen += 1
+        data = logits.data
+        values = np.frombuffer(data.to_py(), dtype=np.float32).copy()
+        allowed = constraint.mask(state, values.size) if state is not None else np.zeros(values.size, bool)
+        if state is None:  # cannot happen (every sampled token was allowed): end the answer here
+            allowed[list(constraint.vocabulary.eos_ids)] = True
+        values[~allowed] = -np.inf
+        data.assign(values)
+        destroy(row, data)
+        return logits
+
+    return process
+
+
 class TransformersJsRuntime:
     """Pipelines of Transformers.js, created once per (task, model, dtype, device) and reused.
 
@@ -149,6 +177,9 @@ class TransformersJsRuntime:
         self._waiters: dict[_Key, list[ProgressFn | None]] = {}
         #: the KV cache of the latest on-device chat, for its next turn (see :mod:`.kv_cache`)
         self.kv = KvSlot(dispose=_dispose_cache)
+        #: structured output: each chat model's vocabulary as text, and the latest schemas' constraints
+        self._vocabularies: dict[str, Vocabulary] = {}
+        self._constraints: dict[tuple[str, str], TokenConstraint] = {}
         self._use_ort_build()
 
     def _use_ort_build(self) -> None:
@@ -393,8 +424,10 @@ class TransformersJsRuntime:
         temperature: float,
         on_text: Callable[[str], None] | None = None,
         on_progress: ProgressFn | None = None,
+        schema: Schema | None = None,
     ) -> dict[str, Any]:
-        """Chat completion on the device, streaming text pieces to ``on_text``.
+        """Chat completion on the device, streaming text pieces to ``on_text``; with ``schema``, decoding
+        is constrained to it (a ``logits_processor`` masks every token the schema's automaton refuses).
 
         Greedy when ``temperature`` is 0. Cancelling the task interrupts generation at the next token
         (Transformers.js's InterruptableStoppingCriteria) and re-raises.
@@ -445,10 +478,14 @@ class TransformersJsRuntime:
             options["temperature"] = temperature
         if reused is not None:
             options["past_key_values"] = reused.cache  # updated in place by generate
+        js_masker = None
+        if schema is not None:
+            js_masker = create_proxy(_masker(self._constraint(pipe, model, schema), len(prompt)))
+            options["logits_processor"] = [js_masker]
         js_options = js_object(options)
 
         def release(_: Any = None) -> None:
-            destroy(js_text, js_token, streamer, stopper, js_options, prompt_ids, mask)
+            destroy(js_text, js_token, streamer, stopper, js_options, prompt_ids, mask, js_masker)
 
         discard = functools.partial(_discard, reused.cache if reused is not None else None)
         running = asyncio.ensure_future(pipe.model.generate(js_options))
@@ -491,6 +528,26 @@ class TransformersJsRuntime:
             "finish_reason": "length" if tokens_out >= max_new_tokens else "stop",
             "tokens_cached": len(reused.tokens) if reused is not None else 0,
         }
+
+    def _constraint(self, pipe: Any, model: ModelEntry, schema: Schema) -> TokenConstraint:
+        """``schema``'s token constraint over ``model``'s vocabulary (both kept: masks are memoized)."""
+        vocab = self._vocabularies.get(model.id)
+        if vocab is None:
+            tokenizer = pipe.tokenizer
+            inner = tokenizer._tokenizer
+            tokens = inner.model.vocab.to_py()
+            special = [int(t.id) for t in inner.added_tokens]
+            eos = pipe.model.generation_config.eos_token_id
+            eos_ids = [int(e) for e in eos] if hasattr(eos, "__iter__") else [int(eos)]
+            vocab = self._vocabularies[model.id] = Vocabulary.from_byte_level(
+                tokens, special=special, eos_ids=eos_ids
+            )
+        key = (model.id, schema.to_json())
+        constraint = self._constraints.pop(key, None) or TokenConstraint(schema, vocab)
+        self._constraints[key] = constraint  # most recent last
+        while len(self._constraints) > 8:
+            self._constraints.pop(next(iter(self._constraints)))
+        return constraint
 
     async def transcribe(
         self, model: ModelEntry, dtype: str, audio: np.ndarray, *, on_progress: ProgressFn | None = None

@@ -23,9 +23,9 @@ so the response is closed at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from ..chat import ChatMessage
 from ..sse import Event
@@ -75,6 +75,8 @@ class GenerateOptions:
     max_tokens: int | None = None
     temperature: float | None = None
     stop: tuple[str, ...] = ()
+    #: structured output: OpenAI's ``{"type": "json_schema", "json_schema": {...}}`` (None: free text)
+    response_format: Mapping[str, Any] | None = None
 
 
 class CloudProvider(Protocol):
@@ -92,6 +94,7 @@ class CloudProvider(Protocol):
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion: ...
 
     def stream(
@@ -102,6 +105,7 @@ class CloudProvider(Protocol):
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[StreamItem, None]: ...
 
 

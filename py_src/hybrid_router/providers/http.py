@@ -143,9 +143,13 @@ class HTTPProvider(ABC):
         stop: Sequence[str] | None,
         timeout: float | None,
         stream: bool,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Request:
         options = GenerateOptions(
-            max_tokens, None if temperature is None else float(temperature), tuple(stop or ())
+            max_tokens,
+            None if temperature is None else float(temperature),
+            tuple(stop or ()),
+            response_format,
         )
         body = self._body(list(messages), options, stream=stream)
         headers = self._headers.with_defaults(self._auth_headers())
@@ -202,10 +206,17 @@ class HTTPProvider(ABC):
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """The whole answer at once."""
         request = self._request(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop, timeout=timeout, stream=False
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            timeout=timeout,
+            stream=False,
+            response_format=response_format,
         )
         response = await self._send(request, stream=False)
         async with response:
@@ -220,10 +231,17 @@ class HTTPProvider(ABC):
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[StreamItem, None]:
         """Deltas as they arrive, then the :class:`Completion` (see the module docstring)."""
         request = self._request(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop, timeout=timeout, stream=True
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            timeout=timeout,
+            stream=True,
+            response_format=response_format,
         )
         response = await self._send(request, stream=True)
         parser = self._stream_parser()

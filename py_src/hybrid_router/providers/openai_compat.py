@@ -47,6 +47,8 @@ class OpenAICompatProvider(HTTPProvider):
         }
         if options.max_tokens is not None:
             body["max_tokens"] = options.max_tokens
+        if options.response_format is not None:
+            body["response_format"] = dict(options.response_format)
         if options.temperature is not None:
             body["temperature"] = options.temperature
         if options.stop:
