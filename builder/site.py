@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 from hybrid_router.manifest import FileInfo, Manifest, PartInfo
 
 from . import pins
-from .common import REPO, BuildError, atomic_dir, log, sha256_file
+from .common import REPO, BuildError, atomic_dir, cache_root, log, sha256_file
 
 WEB = REPO / "web"
 #: files of web/ that are not part of the site
@@ -124,6 +124,27 @@ def split_file(src: Path, dest: Path, part_bytes: int) -> list[tuple[Path, int, 
             part = dest.with_name(f"{dest.name}.part{len(out)}")
             part.write_bytes(piece)
             out.append((part, len(piece), hashlib.sha256(piece).hexdigest()))
+    return out
+
+
+def _split_cached(
+    src: Path, sha256: str, dest: Path, part_bytes: int, cache: Path | None
+) -> list[tuple[Path, int, str]]:
+    """:func:`split_file`, through ``cache`` (``<cache>/<sha256>-<part_bytes>/``) where given: the parts
+    of a file are written once and hard-linked into every site built after (no copy, no hashing)."""
+    if cache is None:
+        return split_file(src, dest, part_bytes)
+    folder = cache / f"{sha256}-{part_bytes}"
+    index = folder / "parts.json"
+    if not index.is_file():
+        with atomic_dir(folder) as tmp:
+            made = split_file(src, tmp / "file", part_bytes)
+            (tmp / "parts.json").write_text(json.dumps([[p.name, n, h] for p, n, h in made]))
+    out = []
+    for name, size, digest in json.loads(index.read_text()):
+        part = dest.with_name(dest.name + name.removeprefix("file"))
+        _place(folder / name, part)
+        out.append((part, size, digest))
     return out
 
 
@@ -346,9 +367,12 @@ def _runtime(w: _Writer, assets: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _models(w: _Writer, built: Built, part_bytes: int) -> tuple[str, dict[str, dict[str, FileInfo]]]:
-    """The model files into ``models-<hash>/`` (those over ``part_bytes`` in parts); returns that URL and
-    each model's files as the site serves them (with their parts), for the site's models manifest."""
+def _models(
+    w: _Writer, built: Built, part_bytes: int, part_cache: Path | None = None
+) -> tuple[str, dict[str, dict[str, FileInfo]]]:
+    """The model files into ``models-<hash>/`` (those over ``part_bytes`` in parts, kept in ``part_cache``);
+    returns that URL and each model's files as the site serves them (with their parts), for the site's
+    models manifest."""
 
     def parted(f: FileInfo) -> bool:
         return f.size > part_bytes
@@ -369,7 +393,8 @@ def _models(w: _Writer, built: Built, part_bytes: int) -> tuple[str, dict[str, d
                 served[mid][rel] = info
                 continue
             parts = []
-            for part, size, sha in split_file(folder / rel, w.root / base / mid / rel, part_bytes):
+            dest = w.root / base / mid / rel
+            for part, size, sha in _split_cached(folder / rel, info.sha256, dest, part_bytes, part_cache):
                 path = f"{rel.rpartition('/')[0]}/{part.name}".lstrip("/")
                 w.files[base + f"{mid}/{path}"] = SiteFile(base + f"{mid}/{path}", size, sha, True)
                 parts.append(PartInfo(path, size, sha))
@@ -467,6 +492,8 @@ def build_site(
     assets = assets if assets is not None else build_assets()
     if raw_manifest is None:
         raw_manifest = json.loads((REPO / "models_manifest.json").read_text(encoding="utf-8"))
+    # the build cache's models: their parts are kept in the cache too (tests pass their own files)
+    part_cache = cache_root() / "site-parts" if built is None else None
     built, left_out = select(
         raw_manifest, built if built is not None else _built_models(models), models=models, dtypes=dtypes
     )
@@ -481,7 +508,7 @@ def build_site(
         tmp.chmod(0o755)
         w = _Writer(tmp)
         runtime = _runtime(w, assets)
-        models_url, served = _models(w, built, part_bytes)
+        models_url, served = _models(w, built, part_bytes, part_cache)
         csp = site_headers.content_security_policy(
             connect=[o for o in [relay_origin(relay)] if o], frame_ancestors=None
         )

@@ -10,6 +10,7 @@
  */
 
 export { openIndexStore } from "./index-store.js";
+export { openResponseCacheStore } from "./response-cache-store.js";
 export { openStateStore } from "./state-store.js";
 
 /**
@@ -42,17 +43,68 @@ export function yieldBetweenSteps(pipe) {
 }
 
 /**
+ * @typedef {{ url: string, size: number, sha256: string }} WasmPart
+ * @typedef {{ mjs: string, wasm: string, wasmParts?: WasmPart[] }} OrtBuild
+ *   `wasmParts`: a static site serves this build's wasm in parts (hosts limit the size of one file)
+ */
+
+/**
  * ONNX Runtime's builds (boot.json's `ort.builds`, absolute URLs), handed over by worker.js with
  * Transformers.js's ONNX Runtime wasm settings; `pinned`: a build named by the worker's init options
- * (`ortBuild`: benchmarks compare builds side by side); `used`: what `useOrtBuild` applied.
- * @type {{ wasm: any, builds: Record<string, { mjs: string, wasm: string }>, pinned: string | null,
- *   used: { build: string, proxy: boolean, reason: string } | null }}
+ * (`ortBuild`: benchmarks compare builds side by side); `used`: what `useOrtBuild` applied;
+ * `joining`: the parts of its wasm being fetched and joined.
+ * @type {{ wasm: any, builds: Record<string, OrtBuild>, pinned: string | null,
+ *   used: { build: string, proxy: boolean, reason: string } | null, joining: Promise<void> | null }}
  */
-const ort = { wasm: null, builds: {}, pinned: null, used: null };
+const ort = { wasm: null, builds: {}, pinned: null, used: null, joining: null };
+
+/** @param {Uint8Array} bytes */
+const sha256Hex = async (bytes) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+  (b) => b.toString(16).padStart(2, "0")).join("");
+
+/**
+ * The wasm served in `parts`, fetched (in parallel), each checked against its size and sha256, joined.
+ * @param {WasmPart[]} parts @returns {Promise<Uint8Array>}
+ */
+async function joinWasm(parts) {
+  const pieces = await Promise.all(parts.map(async (part, i) => {
+    const response = await fetch(part.url);
+    const bytes = response.ok ? new Uint8Array(await response.arrayBuffer()) : null;
+    const digest = bytes && bytes.byteLength === part.size ? await sha256Hex(bytes) : null;
+    if (digest !== part.sha256) {
+      const what = !bytes ? `HTTP ${response.status}` : digest === null ? `${bytes.byteLength} of ${part.size} bytes`
+        : `sha256 ${digest.slice(0, 12)}… instead of ${part.sha256.slice(0, 12)}…`;
+      throw Object.assign(new Error(`ONNX Runtime's wasm part ${i + 1} of ${parts.length} (${part.url}): ${what}`), {
+        name: "ModelLoadError",
+        hint: "Deploy the site folder that python -m builder site wrote as it is (every part with its boot.json).",
+      });
+    }
+    return bytes;
+  }));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.size, 0));
+  let at = 0;
+  for (const piece of pieces) { out.set(/** @type {Uint8Array} */ (piece), at); at += piece?.byteLength ?? 0; }
+  return out;
+}
+
+/**
+ * Resolves once the ONNX Runtime build in use can load: where its wasm is served in parts, once they
+ * are fetched, checked and joined into ONNX Runtime's `wasmBinary` (Python awaits this before a model
+ * loads; a failed join is tried again by the next call).
+ * @returns {Promise<void>}
+ */
+export function ortReady() {
+  const parts = ort.used ? ort.builds[ort.used.build]?.wasmParts : undefined;
+  if (!parts || !ort.wasm || ort.wasm.wasmBinary) return Promise.resolve();
+  ort.joining ??= joinWasm(parts)
+    .then((bytes) => { ort.wasm.wasmBinary = bytes; })
+    .finally(() => { ort.joining = null; });
+  return ort.joining;
+}
 
 /**
  * @param {any} wasm Transformers.js's `env.backends.onnx.wasm` (ONNX Runtime's own settings object)
- * @param {Record<string, { mjs: string, wasm: string }>} builds @param {string | null} [pinned]
+ * @param {Record<string, OrtBuild>} builds @param {string | null} [pinned]
  */
 export function offerOrtBuilds(wasm, builds, pinned = null) {
   Object.assign(ort, { wasm, builds, pinned: pinned || null, used: null });
@@ -85,6 +137,7 @@ export function useOrtBuild(build, proxy, reason) {
     ort.wasm.proxy = true;
   }
   ort.used = { build: name, proxy, reason: ort.pinned ? `the worker's init options pin the ${name} build` : reason };
+  ortReady().catch(() => { /* fetched ahead; the error is the caller's of ortReady before a model loads */ });
   return ort.used;
 }
 

@@ -100,7 +100,10 @@ async function boot(options) {
   // applied by py-bridge.js useOrtBuild before the first model loads)
   tjs.env.backends.onnx.wasm.wasmPaths = { mjs: abs(boot.ort.mjs), wasm: abs(boot.ort.wasm) };
   bridge.offerOrtBuilds(tjs.env.backends.onnx.wasm, Object.fromEntries(Object.entries(boot.ort.builds ?? {})
-    .map(([name, b]) => [name, { mjs: abs(/** @type {any} */ (b).mjs), wasm: abs(/** @type {any} */ (b).wasm) }])),
+    .map(([name, b]) => [name, { mjs: abs(/** @type {any} */ (b).mjs), wasm: abs(/** @type {any} */ (b).wasm),
+      // a static site's wasm in parts (hosts limit one file's size): py-bridge.js joins them
+      ...(/** @type {any} */ (b).wasm_parts ? { wasmParts: /** @type {any} */ (b).wasm_parts.map(
+        (/** @type {any} */ p) => ({ ...p, url: abs(p.url) })) } : {}) }])),
   options.ortBuild ?? null);
   // ONNX Runtime imports its .mjs by URL: Transformers.js's wasm cache would import a blob: copy instead,
   // which the Content-Security-Policy refuses (script-src has no blob:); the HTTP cache or the service

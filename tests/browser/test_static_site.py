@@ -210,3 +210,104 @@ def test_a_relay_on_its_own_origin(browser: Any, tmp_path: Path) -> None:
         relay.terminate()
         relay.wait(10)
         provider.stop()
+
+
+# ------------------------------------------------------------------ hosts with a per-file limit
+
+CHAT = "SmolLM2-135M-Instruct"
+PROMPT = "What is the capital of France?"
+GREEDY_JS = """async (prompt) => (await window.router.generate({ prompt, maxTokens: 12, temperature: 0,
+  route: "local" })).text"""
+PRELOAD_JS = """async ({ id, file }) => {
+  const seen = [];
+  await window.router.preload([id], { onProgress: (e) => {
+    if (e.file === file && e.status === "progress") seen.push(e.loaded);
+  } });
+  return seen;
+}"""
+# a worker of the site's own, started as bench/ort_builds.py does, on ONNX Runtime's asyncify build (what a
+# device with WebGPU and without JSPI loads): the static site serves its wasm in parts
+ASYNCIFY_JS = """async (prompt) => {
+  const worker = new Worker("worker.js", { type: "module", name: "asyncify" });
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => {
+        const m = e.data;
+        if (m.type === "fatal") reject(new Error(m.error.name + ": " + m.error.message));
+        if (m.type === "ready") {
+          worker.postMessage({ id: 1, type: "call", method: "generate",
+            params: { prompt, max_tokens: 12, temperature: 0, route: "local" } });
+          m.info.ort && (worker.__ort = m.info.ort);
+        }
+        if (m.id === 1 && m.type === "result") resolve({ text: m.value.text, ort: worker.__ort });
+        if (m.id === 1 && m.type === "error") reject(new Error(m.error.name + ": " + m.error.message));
+      };
+      worker.postMessage({ type: "init", options: { ortBuild: "asyncify" } });
+    });
+  } finally { worker.terminate(); }
+}"""
+TAMPERED_JS = """async (id) => {
+  await window.router.deleteModel(id);
+  try { await window.router.preload([id]); return null; }
+  catch (e) { return { name: e.name, message: e.message, hint: e.hint }; }
+}"""
+
+
+def test_the_default_site_has_no_file_over_the_hosts_limit(local_site: Any) -> None:
+    """Cloudflare Pages takes files up to 25 MiB: the default site (each model in its default dtype) has
+    none larger; the large model files and ONNX Runtime's asyncify wasm are there in parts."""
+    from builder.site import HOST_FILE_LIMIT
+
+    root = local_site.root
+    sizes = {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+    largest = max(sizes, key=lambda p: sizes[p])
+    assert sizes[largest] <= HOST_FILE_LIMIT, (largest, sizes[largest])
+    assert any(".onnx.part" in p for p in sizes) and any(".asyncify.wasm.part" in p for p in sizes)
+    manifest = json.loads((root / "models_manifest.json").read_text())
+    assert all(list(m["variants"]) == [m["default_dtype"]] for m in manifest["models"])
+
+
+def test_a_site_in_parts_answers_as_the_whole_files_do_and_refuses_a_tampered_part(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The chat model from a site in small parts (8 MiB, served by a plain http.server): the download
+    counts bytes across the parts, the greedy answer equals the one from a site of whole files, ONNX
+    Runtime's asyncify build loads from its parts, and a part changed on the host is refused with a
+    ModelLoadError naming it."""
+    from builder.site import build_site
+
+    whole = build_site(tmp_path / "whole", models=[CHAT], part_bytes=2**40)
+    parted = build_site(tmp_path / "parted", models=[CHAT], part_bytes=8 * 2**20)
+    (entry,) = json.loads((parted.root / "models_manifest.json").read_text())["models"]
+    name = f"onnx/model_{entry['default_dtype']}.onnx"
+    info = entry["variants"][entry["default_dtype"]]["files"][name]
+    assert len(info["parts"]) >= 10 and not any(".onnx.part" in f.path for f in whole.files)
+    texts = {}
+    for label, site in (("whole", whole), ("parted", parted)):
+        srv = start_static(site.root, plain=True, log=tmp_path / f"{label}.log")
+        context = browser.new_context()
+        try:
+            page = open_app(context, srv.url)
+            if label == "parted":
+                seen = page.evaluate(PRELOAD_JS, {"id": CHAT, "file": name})
+                assert seen == sorted(seen) and seen[-1] == info["size"]
+                assert any(2 * 8 * 2**20 < n < info["size"] for n in seen)  # counted across the parts
+            texts[label] = page.evaluate(GREEDY_JS, PROMPT)
+            if label == "parted":
+                out = page.evaluate(ASYNCIFY_JS, PROMPT)
+                assert out["ort"]["build"] == "asyncify" and out["text"] == texts[label]
+                # a part changed on the host (a new file: the site's parts are hard links into the cache)
+                part = parted.root / json.loads((parted.root / "boot.json").read_text())["models_url"]
+                part = part / CHAT / info["parts"][2]["path"]
+                data = bytearray(part.read_bytes())
+                data[1000] ^= 0xFF
+                part.unlink()
+                part.write_bytes(bytes(data))
+                err = page.evaluate(TAMPERED_JS, CHAT)
+                assert err is not None and err["name"] == "ModelLoadError", err
+                assert f"part 3 of {len(info['parts'])}" in err["message"] and "corrupted" in err["message"]
+                assert info["parts"][2]["path"] in err["message"] and "every part" in err["hint"]
+        finally:
+            context.close()
+            srv.stop()
+    assert texts["whole"] and texts["parted"] == texts["whole"]

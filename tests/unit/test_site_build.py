@@ -381,3 +381,16 @@ def test_a_runtime_wasm_over_the_hosts_limit_is_written_in_parts_boot_json_lists
     precached = {e["url"] for e in build_info["precache"]}
     assert not {p["url"] for p in parts} & precached
     assert {p["url"] for p in parts} <= set(build_info["on_demand"])
+
+
+def test_the_parts_of_a_built_model_are_kept_and_linked_into_the_next_site(tmp_path: Path) -> None:
+    from builder.site import _split_cached
+
+    src = tmp_path / "model.onnx"
+    src.write_bytes(bytes(range(256)) * 8)  # 2048 bytes
+    first = _split_cached(src, sha(src), tmp_path / "a" / "model.onnx", 1000, tmp_path / "parts")
+    again = _split_cached(src, sha(src), tmp_path / "b" / "model.onnx", 1000, tmp_path / "parts")
+    assert [(p.name, n, h) for p, n, h in first] == [(p.name, n, h) for p, n, h in again]
+    assert [n for _, n, _ in again] == [1000, 1000, 48]
+    assert all(a.stat().st_ino == b.stat().st_ino for (a, _, _), (b, _, _) in zip(first, again, strict=True))
+    assert b"".join(p.read_bytes() for p, _, _ in again) == src.read_bytes()

@@ -158,6 +158,14 @@ def _masker(constraint: TokenConstraint, prompt_length: int) -> Callable[[Any, A
     return process
 
 
+async def _ort_ready() -> None:
+    """ONNX Runtime's build can load (py-bridge.js ``ortReady``: its wasm parts, where a static site serves
+    it in parts, fetched, checked and joined)."""
+    import hybrid_router_js
+
+    await hybrid_router_js.ortReady()
+
+
 class TransformersJsRuntime:
     """Pipelines of Transformers.js, created once per (task, model, dtype, device) and reused.
 
@@ -294,6 +302,7 @@ class TransformersJsRuntime:
         try:
             if self.cache is not None:  # every file read and checked against the manifest, held for the load
                 await self.cache.ensure([(model.id, dtype)], on_progress=tagged, hold=True)
+            await _ort_ready()  # a static site's ONNX Runtime wasm in parts: joined before a session
             pipe = await self._tjs.pipeline(task, model.id, options)
             if task in _GENERATIVE:
                 yield_between_steps(pipe)
