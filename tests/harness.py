@@ -144,6 +144,33 @@ class RouterPage:
         return error
 
 
+#: the chat model the browser tests run (their greedy == torch checks are SmolLM2's): a router takes the
+#: largest chat model that fits the device, which on this machine's headless Chromium (deviceMemory 8) is a
+#: bigger one once the server serves it; :func:`open_router_page` names this one then, unless the options do
+TEST_CHAT_MODEL = "SmolLM2-135M-Instruct"
+
+
+def served_chat_models(server: Server) -> list[str]:
+    """The text-generation models of the manifest ``server`` serves (built ones only)."""
+    with urllib.request.urlopen(server.url + "boot.json", timeout=10) as resp:
+        boot = json.load(resp)
+    url = urllib.request.urljoin(server.url + "boot.json", boot["models_manifest"])
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        manifest = json.load(resp)
+    return [m["id"] for m in manifest["models"] if "text-generation" in m["tasks"]]
+
+
+def with_test_chat_model(server: Server, options: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` with ``policy.chatModel`` :data:`TEST_CHAT_MODEL` where the server serves it among
+    other chat models and the options name none (``chatModel: None`` asks for the device's choice)."""
+    out = dict(options or {})
+    policy = dict(out.get("policy") or {})
+    served = served_chat_models(server)
+    if "chatModel" not in policy and TEST_CHAT_MODEL in served and len(served) > 1:
+        out["policy"] = {**policy, "chatModel": TEST_CHAT_MODEL}
+    return out
+
+
 def open_router_page(
     browser: Any, server: Server, *, create: bool = True, options: dict[str, Any] | None = None
 ) -> RouterPage:
@@ -164,7 +191,7 @@ def open_router_page(
             window.router = await HybridRouter.create({ ...options, onProgress: (e) => events.push(e) });
             return events;
         }""",
-            options or {},
+            with_test_chat_model(server, options),
         )
     return RouterPage(page, requests, server, events)
 

@@ -196,7 +196,8 @@ function explain(r, usage) {
     `<span class="fallback">${e(f.target)} failed (${e(f.error_name)}: ${e(f.message)})</span>`).join(" → ");
   const cost = r.cost_usd ? `, ~$${Number(r.cost_usd).toFixed(6)}` : "";
   const data = r.sensitive ? ` · personal data: ${e(Object.entries(r.sensitive.found ?? {}).map(([k, n]) => `${n} ${k}`).join(", "))} (${e(r.sensitive.action)})` : "";
-  return `<span class="badge ${e(r.target)}">${e(r.target)}</span> ${e(r.model)} — ${e(r.reason)}: ${e(r.rule)}` +
+  const dtype = r.target === "local" && r.dtype ? ` (${e(r.dtype)})` : "";
+  return `<span class="badge ${e(r.target)}">${e(r.target)}</span> ${e(r.model)}${dtype} — ${e(r.reason)}: ${e(r.rule)}` +
     `${falls ? ` · ${falls} → served by ${e(r.target)}` : ""}${data} · ${Number(usage?.tokens_in ?? r.tokens_in)} in / ` +
     `${Number(usage?.tokens_out ?? r.tokens_out)} out tokens, ${Math.round(r.ms)} ms${cost}`;
 }
@@ -342,6 +343,27 @@ function setUpChat(router) {
   };
 }
 
+/**
+ * Which chat model this device got and why (the router's info.chat; the policy's chatModel when one is
+ * named), below the chat box; returns its name for the cloud label.
+ * @param {any} info the router's info
+ * @returns {string}
+ */
+function showChatModel(info) {
+  let line = document.getElementById("chat-model");
+  if (!line) {
+    line = Object.assign(document.createElement("p"), { id: "chat-model", className: "muted" });
+    $("chat-preview").after(line);
+  }
+  const named = info.policy?.chat_model;
+  const chat = info.chat ?? { model: null, dtype: null, why: "the router did not say" };
+  line.textContent = named
+    ? `On-device chat model: ${named}, named by the page's address (?chatModel=).`
+    : `On-device chat model: ${chat.model ? `${chat.model} (${chat.dtype})` : "none"}. Why: ${chat.why}.`;
+  line.dataset.model = named || chat.model || "";
+  return named || chat.model || "none";
+}
+
 async function main() {
   // the input takes keys while the router starts; Enter sends nothing until it is ready
   /** @type {HTMLFormElement} */ ($("chat-form")).onsubmit = (event) => {
@@ -366,7 +388,12 @@ async function main() {
   }
   let router;
   try {
-    router = await HybridRouter.create({ onProgress: showProgress });
+    // ?chatModel=<id> names the on-device chat model (else the largest that fits this device);
+    // ?deviceMemoryGb=<n> shows what a device with that much memory gets (docs/models.md)
+    const query = new URLSearchParams(location.search);
+    const chatModel = query.get("chatModel"), memory = Number(query.get("deviceMemoryGb"));
+    router = await HybridRouter.create({ onProgress: showProgress, ...(chatModel ? { policy: { chatModel } } : {}),
+      ...(memory > 0 ? { capabilities: { device_memory_gb: memory } } : {}) });
   } catch (err) {
     $("boot-status").textContent = describe(err);
     $("boot-status").className = "error";
@@ -386,7 +413,7 @@ async function main() {
     const c = info.cloud;
     cloudStarting = !c && Boolean(info.cloud_note);
     cloudPill(config, c, info.cloud_note);
-    const local = info.models.find((/** @type {any} */ m) => m.tasks.includes("text-generation"))?.id ?? "none";
+    const local = showChatModel(info);
     $("cloud-label").textContent = c
       ? `Cloud tier: ${c.label || c.model}. Local model: ${local}.`
       : info.cloud_note

@@ -29,7 +29,7 @@ export { ERROR_NAMES, HybridRouterError };
  *   fallbacks: FallbackStep[], tokens_in: number, tokens_out: number, cost_usd: number,
  *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number,
  *   router?: Record<string, any> | null, sensitive?: SensitiveRecord | null,
- *   finish_reason?: FinishReason | null, max_tokens?: number | null }} Route
+ *   finish_reason?: FinishReason | null, max_tokens?: number | null, chat_model?: ChatModel | null }} Route
  * @typedef {"stop" | "length" | string} FinishReason "stop": the answer ended; "length": it was cut at
  *   `max_tokens` (the route's `max_tokens` says how many); a cloud may name others ("content_filter")
  * @typedef {{ action: "local" | "redact", found: Record<string, number>, missing: string[] }} SensitiveRecord
@@ -44,17 +44,24 @@ export { ERROR_NAMES, HybridRouterError };
  * @typedef {import("./protocol.js").ProgressEvent} ProgressEvent
  * @typedef {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string,
  *   dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse", complexityThreshold?: number | null,
- *   fallback?: boolean, cloudShare?: number | null, sensitive?: "allow" | "local" | "redact" }} PolicyOptions
+ *   fallback?: boolean, cloudShare?: number | null, sensitive?: "allow" | "local" | "redact",
+ *   chatModel?: string | null }} PolicyOptions `chatModel`: the on-device chat model every generation uses
+ *   (null: the largest that fits the device)
  * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, policy?: PolicyOptions }} CallOptions
  * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string | null,
  *   fallback_target: "local" | "cloud" | null, router: Record<string, any> | null,
- *   sensitive: SensitiveRecord | null, tokens_in: number | null, decision_ms: number, dry_run: true }} RouteDecision
+ *   sensitive: SensitiveRecord | null, tokens_in: number | null, decision_ms: number, dry_run: true,
+ *   dtype?: string | null, chat_model?: ChatModel | null }} RouteDecision
+ * @typedef {{ model: string | null, dtype: string | null, why: string, device_class: "phone" | "desktop",
+ *   named: "call" | "policy" | null }} ChatModel the device's chat model and why (`model` null: no chat model
+ *   fits this device, and `why` says so)
  */
 
 /**
  * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
- *   temperature?: number, route?: "auto" | "local" | "cloud", signal?: AbortSignal,
- *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} GenerateOptions
+ *   temperature?: number, route?: "auto" | "local" | "cloud", model?: string, signal?: AbortSignal,
+ *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} GenerateOptions `model`: the on-device
+ *   chat model for this call (default: the policy's `chatModel`, else the largest that fits the device)
  * @typedef {{ tokens_in: number, tokens_out: number }} Usage
  * @typedef {{ text: string, route: Route, usage: Usage, finish_reason: FinishReason | null }} GenerateResult
  *   `finish_reason` (also `route.finish_reason`): "length" when the answer was cut at its `max_tokens`
@@ -64,7 +71,8 @@ export { ERROR_NAMES, HybridRouterError };
 
 /** camelCase option -> snake_case wire key */
 const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", dailyBudgetUSD: "daily_budget_usd",
-  overBudget: "over_budget", complexityThreshold: "complexity_threshold", cloudShare: "cloud_share" });
+  overBudget: "over_budget", complexityThreshold: "complexity_threshold", cloudShare: "cloud_share",
+  chatModel: "chat_model" });
 
 /**
  * Policy fields (camelCase) as the wire's snake_case; anything but an object is a ValidationError.
@@ -204,7 +212,12 @@ export class HybridRouter extends EventTarget {
    * boot.json, the runtime, the models; default: next to the worker). A page of another origin must also
    * pass `workerUrl`: a module worker has to come from the page's own origin, so it serves a one-line file
    * that imports our worker.js by URL.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, baseUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number }} [options]
+   *
+   * `capabilities` (for tests, and for an app that knows its device better than the browser says): facts
+   * that replace the probed ones, as `capabilities()` reports them (`{ device_memory_gb: 2, storage: { quota,
+   * usage } }`); the models, dtypes and chat model are then chosen for that device, and `capabilities()`
+   * lists them under `simulated`.
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, baseUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number, capabilities?: Record<string, any> }} [options]
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
@@ -215,7 +228,7 @@ export class HybridRouter extends EventTarget {
     requestPersistence();
     const baseUrl = options.baseUrl ? new URL(options.baseUrl, globalThis.location?.href).href : undefined;
     router.#bootOptions = { bootUrl: options.bootUrl, baseUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
-      downloadIdleMs: options.downloadIdleMs,
+      downloadIdleMs: options.downloadIdleMs, capabilities: options.capabilities,
       device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
     router.info = await router.#connection.start(router.#bootOptions, options.signal);
     router.#followNetwork();
@@ -384,7 +397,9 @@ export class HybridRouter extends EventTarget {
   /**
    * Text generation, on the device or in the cloud as the routing policy decides. Without `maxTokens`
    * each side has its own budget (the device 512 tokens, the cloud 1024); `finish_reason` "length" says
-   * the answer was cut at it.
+   * the answer was cut at it. `model` names the on-device chat model (else the policy's `chatModel`, else
+   * the largest that fits this device: `info.chat` says which and why); an unknown one, or one that does not
+   * fit this device, is a ValidationError with a hint. `route.chat_model` says which and why.
    * @param {GenerateOptions} options
    * @returns {Promise<GenerateResult>}
    */
@@ -400,7 +415,8 @@ export class HybridRouter extends EventTarget {
    * rule and score the call then gets. Its first use loads the models those facts need, as a first call
    * would. `sensitive` is the personal data found and the detectors that could not run.
    * @param {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
-   *   route?: "auto" | "local" | "cloud", task?: string, policy?: PolicyOptions, signal?: AbortSignal }} options
+   *   route?: "auto" | "local" | "cloud", model?: string, task?: string, policy?: PolicyOptions,
+   *   signal?: AbortSignal }} options
    * @returns {Promise<RouteDecision>}
    */
   async route(options) {

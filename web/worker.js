@@ -143,6 +143,7 @@ async function boot(options) {
     cloud: options.cloud || {},
     policy: options.policy || {},
     device: options.device ?? null, // null: chosen per model from the capabilities
+    capabilities: options.capabilities ?? null, // create({ capabilities }): facts over the probe's
   }), { store, customCache, capabilities, estimateStorage });
   // the browser's view of the network: offline, a request that could go either way stays on the device and
   // an explicit cloud call fails at once with an OfflineError (no retries against a network that is gone)
