@@ -165,7 +165,10 @@ def with_test_chat_model(server: Server, options: dict[str, Any] | None) -> dict
     other chat models and the options name none (``chatModel: None`` asks for the device's choice)."""
     out = dict(options or {})
     policy = dict(out.get("policy") or {})
-    served = served_chat_models(server)
+    try:
+        served = served_chat_models(server)
+    except (OSError, ValueError, KeyError, TypeError):  # a server a test breaks on purpose: as given
+        return out
     if "chatModel" not in policy and TEST_CHAT_MODEL in served and len(served) > 1:
         out["policy"] = {**policy, "chatModel": TEST_CHAT_MODEL}
     return out
