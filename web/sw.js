@@ -11,7 +11,9 @@
  *   update downloads only what changed and drops what is gone.
  * - On demand (`on_demand`): ONNX Runtime's WebGPU builds (asyncify, jspi), which only a device with a
  *   real GPU loads: cached the first time they are fetched (cache first: their URLs are content-hashed),
- *   so a phone never downloads them and a GPU device has them offline after its first start.
+ *   so a phone never downloads them and a GPU device has them offline after its first start. A wasm
+ *   over the hosts' 25 MiB per file (asyncify) is served in parts: `on_demand` lists the parts
+ *   (py-bridge.js fetches and joins them).
  * - Not precached: the model files (the router keeps them in IndexedDB, checked by sha256) and the
  *   cloud relay's calls (network only: offline they fail, and the router says OfflineError).
  * - The relay's /config is network-first with a copy kept per version, so an offline start still

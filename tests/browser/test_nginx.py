@@ -161,6 +161,7 @@ def test_every_file_nginx_serves_has_the_sites_headers(site: Any, nginx: Static)
     paths = ["", *sorted(f.path for f in site.files)]
     kinds = {Path(p).suffix or Path(p).name for p in paths}
     assert {".html", ".js", ".mjs", ".wasm", ".onnx", ".json", ".webmanifest", ".png", ".whl"} <= kinds, kinds
+    assert ".part0" in kinds  # the large model files and ONNX Runtime's asyncify wasm, in parts
     for path in paths:
         status, got = head(nginx.url + path)
         assert status == 200, path
