@@ -1,10 +1,11 @@
 """The client's npm package: ``python -m builder package OUT`` writes ``OUT/hybrid-router-<version>.tgz``.
 
-The package is the client and the worker from web/ (plain ES modules, unchanged), ``types/*.d.ts``
-written by TypeScript from their JSDoc, package.json (npm/package.json with the project's version) and
-npm/README.md. The runtime (Pyodide, Transformers.js, ONNX Runtime, the wheels, the models) is not in
-it: the page names where it is with ``create({ baseUrl })`` (serve.py, or the static site). The tools
-are pinned in builder/pins.py (TypeScript) and kept under ``$HYBRID_ROUTER_CACHE/tools/``.
+The package is the client and the worker from web/ (plain ES modules, unchanged), the AI SDK provider
+from npm/ai-sdk.js (``hybrid-router/ai-sdk``), ``types/*.d.ts`` written by TypeScript from their JSDoc,
+package.json (npm/package.json with the project's version) and npm/README.md. The runtime (Pyodide,
+Transformers.js, ONNX Runtime, the wheels, the models) is not in it: the page names where it is with
+``create({ baseUrl })`` (serve.py, or the static site). The tools are pinned in builder/pins.py
+(TypeScript) and kept under ``$HYBRID_ROUTER_CACHE/tools/``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def module_graph(entry: str) -> tuple[str, ...]:
 #: what the package holds of web/: the client's modules and the worker's (their import graphs)
 CLIENT = module_graph("hybrid-router.js")
 WORKER = tuple(m for m in module_graph("worker.js") if m not in CLIENT)
+#: the package's own modules, from npm/: the Vercel AI SDK provider (``hybrid-router/ai-sdk``; it imports
+#: ``@ai-sdk/provider``, an optional peer dependency, so it never joins web/, which serves the page as it is)
+OWN = ("ai-sdk.js",)
 
 
 def version() -> str:
@@ -81,17 +85,23 @@ def node() -> str:
 
 
 def declarations(src: Path) -> None:
-    """``src/types/*.d.ts`` from the JSDoc of the client (TypeScript, pinned)."""
+    """``src/types/*.d.ts`` from the JSDoc of the client (TypeScript, pinned); the AI SDK provider's types
+    come from the pinned ``@ai-sdk/provider``, there for tsc only."""
     tsc = npm_tool(pins.TYPESCRIPT_NPM) / "bin" / "tsc"
     shutil.copy2(NPM / "tsconfig.json", src / "tsconfig.json")
+    provider = src / "node_modules" / "@ai-sdk" / "provider"
+    provider.parent.mkdir(parents=True)
+    spec = next(s for s in pins.AI_SDK_NPM if s[0].startswith("@ai-sdk/provider@"))
+    provider.symlink_to(npm_tool(spec), target_is_directory=True)
     proc = subprocess.run(
         [node(), str(tsc), "-p", str(src / "tsconfig.json")], capture_output=True, text=True
     )
     (src / "tsconfig.json").unlink()
+    shutil.rmtree(src / "node_modules")
     if proc.returncode != 0:
         raise BuildError(
             f"tsc could not write the declarations:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}",
-            hint="the client's JSDoc does not type-check: fix what tsc says in web/",
+            hint="the client's JSDoc does not type-check: fix what tsc says in web/ (npm/ for ai-sdk.js)",
         )
 
 
@@ -103,6 +113,8 @@ def build_package(out: Path) -> Path:
         src.mkdir()
         for name in (*CLIENT, *WORKER):
             shutil.copy2(WEB / name, src / name)
+        for name in OWN:
+            shutil.copy2(NPM / name, src / name)
         manifest = json.loads((NPM / "package.json").read_text())
         manifest["version"] = version()
         (src / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")

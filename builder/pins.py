@@ -112,3 +112,49 @@ ESBUILD_NPM = (
     "esbuild-wasm@0.28.2",
     "sha512-GccVwhv3mmOUVQHCQm2Ox/rby8n/EqUwvZxE6Pjfikrq/lWw9g9WX/u9EykWnpot3Ko6j426DgQdea2xWKIAQA==",
 )
+#: the Vercel AI SDK that ``hybrid-router/ai-sdk`` implements (the ``ai`` package's LanguageModelV4 and
+#: EmbeddingModelV4, from ``@ai-sdk/provider``), for its browser test and examples/ai-sdk, never shipped
+#: (the app installs ``ai`` itself): ``ai`` and every package of its install tree as npm resolves
+#: ai@7.0.173 (zod is its peer), so an ``npm install --offline`` of these tarballs needs nothing else
+AI_SDK_NPM = (
+    (
+        "ai@7.0.173",
+        "sha512-dLea37zT1h7cjkUsBprU4Rq35HJqhtHHaq1jTAXjHQoyfpeswpgCrhjZJWdWc10gjEAxmz114py7iLGQ3xIMxw==",
+    ),
+    (
+        "@ai-sdk/provider@4.0.38",
+        "sha512-GElz70UUCuDFFyD6m6aQJFgRY0HEABQzB5otzgkrisYaF5mnss7o0upAmbBTSD6KWiM9h7lZm1ls2c7xzHR8CA==",
+    ),
+    (
+        "@ai-sdk/provider-utils@5.0.81",
+        "sha512-pfvvdQ3d1WxdBuug/mnGEP6E48cPokwD8dMBnsFeeAUp0/rb/H2aj0f3mwOiY62gu/Cu5GO44e+SE5nDHyBWMA==",
+    ),
+    (
+        "@ai-sdk/gateway@4.0.146",
+        "sha512-rJ5NQSyjnpo6HSBEYc9Ff6k1EROUuB7KeAfHYVbVDsk68ynY0Eb8JeWflZKXlT6NhYgqyCiBDxE5blXWACXMKQ==",
+    ),
+    (
+        "@standard-schema/spec@1.1.0",
+        "sha512-l2aFy5jALhniG5HgqrD6jXLi/rUWrKvqN/qJx6yoJsgKhblVd+iqqU4RCXavm/jPityDo5TCvKMnpjKnOriy0w==",
+    ),
+    (
+        "@vercel/oidc@3.2.0",
+        "sha512-UycprH3T6n3jH0k44NHMa7pnFHGu/N05MjojYr+Mc6I7obkoLIJujSWwin1pCvdy/eOxrI/l3uDLQsmcrOb4ug==",
+    ),
+    (
+        "@workflow/serde@4.1.0",
+        "sha512-pav4F2BoirECWR7Nf1TKt+2eETcBj7jj4cBefQ8VXQCA6NPkaKeLfj/zMgi+3zYV5ZIBT4GuUiphsj0/b9hPQQ==",
+    ),
+    (
+        "eventsource-parser@3.1.1",
+        "sha512-EKN1vKAMcZ8MlYMpaNuxN6R9yakzH6uajHcHVTqWJzvu5pWw9DyhbP35HH8MVBQ+dZjAfDxk+A8NiR9KWaXiyQ==",
+    ),
+    (
+        "json-schema@0.4.0",
+        "sha512-es94M3nTIfsEPisRafak+HDLfHXnKBhV3vU5eqPcS3flIWqcxJWgXHXiey3YrpaNsanY5ei1VoYEbOzijuq9BA==",
+    ),
+    (
+        "zod@4.6.7",
+        "sha512-g8W2D2kU6a8untc053fX1uVBKzM7yqAxW/3zwk83+6RyF2+SKOuV+c0wBDhUwzV1PaGapmZH+rmcUzPf+3CGwg==",
+    ),
+)
