@@ -118,7 +118,7 @@ def split_file(src: Path, dest: Path, part_bytes: int) -> list[tuple[Path, int, 
     if part_bytes <= 0:
         raise BuildError(f"--part-bytes {part_bytes}: must be positive", hint=f"e.g. {PART_BYTES}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    out = []
+    out: list[tuple[Path, int, str]] = []
     with src.open("rb") as f:
         while piece := f.read(part_bytes):
             part = dest.with_name(f"{dest.name}.part{len(out)}")
