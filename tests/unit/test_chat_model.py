@@ -92,6 +92,7 @@ def test_a_desktop_gets_the_05b_model_when_it_fits() -> None:
     assert choice.model is not None and choice.model.id == QWEN
     assert choice.dtype == "q4" and not choice.phone and choice.named is None
     assert "desktop-class" in choice.reason and "largest chat model that fits" in choice.reason
+    assert "8 GB of device memory, 8 cores, not cross-origin isolated (one thread)" in choice.reason
 
 
 def test_a_desktop_gets_smollm2_where_the_05b_model_is_not_in_this_deployment() -> None:

@@ -73,8 +73,10 @@ def phone_class(caps: Capabilities) -> tuple[bool, str]:
             f"{free / _MB:.0f} MB of free storage (phone-class: under {PHONE_STORAGE_BYTES / _MB:.0f} MB)"
         )
     cores = f", {caps.hardware_concurrency} cores" if caps.hardware_concurrency else ""
+    isolated = caps.cross_origin_isolated
+    threads = ", cross-origin isolated" if isolated else ", not cross-origin isolated (one thread)"
     room = f", {free / _MB:.0f} MB of free storage" if free is not None else ""
-    return False, f"{mem:g} GB of device memory{cores}{room} (desktop-class)"
+    return False, f"{mem:g} GB of device memory{cores}{threads}{room} (desktop-class)"
 
 
 def choose_device(model: ModelEntry, caps: Capabilities) -> str:
