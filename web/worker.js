@@ -12,6 +12,7 @@
 import { customCache, guardedFetch, openModelStore } from "./idb-store.js";
 import { estimateStorage, probeCapabilities } from "./capabilities.js";
 import { REFUSAL_HINT, refusal } from "./limits.js";
+import { bootKeys, bootPython, installSite, makeSnapshot, openSnapshot, packSite, sitePackages } from "./boot-cache.js";
 import * as bridge from "./py-bridge.js";
 
 /** @type {any} */ let app = null;
@@ -41,10 +42,14 @@ class BootError extends Error {
   }
 }
 
+/** how long after `ready` the Python packages are stored for the next start (web/boot-cache.js) */
+const PACK_DELAY_MS = 2000;
+
 /** @param {any} options */
 async function boot(options) {
   const t0 = performance.now();
-  const timings = /** @type {Record<string, number>} */ ({});
+  // ms from t0; `worker`: from the worker's creation to t0 (its module and imports loaded, the init received)
+  const timings = /** @type {Record<string, number>} */ ({ worker: Math.round(t0) });
   const mark = (/** @type {string} */ name) => (timings[name] = Math.round(performance.now() - t0));
 
   bootProgress("config", 0.02);
@@ -58,41 +63,32 @@ async function boot(options) {
   base = response.url; // the URLs in boot.json are relative to it (a static site may live under any path)
 
   bootProgress("python-runtime", 0.05, { detail: `Pyodide ${boot.pyodide.version}` });
-  const { loadPyodide } = await import(abs(boot.pyodide.index_url + "pyodide.mjs"));
-  const pyodide = await loadPyodide({
-    indexURL: abs(boot.pyodide.index_url),
+  const indexURL = abs(boot.pyodide.index_url);
+  const transformersUrl = abs(boot.transformers.url);
+  // started now, awaited where they are needed: the stored snapshot and packages (web/boot-cache.js) or the
+  // package fetches, and the JS libraries, load while Python boots
+  const wheels = boot.wheels.map(abs);
+  const keys = bootKeys(boot, indexURL, wheels);
+  const snapshot = keys.then((k) => openSnapshot(k.snapshot, base));
+  const site = keys.then((k) => sitePackages(boot, indexURL, wheels, base, k.site));
+  const tjsImport = import(transformersUrl);
+  site.catch(() => {});
+  tjsImport.catch(() => {});
+  const { loadPyodide } = await import(indexURL + "pyodide.mjs");
+  const restored = await snapshot;
+  const pyodide = await bootPython(loadPyodide, {
+    indexURL,
     stdout: (/** @type {string} */ s) => console.log("[py]", s),
     stderr: (/** @type {string} */ s) => console.warn("[py]", s),
-  });
+  }, restored);
   mark("pyodide");
 
-  bootProgress("python-packages", 0.35, { detail: boot.pyodide.packages.join(", ") });
-  /** @type {string[]} */ const loadErrors = [];
-  await pyodide.loadPackage(boot.pyodide.packages, {
-    messageCallback: () => {},
-    errorCallback: (/** @type {string} */ m) => loadErrors.push(m),
-    checkIntegrity: true,
-  });
-  // a failed loadPackage does not throw: check what was loaded
-  const missing = boot.pyodide.packages.filter((/** @type {string} */ p) => !(p in pyodide.loadedPackages));
-  if (loadErrors.length || missing.length) {
-    throw new BootError("ModelLoadError", `could not load ${missing.join(", ")}: ${loadErrors.join("; ")}`,
-      "The Pyodide packages failed their integrity check or could not be fetched: rebuild with ./hr build.");
-  }
+  bootProgress("python-packages", 0.35, { detail: [...boot.pyodide.packages, "hybrid_router"].join(", ") });
+  const installed = await installSite(pyodide, await site);
   mark("packages");
 
-  bootProgress("python-wheels", 0.55);
-  const micropip = pyodide.pyimport("micropip");
-  try {
-    await micropip.install.callKwargs(boot.wheels.map(abs), { deps: false });
-  } finally {
-    micropip.destroy();
-  }
-  mark("wheels");
-
   bootProgress("transformers-js", 0.7, { detail: `Transformers.js ${boot.transformers.version}` });
-  const transformersUrl = abs(boot.transformers.url);
-  const tjs = await import(transformersUrl);
+  const tjs = await tjsImport;
   tjs.env.allowRemoteModels = false;
   tjs.env.allowLocalModels = true;
   tjs.env.localModelPath = new URL(abs(boot.models_url)).pathname; // a path, not a URL (see OFFLINE-STACK.md)
@@ -129,6 +125,7 @@ async function boot(options) {
   // the JS that Python calls (no pyodide.code.run_js: it is eval, which the CSP refuses)
   pyodide.registerJsModule("hybrid_router_js", { ...bridge, transformers: { ...tjs } });
   const worker = pyodide.pyimport("hybrid_router.browser.worker");
+  mark("import");
   // cloud_config null in boot.json: a local-only site, no relay
   const relay = "cloud_config" in boot ? boot.cloud_config : "/api/cloud/config";
   app = await worker.start(post, pyodide.toPy({
@@ -145,6 +142,7 @@ async function boot(options) {
     device: options.device ?? null, // null: chosen per model from the capabilities
     capabilities: options.capabilities ?? null, // create({ capabilities }): facts over the probe's
   }), { store, customCache, capabilities, estimateStorage });
+  mark("start");
   // the browser's view of the network: offline, a request that could go either way stays on the device and
   // an explicit cloud call fails at once with an OfflineError (no retries against a network that is gone)
   const router = app.router;
@@ -159,8 +157,15 @@ async function boot(options) {
   post({ id: null, type: "ready", info: { ...info, pyodide: boot.pyodide.version,
     transformers: boot.transformers.version, crossOriginIsolated: self.crossOriginIsolated,
     threads: tjs.env.backends.onnx.wasm.numThreads, ort: bridge.ortInUse(), modelCache: Boolean(store),
-    timings } });
+    timings, bootCache: { snapshot: restored.status, site: installed.status,
+      ...(restored.detail || installed.detail ? { detail: [restored.detail, installed.detail].filter(Boolean).join("; ") } : {}) } } });
   for (const message of early.splice(0)) deliver(message);
+  // for the next start: site-packages with the bytecode compiled so far, stored once the page's first
+  // messages have had their turn (web/boot-cache.js)
+  setTimeout(() => packSite(pyodide, installed)
+    .catch((error) => console.warn("the Python packages were not stored for the next start", error))
+    .then(() => makeSnapshot(pyodide, restored, indexURL))
+    .catch((error) => console.warn("no Python snapshot was made for the next start", error)), PACK_DELAY_MS);
 }
 
 /**
