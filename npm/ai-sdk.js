@@ -252,7 +252,8 @@ export class HybridRouterLanguageModel {
         message: "Hybrid Router's structured output needs a JSON Schema (pass a schema to generateObject / Output.object)" });
     }
     const { maxTokens, temperature, ...rest } = request;
-    const out = await router.generateObject({ ...rest, schema: format.schema, signal: options.abortSignal,
+    const { $schema, ...schema } = format.schema; // the dialect's URI (zod writes one): not a constraint
+    const out = await router.generateObject({ ...rest, schema, signal: options.abortSignal,
       ...(maxTokens !== undefined ? { maxTokens } : {}), ...(temperature !== undefined ? { temperature } : {}) });
     return { text: JSON.stringify(out.object), route: out.route, usage: out.usage,
       finish_reason: out.finish_reason ?? out.route?.finish_reason ?? null };
