@@ -69,6 +69,21 @@ export { ERROR_NAMES, HybridRouterError };
  *   finish_reason?: FinishReason | null }} StreamItem
  */
 
+/**
+ * @typedef {{ type?: string, properties?: Record<string, JsonSchema>, required?: string[],
+ *   additionalProperties?: false, items?: JsonSchema, minItems?: number, maxItems?: number,
+ *   minLength?: number, maxLength?: number, enum?: (string | number | boolean | null)[],
+ *   const?: string | number | boolean | null, title?: string, description?: string }} JsonSchema
+ *   the subset structured output enforces (docs/api.md#structured-output)
+ * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], schema: JsonSchema,
+ *   maxTokens?: number, temperature?: number, route?: "auto" | "local" | "cloud", signal?: AbortSignal,
+ *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} ObjectOptions
+ * @typedef {{ object: any, text: string, route: Route, usage: Usage, finish_reason: FinishReason | null,
+ *   repaired: boolean }} ObjectResult
+ * @typedef {{ partial?: any, done?: boolean, object?: any, text?: string, route?: Route, usage?: Usage,
+ *   finish_reason?: FinishReason | null, repaired?: boolean }} ObjectStreamItem
+ */
+
 /** camelCase option -> snake_case wire key */
 const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", dailyBudgetUSD: "daily_budget_usd",
   overBudget: "over_budget", complexityThreshold: "complexity_threshold", cloudShare: "cloud_share",
@@ -108,6 +123,45 @@ function opts(value, where) {
     details: { field: "options" } });
   }
   return value;
+}
+
+/**
+ * A streaming call's chunks, then its final value, as an async iterable; breaking out early (or aborting
+ * `signal`) cancels the call.
+ * @param {{ call: (method: string, params: Record<string, any>, options: any) => Promise<any> }} router
+ * @param {string} method @param {Record<string, any>} params
+ * @param {{ signal?: AbortSignal, onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} options
+ * @returns {AsyncIterable<any>}
+ */
+function streamed(router, method, params, { signal, onProgress, policy }) {
+  return {
+    async *[Symbol.asyncIterator]() {
+      /** @type {any[]} */ const queue = [];
+      /** @type {(() => void) | null} */ let wake = null;
+      const inner = new AbortController();
+      const onAbort = () => inner.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) inner.abort();
+      let finished = false;
+      /** @type {any} */ let failure = null;
+      const done = router.call(method, params, {
+        signal: inner.signal, onProgress, policy,
+        onChunk: (/** @type {any} */ value) => { queue.push(value); wake?.(); },
+      }).then((final) => { queue.push(final); finished = true; wake?.(); },
+        (err) => { failure = err; finished = true; wake?.(); });
+      try {
+        while (true) {
+          if (queue.length) { yield queue.shift(); continue; }
+          if (finished) { if (failure) throw failure; return; }
+          await new Promise((resolve) => { wake = () => { wake = null; resolve(undefined); }; });
+        }
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+        if (!finished) inner.abort(); // the consumer stopped early: cancel the request
+        await done;
+      }
+    },
+  };
 }
 
 /** @type {Promise<boolean> | null} */ let persistence = null;
@@ -433,35 +487,34 @@ export class HybridRouter extends EventTarget {
    */
   stream(options) {
     const { signal, onProgress, policy, ...rest } = opts(options, "stream");
-    const router = this;
-    return {
-      async *[Symbol.asyncIterator]() {
-        /** @type {any[]} */ const queue = [];
-        /** @type {(() => void) | null} */ let wake = null;
-        const inner = new AbortController();
-        const onAbort = () => inner.abort();
-        signal?.addEventListener("abort", onAbort, { once: true });
-        if (signal?.aborted) inner.abort();
-        let finished = false;
-        /** @type {any} */ let failure = null;
-        const done = router.call("stream", generateParams(rest), {
-          signal: inner.signal, onProgress, policy,
-          onChunk: (value) => { queue.push(value); wake?.(); },
-        }).then((final) => { queue.push(final); finished = true; wake?.(); },
-          (err) => { failure = err; finished = true; wake?.(); });
-        try {
-          while (true) {
-            if (queue.length) { yield queue.shift(); continue; }
-            if (finished) { if (failure) throw failure; return; }
-            await new Promise((resolve) => { wake = () => { wake = null; resolve(undefined); }; });
-          }
-        } finally {
-          signal?.removeEventListener("abort", onAbort);
-          if (!finished) inner.abort(); // the consumer stopped early: cancel the request
-          await done;
-        }
-      },
-    };
+    return streamed(this, "stream", generateParams(rest), { signal, onProgress, policy });
+  }
+
+  /**
+   * Structured output: a JSON value that matches `schema` (a JSON Schema in the subset of
+   * docs/api.md#structured-output; another keyword is a ValidationError), on the device or in the cloud as
+   * the routing decides. The device decodes under the schema's constraint, the cloud is sent it as
+   * `response_format`; every answer is validated in the worker, with one repair round that shows the model
+   * its errors, and a device answer that still fails goes to the cloud on route "auto" (`route.fallbacks`
+   * says why). `repaired`: the repair round's answer is the one returned.
+   * @param {ObjectOptions} options
+   * @returns {Promise<ObjectResult>}
+   */
+  async generateObject(options) {
+    const { signal, onProgress, policy, ...rest } = opts(options, "generateObject");
+    return this.call("generate_object", generateParams(rest), { signal, onProgress, policy });
+  }
+
+  /**
+   * Streaming structured output: `{ partial }` items (the value so far, completed: a string cut short, an
+   * array without its last items; a repair round or a fallback starts over), then `{ done: true, object,
+   * text, route, usage, finish_reason, repaired }`. Breaking out of the loop (or aborting `signal`) cancels.
+   * @param {ObjectOptions} options
+   * @returns {AsyncIterable<ObjectStreamItem>}
+   */
+  streamObject(options) {
+    const { signal, onProgress, policy, ...rest } = opts(options, "streamObject");
+    return streamed(this, "stream_object", generateParams(rest), { signal, onProgress, policy });
   }
 
   /**

@@ -148,7 +148,9 @@ def _masker(constraint: TokenConstraint, prompt_length: int) -> Callable[[Any, A
         data = logits.data
         values = np.frombuffer(data.to_py(), dtype=np.float32).copy()
         allowed = constraint.mask(state, values.size) if state is not None else np.zeros(values.size, bool)
-        if state is None:  # cannot happen (every sampled token was allowed): end the answer here
+        if not allowed.any():
+            # a dead end: the schema needs a character no whole token of this vocabulary writes (a rare
+            # symbol: only byte pieces of it are tokens); end here, and the validator sends it on
             allowed[list(constraint.vocabulary.eos_ids)] = True
         values[~allowed] = -np.inf
         data.assign(values)
@@ -164,6 +166,28 @@ async def _ort_ready() -> None:
     import hybrid_router_js
 
     await hybrid_router_js.ortReady()
+
+
+class _Pieces:
+    """A generation's streamer callbacks: tokens counted, text handed to ``on_text`` (structured output
+    token by token: the text streamer waits for a space, and compact JSON has none; every token the
+    constraint allows is whole text on its own)."""
+
+    def __init__(self, on_text: Callable[[str], None] | None, constraint: TokenConstraint | None) -> None:
+        self.on_text = on_text
+        self.constraint = constraint
+        self.tokens = 0
+
+    def token(self, ids: Any) -> None:
+        self.tokens += 1
+        if self.constraint is not None and self.on_text is not None:
+            piece = self.constraint.vocabulary.text_of(int(ids[0]))
+            if piece:
+                self.on_text(piece)
+
+    def text(self, piece: Any) -> None:
+        if self.on_text is not None and piece and self.constraint is None:
+            self.on_text(str(piece))
 
 
 class TransformersJsRuntime:
@@ -451,17 +475,9 @@ class TransformersJsRuntime:
         tokenizer = pipe.tokenizer
         prompt_ids, mask, prompt = _tokenized_chat(tokenizer, model, messages)
         reused = self.kv.take(owner, prompt)
-        tokens_out = 0
-
-        def on_token(_ids: Any) -> None:
-            nonlocal tokens_out
-            tokens_out += 1
-
-        def on_piece(piece: Any) -> None:
-            if on_text is not None and piece:
-                on_text(str(piece))
-
-        js_text, js_token = create_proxy(on_piece), create_proxy(on_token)
+        constraint = self._constraint(pipe, model, schema) if schema is not None else None
+        pieces = _Pieces(on_text, constraint)
+        js_text, js_token = create_proxy(pieces.text), create_proxy(pieces.token)
         stopper = self._tjs.InterruptableStoppingCriteria.new()
         streamer = self._tjs.TextStreamer.new(
             tokenizer,
@@ -488,8 +504,8 @@ class TransformersJsRuntime:
         if reused is not None:
             options["past_key_values"] = reused.cache  # updated in place by generate
         js_masker = None
-        if schema is not None:
-            js_masker = create_proxy(_masker(self._constraint(pipe, model, schema), len(prompt)))
+        if constraint is not None:
+            js_masker = create_proxy(_masker(constraint, len(prompt)))
             options["logits_processor"] = [js_masker]
         js_options = js_object(options)
 
@@ -533,8 +549,8 @@ class TransformersJsRuntime:
         destroy(output)
         return {
             "text": whole[len(asked) :],
-            "tokens_out": tokens_out,
-            "finish_reason": "length" if tokens_out >= max_new_tokens else "stop",
+            "tokens_out": pieces.tokens,
+            "finish_reason": "length" if pieces.tokens >= max_new_tokens else "stop",
             "tokens_cached": len(reused.tokens) if reused is not None else 0,
         }
 

@@ -281,6 +281,10 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def text_of(self, token: int) -> str:
+        """The text ``token`` adds ("" for a special token or one out of range)."""
+        return (self.texts[token] or "") if 0 <= token < len(self.texts) else ""
+
 
 def _decode_byte_level(token: str) -> str | None:
     try:
