@@ -38,7 +38,11 @@ TASK = "Maria is 34, speaks Spanish and English, and signed up for the newslette
 
 #: a value the device cannot write: no whole token of SmolLM2's vocabulary is one of these characters
 #: (only byte pieces are), so its constrained answer stops short and the cloud has to answer
-FRAKTUR: dict[str, Any] = {"type": "object", "properties": {"word": {"enum": ["𝔄𝔟", "𝔅𝔠"]}}, "required": ["word"]}
+FRAKTUR: dict[str, Any] = {
+    "type": "object",
+    "properties": {"word": {"enum": ["𝔄𝔟", "𝔅𝔠"]}},
+    "required": ["word"],
+}
 
 
 @pytest.fixture(scope="module")
