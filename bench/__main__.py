@@ -22,6 +22,7 @@ BENCHES = (
     "ort_builds",
     "overhead",
     "relay_load",
+    "startup",
     "tasks",
     "transcribe",
     "vector_index",

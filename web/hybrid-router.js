@@ -25,11 +25,11 @@ export { ERROR_NAMES, HybridRouterError };
 
 /**
  * @typedef {{ target: "local" | "cloud", model: string, error_name: string, message: string }} FallbackStep
- * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string, ms: number,
+ * @typedef {{ target: "local" | "cloud" | "cache", reason: string, rule: string, model: string, ms: number,
  *   fallbacks: FallbackStep[], tokens_in: number, tokens_out: number, cost_usd: number,
  *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number,
  *   router?: Record<string, any> | null, sensitive?: SensitiveRecord | null,
- *   finish_reason?: FinishReason | null, max_tokens?: number | null, chat_model?: ChatModel | null }} Route
+ *   cache?: CacheRecord | null, finish_reason?: FinishReason | null, max_tokens?: number | null, chat_model?: ChatModel | null }} Route
  * @typedef {"stop" | "length" | string} FinishReason "stop": the answer ended; "length": it was cut at
  *   `max_tokens` (the route's `max_tokens` says how many); a cloud may name others ("content_filter")
  * @typedef {{ action: "local" | "redact", found: Record<string, number>, missing: string[] }} SensitiveRecord
@@ -60,7 +60,7 @@ export { ERROR_NAMES, HybridRouterError };
 /**
  * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
  *   temperature?: number, route?: "auto" | "local" | "cloud", model?: string, signal?: AbortSignal,
- *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions }} GenerateOptions `model`: the on-device
+ *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions, cache?: boolean }} GenerateOptions `model`: the on-device
  *   chat model for this call (default: the policy's `chatModel`, else the largest that fits the device)
  * @typedef {{ tokens_in: number, tokens_out: number }} Usage
  * @typedef {{ text: string, route: Route, usage: Usage, finish_reason: FinishReason | null }} GenerateResult
@@ -82,6 +82,16 @@ export { ERROR_NAMES, HybridRouterError };
  *   repaired: boolean }} ObjectResult
  * @typedef {{ partial?: any, done?: boolean, object?: any, text?: string, route?: Route, usage?: Usage,
  *   finish_reason?: FinishReason | null, repaired?: boolean }} ObjectStreamItem
+ */
+
+/**
+ * @typedef {{ similarity?: number, ttlMs?: number, maxEntries?: number, sampled?: boolean }} CacheOptions
+ *   the semantic response cache (docs/api.md#the-response-cache): the cosine similarity a stored question
+ *   needs to answer a new one, how long an answer is kept, how many are kept, whether calls with
+ *   `temperature` > 0 use it
+ * @typedef {{ similarity: number, threshold: number, age_ms: number, saved_usd: number, original: Route }} CacheRecord
+ *   an answer from the response cache (`route.target` "cache"): how similar its question was, the threshold,
+ *   its age, what it saved, and the route of the answer it replays
  */
 
 /** camelCase option -> snake_case wire key */
@@ -108,6 +118,19 @@ function policyParams(value, where) {
 function generateParams(options) {
   /** @type {Record<string, any>} */ const params = {};
   for (const [k, v] of Object.entries(options)) if (v !== undefined) params[SNAKE[k] ?? k] = v;
+  return params;
+}
+
+/**
+ * `create({ cache })` as the wire's `response_cache`: null (off), or its fields in snake_case.
+ * @param {CacheOptions | boolean | undefined | null} value @returns {Record<string, any> | boolean | null}
+ */
+function cacheParams(value) {
+  if (value === undefined || value === null || value === false) return null;
+  if (value === true || typeof value !== "object" || Array.isArray(value)) return value;
+  /** @type {Record<string, any>} */ const params = {};
+  const names = /** @type {Record<string, string>} */ ({ ttlMs: "ttl_ms", maxEntries: "max_entries" });
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) params[names[k] ?? k] = v;
   return params;
 }
 
@@ -271,7 +294,10 @@ export class HybridRouter extends EventTarget {
    * that replace the probed ones, as `capabilities()` reports them (`{ device_memory_gb: 2, storage: { quota,
    * usage } }`); the models, dtypes and chat model are then chosen for that device, and `capabilities()`
    * lists them under `simulated`.
-   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, baseUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number, capabilities?: Record<string, any> }} [options]
+   * @param {{ onProgress?: (e: ProgressEvent) => void, workerUrl?: string | URL, baseUrl?: string | URL, bootUrl?: string, signal?: AbortSignal, policy?: Parameters<HybridRouter["configure"]>[0], cloud?: { timeoutMs?: number, maxRetries?: number }, cacheBudgetBytes?: number | null, device?: "wasm" | "webgpu", downloadIdleMs?: number, cache?: CacheOptions | boolean, capabilities?: Record<string, any> }} [options]
+   *
+   * `cache`: the semantic response cache of generations (off unless given: `true` for its defaults, or
+   * `{ similarity, ttlMs, maxEntries, sampled }`), kept in IndexedDB; see docs/api.md#the-response-cache.
    * @returns {Promise<HybridRouter>}
    */
   static async create(options = {}) {
@@ -284,6 +310,7 @@ export class HybridRouter extends EventTarget {
     router.#bootOptions = { bootUrl: options.bootUrl, baseUrl, policy, cacheBudgetBytes: options.cacheBudgetBytes,
       downloadIdleMs: options.downloadIdleMs, capabilities: options.capabilities,
       device: options.device, cloud: Object.fromEntries(Object.entries(cloud).filter(([, v]) => v !== undefined)) };
+    router.#bootOptions.responseCache = cacheParams(options.cache);
     router.info = await router.#connection.start(router.#bootOptions, options.signal);
     router.#followNetwork();
     return router;
@@ -531,6 +558,14 @@ export class HybridRouter extends EventTarget {
   async stats() {
     const s = await this.call("stats", {});
     return { ...s, cloudCostUSD: s.cloud_cost_usd, savedUSD: s.saved_usd };
+  }
+
+  /**
+   * Delete every answer of the response cache (it is shared by the origin's tabs: theirs too).
+   * @returns {Promise<{ cleared: number }>}
+   */
+  async clearCache() {
+    return this.call("cache_clear", {});
   }
 
   /**

@@ -11,6 +11,7 @@
 
 export { openIndexStore } from "./index-store.js";
 export { openResponseCacheStore } from "./response-cache-store.js";
+export { openResponseCacheStore } from "./response-cache-store.js";
 export { openStateStore } from "./state-store.js";
 
 /**

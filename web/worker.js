@@ -139,6 +139,7 @@ async function boot(options) {
     build_status_url: abs(boot.build_status || "/api/build/status"),
     cloud: options.cloud || {},
     policy: options.policy || {},
+    response_cache: options.responseCache ?? null, // create({ cache }): null, true or its fields
     device: options.device ?? null, // null: chosen per model from the capabilities
     capabilities: options.capabilities ?? null, // create({ capabilities }): facts over the probe's
   }), { store, customCache, capabilities, estimateStorage });

@@ -20,6 +20,7 @@ from ..model_cache import ModelCache
 from ..model_manager import ModelManager, adapt_manifest
 from ..protocol import Dispatcher
 from ..providers.base import CloudProvider
+from ..response_cache import CacheConfig, MemoryResponseStore, ResponseCache, ResponseStore
 from ..retry import RetryPolicy
 from ..router import Router
 from ..routing import Devices, Policy
@@ -223,6 +224,7 @@ async def start(post_message: Callable[[Any], None], config: Any, edge: Any = No
         models=models,
         devices=devices,
         index_store=await _index_store(),
+        response_cache=await _response_cache(cfg.get("response_cache")),
         ledger=ledger,
     )
     app = WorkerApp(router, post_message)
@@ -265,6 +267,24 @@ async def _index_store() -> Any:
 
         js.console.warn(f"vector indexes stay in memory: {exc.message}")
         return None
+
+
+async def _response_cache(options: Any) -> ResponseCache | None:
+    """The response cache ``create({ cache })`` asked for (None: off), in IndexedDB (shared by the origin's
+    tabs, kept across reloads), else in memory."""
+    config = CacheConfig.parse(options)
+    if config is None:
+        return None
+    from .response_store_idb import IdbResponseStore
+
+    try:
+        store: ResponseStore = await IdbResponseStore.open()
+    except StorageError as exc:
+        import js
+
+        js.console.warn(f"the response cache stays in memory: {exc.message}")
+        store = MemoryResponseStore()
+    return ResponseCache(config, store)
 
 
 def boot_info() -> dict[str, Any]:
