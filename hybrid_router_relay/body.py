@@ -15,7 +15,10 @@ The relay refuses rather than rewrites, so that a caller never gets silently les
 - OpenAI's ``response_format`` (structured output) only as ``{"type": "text"}``, ``{"type": "json_object"}``
   or ``{"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}`` with a schema
   object under :data:`MAX_SCHEMA_CHARS` as JSON (``relay_field_not_allowed``, ``relay_bad_json``): any
-  other key is refused (an upstream compiles the schema into a grammar per call: its size is bounded).
+  other key is refused (an upstream compiles the schema into a grammar per call: its size is bounded);
+- Anthropic's ``tools`` and ``tool_choice`` only as structured output's forced answer: exactly one tool
+  ``{"name", "description", "input_schema"}`` (a schema object under :data:`MAX_SCHEMA_CHARS`) and
+  ``tool_choice`` ``{"type": "tool", "name": <that tool>}`` (``relay_field_not_allowed`` otherwise).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ ALLOWED_FIELDS = {
             "stop_sequences",
             "stream",
             "metadata",
+            "tools",
+            "tool_choice",
         }
     ),
 }
@@ -124,6 +129,8 @@ def check_body(raw: bytes, cloud: CloudConfig, max_tokens_cap: int) -> CheckedBo
         raise _bad("relay_bad_json", "stream must be true or false")
     if body.get("response_format") is not None:
         _check_response_format(body["response_format"])
+    if cloud.kind == "anthropic" and ("tools" in body or "tool_choice" in body):
+        _check_forced_answer(body.get("tools"), body.get("tool_choice"))
     bound = _cap_output(body, cloud.kind, max_tokens_cap)
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return CheckedBody(data, bound, bool(body.get("stream", False)))
@@ -166,6 +173,30 @@ def _check_response_format(value: object) -> None:
             "relay_field_not_allowed",
             f"response_format's schema has {size} characters as JSON, "
             f"over the relay's limit of {MAX_SCHEMA_CHARS}",
+            "Send a smaller schema.",
+        )
+
+
+def _check_forced_answer(tools: object, choice: object) -> None:
+    """Anthropic's tools only as structured output's one forced answer tool (module docstring)."""
+    shape = 'tools: [{"name", "description", "input_schema"}] with tool_choice {"type": "tool", "name"}'
+    tool = tools[0] if isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], dict) else None
+    if (
+        tool is None
+        or set(tool) - {"name", "description", "input_schema"}
+        or not isinstance(tool.get("name"), str)
+        or not isinstance(tool.get("input_schema"), dict)
+        or choice != {"type": "tool", "name": tool["name"]}
+    ):
+        raise _bad(
+            "relay_field_not_allowed",
+            "the relay forwards tools only as structured output's one forced answer tool",
+            f"Send {shape}, or leave tools out.",
+        )
+    if len(json.dumps(tool["input_schema"], separators=(",", ":"))) > MAX_SCHEMA_CHARS:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"the answer tool's input_schema is over the relay's limit of {MAX_SCHEMA_CHARS} characters",
             "Send a smaller schema.",
         )
 

@@ -12,10 +12,16 @@
 - ``tokens_in`` counts cached prompt tokens too (``input_tokens`` + ``cache_creation_input_tokens`` +
   ``cache_read_input_tokens``), like OpenAI's ``prompt_tokens``. Stop reasons are reported in OpenAI's
   words (``end_turn`` -> ``stop``, ``max_tokens`` -> ``length``, ...).
+- Structured output (a ``response_format`` of type ``json_schema`` whose schema is an object): Anthropic
+  has no response format, so the schema becomes one tool, :data:`ANSWER_TOOL`, that the model is forced
+  to call (``tool_choice``); its input is the answer, returned as JSON text (streamed from its
+  ``input_json_delta`` events), and its ``tool_use`` stop reads ``stop``. Another schema is left to the
+  instructions (and the router's validator).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +29,11 @@ from ..sse import Event
 from .base import ChatMessage, Completion, Delta, GenerateOptions, StreamParser, Usage
 from .http import HTTPProvider, text_or_none
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
+__all__ = ["ANSWER_TOOL", "ANTHROPIC_VERSION", "AnthropicProvider"]
 
 ANTHROPIC_VERSION = "2023-06-01"
+#: the one tool structured output forces (its input is the answer)
+ANSWER_TOOL = "answer"
 
 _STOP_REASONS = {
     "end_turn": "stop",
@@ -40,6 +48,18 @@ def _finish_reason(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     return _STOP_REASONS.get(value, value)
+
+
+def _answered(finish: str | None, answered: bool) -> str | None:
+    """The forced answer tool's ``tool_use`` stop is the answer's end."""
+    return "stop" if answered and finish == "tool_calls" else finish
+
+
+def _forced_schema(response_format: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The object schema structured output asks for, where the answer tool can carry it."""
+    spec = _get(response_format, "json_schema") if _get(response_format, "type") == "json_schema" else None
+    schema = _get(spec, "schema")
+    return schema if isinstance(schema, Mapping) and schema.get("type") == "object" else None
 
 
 def _int(value: object) -> int:
@@ -91,6 +111,12 @@ class AnthropicProvider(HTTPProvider):
             body["stop_sequences"] = list(options.stop)
         if stream:
             body["stream"] = True
+        schema = _forced_schema(options.response_format)
+        if schema is not None:
+            body["tools"] = [
+                {"name": ANSWER_TOOL, "description": "Give the answer in this form.", "input_schema": schema}
+            ]
+            body["tool_choice"] = {"type": "tool", "name": ANSWER_TOOL}
         return body
 
     def _parse_completion(self, payload: Any) -> Completion:
@@ -108,13 +134,20 @@ class AnthropicProvider(HTTPProvider):
             and block.get("type") == "text"
             and isinstance(block.get("text"), str)
         )
+        answers = [
+            json.dumps(block.get("input"), ensure_ascii=False)
+            for block in content
+            if isinstance(block, Mapping)
+            and block.get("type") == "tool_use"
+            and block.get("name") == ANSWER_TOOL
+        ]
         usage = payload.get("usage")
         tokens_in = _tokens_in(usage) if isinstance(usage, Mapping) else None
         return Completion(
-            text=text,
+            text=answers[0] if answers else text,
             usage=None if tokens_in is None else Usage(tokens_in, _int(_get(usage, "output_tokens"))),
             model=str(payload.get("model") or self.model),
-            finish_reason=_finish_reason(payload.get("stop_reason")),
+            finish_reason=_answered(_finish_reason(payload.get("stop_reason")), bool(answers)),
             raw_id=text_or_none(payload.get("id")),
         )
 
@@ -134,6 +167,7 @@ class _EventParser:
         self._tokens_in: int | None = None
         self._tokens_out = 0
         self._finish_reason: str | None = None
+        self._answered = False
 
     def feed(self, event: Event) -> list[Delta]:
         if event.event == "ping":
@@ -154,6 +188,9 @@ class _EventParser:
             delta = payload.get("delta")
             if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
                 return self._text(delta.get("text"))
+            if isinstance(delta, Mapping) and delta.get("type") == "input_json_delta":
+                self._answered = True  # the forced answer tool's input, as it is written
+                return self._text(delta.get("partial_json"))
         elif kind == "message_delta":
             self._message_delta(payload)
         elif kind == "message_stop":
@@ -195,6 +232,6 @@ class _EventParser:
             text="".join(self._parts),
             usage=None if self._tokens_in is None else Usage(self._tokens_in, self._tokens_out),
             model=self._model or provider.model,
-            finish_reason=self._finish_reason,
+            finish_reason=_answered(self._finish_reason, self._answered),
             raw_id=self._id,
         )
