@@ -22,7 +22,7 @@ BENCHES = (
     "ort_builds",
     "overhead",
     "relay_load",
-    "startup",
+    "response_cache",
     "tasks",
     "transcribe",
     "vector_index",

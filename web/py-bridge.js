@@ -11,7 +11,6 @@
 
 export { openIndexStore } from "./index-store.js";
 export { openResponseCacheStore } from "./response-cache-store.js";
-export { openResponseCacheStore } from "./response-cache-store.js";
 export { openStateStore } from "./state-store.js";
 
 /**

@@ -114,7 +114,7 @@ def test_personal_data_found_or_unchecked_and_empty_answers_are_not_storable() -
     assert not_storable("Paris.", None) is None
     assert not_storable("Paris.", {"found": {}, "missing": []}) is None
     assert not_storable("Paris.", {"found": {"EMAIL": 1}, "missing": []}) == "personal-data"
-    assert not_storable("Paris.", {"found": {}, "missing": ["ner:x"]}) == "personal-data"
+    assert not_storable("Paris.", {"found": {}, "missing": ["ner:x"]}) == "unchecked"
     assert not_storable("  ", None) == "empty"
 
 
@@ -241,7 +241,7 @@ async def test_a_prompt_with_personal_data_is_never_stored() -> None:
 async def test_without_the_entity_model_a_prompt_cannot_be_checked_and_is_not_stored() -> None:
     router, _, _, store, _ = make(ner=False)
     await router.generate(QUESTION)
-    assert store.entries == {} and router.stats()["cache"]["not_stored"] == {"personal-data": 1}
+    assert store.entries == {} and router.stats()["cache"]["not_stored"] == {"unchecked": 1}
 
 
 async def test_entries_expire_after_ttl_and_the_least_recently_used_go_beyond_max_entries() -> None:

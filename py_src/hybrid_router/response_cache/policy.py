@@ -17,8 +17,10 @@ stored, and what is evicted.
 looked up nor stored unless the cache was configured with ``sampled: True``. A call without
 ``temperature`` (the device's greedy decoding, the cloud's default) is cached.
 
-**Never stored**: a prompt in which personal data was found, or could not be checked (a detector did not
-run: the route's ``sensitive`` record, see :mod:`hybrid_router.pii`); an empty answer.
+**Never stored**: a prompt in which personal data was found, or which could not be checked for it (a
+detector did not run, e.g. the entity model is not installed: names would go unchecked), by the route's
+``sensitive`` record or, where the routing did not look, the same check made for the cache
+(:mod:`hybrid_router.pii`); an empty answer.
 
 **Eviction**: an entry older than ``ttl_ms`` is neither served nor kept; beyond ``max_entries`` the least
 recently used entries (their last hit, else their creation) go first.
@@ -202,10 +204,13 @@ def skip_reason(request: ChatRequest, config: CacheConfig) -> str | None:
 
 def not_storable(text: str, sensitive: Mapping[str, Any] | None) -> str | None:
     """Why an answer is not stored (None: it may be): ``"personal-data"`` when the prompt holds personal
-    data or could not be checked for it (``sensitive``: the route's record, or the cache's own check in
-    the same shape), ``"empty"`` for an empty answer."""
-    if sensitive and (sensitive.get("found") or sensitive.get("missing")):
+    data, ``"unchecked"`` when it could not be checked for it (a detector did not run: the entity model is
+    not installed or failed) (``sensitive``: the route's record, or the cache's own check in the same
+    shape), ``"empty"`` for an empty answer."""
+    if sensitive and sensitive.get("found"):
         return "personal-data"
+    if sensitive and sensitive.get("missing"):
+        return "unchecked"
     if not text.strip():
         return "empty"
     return None
