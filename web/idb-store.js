@@ -135,13 +135,19 @@ export class ModelStore {
     const onAbort = () => idle.abort(signal?.reason);
     if (signal?.aborted) onAbort(); else signal?.addEventListener("abort", onAbort, { once: true });
     /** @type {any} */ let timer = null;
-    const stalled = named("TimeoutError", `the download of ${url} stalled: no data for ${Math.round(idleMs / 1000)} s`, {});
-    const watch = () => { clearTimeout(timer); timer = setTimeout(() => idle.abort(stalled), idleMs); };
+    let fetching = url; // where the file is served in parts: the part being fetched
+    /** @type {Error | null} */ let stalled = null;
+    const watch = (/** @type {string} */ now = fetching) => {
+      fetching = now;
+      clearTimeout(timer);
+      timer = setTimeout(() => idle.abort(stalled = named("TimeoutError",
+        `the download of ${fetching} stalled: no data for ${Math.round(idleMs / 1000)} s`, {})), idleMs);
+    };
     watch();
     try {
       return await this.#download(url, { key, start, size, chunkBytes, store, signal: idle.signal, onBytes, watch, parts });
     } catch (error) {
-      throw idle.signal.reason === stalled ? stalled : error;
+      throw stalled && idle.signal.reason === stalled ? stalled : error;
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
@@ -151,7 +157,7 @@ export class ModelStore {
   /**
    * @param {string} url
    * @param {{ key: string, start: number, size: number, chunkBytes: number, store: boolean,
-   *   signal: AbortSignal, onBytes?: (held: number) => void, watch: () => void,
+   *   signal: AbortSignal, onBytes?: (held: number) => void, watch: (url?: string) => void,
    *   parts: { url: string, size: number }[] }} options
    */
   async #download(url, { key, start, size, chunkBytes, store, signal, onBytes, watch, parts }) {
@@ -176,6 +182,7 @@ export class ModelStore {
     /** @type {string | null} */ let storeError = null;
     report(held);
     for (const request of requests) {
+      watch(request.url);
       const response = await fetch(request.url, { signal, cache: "no-store", headers: request.range ? { Range: `bytes=${start}-` } : {} });
       if (!response.ok || !response.body) {
         throw named("HttpError", `HTTP ${response.status} ${response.statusText} for ${request.url}`, { status: response.status });
