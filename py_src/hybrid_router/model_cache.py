@@ -14,8 +14,8 @@ from the network:
   that do not match the manifest are a :class:`~hybrid_router.errors.ModelLoadError`;
 - a file the manifest lists in parts (a static site: hosts limit the size of one file) is fetched part
   after part and joined as it arrives (a resumed one from the part that holds its first missing byte);
-  the joined file is checked whole against the manifest's sha256, and a file that fails is checked part by
-  part, so that the error names the part that is wrong (its size and sha256 are in the manifest too);
+  each part is checked against its size and sha256 in the manifest (an error names the part that is
+  wrong), then the joined file against the file's sha256;
 - before a download, the storage estimate and the optional byte budget are checked; the least
   recently used models are evicted to make room; when there is no room (or the store refuses with a
   quota error) the file is not stored, a :class:`~hybrid_router.errors.StorageError` is recorded
@@ -480,12 +480,15 @@ class ModelCache:
                     f"{ref.key}: resumed at {start / _MB:.1f} MB of {ref.size / _MB:.1f} MB (Range request)",
                     start=start,
                 )
-            problem = await self._check(ref, result.data)
+            # in parts: each part against its size and sha256 first (the error then names it), then the whole
+            bad = await self._bad_part(ref, result) if ref.parts else None
+            problem = bad[2] if bad is not None else await self._check(ref, result.data)
             if problem is None:
                 break
             await self.store.delete(ref.key)
             if start == 0 or attempt == 1:
-                await self._raise_for_part(ref, result)
+                if bad is not None:
+                    raise self._part_error(ref, *bad)
                 raise ModelLoadError(
                     f"{ref.key} from the server is {problem}: it does not match the manifest",
                     hint="The served model folder differs from models_manifest.json: rebuild the models "
@@ -510,33 +513,37 @@ class ModelCache:
             await self.store.delete(ref.key)  # free what the partial file took
         return result.data
 
-    async def _raise_for_part(self, ref: FileRef, result: Download) -> None:
-        """A file served in parts that failed its check: the first part that is not the manifest's, named
-        in a ModelLoadError (nothing raised when every part checks, e.g. a manifest at odds with itself)."""
+    async def _bad_part(self, ref: FileRef, result: Download) -> tuple[int, PartInfo, str] | None:
+        """The first part of a file served in parts that is not the manifest's: (index, part, problem)."""
         lengths = result.part_lengths or tuple(p.size for p in ref.parts)
+        if len(lengths) != len(ref.parts):
+            return None  # a store that does not say: the whole file's check stands alone
         offset = 0
-        for i, (part, got) in enumerate(zip(ref.parts, lengths, strict=False)):
-            problem = None
+        for i, (part, got) in enumerate(zip(ref.parts, lengths, strict=True)):
             if got != part.size:
-                problem = f"{'truncated' if got < part.size else 'too long'} ({got} of {part.size} bytes)"
-            else:
-                view = self.store.view(result.data, offset, offset + part.size)
-                digest = await self.store.digest(view)
-                if digest != part.sha256:
-                    problem = f"corrupted (sha256 {digest[:12]}… instead of {part.sha256[:12]}…)"
-            if problem is not None:
-                raise ModelLoadError(
-                    f"{ref.model}/{part.path} (part {i + 1} of {len(ref.parts)} of {ref.key}) from the "
-                    f"server is {problem}: it does not match the site's models manifest",
-                    hint="Deploy the site folder that python -m builder site wrote as it is: every part "
-                    "and models_manifest.json together (a part changed, cut short or left out of an "
-                    "upload is refused); rebuild the site if a file in it was edited.",
-                    model=ref.model,
-                    file=ref.path,
-                    part=part.path,
-                    url=self.part_url(ref, part),
+                return (
+                    i,
+                    part,
+                    f"{'truncated' if got < part.size else 'too long'} ({got} of {part.size} bytes)",
                 )
+            digest = await self.store.digest(self.store.view(result.data, offset, offset + part.size))
+            if digest != part.sha256:
+                return i, part, f"corrupted (sha256 {digest[:12]}… instead of {part.sha256[:12]}…)"
             offset += got
+        return None
+
+    def _part_error(self, ref: FileRef, index: int, part: PartInfo, problem: str) -> ModelLoadError:
+        return ModelLoadError(
+            f"{ref.model}/{part.path} (part {index + 1} of {len(ref.parts)} of {ref.key}) from the "
+            f"server is {problem}: it does not match the site's models manifest",
+            hint="Deploy the site folder that python -m builder site wrote as it is: every part "
+            "and models_manifest.json together (a part changed, cut short or left out of an "
+            "upload is refused); rebuild the site if a file in it was edited.",
+            model=ref.model,
+            file=ref.path,
+            part=part.path,
+            url=self.part_url(ref, part),
+        )
 
     async def _make_room(self, ref: FileRef, need: int) -> bool:
         """Whether ``need`` more bytes may be stored, after evicting least recently used models."""

@@ -52,6 +52,7 @@ async def test_a_file_in_parts_is_fetched_part_by_part_joined_verified_and_store
     data = await cache.match("/models/" + PATH)
     assert data == FILES[PATH]
     assert store.part_requests == [f"{PATH}.part{i}" for i in range(4)]
+    assert store.digests == 4 + 1  # each part, then the whole file
     assert store.records_[PATH]["complete"] is True
     assert b"".join(store.chunks[(PATH, i)] for i in range(5)) == FILES[PATH]  # stored as any file
     assert await cache.match("/models/" + PATH) == FILES[PATH]  # then read from the store
