@@ -36,8 +36,8 @@ CONTACT: dict[str, Any] = {
 }
 TASK = "Maria is 34, speaks Spanish and English, and signed up for the newsletter. She is calm. Fill in the form."
 
-#: a value the device cannot write: no whole token of SmolLM2's vocabulary is one of these characters
-#: (only byte pieces are), so its constrained answer stops short and the cloud has to answer
+#: a value the device cannot write: no whole token of SmolLM2's vocabulary has these characters (only
+#: byte pieces do), so the device step fails before decoding and the cloud has to answer
 FRAKTUR: dict[str, Any] = {
     "type": "object",
     "properties": {"word": {"enum": ["𝔄𝔟", "𝔅𝔠"]}},
@@ -120,7 +120,7 @@ def test_a_device_answer_that_cannot_validate_goes_to_the_cloud_on_auto(
     assert route["target"] == "cloud" and result["object"]["word"] in ("𝔄𝔟", "𝔅𝔠")
     (fallback,) = route["fallbacks"]
     assert fallback["target"] == "local" and fallback["error_name"] == "InferenceError"
-    assert "did not match the schema after a repair round" in fallback["message"]
+    assert "SmolLM2-135M-Instruct cannot write" in fallback["message"]  # said at once: nothing decoded
     assert proxy.requests() >= 1
 
 

@@ -338,3 +338,16 @@ def test_the_schema_is_added_to_the_system_message_and_the_repair_shows_the_erro
     again = repair(kept, '{"name":1}', ["$.name must be a string, got integer"])
     assert [m.role for m in again[-2:]] == ["assistant", "user"]
     assert "$.name must be a string" in again[-1].content
+
+
+def test_characters_no_token_writes_are_named_before_any_decoding() -> None:
+    vocab = Vocabulary(TOKENS + tuple('{}":,[]ab'), (EOS,))
+    rare = {"type": "object", "properties": {"a": {"enum": ["\U0001d504", "\U0001d505b"]}}}
+    assert TokenConstraint(Schema.parse(rare), vocab).unwritable == "\U0001d504\U0001d505"
+    one_writable = {"type": "object", "properties": {"a": {"enum": ["\U0001d504", "ab"]}}}
+    assert TokenConstraint(Schema.parse(one_writable), vocab).unwritable == ""  # "ab" can be written
+    key = {"type": "object", "properties": {"\u00e9t\u00e9": {"type": "string"}}}
+    assert TokenConstraint(Schema.parse(key), vocab).unwritable == "\u00e9"  # "t" is in "true"
+    optional = {"type": "array", "items": {"enum": ["\U0001d504"]}}  # minItems 0: [] is an answer
+    assert TokenConstraint(Schema.parse(optional), vocab).unwritable == ""
+    assert TokenConstraint(Schema.parse(SMALL), vocab).unwritable == ""

@@ -471,11 +471,19 @@ class TransformersJsRuntime:
         ``tokens_cached`` in the result: the prompt tokens served from that cache (0: all evaluated).
         """
         pipe = await self._pipeline("text-generation", model, dtype, on_progress)
+        constraint = self._constraint(pipe, model, schema) if schema is not None else None
+        if constraint is not None and constraint.unwritable:
+            raise InferenceError(
+                f"{model.id} cannot write {constraint.unwritable!r} (no token of its vocabulary has it), "
+                "which every answer to the schema needs",
+                hint="Allow the cloud (route 'auto'), or use a schema without those characters.",
+                model=model.id,
+                task="text-generation",
+            )
         owner = (model.id, dtype, self.devices.device_of(model))
         tokenizer = pipe.tokenizer
         prompt_ids, mask, prompt = _tokenized_chat(tokenizer, model, messages)
         reused = self.kv.take(owner, prompt)
-        constraint = self._constraint(pipe, model, schema) if schema is not None else None
         pieces = _Pieces(on_text, constraint)
         js_text, js_token = create_proxy(pieces.text), create_proxy(pieces.token)
         stopper = self._tjs.InterruptableStoppingCriteria.new()

@@ -39,6 +39,7 @@ import numpy.typing as npt
 from hybrid_router.structured.schema import (
     ArrayNode,
     BooleanNode,
+    EnumNode,
     Node,
     NullNode,
     NumberNode,
@@ -214,6 +215,24 @@ def accepting(state: State) -> bool:
 # -- tokens ------------------------------------------------------------------------------------------
 
 
+def _missing(node: Node, chars: frozenset[str]) -> set[str]:
+    """Characters every answer to ``node`` needs that are not in ``chars`` (its keys, punctuation, and
+    literal values: an enum misses what each of its values misses, when each misses some)."""
+    if isinstance(node, ObjectNode):
+        found = set("{}") - chars
+        for name, sub in node.properties:
+            found |= set(json.dumps(name, ensure_ascii=False) + ":,") - chars
+            found |= _missing(sub, chars)
+        return found
+    if isinstance(node, ArrayNode):
+        return (set("[]") - chars) | (_missing(node.items, chars) if node.min_items else set())
+    if isinstance(node, EnumNode):
+        each = [set(json.dumps(v, ensure_ascii=False)) - chars for v in node.values]
+        return set().union(*each) if all(each) else set()
+    literal = {StringNode: '"', BooleanNode: "e", NullNode: "nul"}.get(type(node), "")
+    return set(literal) - chars
+
+
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet reversed: a BPE vocabulary's character -> the byte it stands for."""
     visible = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
@@ -244,6 +263,8 @@ class Vocabulary:
     quoted: tuple[tuple[int, int], ...] = field(init=False, repr=False)
     #: token ids by their first character
     by_first: dict[str, npt.NDArray[np.int64]] = field(init=False, repr=False)
+    #: every character some token writes
+    chars: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         lengths = np.array([len(t) if t else 0 for t in self.texts], dtype=np.int64)
@@ -265,6 +286,7 @@ class Vocabulary:
         object.__setattr__(self, "plain_lengths", lengths[ids])
         object.__setattr__(self, "quoted", tuple(quoted))
         object.__setattr__(self, "by_first", {ch: np.array(v, dtype=np.int64) for ch, v in firsts.items()})
+        object.__setattr__(self, "chars", frozenset("".join(t for t in self.texts if t)))
 
     @classmethod
     def from_byte_level(
@@ -300,6 +322,8 @@ class TokenConstraint:
         self.schema = schema
         self.vocabulary = vocabulary
         self._memo: dict[State, npt.NDArray[np.int64]] = {}
+        #: characters the schema's answers must contain that no token writes (an answer would stop short)
+        self.unwritable = "".join(sorted(_missing(schema.root, vocabulary.chars)))
 
     def start(self) -> State:
         return start(self.schema)
