@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ def served_chat_models(server: Server) -> list[str]:
     """The text-generation models of the manifest ``server`` serves (built ones only)."""
     with urllib.request.urlopen(server.url + "boot.json", timeout=10) as resp:
         boot = json.load(resp)
-    url = urllib.request.urljoin(server.url + "boot.json", boot["models_manifest"])
+    url = urllib.parse.urljoin(server.url + "boot.json", boot["models_manifest"])
     with urllib.request.urlopen(url, timeout=10) as resp:
         manifest = json.load(resp)
     return [m["id"] for m in manifest["models"] if "text-generation" in m["tasks"]]

@@ -744,13 +744,13 @@ class Router:
         if not embedders:
             cache.skip("unavailable")
             return None
-        generators = self.manifest.for_task(GENERATE)
+        chat = self.planner.chat_for(req, pol).model  # the device's, or the one the call or policy names
         key = cache_key(
             req,
             route=req.route or pol.route,
             privacy=pol.privacy,
             embedding_model=embedders[0].id,
-            local_model=generators[0].id if generators else None,
+            local_model=chat.id if chat is not None else None,
             cloud_model=self.cloud.model if self.cloud is not None else None,
         )
         model = embedders[0].id

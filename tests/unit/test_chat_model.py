@@ -256,3 +256,24 @@ def test_simulated_capabilities_override_the_probe_and_say_so() -> None:
     assert device.simulated == ("device_memory_gb", "storage.quota")
     assert device.to_wire()["simulated"] == ["device_memory_gb", "storage.quota"]
     assert merged_facts(probed, None) == probed
+
+
+async def test_the_response_cache_keeps_the_answers_of_each_chat_model_apart() -> None:
+    """A call or a policy that names another chat model is not answered with another model's answer."""
+    from hybrid_router.response_cache import CacheConfig, MemoryResponseStore, ResponseCache
+
+    store = MemoryResponseStore()
+    cache = ResponseCache(CacheConfig(similarity=0.9), store)
+    runtime = FakeRuntime()
+    ner = _model("ner", ["token-classification"], 150, {"q8": 24 * MB}, "q8")  # answers get checked, so kept
+    m = manifest(smol(), qwen(), ner)
+    r = Router(as_runtime(runtime), m, devices=Devices(DESKTOP), response_cache=cache)
+    first = await r.generate("What is the capital of France?", route="local")
+    assert first.route.model == QWEN
+    again = await r.generate("What is the capital of France?", route="local")
+    assert again.route.target == "cache"  # the same model: the cache answers
+    named = await r.generate("What is the capital of France?", route="local", model=SMOL)
+    assert named.route.target == "local" and named.route.model == SMOL
+    r.configure(chat_model=SMOL)  # the policy's model: the call's own params do not say it
+    by_policy = await r.generate("What is the capital of France?", route="local")
+    assert by_policy.route.target == "local" and by_policy.route.model == SMOL  # not Qwen's cached answer
