@@ -21,12 +21,37 @@ export function setBigInts(tensor, at, value) {
   for (const i of at) tensor.data[i] = BigInt(value);
 }
 
+/** Resolvers of the pending ticks, in order; one channel serves them all (a channel per tick was a
+ * measurable share of the worker's time and garbage during generation). */
+const ticks = /** @type {Array<(value: undefined) => void>} */ ([]);
+const tickChannel = new MessageChannel();
+tickChannel.port1.onmessage = () => { ticks.shift()?.(undefined); };
+
 /** One macrotask: lets the worker handle its messages (a cancel, the page's next call). */
 const tick = () => new Promise((resolve) => {
-  const channel = new MessageChannel();
-  channel.port1.onmessage = () => { channel.port1.close(); resolve(undefined); };
-  channel.port2.postMessage(null);
+  ticks.push(resolve);
+  tickChannel.port2.postMessage(null);
 });
+
+/**
+ * Hand this step's past keys and values to ONNX Runtime's proxy worker without a copy.
+ *
+ * The proxy *transfers* the buffers of the tensors it is given, so Transformers.js clones every input
+ * first (validateInputs). The decoder's own past keys and values are the largest inputs (all layers, the
+ * whole context) and are dead after the step, which returns the next ones: the copy made each decoding
+ * step cost more than the rest of the worker's work, and its garbage long major GCs that held up every
+ * other message (`./hr bench load`). An encoder's keys and values (Whisper's) are reused by every step,
+ * so they are still copied, as is everything else.
+ * @param {any} inputs the model's inputs for one forward pass
+ */
+function handOverPast(inputs) {
+  const past = inputs?.past_key_values;
+  if (!past || typeof past !== "object" || !ort.used?.proxy) return;
+  for (const [name, tensor] of Object.entries(past)) {
+    if (name.includes("encoder") || !tensor || typeof tensor !== "object" || !("ort_tensor" in tensor)) continue;
+    Object.defineProperty(tensor, "clone", { value: () => tensor, configurable: true });
+  }
+}
 
 /**
  * Make a pipeline's model give the event loop a turn before every forward pass (each decoding step):
@@ -38,7 +63,11 @@ export function yieldBetweenSteps(pipe) {
   const model = pipe.model;
   if (!model || model.__hybridRouterYields) return;
   const forward = model.forward.bind(model);
-  model.forward = async (/** @type {any[]} */ ...args) => { await tick(); return forward(...args); };
+  model.forward = async (/** @type {any[]} */ ...args) => {
+    await tick();
+    handOverPast(args[0]);
+    return forward(...args);
+  };
   model.__hybridRouterYields = true;
 }
 
