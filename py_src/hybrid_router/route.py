@@ -147,6 +147,10 @@ class Route:
     #: an answer from the response cache: ``{"similarity", "threshold", "age_ms", "saved_usd", "original"}``
     #: (``original``: the route of the answer it replays); None otherwise
     cache: dict[str, Any] | None = None
+    #: the cascade's check of the device's answer (policy ``verify: "confidence"``): ``{"method", "score",
+    #: "threshold", "mean_logprob", "min_logprob", "tokens_scored", "device_tokens_out", "escalated",
+    #: "not_escalated"}`` (``not_escalated``: why a low score stayed on the device); None when not checked
+    verify: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _check_target(self.target, ROUTE_TARGETS)

@@ -46,6 +46,7 @@ from hybrid_router.routing import (
     Devices,
     Policy,
     Step,
+    cascade,
     choose,
     classify_plan,
     rerank_plan,
@@ -351,12 +352,22 @@ class Router:
                 )
                 return GenerateResult(use.hit.entry.text, hit_route, use.hit.entry.finish_reason)
             plan = await self.planner.generation(req, pol, self.ledger, on_progress)
+        check = cascade.check_for(plan, pol, cloud_configured=self.cloud is not None)
 
         async def attempt(step: Step) -> Outcome[Output]:
             sent = plan.redacted if step.target == "cloud" and plan.redacted is not None else req
+            scored: list[float] | None = [] if check is not None and step is plan.first else None
             out = await sides.answer(
-                step, sent, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
+                step,
+                sent,
+                plan.tokens_in,
+                runtime=self.runtime,
+                cloud=self.cloud,
+                on_progress=on_progress,
+                logprobs=scored,
             )
+            if check is not None and scored is not None:  # below the threshold: the cloud answers
+                check.judge(scored, out.tokens_out, out.model)
             if sent is not req:  # the cloud saw placeholders: the caller gets the originals back
                 out = dataclasses.replace(out, text=restore(out.text, plan.restore))
             return Outcome(
@@ -364,6 +375,8 @@ class Router:
             )
 
         output, routed = await self.executor.run(plan, attempt, started=started)
+        if check is not None:
+            routed = check.stamp(routed)
         result = GenerateResult(output.text, routed, output.finish_reason)
         if use is not None:
             await self._cache_keep(use, req, result)
@@ -427,10 +440,23 @@ class Router:
                     ),
                     plan.restore,
                 )
+            if check is not None and step is plan.first:  # the cascade: shown once its prefix scores
+                scored: list[float] = []
+                local = sides.pieces(
+                    step,
+                    req,
+                    plan.tokens_in,
+                    runtime=self.runtime,
+                    cloud=self.cloud,
+                    on_progress=on_progress,
+                    logprobs=scored,
+                )
+                return cascade.verified_pieces(local, scored, check, Output)
             return sides.pieces(
                 step, req, plan.tokens_in, runtime=self.runtime, cloud=self.cloud, on_progress=on_progress
             )
 
+        check = cascade.check_for(plan, pol, cloud_configured=self.cloud is not None)
         final: dict[str, Any] = {}
         async with aclosing(self.executor.stream(plan, pieces, started=started)) as items:
             async for item in items:
@@ -438,6 +464,8 @@ class Router:
                     yield {"delta": item}
                 else:
                     output, routed = item
+                    if check is not None:
+                        routed = check.stamp(routed)
                     answered = GenerateResult(output.text, routed, output.finish_reason)
                     final = answered.to_wire()
         if use is not None:

@@ -81,10 +81,13 @@ class LocalRuntime(Protocol):
         on_text: TextCallback | None = None,
         on_progress: ProgressCallback | None = None,
         schema: Any = None,
+        logprobs: list[float] | None = None,
     ) -> dict[str, Any]:
         """A chat completion (greedy when ``temperature`` is 0), streaming pieces to ``on_text``; with
         ``schema`` (a :class:`~hybrid_router.structured.Schema`) decoding is constrained to it, so the
-        answer is one JSON value that matches it (unless ``max_new_tokens`` cut it short).
+        answer is one JSON value that matches it (unless ``max_new_tokens`` cut it short). ``logprobs``:
+        a list the runtime appends each generated token's log-probability to as it is chosen (the cascade's
+        score, :mod:`hybrid_router.routing.cascade`; passed only when the policy verifies).
 
         Returns ``{"text": str, "tokens_out": int, "finish_reason": "stop" | "length"}`` (and optionally
         ``"tokens_cached": int``, see the module docstring); cancelling the task interrupts generation at

@@ -51,11 +51,13 @@ async def answer(
     cloud: CloudProvider | None,
     on_progress: ProgressCallback | None = None,
     schema: Schema | None = None,
+    logprobs: list[float] | None = None,
 ) -> Output:
     """The whole answer of ``step``'s side; ``schema``: structured output (the device's decoding is
-    constrained to it, the cloud is sent it as ``response_format``)."""
+    constrained to it, the cloud is sent it as ``response_format``); ``logprobs``: filled with the device's
+    token log-probabilities (the cascade's check)."""
     if step.target == "local":
-        return await _local(step, request, tokens_in, runtime, None, on_progress, schema)
+        return await _local(step, request, tokens_in, runtime, None, on_progress, schema, logprobs)
     provider = _provider(cloud)
     completion = await provider.complete(
         request.messages,
@@ -75,11 +77,13 @@ async def pieces(
     cloud: CloudProvider | None,
     on_progress: ProgressCallback | None = None,
     schema: Schema | None = None,
+    logprobs: list[float] | None = None,
 ) -> AsyncGenerator[str | Output, None]:
     """``step``'s answer as text pieces, then its :class:`Output` (last). Close it (``aclosing``) when
-    stopping early: the side's work is cancelled. ``schema`` as in :func:`answer`."""
+    stopping early: the side's work is cancelled. ``schema`` and ``logprobs`` as in :func:`answer`."""
     if step.target == "local":
-        async with aclosing(_local_pieces(step, request, tokens_in, runtime, on_progress, schema)) as local:
+        local_items = _local_pieces(step, request, tokens_in, runtime, on_progress, schema, logprobs)
+        async with aclosing(local_items) as local:
             async for item in local:
                 yield item
         return
@@ -127,6 +131,7 @@ async def _local(
     on_text: TextCallback | None,
     on_progress: ProgressCallback | None,
     schema: Schema | None = None,
+    logprobs: list[float] | None = None,
 ) -> Output:
     entry, dtype = _local_model(step)
     budget = request.max_tokens_for("local")
@@ -138,6 +143,11 @@ async def _local(
             tokens_in=tokens_in,
             context_length=entry.context_length,
         )
+    extra: dict[str, Any] = {}  # only what is asked for: runtimes without these options keep working
+    if schema is not None:
+        extra["schema"] = schema
+    if logprobs is not None:
+        extra["logprobs"] = logprobs
     raw = await runtime.generate(
         entry,
         dtype,
@@ -146,7 +156,7 @@ async def _local(
         temperature=request.temperature or 0.0,
         on_text=on_text,
         on_progress=on_progress,
-        **({"schema": schema} if schema is not None else {}),
+        **extra,
     )
     text, tokens_out = (raw.get("text"), raw.get("tokens_out")) if isinstance(raw, Mapping) else (None, None)
     if not isinstance(text, str) or isinstance(tokens_out, bool) or not isinstance(tokens_out, int):
@@ -173,11 +183,12 @@ async def _local_pieces(
     runtime: LocalRuntime,
     on_progress: ProgressCallback | None,
     schema: Schema | None = None,
+    logprobs: list[float] | None = None,
 ) -> AsyncGenerator[str | Output, None]:
     # The runtime calls on_text synchronously; a queue turns those calls into an async iteration.
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     task = asyncio.ensure_future(
-        _local(step, request, tokens_in, runtime, queue.put_nowait, on_progress, schema)
+        _local(step, request, tokens_in, runtime, queue.put_nowait, on_progress, schema, logprobs)
     )
     task.add_done_callback(lambda _: queue.put_nowait(None))
     try:

@@ -366,5 +366,8 @@ def test_policy_to_wire_is_plain_data() -> None:
             "cloud_share",
             "sensitive",
             "chat_model",
+            "verify",
+            "verify_threshold",
+            "verify_tokens",
         }
     )

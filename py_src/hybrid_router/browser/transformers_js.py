@@ -24,6 +24,7 @@ from ..chat import ChatMessage
 from ..errors import InferenceError, ModelLoadError
 from ..manifest import ModelEntry
 from ..model_cache import ModelCache
+from ..routing import cascade
 from ..routing.devices import Devices
 from ..structured import Schema, TokenConstraint, Vocabulary
 from ..structured.automaton import State
@@ -157,6 +158,30 @@ def _masker(constraint: TokenConstraint, prompt_length: int) -> Callable[[Any, A
         destroy(row, data)
         return logits
 
+    return process
+
+
+def _scorer(logprobs: list[float], prompt_length: int) -> Callable[[Any, Any], Any]:
+    """A logits processor (after any mask) that appends each chosen token's log-probability to
+    ``logprobs``: a step's log-softmax is kept until the next step's ``input_ids`` name the token chosen
+    (its ``last`` reads the final one from the output's sequence)."""
+    state: dict[str, Any] = {"row": None, "seen": prompt_length}
+
+    def process(input_ids: Any, logits: Any) -> Any:
+        row = input_ids[0]
+        length = int(row.length)
+        kept = state["row"]
+        if kept is not None and length > state["seen"]:
+            logprobs.append(cascade.token_logprob(kept, int(row[state["seen"]])))
+        state["seen"] = length
+        data = logits.data
+        state["row"] = np.frombuffer(data.to_py(), dtype=np.float32).copy()
+        destroy(row, data)
+        return logits
+
+    process.last = lambda token: (  # type: ignore[attr-defined]
+        logprobs.append(cascade.token_logprob(state["row"], token)) if state["row"] is not None else None
+    )
     return process
 
 
@@ -458,9 +483,12 @@ class TransformersJsRuntime:
         on_text: Callable[[str], None] | None = None,
         on_progress: ProgressFn | None = None,
         schema: Schema | None = None,
+        logprobs: list[float] | None = None,
     ) -> dict[str, Any]:
         """Chat completion on the device, streaming text pieces to ``on_text``; with ``schema``, decoding
         is constrained to it (a ``logits_processor`` masks every token the schema's automaton refuses).
+        ``logprobs``: each chosen token's log-probability is appended as it is chosen (a second
+        processor, after the mask), for the cascade's check.
 
         Greedy when ``temperature`` is 0. Cancelling the task interrupts generation at the next token
         (Transformers.js's InterruptableStoppingCriteria) and re-raises.
@@ -515,10 +543,15 @@ class TransformersJsRuntime:
         if constraint is not None:
             js_masker = create_proxy(_masker(constraint, len(prompt)))
             options["logits_processor"] = [js_masker]
+        scorer = js_scorer = None
+        if logprobs is not None:
+            scorer = _scorer(logprobs, len(prompt))
+            js_scorer = create_proxy(scorer)
+            options["logits_processor"] = [*options.get("logits_processor", []), js_scorer]
         js_options = js_object(options)
 
         def release(_: Any = None) -> None:
-            destroy(js_text, js_token, streamer, stopper, js_options, prompt_ids, mask, js_masker)
+            destroy(js_text, js_token, streamer, stopper, js_options, prompt_ids, mask, js_masker, js_scorer)
 
         discard = functools.partial(_discard, reused.cache if reused is not None else None)
         running = asyncio.ensure_future(pipe.model.generate(js_options))
@@ -552,6 +585,8 @@ class TransformersJsRuntime:
             release()
         if reused is not None:
             destroy(reused.cache)  # the proxy only: generate updated that cache in place, it lives on
+        if scorer is not None and logprobs is not None and len(logprobs) < pieces.tokens and len(sequence):
+            scorer.last(int(sequence[-1]))  # type: ignore[attr-defined]
         self.kv.put(CachedPrefix(owner, tuple(int(t) for t in sequence[:held]), output.past_key_values))
         _dispose_tensor(output.sequences)
         destroy(output)

@@ -96,6 +96,12 @@ class Policy:
     sensitive: str = "allow"
     #: the on-device chat model every generation uses (a manifest id); None: the largest that fits the device
     chat_model: str | None = None
+    #: the cascade (:mod:`~hybrid_router.routing.cascade`): ``"confidence"`` scores a device answer by the
+    #: model's own token log-probabilities and escalates it to the cloud below ``verify_threshold`` (None:
+    #: the default), checking the first ``verify_tokens`` tokens (a stream shows nothing before)
+    verify: str = "off"
+    verify_threshold: float | None = None
+    verify_tokens: int = 16
 
     def __post_init__(self) -> None:
         validation.choice(self.route, ROUTES, "route")
@@ -118,6 +124,23 @@ class Policy:
             object.__setattr__(self, name, number)
         validation.choice(self.sensitive, SENSITIVE, "sensitive")
         validation.optional_str(self.chat_model, "chat_model")
+        validation.choice(self.verify, ("off", "confidence"), "verify")
+        if self.verify_threshold is not None:
+            number = _number(self.verify_threshold, "verify_threshold")
+            if number > 1:
+                raise ValidationError(
+                    f"verify_threshold must be between 0 and 1, got {number}",
+                    hint="Pass verify_threshold in [0, 1] (a geometric-mean token probability), or null.",
+                    field="verify_threshold",
+                )
+            object.__setattr__(self, "verify_threshold", number)
+        tokens = self.verify_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= 4096:
+            raise ValidationError(
+                f"verify_tokens must be an integer in [1, 4096], got {tokens!r}",
+                hint="Pass how many of the answer's first tokens are scored (e.g. 16).",
+                field="verify_tokens",
+            )
         if not isinstance(self.fallback, bool):
             raise ValidationError(
                 f"fallback must be true or false, got {validation.type_name(self.fallback)}",
