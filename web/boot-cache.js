@@ -337,7 +337,8 @@ importlib.invalidate_caches()
 
 /**
  * Python: make the bytecode the imports wrote hash-based and unchecked (flags 1, PEP 552: the sources come
- * back with new modification times), pack site-packages into /tmp/site.tar, stop writing bytecode.
+ * back with new modification times), pack site-packages into /tmp/site.tar (less what only builds or tests a
+ * package), stop writing bytecode.
  */
 export const PACK_SITE = `
 import os, sys, tarfile
@@ -353,8 +354,12 @@ for folder, _, files in os.walk(SITE_PACKAGES):
             if len(head) == 8 and head[4:8] == bytes(4):
                 f.seek(4)
                 f.write(bytes([1, 0, 0, 0]) + bytes(8))
+def needed(info):  # not what only builds or tests a package (numpy's tests, C headers, stubs)
+    if "tests" in info.name.split("/") or info.name.endswith((".pyi", ".h", ".c", ".pxd", ".pyx")):
+        return None
+    return info
 with tarfile.open("/tmp/site.tar", "w") as tar:
-    tar.add(str(SITE_PACKAGES), arcname=".")
+    tar.add(str(SITE_PACKAGES), arcname=".", filter=needed)
 `;
 
 /**
