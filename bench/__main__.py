@@ -23,6 +23,7 @@ BENCHES = (
     "overhead",
     "relay_load",
     "response_cache",
+    "startup",
     "tasks",
     "transcribe",
     "vector_index",
