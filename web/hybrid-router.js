@@ -29,7 +29,13 @@ export { ERROR_NAMES, HybridRouterError };
  *   fallbacks: FallbackStep[], tokens_in: number, tokens_out: number, cost_usd: number,
  *   complexity?: number | null, device?: string | null, dtype?: string | null, decision_ms?: number,
  *   router?: Record<string, any> | null, sensitive?: SensitiveRecord | null,
- *   cache?: CacheRecord | null, finish_reason?: FinishReason | null, max_tokens?: number | null, chat_model?: ChatModel | null }} Route
+ *   cache?: CacheRecord | null, finish_reason?: FinishReason | null, max_tokens?: number | null, chat_model?: ChatModel | null,
+ *   verify?: VerifyRecord | null }} Route
+ * @typedef {{ method: "confidence", score: number, threshold: number, mean_logprob: number | null,
+ *   min_logprob: number | null, tokens_scored: number, device_tokens_out: number, escalated: boolean,
+ *   not_escalated: string | null }} VerifyRecord the cascade's check of the device's answer (policy
+ *   `verify: "confidence"`, docs/routing.md#the-cascade-verify-confidence): its score, the threshold, whether
+ *   it went to the cloud, and why not where the cloud was not allowed
  * @typedef {"stop" | "length" | string} FinishReason "stop": the answer ended; "length": it was cut at
  *   `max_tokens` (the route's `max_tokens` says how many); a cloud may name others ("content_filter")
  * @typedef {{ action: "local" | "redact", found: Record<string, number>, missing: string[] }} SensitiveRecord
@@ -45,8 +51,9 @@ export { ERROR_NAMES, HybridRouterError };
  * @typedef {{ route?: "auto" | "local" | "cloud", privacy?: "allow-cloud" | "local-only", tier?: string,
  *   dailyBudgetUSD?: number | null, overBudget?: "local" | "refuse", complexityThreshold?: number | null,
  *   fallback?: boolean, cloudShare?: number | null, sensitive?: "allow" | "local" | "redact",
- *   chatModel?: string | null }} PolicyOptions `chatModel`: the on-device chat model every generation uses
- *   (null: the largest that fits the device)
+ *   chatModel?: string | null, verify?: "off" | "confidence", verifyThreshold?: number | null,
+ *   verifyTokens?: number }} PolicyOptions `chatModel`: the on-device chat model every generation uses
+ *   (null: the largest that fits the device); `verify`: the cascade (docs/routing.md#the-cascade-verify-confidence)
  * @typedef {{ signal?: AbortSignal, onProgress?: (event: ProgressEvent) => void, policy?: PolicyOptions }} CallOptions
  * @typedef {{ target: "local" | "cloud", reason: string, rule: string, model: string | null,
  *   fallback_target: "local" | "cloud" | null, router: Record<string, any> | null,
@@ -97,7 +104,7 @@ export { ERROR_NAMES, HybridRouterError };
 /** camelCase option -> snake_case wire key */
 const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", dailyBudgetUSD: "daily_budget_usd",
   overBudget: "over_budget", complexityThreshold: "complexity_threshold", cloudShare: "cloud_share",
-  chatModel: "chat_model" });
+  chatModel: "chat_model", verifyThreshold: "verify_threshold", verifyTokens: "verify_tokens" });
 
 /**
  * Policy fields (camelCase) as the wire's snake_case; anything but an object is a ValidationError.
