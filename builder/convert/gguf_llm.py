@@ -5,7 +5,9 @@
    the chat template. This folder stays in the cache: it is the torch reference for the ONNX files.
 2. ``export``: optimum ``text-generation-with-past`` (KV cache inputs/outputs), opset from the manifest;
    other dtypes are derived from fp32: ``{"quantize": "gguf-blocks"}`` puts the GGUF's own blocks back
-   (:mod:`.gguf_onnx`, exact), the other methods re-quantize (:mod:`.quantize`).
+   (:mod:`.gguf_onnx`, exact; ``"matmul": "nbits"`` reads the 8-bit ones with ``MatMulNBits`` instead of
+   expanding them to fp32 when the session starts), the other methods re-quantize (:mod:`.quantize`).
+   fp32 need not ship: without it in the dtypes it is only the intermediate the others are made from.
 """
 
 from __future__ import annotations
@@ -110,12 +112,22 @@ def export(job: Job, reference: Path, out: Path) -> None:
             continue
         log(f"{job.model_id}: {dtype} ({spec.get('quantize')})")
         if spec.get("quantize") == "gguf-blocks":  # the GGUF's own blocks, not a re-quantization
-            record = gguf_onnx.convert(out / onnx_file("fp32"), job.weights, out / onnx_file(dtype), config)
+            record = gguf_onnx.convert(
+                out / onnx_file("fp32"),
+                job.weights,
+                out / onnx_file(dtype),
+                config,
+                matmul=spec.get("matmul", "fold"),
+            )
             log(f"{job.model_id}: {dtype} weights equal the reference's: {json.dumps(record)}")
         else:
             make_dtype(out / onnx_file("fp32"), out / onnx_file(dtype), spec)
-    if "fp32" not in job.dtypes:
+    if "fp32" not in job.dtypes:  # only the intermediate the other dtypes were made from
         (out / onnx_file("fp32")).unlink()
+        (out / "onnx" / "model.onnx_data").unlink(missing_ok=True)
+        cfg = json.loads((out / "config.json").read_text())
+        if cfg.pop("transformers.js_config", None) is not None:
+            (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 RECIPE = Recipe(
