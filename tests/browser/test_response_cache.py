@@ -8,6 +8,7 @@ One browser context for the module, so that IndexedDB outlives a reload as it do
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +33,7 @@ CREATE = """async (options) => {
 def _ner_built(server: Any) -> bool:
     with urllib.request.urlopen(server.url + "boot.json", timeout=10) as resp:
         boot = json.load(resp)
-    url = urllib.request.urljoin(server.url + "boot.json", boot["models_manifest"])
+    url = urllib.parse.urljoin(server.url + "boot.json", boot["models_manifest"])
     with urllib.request.urlopen(url, timeout=10) as resp:
         manifest = json.load(resp)
     return any("token-classification" in m["tasks"] for m in manifest["models"])
