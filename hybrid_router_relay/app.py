@@ -240,7 +240,7 @@ async def _relay(request: web.Request, state: RelayState, cors: dict[str, str]) 
             headers={"x-should-retry": "false"},
         )
     raw = await _read_json_body(request, config.limits.max_body_bytes)
-    checked = check_body(raw, cloud, config.limits.max_tokens)
+    checked = check_body(raw, cloud, config.limits.max_tokens, allow_tools=config.allow_tools)
     return await _spend_and_forward(request, state, checked, cors)
 
 

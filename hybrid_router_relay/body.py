@@ -18,7 +18,16 @@ The relay refuses rather than rewrites, so that a caller never gets silently les
   other key is refused (an upstream compiles the schema into a grammar per call: its size is bounded);
 - Anthropic's ``tools`` and ``tool_choice`` only as structured output's forced answer: exactly one tool
   ``{"name", "description", "input_schema"}`` (a schema object under :data:`MAX_SCHEMA_CHARS`) and
-  ``tool_choice`` ``{"type": "tool", "name": <that tool>}`` (``relay_field_not_allowed`` otherwise).
+  ``tool_choice`` ``{"type": "tool", "name": <that tool>}`` (``relay_field_not_allowed`` otherwise);
+- tool calling only when the operator opts in (``--allow-tools``, ``HYBRID_ROUTER_RELAY_ALLOW_TOOLS=1``;
+  ``allow_tools``): then OpenAI's ``tools`` (at most :data:`MAX_TOOLS` functions
+  ``{"type": "function", "function": {"name", "description", "parameters", "strict"}}``, each schema under
+  :data:`MAX_SCHEMA_CHARS`), ``tool_choice`` (``"none"``, ``"auto"``, ``"required"`` or one of those
+  functions by name) and ``parallel_tool_calls``, and Anthropic's ``tools`` ``{"name", "description",
+  "input_schema"}`` with any ``tool_choice``; otherwise these fields, ``role: "tool"`` messages, an
+  assistant message's ``tool_calls`` and Anthropic ``tool_use`` / ``tool_result`` blocks are refused
+  (``relay_field_not_allowed``, the hint naming the flag), since a tool's arguments and results then
+  reach the upstream.
 """
 
 from __future__ import annotations
@@ -30,7 +39,15 @@ from typing import Any
 from .config import CloudConfig
 from .errors import RelayError
 
-__all__ = ["ALLOWED_FIELDS", "MAX_SCHEMA_CHARS", "RESPONSE_FORMATS", "CheckedBody", "check_body"]
+__all__ = [
+    "ALLOWED_FIELDS",
+    "MAX_SCHEMA_CHARS",
+    "MAX_TOOLS",
+    "RESPONSE_FORMATS",
+    "TOOL_FIELDS",
+    "CheckedBody",
+    "check_body",
+]
 
 ALLOWED_FIELDS = {
     "openai": frozenset(
@@ -72,6 +89,17 @@ ALLOWED_FIELDS = {
         }
     ),
 }
+#: the fields forwarded only when the relay allows tools (``allow_tools``)
+TOOL_FIELDS = {
+    "openai": frozenset({"tools", "tool_choice", "parallel_tool_calls"}),
+    "anthropic": frozenset({"tools", "tool_choice"}),
+}
+#: the most tools one request may declare
+MAX_TOOLS = 64
+_TOOLS_HINT = (
+    "The relay's operator enables tool calling with --allow-tools (HYBRID_ROUTER_RELAY_ALLOW_TOOLS=1); "
+    "until then send no tools, tool_choice or tool messages."
+)
 #: OpenAI's response_format: the types forwarded, and the keys of a json_schema
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 _JSON_SCHEMA_KEYS = frozenset({"name", "schema", "strict", "description"})
@@ -99,7 +127,9 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_body(raw: bytes, cloud: CloudConfig, max_tokens_cap: int) -> CheckedBody:
+def check_body(
+    raw: bytes, cloud: CloudConfig, max_tokens_cap: int, *, allow_tools: bool = False
+) -> CheckedBody:
     """The checked body (see the module docstring), or a ``RelayError`` saying what to change."""
     try:
         body: Any = json.loads(raw)
@@ -107,7 +137,14 @@ def check_body(raw: bytes, cloud: CloudConfig, max_tokens_cap: int) -> CheckedBo
         raise _bad("relay_bad_json", "the request body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise _bad("relay_bad_json", "the request body is not a JSON object")
-    extra = sorted(set(body) - ALLOWED_FIELDS[cloud.kind])
+    allowed = ALLOWED_FIELDS[cloud.kind] | (TOOL_FIELDS[cloud.kind] if allow_tools else frozenset())
+    extra = sorted(set(body) - allowed)
+    if extra and set(extra) <= TOOL_FIELDS["openai"]:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"this relay does not forward tool calling (the field(s) {_short(extra[:5])})",
+            _TOOLS_HINT,
+        )
     if extra:
         raise _bad(
             "relay_field_not_allowed",
@@ -129,8 +166,7 @@ def check_body(raw: bytes, cloud: CloudConfig, max_tokens_cap: int) -> CheckedBo
         raise _bad("relay_bad_json", "stream must be true or false")
     if body.get("response_format") is not None:
         _check_response_format(body["response_format"])
-    if cloud.kind == "anthropic" and ("tools" in body or "tool_choice" in body):
-        _check_forced_answer(body.get("tools"), body.get("tool_choice"))
+    _check_tools(body, cloud.kind, allow_tools)
     bound = _cap_output(body, cloud.kind, max_tokens_cap)
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return CheckedBody(data, bound, bool(body.get("stream", False)))
@@ -177,6 +213,136 @@ def _check_response_format(value: object) -> None:
         )
 
 
+def _check_tools(body: dict[str, Any], kind: str, allow_tools: bool) -> None:
+    """Tool calling's fields and messages (module docstring), per ``allow_tools``."""
+    asked = "tools" in body or "tool_choice" in body
+    if allow_tools and kind == "openai" and asked:
+        _check_openai_tools(body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls"))
+    elif allow_tools and kind == "anthropic" and asked:
+        _check_anthropic_tools(body.get("tools"), body.get("tool_choice"))
+    elif kind == "anthropic" and asked:
+        _check_forced_answer(body.get("tools"), body.get("tool_choice"))
+    if not allow_tools:
+        _refuse_tool_messages(body["messages"])
+
+
+def _refuse_tool_messages(messages: list[Any]) -> None:
+    """Without ``allow_tools``: no tool results, and no assistant turn that called a tool."""
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        if (
+            message.get("role") == "tool"
+            or message.get("tool_calls")
+            or any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result") for b in blocks)
+        ):
+            raise _bad(
+                "relay_field_not_allowed",
+                f"messages[{index}] is a tool call or a tool result, which this relay does not forward",
+                _TOOLS_HINT,
+            )
+
+
+def _schema_size_ok(schema: object, where: str) -> None:
+    if not isinstance(schema, dict):
+        raise _bad("relay_bad_json", f"{where} must be a JSON Schema object")
+    size = len(json.dumps(schema, separators=(",", ":")))
+    if size > MAX_SCHEMA_CHARS:
+        raise _bad(
+            "relay_field_not_allowed",
+            f"{where} has {size} characters as JSON, over the relay's limit of {MAX_SCHEMA_CHARS}",
+            "Send a smaller schema.",
+        )
+
+
+def _tool_list(tools: object) -> list[Any]:
+    if not isinstance(tools, list) or not tools or len(tools) > MAX_TOOLS:
+        raise _bad("relay_bad_json", f"tools must be a list of 1 to {MAX_TOOLS} tools")
+    return tools
+
+
+def _check_openai_tools(tools: object, choice: object, parallel: object) -> None:
+    """OpenAI's function tools and tool_choice, in the shapes of the module docstring."""
+    names: list[str] = []
+    for index, tool in enumerate(_tool_list(tools) if tools is not None else []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if (
+            not isinstance(tool, dict)
+            or set(tool) != {"type", "function"}
+            or tool["type"] != "function"
+            or not isinstance(function, dict)
+            or set(function) - {"name", "description", "parameters", "strict"}
+            or not isinstance(function.get("name"), str)
+            or not function["name"]
+            or not isinstance(function.get("description", ""), str)
+        ):
+            raise _bad(
+                "relay_field_not_allowed",
+                f"tools[{index}] is not a function tool the relay forwards",
+                'Send {"type": "function", "function": {"name", "description", "parameters", "strict"}}.',
+            )
+        if "parameters" in function:
+            _schema_size_ok(function["parameters"], f"tools[{index}].function.parameters")
+        names.append(function["name"])
+    named = choice.get("function") if isinstance(choice, dict) else None
+    if not (
+        choice is None
+        or (choice in ("none", "auto", "required"))
+        or (
+            isinstance(choice, dict)
+            and set(choice) == {"type", "function"}
+            and choice["type"] == "function"
+            and isinstance(named, dict)
+            and set(named) == {"name"}
+            and named["name"] in names
+        )
+    ):
+        raise _bad(
+            "relay_field_not_allowed",
+            "tool_choice must be none, auto, required or one of the request's tools by name",
+            'Send "auto", or {"type": "function", "function": {"name": <a tool in tools>}}.',
+        )
+    if parallel is not None and not isinstance(parallel, bool):
+        raise _bad("relay_bad_json", "parallel_tool_calls must be true or false")
+
+
+def _check_anthropic_tools(tools: object, choice: object) -> None:
+    """Anthropic's client tools ``{"name", "description", "input_schema"}`` and their tool_choice."""
+    names: list[str] = []
+    for index, tool in enumerate(_tool_list(tools)):
+        if (
+            not isinstance(tool, dict)
+            or set(tool) - {"name", "description", "input_schema"}
+            or not isinstance(tool.get("name"), str)
+            or not isinstance(tool.get("description", ""), str)
+        ):
+            raise _bad(
+                "relay_field_not_allowed",
+                f"tools[{index}] is not a client tool the relay forwards (server tools are refused)",
+                'Send {"name", "description", "input_schema"}.',
+            )
+        _schema_size_ok(tool.get("input_schema"), f"tools[{index}].input_schema")
+        names.append(tool["name"])
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if choice is not None and not (
+        isinstance(choice, dict)
+        and set(choice) <= {"type", "name", "disable_parallel_tool_use"}
+        and (
+            kind in ("auto", "any", "none")
+            and "name" not in choice
+            or kind == "tool"
+            and choice.get("name") in names
+        )
+    ):
+        raise _bad(
+            "relay_field_not_allowed",
+            "tool_choice must be auto, any, none, or one of the request's tools by name",
+            'Send {"type": "auto"} or {"type": "tool", "name": <a tool in tools>}.',
+        )
+
+
 def _check_forced_answer(tools: object, choice: object) -> None:
     """Anthropic's tools only as structured output's one forced answer tool (module docstring)."""
     shape = 'tools: [{"name", "description", "input_schema"}] with tool_choice {"type": "tool", "name"}'
@@ -191,7 +357,7 @@ def _check_forced_answer(tools: object, choice: object) -> None:
         raise _bad(
             "relay_field_not_allowed",
             "the relay forwards tools only as structured output's one forced answer tool",
-            f"Send {shape}, or leave tools out.",
+            f"Send {shape}, or leave tools out. {_TOOLS_HINT}",
         )
     if len(json.dumps(tool["input_schema"], separators=(",", ":"))) > MAX_SCHEMA_CHARS:
         raise _bad(

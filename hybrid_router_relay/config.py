@@ -175,6 +175,9 @@ class RelayConfig:
     trust_forwarded: bool = False
     #: where the rate limits and the day's spend live: None (in this process) or a ``redis://`` URL
     store: str | None = field(default=None, repr=False)
+    #: forward tool calling (OpenAI ``tools``/``tool_choice``/``parallel_tool_calls``, tool messages,
+    #: Anthropic tools beyond structured output's forced answer): off unless the operator opts in
+    allow_tools: bool = False
 
     def validate(self) -> None:
         self.cloud.validate()
@@ -242,6 +245,7 @@ class RelayConfig:
             prices=prices,
             trust_forwarded=src.flag("trust_forwarded_for", "TRUST_FORWARDED"),
             store=_store_url(src.text("store", "STORE")),
+            allow_tools=src.flag("allow_tools", "ALLOW_TOOLS"),
         )
         config.validate()
         return config
@@ -398,6 +402,13 @@ def add_relay_arguments(parser: argparse.ArgumentParser, *, limits: bool = True)
         default=[],
         metavar="HOST",
         help="a Host name the relay is reached by besides its bind address (repeatable)",
+    )
+    group.add_argument(
+        "--allow-tools",
+        action="store_true",
+        default=None,
+        help="forward tool calling (OpenAI tools/tool_choice and tool messages, Anthropic tools); "
+        "off by default: a tool call's arguments and results reach the upstream",
     )
     if not limits:
         return
