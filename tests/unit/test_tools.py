@@ -1,0 +1,156 @@
+"""Tool calling's pieces (hybrid_router.tools): tools and toolChoice checked where they enter, a model's
+calls checked against each tool's schema (a typed ToolCallError otherwise), both providers' wire shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hybrid_router.errors import CloudError, ValidationError
+from hybrid_router.tools import (
+    CLOUD_REASON,
+    ToolCall,
+    ToolCallError,
+    anthropic_tool_choice,
+    anthropic_tools,
+    calls_from_anthropic,
+    calls_from_openai,
+    check_call,
+    local_refusal,
+    openai_tool_choice,
+    openai_tools,
+    parse_tool_choice,
+    parse_tools,
+)
+
+PARAMS = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "minLength": 1}, "unit": {"enum": ["c", "f"]}},
+    "required": ["city"],
+}
+WEATHER = {"name": "get_weather", "description": "The weather in a city", "parameters": PARAMS}
+TOOLS = parse_tools([WEATHER, {"name": "now"}])
+
+
+def test_tools_are_parsed_with_their_schema_and_a_default_empty_object() -> None:
+    weather, now = TOOLS
+    assert (weather.name, weather.description, dict(weather.parameters.source)) == (
+        "get_weather",
+        WEATHER["description"],
+        PARAMS,
+    )
+    assert now.parameters.source == {"type": "object", "properties": {}}
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [
+        [],
+        "get_weather",
+        [{"name": "has space"}],
+        [{"name": ""}],
+        [{"name": "x" * 65}],
+        [{"name": "f", "code": "eval()"}],
+        [{"name": "f", "description": 3}],
+        [{"name": "f"}, {"name": "f"}],
+        [{"name": "f", "parameters": {"type": "string"}}],
+        [{"name": "f", "parameters": {"type": "object", "patternProperties": {}}}],
+        [{"name": "f"}] * 65,
+    ],
+)
+def test_wrong_tools_are_refused_with_a_validation_error(tools: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_tools(tools)
+    assert caught.value.hint
+
+
+def test_tool_choice() -> None:
+    assert parse_tool_choice(None, TOOLS) == "auto"
+    for choice in ("auto", "none", "required", "get_weather"):
+        assert parse_tool_choice(choice, TOOLS) == choice
+    for wrong in ("other", {"type": "function"}, 3):
+        with pytest.raises(ValidationError):
+            parse_tool_choice(wrong, TOOLS)
+
+
+def test_a_valid_call_is_parsed_from_a_json_string_or_an_object() -> None:
+    call = check_call(TOOLS, "call_1", "get_weather", '{"city": "Paris", "unit": "c"}')
+    assert call == ToolCall("call_1", "get_weather", {"city": "Paris", "unit": "c"})
+    assert call.to_wire() == {
+        "id": "call_1",
+        "name": "get_weather",
+        "arguments": {"city": "Paris", "unit": "c"},
+    }
+    assert check_call(TOOLS, "t", "now", "").arguments == {}
+    assert check_call(TOOLS, "t", "get_weather", {"city": "Oslo"}).arguments == {"city": "Oslo"}
+
+
+@pytest.mark.parametrize(
+    "name, arguments, found",
+    [
+        ("get_time", "{}", "not one of the call's tools"),
+        ("get_weather", '{"city": ', "not valid JSON"),
+        ("get_weather", "{}", "city"),
+        ("get_weather", '{"city": "Paris", "unit": "kelvin"}', "unit"),
+        ("get_weather", '{"city": 3}', "city"),
+        ("get_weather", "[1]", "do not match"),
+    ],
+)
+def test_a_wrong_call_is_a_typed_tool_call_error(name: str, arguments: str, found: str) -> None:
+    with pytest.raises(ToolCallError) as caught:
+        check_call(TOOLS, "c", name, arguments)
+    assert isinstance(caught.value, CloudError)
+    assert caught.value.name == "ToolCallError"
+    assert found in caught.value.message
+    assert caught.value.to_wire()["details"]["tool"] == name
+
+
+def test_openai_wire_shapes_both_ways() -> None:
+    assert openai_tools(TOOLS[:1]) == [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": WEATHER["description"], "parameters": PARAMS},
+        }
+    ]
+    assert openai_tool_choice("auto") == "auto"
+    assert openai_tool_choice("get_weather") == {"type": "function", "function": {"name": "get_weather"}}
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_9",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+            }
+        ],
+    }
+    assert calls_from_openai(TOOLS, message) == (ToolCall("call_9", "get_weather", {"city": "Rome"}),)
+    assert calls_from_openai(TOOLS, {"role": "assistant", "content": "Hi"}) == ()
+    bad = {"tool_calls": [{"id": "c", "function": {"name": "get_weather", "arguments": '{"unit": "c"}'}}]}
+    with pytest.raises(ToolCallError):
+        calls_from_openai(TOOLS, bad)
+
+
+def test_anthropic_wire_shapes_both_ways() -> None:
+    assert anthropic_tools(TOOLS[:1]) == [
+        {"name": "get_weather", "description": WEATHER["description"], "input_schema": PARAMS}
+    ]
+    assert anthropic_tool_choice("required") == {"type": "any"}
+    assert anthropic_tool_choice("get_weather") == {"type": "tool", "name": "get_weather"}
+    content = [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Lima"}},
+    ]
+    assert calls_from_anthropic(TOOLS, content) == (ToolCall("toolu_1", "get_weather", {"city": "Lima"}),)
+    with pytest.raises(ToolCallError):
+        calls_from_anthropic(TOOLS, [{"type": "tool_use", "id": "t", "name": "get_weather", "input": {}}])
+
+
+def test_route_local_with_tools_is_a_validation_error_that_says_why() -> None:
+    error = local_refusal(TOOLS)
+    assert isinstance(error, ValidationError)
+    assert CLOUD_REASON in error.message
+    assert "auto" in error.hint and "cloud" in error.hint
+    assert error.details["tools"] == ["get_weather", "now"]
