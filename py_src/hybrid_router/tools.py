@@ -34,13 +34,17 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallError",
+    "ToolMessage",
+    "anthropic_messages",
     "anthropic_tool_choice",
     "anthropic_tools",
     "calls_from_anthropic",
     "calls_from_openai",
     "check_call",
     "local_refusal",
+    "openai_messages",
     "openai_tool_choice",
+    "parse_tool_messages",
     "openai_tools",
     "parse_tool_choice",
     "parse_tools",
@@ -162,6 +166,121 @@ def check_call(tools: Sequence[Tool], call_id: str, name: object, arguments: obj
             arguments=value,
         )
     return ToolCall(call_id, tool.name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolMessage:
+    """One message of a conversation with tools: ``role`` system/user/assistant/tool; an assistant's
+    ``tool_calls`` (the calls it made, ``content`` then may be empty); a tool's ``tool_call_id``."""
+
+    role: str
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+_MSG_HINT = (
+    'Send the assistant\'s answer back as {role: "assistant", content: "", toolCalls: [...]} and each '
+    'result as {role: "tool", toolCallId: "<the call\'s id>", content: "<the result as text>"}.'
+)
+
+
+def parse_tool_messages(messages: object, tools: Sequence[Tool]) -> tuple[ToolMessage, ...]:
+    """A conversation with tool rounds (the page's shape: ``toolCalls``, ``toolCallId``): each tool
+    result answers a call an earlier assistant message made; the calls are checked against ``tools``."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+        raise ValidationError("messages must be a non-empty array", hint=_MSG_HINT, field="messages")
+    out: list[ToolMessage] = []
+    called: set[str] = set()
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, Mapping) or set(message) - {"role", "content", "toolCalls", "toolCallId"}:
+            raise ValidationError(
+                f"{where} must be an object with role and content", hint=_MSG_HINT, field=where
+            )
+        role, content = message.get("role"), message.get("content", "")
+        if role not in ("system", "user", "assistant", "tool") or not isinstance(content, str):
+            raise ValidationError(
+                f"{where} needs a role (system, user, assistant, tool) and a string content",
+                hint=_MSG_HINT,
+                field=where,
+            )
+        calls: tuple[ToolCall, ...] = ()
+        if "toolCalls" in message:
+            raw = message["toolCalls"]
+            if role != "assistant" or not isinstance(raw, Sequence) or isinstance(raw, str):
+                raise ValidationError(
+                    f"{where}.toolCalls is an assistant's list of calls", hint=_MSG_HINT, field=where
+                )
+            try:
+                calls = tuple(
+                    check_call(tools, str(c.get("id")), c.get("name"), c.get("arguments"))
+                    for c in raw
+                    if isinstance(c, Mapping)
+                )
+            except ToolCallError as exc:
+                raise ValidationError(
+                    f"{where}.toolCalls: {exc.message}", hint=_MSG_HINT, field=where
+                ) from exc
+            called.update(c.id for c in calls)
+        call_id = message.get("toolCallId")
+        if (role == "tool") != (call_id is not None) or (call_id is not None and call_id not in called):
+            raise ValidationError(
+                f"{where}: a tool message needs the toolCallId of an earlier assistant message's call",
+                hint=_MSG_HINT,
+                field=where,
+            )
+        out.append(ToolMessage(str(role), content, calls, None if call_id is None else str(call_id)))
+    return tuple(out)
+
+
+def openai_messages(messages: Sequence[ToolMessage]) -> list[dict[str, Any]]:
+    """Chat Completions' messages: an assistant's ``tool_calls`` (arguments as a JSON string), then
+    ``role: "tool"`` results with their ``tool_call_id``."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        item: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            item["content"] = m.content or None
+            item["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.dumps(dict(c.arguments))},
+                }
+                for c in m.tool_calls
+            ]
+        if m.tool_call_id is not None:
+            item["tool_call_id"] = m.tool_call_id
+        out.append(item)
+    return out
+
+
+def anthropic_messages(messages: Sequence[ToolMessage]) -> tuple[str, list[dict[str, Any]]]:
+    """The Messages API's ``(system, messages)``: an assistant's calls as ``tool_use`` blocks, the results
+    as ``tool_result`` blocks of one user message (consecutive results merged, as the API requires)."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+            continue
+        if m.tool_calls:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.arguments)}
+                for c in m.tool_calls
+            ]
+            out.append({"role": "assistant", "content": blocks})
+            continue
+        out.append({"role": m.role, "content": m.content})
+    return system, out
 
 
 def local_refusal(tools: Sequence[Tool]) -> ValidationError:

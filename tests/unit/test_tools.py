@@ -12,15 +12,18 @@ from hybrid_router.tools import (
     CLOUD_REASON,
     ToolCall,
     ToolCallError,
+    anthropic_messages,
     anthropic_tool_choice,
     anthropic_tools,
     calls_from_anthropic,
     calls_from_openai,
     check_call,
     local_refusal,
+    openai_messages,
     openai_tool_choice,
     openai_tools,
     parse_tool_choice,
+    parse_tool_messages,
     parse_tools,
 )
 
@@ -154,3 +157,73 @@ def test_route_local_with_tools_is_a_validation_error_that_says_why() -> None:
     assert CLOUD_REASON in error.message
     assert "auto" in error.hint and "cloud" in error.hint
     assert error.details["tools"] == ["get_weather", "now"]
+
+
+ROUND: list[dict[str, Any]] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Weather in Paris?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "toolCalls": [{"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}}],
+    },
+    {"role": "tool", "toolCallId": "c1", "content": '{"celsius": 21}'},
+]
+
+
+def test_tool_messages_in_openai_shape() -> None:
+    assert openai_messages(parse_tool_messages(ROUND, TOOLS)) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": '{"celsius": 21}', "tool_call_id": "c1"},
+    ]
+
+
+def test_tool_messages_in_anthropic_shape() -> None:
+    system, messages = anthropic_messages(parse_tool_messages(ROUND, TOOLS))
+    assert system == "Be brief."
+    assert messages == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "c1", "name": "get_weather", "input": {"city": "Paris"}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "c1", "content": '{"celsius": 21}'}],
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {3: {"role": "tool", "content": "21"}},  # no toolCallId
+        {3: {"role": "tool", "toolCallId": "c9", "content": "21"}},  # answers no call
+        {3: {"role": "user", "toolCallId": "c1", "content": "21"}},  # only a tool message has one
+        {2: {"role": "user", "content": "", "toolCalls": []}},  # only an assistant calls
+        {
+            2: {
+                "role": "assistant",
+                "content": "",
+                "toolCalls": [{"id": "c1", "name": "get_weather", "arguments": {}}],
+            }
+        },
+        {1: {"role": "robot", "content": "hi"}},
+    ],
+)
+def test_wrong_tool_messages_are_validation_errors(change: dict[int, dict[str, Any]]) -> None:
+    messages = [change.get(i, m) for i, m in enumerate(ROUND)]
+    with pytest.raises(ValidationError):
+        parse_tool_messages(messages, TOOLS)
