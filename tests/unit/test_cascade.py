@@ -260,3 +260,15 @@ async def test_a_stream_is_judged_on_its_prefix_then_shown_whole() -> None:
     done = items[-1]
     assert done["route"]["target"] == "local" and done["route"]["verify"]["tokens_scored"] == 2
     assert cloud.calls == []
+
+
+def test_the_calibration_scripts_auroc_and_quality_at_a_share() -> None:
+    from eval.quality.cascade import auroc, quality_at
+    from eval.quality.curves import curve
+
+    assert auroc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
+    assert auroc([0.1, 0.9], [True, False]) == 0.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5 and math.isnan(auroc([0.5], [True]))
+    # the lowest confidence to the cloud first: the failing answer goes at a third of the share
+    c = curve([1 - 0.9, 1 - 0.8, 1 - 0.1], [True, True, False], [True, True, True])
+    assert quality_at(c, 0.0) == pytest.approx(2 / 3) and quality_at(c, 0.34) == pytest.approx(1.0)
