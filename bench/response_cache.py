@@ -9,9 +9,11 @@ is embedded by the router's embedding model on its own ONNX file and dtype, in o
 the browser (``router.embed``, the vectors the cache compares) to check they are the same (the run stops
 if they differ by more than ``MAX_GAP``); then the cache's own core
 (:mod:`hybrid_router.response_cache`) is run in CPython on them: each pair's first sentence is stored, the
-second one asked. A *hit* is an answer from the cache; it is *right* when it is its own pair's answer and
-the pair is a duplicate, a *false hit* otherwise (a non-duplicate answered, or another pair's answer). Per
-threshold: precision (right / hits), recall (right / duplicates), false hits per 100 questions. The
+second one asked. A *hit* is an answer from the cache; it is *right* when the stored question it matched
+is the same text or a duplicate by the benchmark's scores (its own pair's, or another scored pair's), a
+*false hit* otherwise (a pair of sentences no person scored counts as false). Per
+threshold: precision (right / hits), recall (the duplicate pairs answered right / duplicates), false hits per
+100 questions. The
 default threshold is the lowest whose precision on the train split reaches :data:`TARGET_PRECISION`,
 then reported on the dev split (not used to choose).
 
@@ -42,7 +44,7 @@ STSB = REPO.parent / "shared" / "data" / "stsb"
 #: a pair scored at least this (0-5) is a duplicate: "mostly equivalent" or better
 DUPLICATE_SCORE = 4.0
 #: the precision the default threshold must reach on the train split
-TARGET_PRECISION = 0.95
+TARGET_PRECISION = 0.80
 #: sentences embedded in the browser too, to check the native vectors are the device's
 BROWSER_SAMPLE = 64
 MAX_GAP = 1e-4
@@ -118,30 +120,40 @@ def _pairs(path: Path) -> list[tuple[str, str, float]]:
 
 
 def evaluate_cache(
-    pairs: Sequence[tuple[str, str, float]], vectors: dict[str, np.ndarray], threshold: float
-) -> dict[str, float]:
-    """Store every pair's first sentence, ask every second one (the cache's own match)."""
+    pairs: Sequence[tuple[str, str, float]], vectors: dict[str, np.ndarray]
+) -> list[dict[str, float]]:
+    """Store every pair's first sentence, ask every second one (the cache's own match), per threshold. A
+    hit is right when the question it matched is the same text, or a duplicate of it by the benchmark's
+    scores (its own pair's or another scored pair's); a pair of sentences no person scored counts as wrong."""
     firsts = list(dict.fromkeys(a for a, _, _ in pairs))
     rows = np.stack([vectors[a] for a in firsts]).astype(np.float32)
+    scores = {(a, b): s for a, b, s in pairs} | {(b, a): s for a, b, s in pairs}
     duplicates = sum(1 for _, _, s in pairs if s >= DUPLICATE_SCORE)
-    hits = right = 0
-    for a, b, score in pairs:
-        found = best_match(vectors[b], firsts, rows, threshold)
-        if found is None:
-            continue
-        hits += 1
-        right += int(found[0] == a and score >= DUPLICATE_SCORE)
-    return {
-        "threshold": threshold,
-        "questions": len(pairs),
-        "duplicates": duplicates,
-        "hits": hits,
-        "right": right,
-        "false": hits - right,
-        "precision": right / hits if hits else 1.0,
-        "recall": right / duplicates if duplicates else 0.0,
-        "false_per_100": 100.0 * (hits - right) / len(pairs),
-    }
+    best = []  # the match of each question at any threshold: the most similar stored question
+    for _, b, score in pairs:
+        found = best_match(vectors[b], firsts, rows, -1.0)
+        assert found is not None
+        ok = found[0] == b or scores.get((found[0], b), 0.0) >= DUPLICATE_SCORE
+        best.append((found[1], ok, ok and score >= DUPLICATE_SCORE))
+    curve = []
+    for threshold in THRESHOLDS:
+        hits = sum(1 for similarity, _, _ in best if similarity >= threshold)
+        right = sum(1 for similarity, ok, _ in best if similarity >= threshold and ok)
+        found = sum(1 for similarity, _, dup in best if similarity >= threshold and dup)
+        curve.append(
+            {
+                "threshold": threshold,
+                "questions": len(pairs),
+                "duplicates": duplicates,
+                "hits": hits,
+                "right": right,
+                "false": hits - right,
+                "precision": right / hits if hits else 1.0,
+                "recall": found / duplicates if duplicates else 0.0,
+                "false_per_100": 100.0 * (hits - right) / len(pairs),
+            }
+        )
+    return curve
 
 
 def choose(curve: Sequence[dict[str, float]]) -> float | None:
@@ -186,7 +198,7 @@ def run(argv: Sequence[str] = ()) -> None:
         )
         rp.page.context.close()
     first = next(iter(splits))
-    curves = {name: [evaluate_cache(pairs, vectors, t) for t in THRESHOLDS] for name, pairs in splits.items()}
+    curves = {name: evaluate_cache(pairs, vectors) for name, pairs in splits.items()}
     chosen = choose(curves[first])
     print(
         f"\n{len(texts)} sentences embedded by onnxruntime (CPython) on the router's ONNX file "

@@ -63,7 +63,7 @@ __all__ = [
 CACHE_VERSION = 1
 #: the cosine similarity a stored question needs to answer a new one, chosen on precision by
 #: ``./hr bench response_cache`` (docs/measurements.md#response-cache)
-DEFAULT_SIMILARITY = 0.9
+DEFAULT_SIMILARITY = 0.95
 #: one week
 DEFAULT_TTL_MS = 7 * 24 * 3600 * 1000
 DEFAULT_MAX_ENTRIES = 1000
