@@ -139,7 +139,7 @@ def evaluate_cache(
     for threshold in THRESHOLDS:
         hits = sum(1 for similarity, _, _ in best if similarity >= threshold)
         right = sum(1 for similarity, ok, _ in best if similarity >= threshold and ok)
-        found = sum(1 for similarity, _, dup in best if similarity >= threshold and dup)
+        caught = sum(1 for similarity, _, dup in best if similarity >= threshold and dup)
         curve.append(
             {
                 "threshold": threshold,
@@ -149,7 +149,7 @@ def evaluate_cache(
                 "right": right,
                 "false": hits - right,
                 "precision": right / hits if hits else 1.0,
-                "recall": found / duplicates if duplicates else 0.0,
+                "recall": caught / duplicates if duplicates else 0.0,
                 "false_per_100": 100.0 * (hits - right) / len(pairs),
             }
         )

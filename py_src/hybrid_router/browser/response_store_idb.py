@@ -124,8 +124,7 @@ class IdbResponseStore:
             raise _storage_error("list its entries", exc) from exc
         try:
             return [
-                EntryMeta(str(r["id"]), float(r["created_ms"]), float(r["used_ms"]))
-                for r in rows.to_py()
+                EntryMeta(str(r["id"]), float(r["created_ms"]), float(r["used_ms"])) for r in rows.to_py()
             ]
         finally:
             destroy(rows)
