@@ -41,7 +41,7 @@ def _f(x: float | None) -> str:
 def _run(args: argparse.Namespace) -> None:
     from eval.quality import report
     from eval.quality.curves import router_scores
-    from eval.quality.generate import chat_models
+    from eval.quality.generate import AnswerCache, chat_models
     from eval.quality.runner import answers
     from eval.quality.svg import Panel, plot
 
@@ -55,36 +55,36 @@ def _run(args: argparse.Namespace) -> None:
     quality: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     gen_seconds = 0.0
-    all_items = [i for name in args.sets for i in loaded[name]]
-    t0 = time.perf_counter()
-    scores = router_scores([i.prompt for i in all_items])
-    route_seconds = time.perf_counter() - t0
-    by_id = dict(zip([i.id for i in all_items], scores.scores, strict=True))
+    answered: list[tuple[Any, str, list[sets.Item], dict[str, Any]]] = []
     for model in models:
         for name in args.sets:
             items = loaded[name]
-            if args.no_generate:
-                from eval.quality.generate import AnswerCache
-
+            if args.no_generate:  # the answers in the cache only (a partial subset says its n)
                 cache = AnswerCache(model)
-                items = [i for i in items if cache.get(i.prompt, i.max_tokens) is not None]
                 got = {i.id: a for i in items if (a := cache.get(i.prompt, i.max_tokens)) is not None}
+                items = [i for i in items if i.id in got]
             else:
                 got, seconds, _ = answers(model, items, threads=args.threads)
                 gen_seconds += seconds
-            if not items:
-                continue
-            verdicts = [report.verdict(i, got[i.id].text) for i in items]
-            quality.append(
-                {
-                    "model": model.id,
-                    "dtype": model.dtype,
-                    "set": name,
-                    **report.set_quality(name, items, verdicts, got),
-                }
-            )
-            sub = dataclasses.replace(scores, scores=tuple(by_id[i.id] for i in items))
-            curves.append({"model": model.id, **report.curve_rows(name, items, verdicts, sub)})
+            if items:
+                answered.append((model, name, items, got))
+    scored = list({i.id: i for _, _, items, _ in answered for i in items}.values())
+    t0 = time.perf_counter()
+    scores = router_scores([i.prompt for i in scored])
+    route_seconds = time.perf_counter() - t0
+    by_id = dict(zip([i.id for i in scored], scores.scores, strict=True))
+    for model, name, items, got in answered:
+        verdicts = [report.verdict(i, got[i.id].text) for i in items]
+        quality.append(
+            {
+                "model": model.id,
+                "dtype": model.dtype,
+                "set": name,
+                **report.set_quality(name, items, verdicts, got),
+            }
+        )
+        sub = dataclasses.replace(scores, scores=tuple(by_id[i.id] for i in items))
+        curves.append({"model": model.id, **report.curve_rows(name, items, verdicts, sub)})
     _print_tables(quality, curves, scores)
     panels = []
     for name in args.sets:
@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> None:
             continue
         recorded = rows[0]["cloud_recorded"]
         sub = ("cloud: GPT-4's recorded verdicts" if recorded else "cloud: assumed to pass every prompt") + (
-            f"; n={len(loaded[name])}"
+            f"; n={rows[0]['n']}"
             + (
                 "; router trained on these"
                 if rows[0]["in_router_training"] > 0.5
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> None:
     print(f"results: {out}")
     print(
         f"time: {time.perf_counter() - t_start:.0f} s in all ({gen_seconds:.0f} s generating new answers, "
-        f"{route_seconds:.0f} s scoring {len(all_items)} prompts with the router)"
+        f"{route_seconds:.0f} s scoring {len(scored)} prompts with the router)"
     )
 
 
@@ -146,13 +146,13 @@ def _print_tables(quality: list[dict[str, Any]], curves: list[dict[str, Any]], s
         )
     print(f"\nrouter {scores.version}, head {scores.head}, shipped threshold {scores.threshold:.3f}\n")
     print(
-        "| set | model | cloud verdicts | router trained on them | APGR (random 0.50) | CPT(50%) | CPT(80%) "
-        "| shipped threshold: cloud share, quality, PGR |"
+        "| set | model | n | cloud verdicts | router trained on them | APGR (random 0.50) | CPT(50%) "
+        "| CPT(80%) | shipped threshold: cloud share, quality, PGR |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---|---:|---:|---:|---:|---|")
     for c in curves:
         print(
-            f"| {TITLES[c['set']]} | {c['model']} | "
+            f"| {TITLES[c['set']]} | {c['model']} | {c['n']} | "
             f"{'GPT-4 recorded' if c['cloud_recorded'] else 'assumed pass'} | "
             f"{_f(c['in_router_training'])} | {c['apgr']:.3f} | {_f(c['cpt50'])} | {_f(c['cpt80'])} | "
             f"{_f(c['default_share'])}, {_f(c['default_quality'])}, {c['default_pgr']:.2f} |"
@@ -166,7 +166,7 @@ def _print_tables(quality: list[dict[str, Any]], curves: list[dict[str, Any]], s
             if rows:
                 n = len(rows)
                 print(
-                    f"| average, {label} | {model} | | | {sum(c['apgr'] for c in rows) / n:.3f} | "
+                    f"| average, {label} | {model} | | | | {sum(c['apgr'] for c in rows) / n:.3f} | "
                     f"{_f(sum(c['cpt50'] for c in rows) / n)} | {_f(sum(c['cpt80'] for c in rows) / n)} | "
                     f"{_f(sum(c['default_share'] for c in rows) / n)}, "
                     f"{_f(sum(c['default_quality'] for c in rows) / n)}, "

@@ -131,21 +131,20 @@ def _embed_onnx(folder: Path, dtype: str, texts: Sequence[str], batch: int = 16)
 
 
 def embeddings(texts: Sequence[str]) -> npt.NDArray[np.float64]:
-    """Unit vectors of ``texts`` from the built embedding model's default dtype (cached on disk)."""
+    """Unit vectors of ``texts`` from the built embedding model's default dtype (each cached on disk,
+    keyed by the built model and the text)."""
     from builder.models import read_index
 
     entry = read_index()[EMBED_MODEL]
     folder, dtype = Path(entry["dir"]), str(entry["default_dtype"])
-    h = hashlib.sha256(f"{entry['key']}\0{dtype}".encode())
-    for t in texts:
-        h.update(t.encode() + b"\0")
-    path = cache_root() / "embeddings" / f"{h.hexdigest()[:24]}.npy"
-    if path.is_file():
-        return np.asarray(np.load(path), np.float64)
-    vectors = _embed_onnx(folder, dtype, texts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
+    where = cache_root() / "embeddings" / f"{entry['key']}-{dtype}"
+    paths = [where / f"{hashlib.sha256(t.encode()).hexdigest()[:24]}.npy" for t in texts]
+    missing = sorted({i for i, p in enumerate(paths) if not p.is_file()})
+    if missing:
+        where.mkdir(parents=True, exist_ok=True)
+        for i, vector in zip(missing, _embed_onnx(folder, dtype, [texts[i] for i in missing]), strict=True):
+            np.save(paths[i], vector)
+    return np.stack([np.asarray(np.load(p), np.float64) for p in paths])
 
 
 @dataclass(frozen=True)

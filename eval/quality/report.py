@@ -88,6 +88,7 @@ def curve_rows(
     pgr = (quality - c.device) / c.gap if c.gap > 0 else float("nan")
     return {
         "set": name,
+        "n": len(items),
         "cloud_recorded": recorded,
         "curve": c,
         "random": r,

@@ -152,6 +152,9 @@ def ifeval_verdict(
 ) -> IFEvalVerdict:
     """``if-verifiable``'s IFEval checkers on ``answer`` (kwargs as ``input_data.jsonl`` gives them)."""
     from if_verifiable import IFEvalSample, evaluate_output_for_sample
+    from langdetect import DetectorFactory
+
+    DetectorFactory.seed = 0  # the language checks sample: the same verdict on every run
 
     clean = [{k: v for k, v in kw.items() if v is not None} for kw in kwargs]
     sample = IFEvalSample(key=0, prompt=prompt, instruction_id_list=list(instruction_ids), kwargs=clean)
