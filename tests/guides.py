@@ -28,6 +28,7 @@ GUIDES = (
     "relay",
     "models",
     "learned-router",
+    "quality",
     "personal-data",
     "building",
     "testing",
