@@ -35,7 +35,13 @@ def _built_ids() -> set[str]:
 
 
 #: the models the test server serves: the built ones (task models need the training data)
-MODELS = {m["id"]: m for m in MANIFEST["models"] if m["id"] in _built_ids()}
+#: every built model this browser can run: one that needs a real GPU (WebGPU) is never offered to headless
+#: Chromium's software adapter (routing/recommend.py), so it is never cached here either
+MODELS = {
+    m["id"]: m
+    for m in MANIFEST["models"]
+    if m["id"] in _built_ids() and m.get("min_device", "wasm") != "webgpu"
+}
 MINILM = "all-MiniLM-L6-v2"
 LLM = next(m["id"] for m in MANIFEST["models"] if "text-generation" in m["tasks"])
 MIB = 1024 * 1024
