@@ -262,3 +262,35 @@ async def test_a_failed_write_keeps_every_change_for_the_next_sync() -> None:
     stored = Ledger.from_state(store.inner.state, Prices())
     assert stored.stats()["requests"] == 2 and stored.spent_today() == pytest.approx(0.25)
     assert store.inner.state["reserved"] == {}
+
+
+class CommittingStore(SlowStore):
+    """IndexedDB's way: once a write has started, it commits whether or not its caller still awaits it."""
+
+    async def write(self, state: dict[str, Any]) -> None:
+        await asyncio.shield(super().write(state))
+
+
+async def test_a_sync_cancelled_during_its_write_stores_the_record_once() -> None:
+    store = CommittingStore()
+    ledger = Ledger(Prices(), store=store)
+    ledger.record(target="local", task="embeddings")
+    syncing = asyncio.create_task(ledger.sync())
+    while not store.inner.lock.locked() or store.gate.is_set():
+        await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)  # the sync is waiting in its write now
+    syncing.cancel()  # the request whose record this is was stopped
+    for _ in range(3):
+        await asyncio.sleep(0)
+    store.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await syncing
+    for _ in range(5):
+        await asyncio.sleep(0)  # the write commits (nobody awaits it any more)
+    assert store.inner.state is not None
+    assert Ledger.from_state(store.inner.state, Prices()).stats()["requests"] == 1
+    await ledger.sync()  # the next sync, by the next request
+    assert store.inner.state is not None
+    assert Ledger.from_state(store.inner.state, Prices()).stats()["requests"] == 1
+    assert ledger.stats()["requests"] == 1
