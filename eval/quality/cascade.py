@@ -18,7 +18,6 @@ import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from eval.quality import report, sets
@@ -32,32 +31,11 @@ SHARES = (0.1, 0.2, 0.3, 0.5)
 
 def logprobs(gen: Generator, prompt: str, tokens: int) -> list[float]:
     """The log-probabilities of the first ``tokens`` greedy tokens of ``prompt``'s answer."""
-    cfg = gen.config
-    n_kv = cfg.get("num_key_value_heads", cfg["num_attention_heads"])
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    past = {n: np.zeros((1, n_kv, 0, head_dim), np.float32) for n in gen._inputs if n.startswith("past")}
-    step, pos, out = gen.prompt_ids(prompt), 0, []
-    for _ in range(tokens):
-        length = pos + len(step)
-        feeds: dict[str, Any] = {
-            "input_ids": np.array([step], np.int64),
-            "attention_mask": np.ones((1, length), np.int64),
-            **past,
-        }
-        if "position_ids" in gen._inputs:
-            feeds["position_ids"] = np.arange(pos, length, dtype=np.int64)[None]
-        logits, *presents = gen.session.run(None, feeds)
-        past = {
-            n.replace("present", "past_key_values"): v
-            for n, v in zip(gen._outputs[1:], presents, strict=True)
-        }
-        row = logits[0, -1].astype(np.float64)
-        nxt = int(row.argmax())
+    out = []
+    for nxt, logits in gen.steps(gen.prompt_ids(prompt), tokens):
+        row = logits.astype(np.float64)
         top = float(row.max())
         out.append(float(row[nxt]) - (top + math.log(float(np.exp(row - top).sum()))))
-        if nxt in gen.eos:
-            break
-        pos, step = length, [nxt]
     return out
 
 

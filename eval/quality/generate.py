@@ -147,6 +147,12 @@ class Generator:
         return ids
 
     def tokens(self, prompt_ids: Sequence[int], max_tokens: int) -> Iterator[int]:
+        """The greedy answer's token ids, one at a time (its end-of-sequence token included)."""
+        for nxt, _ in self.steps(prompt_ids, max_tokens):
+            yield nxt
+
+    def steps(self, prompt_ids: Sequence[int], max_tokens: int) -> Iterator[tuple[int, Any]]:
+        """Each greedy step's token id and the logits it was chosen from (the KV cache carried along)."""
         import numpy as np
 
         cfg = self.config
@@ -169,7 +175,7 @@ class Generator:
                 for n, v in zip(self._outputs[1:], presents, strict=True)
             }
             nxt = int(logits[0, -1].argmax())
-            yield nxt
+            yield nxt, logits[0, -1]
             if nxt in self.eos:
                 return
             pos, step = length, [nxt]
