@@ -23,6 +23,11 @@ a few paragraphs ends near 300-600 tokens, a code answer near 400-900):
   more of a daily budget reserved while calls are in flight.
 
 An answer that still reaches its budget says so: its ``finish_reason`` (and its route's) is ``"length"``.
+
+Tool calling (:mod:`hybrid_router.tools`): ``tools`` (the tools the model may call) and ``tool_choice``;
+with tools, ``messages`` may carry tool rounds (an assistant's ``toolCalls``, a ``role: "tool"`` result
+with its ``toolCallId``), checked by :func:`~hybrid_router.tools.parse_tool_messages`. The answer's calls
+are in :attr:`GenerateResult.tool_calls`, their arguments checked against each tool's schema.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from hybrid_router import validation
 from hybrid_router.errors import ValidationError
 from hybrid_router.route import Route, Target
 from hybrid_router.routing.policy import ROUTES
+from hybrid_router.tools import Tool, ToolCall, parse_tool_choice, parse_tool_messages, parse_tools
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -64,18 +70,21 @@ MAX_TEMPERATURE = 2.0
 MAX_MESSAGES = 512
 ROLES = ("system", "user", "assistant")
 #: The parameters a generation call accepts (the wire's and :meth:`ChatRequest.parse`'s).
-PARAMS = ("prompt", "messages", "max_tokens", "temperature", "route", "model")
+PARAMS = ("prompt", "messages", "max_tokens", "temperature", "route", "model", "tools", "tool_choice")
 
-Role = Literal["system", "user", "assistant"]
-_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One message of a conversation, as the router, the local model and the providers all take it."""
+    """One message of a conversation, as the router, the local model and the providers all take it;
+    with tools, an assistant's ``tool_calls`` and a ``"tool"`` result's ``tool_call_id``."""
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def to_wire(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -96,6 +105,9 @@ class ChatRequest:
     route: str | None = None
     #: the on-device chat model the call names (None: the policy's, else the device's)
     model: str | None = None
+    #: the tools the model may call (:mod:`hybrid_router.tools`); auto, none, required or a tool's name
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str = "auto"
 
     @classmethod
     def parse(
@@ -107,6 +119,8 @@ class ChatRequest:
         temperature: object = None,
         route: object = None,
         model: object = None,
+        tools: object = None,
+        tool_choice: object = None,
     ) -> ChatRequest:
         """Check the parameters as they come from the page (see the module docstring)."""
         if (prompt is None) == (messages is None):
@@ -115,8 +129,19 @@ class ChatRequest:
                 hint='Pass prompt: "..." for one question, or messages: [...] for a conversation.',
                 field="prompt",
             )
+        offered = () if tools is None else parse_tools(tools)
+        if not offered and tool_choice is not None:
+            raise ValidationError(
+                "toolChoice needs tools",
+                hint="Pass tools: [...] with toolChoice, or leave toolChoice out.",
+                field="toolChoice",
+            )
+        if messages is None:
+            conversation = _prompt(prompt)
+        else:
+            conversation = _tool_messages(messages, offered) if offered else _messages(messages)
         return cls(
-            messages=_prompt(prompt) if messages is None else _messages(messages),
+            messages=conversation,
             max_tokens=(
                 None
                 if max_tokens is None
@@ -125,6 +150,8 @@ class ChatRequest:
             temperature=None if temperature is None else _temperature(temperature),
             route=None if route is None else validation.choice(route, ROUTES, "route"),
             model=validation.optional_str(model, "model"),
+            tools=offered,
+            tool_choice=parse_tool_choice(tool_choice, offered),
         )
 
     def max_tokens_for(self, target: Target) -> int:
@@ -147,18 +174,23 @@ class GenerateResult:
     text: str
     route: Route
     finish_reason: str | None = None
+    #: the tools the model called (their arguments checked); None: the call offered no tools
+    tool_calls: tuple[ToolCall, ...] | None = None
 
     @property
     def usage(self) -> dict[str, int]:
         return {"tokens_in": self.route.tokens_in, "tokens_out": self.route.tokens_out}
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "text": self.text,
             "route": self.route.to_wire(),
             "usage": self.usage,
             "finish_reason": self.finish_reason,
         }
+        if self.tool_calls is not None:
+            wire["tool_calls"] = [call.to_wire() for call in self.tool_calls]
+        return wire
 
 
 def _prompt(prompt: object) -> tuple[ChatMessage, ...]:
@@ -200,6 +232,12 @@ def _messages(messages: object) -> tuple[ChatMessage, ...]:
                 hint=_MESSAGES_HINT,
                 field=where,
             )
+        if "toolCalls" in message or "toolCallId" in message or message.get("role") == "tool":
+            raise ValidationError(
+                f"{where} is a tool call or a tool result, but the call offers no tools",
+                hint="Pass the conversation's tools (tools: [...]) with messages that hold tool rounds.",
+                field=where,
+            )
         validation.known_keys(message, ("role", "content"), where=where)
         role = validation.choice(message.get("role"), ROLES, f"{where}.role")
         content = message.get("content")
@@ -220,6 +258,22 @@ def _messages(messages: object) -> tuple[ChatMessage, ...]:
             field="messages",
         )
     return tuple(pairs)
+
+
+def _tool_messages(messages: object, tools: tuple[Tool, ...]) -> tuple[ChatMessage, ...]:
+    """A conversation with tool rounds (:func:`~hybrid_router.tools.parse_tool_messages`), as messages."""
+    if isinstance(messages, list | tuple) and len(messages) > MAX_MESSAGES:
+        _messages(messages)  # raises the limit's error
+    parsed = parse_tool_messages(messages, tools)
+    for index, message in enumerate(parsed):
+        _check_text(message.content, f"messages[{index}].content")
+    if not any(m.role == "user" and m.content.strip() for m in parsed):
+        raise ValidationError(
+            "messages must contain a user message that is not blank",
+            hint=_MESSAGES_HINT,
+            field="messages",
+        )
+    return tuple(ChatMessage(_ROLES[m.role], m.content, m.tool_calls, m.tool_call_id) for m in parsed)
 
 
 def _check_text(text: str, field: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hybrid_router.capabilities import Capabilities
-from hybrid_router.chat import ChatMessage, ChatRequest
+from hybrid_router.chat import ChatRequest
 from hybrid_router.errors import HybridRouterError, InferenceError
 from hybrid_router.ledger import Ledger
 from hybrid_router.manifest import Manifest, ModelEntry
@@ -141,7 +141,7 @@ class Planner:
         tokens_in: int | None = None
         failure: HybridRouterError | None = None
         route = request.route or policy.route
-        if entry is not None and dtype is not None and route != "cloud":
+        if entry is not None and dtype is not None and route != "cloud" and not request.tools:
             tokens_in, failure = await self._count(entry, dtype, request, on_progress)
         may_use_cloud = self.cloud is not None and policy.privacy != "local-only"
         scored = await self.facts.score(
@@ -182,6 +182,7 @@ class Planner:
             cloud_reachable=self.clock() >= self.unreachable_until,
             sensitive=tuple(sorted(found.items())),
             sensitive_missing=personal.missing,
+            tools=bool(request.tools),
         )
         async with ledger.synced():
             facts = dataclasses.replace(facts, spent_today_usd=ledger.spent_today() + ledger.reserved_now())
@@ -269,7 +270,7 @@ def _redacted(
     every message), and placeholder -> value."""
     redactor = Redactor([m.content for m in request.messages])
     messages = tuple(
-        ChatMessage(m.role, redactor.redact(m.content, found))
+        dataclasses.replace(m, content=redactor.redact(m.content, found))
         for m, found in zip(request.messages, findings, strict=True)
     )
     return dataclasses.replace(request, messages=messages), dict(redactor.mapping)

@@ -52,6 +52,7 @@ __all__ = [
     "REASON_SENSITIVE",
     "REASON_TASK_DEFAULT",
     "REASON_TIER",
+    "REASON_TOOLS",
     "ROUTE_TARGETS",
     "TARGETS",
     "FallbackStep",
@@ -80,6 +81,7 @@ REASON_DEFAULT = "default"
 REASON_SENSITIVE = "sensitive"
 REASON_OFFLINE = "offline"
 REASON_CACHE = "cache"
+REASON_TOOLS = "tools"
 
 
 def _check_target(target: str, allowed: tuple[str, ...] = TARGETS) -> None:

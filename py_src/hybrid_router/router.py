@@ -59,6 +59,7 @@ from hybrid_router.structured import prompts
 from hybrid_router.structured.request import ObjectRequest, ObjectResult
 from hybrid_router.structured.steps import Answered, PartialCallback, answer_object
 from hybrid_router.text_tasks import ClassifyResult, NerResult, RerankResult
+from hybrid_router.tools import ToolCall
 from hybrid_router.transcription import TranscribeResult
 from hybrid_router.vector_index import IndexAdd, Indexes, IndexSearch, IndexStore, MemoryIndexStore
 
@@ -66,6 +67,21 @@ __all__ = ["Router"]
 
 #: the tasks a dry run may be asked about
 TASK_NAMES = (EMBED, ASR, CLASSIFY, ZERO_SHOT, NER, RERANK, SEARCH, GENERATE)
+
+
+def _restored_call(call: ToolCall, mapping: Mapping[str, str]) -> ToolCall:
+    """``call`` with the placeholders in its arguments' strings replaced by the originals."""
+
+    def back(value: Any) -> Any:
+        if isinstance(value, str):
+            return restore(value, mapping)
+        if isinstance(value, Mapping):
+            return {k: back(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [back(v) for v in value]
+        return value
+
+    return dataclasses.replace(call, arguments=back(call.arguments))
 
 
 async def _restored(
@@ -201,8 +217,9 @@ class Router:
         on_progress: ProgressCallback | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
     ) -> ClassifyResult:
-        """The labels of the text, best first: the classifier's; zero-shot over ``labels`` (by the NLI
-        model, or by embedding similarity where none is installed or it fails); few-shot by ``examples``."""
+        """The labels of the text, best first: the classifier's; zero-shot over ``labels`` (by embedding
+        similarity, measured the better method; by the NLI model where ``model`` names it, or where the
+        embedding model fails); few-shot by ``examples``."""
         req = (
             request
             if isinstance(request, ClassifyRequest)
@@ -322,13 +339,16 @@ class Router:
         temperature: object = None,
         route: object = None,
         model: object = None,
+        tools: object = None,
+        tool_choice: object = None,
         on_progress: ProgressCallback | None = None,
         policy: Policy | Mapping[str, Any] | None = None,
         cache: object = None,
     ) -> GenerateResult:
         """The answer to a prompt or a conversation, routed; every request is recorded in the ledger (an
         answer from the response cache is counted in ``stats()["cache"]`` instead). ``cache=False``: this
-        call neither reads nor fills the response cache."""
+        call neither reads nor fills the response cache. ``tools``: the cloud answers, and the result's
+        ``tool_calls`` holds the calls its model made (:mod:`hybrid_router.tools`)."""
         started = self.clock()
         with self.executor.counted(GENERATE):
             req = (
@@ -341,6 +361,8 @@ class Router:
                     temperature=temperature,
                     route=route,
                     model=model,
+                    tools=tools,
+                    tool_choice=tool_choice,
                 )
             )
             pol = self.policy_for(policy)
@@ -369,7 +391,11 @@ class Router:
             if check is not None and scored is not None:  # below the threshold: the cloud answers
                 check.judge(scored, out.tokens_out, out.model)
             if sent is not req:  # the cloud saw placeholders: the caller gets the originals back
-                out = dataclasses.replace(out, text=restore(out.text, plan.restore))
+                out = dataclasses.replace(
+                    out,
+                    text=restore(out.text, plan.restore),
+                    tool_calls=tuple(_restored_call(c, plan.restore) for c in out.tool_calls),
+                )
             return Outcome(
                 out, out.model, out.tokens_in, out.tokens_out, out.finish_reason, out.tokens_cached
             )
@@ -377,7 +403,8 @@ class Router:
         output, routed = await self.executor.run(plan, attempt, started=started)
         if check is not None:
             routed = check.stamp(routed)
-        result = GenerateResult(output.text, routed, output.finish_reason)
+        calls = output.tool_calls if req.tools else None
+        result = GenerateResult(output.text, routed, output.finish_reason, calls)
         if use is not None:
             await self._cache_keep(use, req, result)
         return result
@@ -412,6 +439,13 @@ class Router:
                     model=model,
                 )
             )
+            if req.tools:
+                raise ValidationError(
+                    "stream does not take tools: a tool call is answered whole",
+                    hint="Call generate({ ..., tools }) for calls with tools, then stream the final answer "
+                    "(without tools) if you want it in pieces.",
+                    field="tools",
+                )
             pol = self.policy_for(policy)
             use = await self._cache_lookup(req, pol, cache)
             if use is None or use.hit is None:

@@ -20,6 +20,7 @@ from hybrid_router.providers.base import CloudProvider, Completion, Delta
 from hybrid_router.routing.plans import Step
 from hybrid_router.runtime import LocalRuntime, ProgressCallback, TextCallback
 from hybrid_router.structured import Schema
+from hybrid_router.tools import ToolCall, relay_refusal
 
 __all__ = ["FINISH_REASONS", "Output", "answer", "pieces"]
 
@@ -40,6 +41,8 @@ class Output:
     model: str | None
     #: prompt tokens the device served from its KV cache (see ``LocalRuntime.generate``)
     tokens_cached: int = 0
+    #: the tools the cloud's model called (checked against the request's tools)
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 async def answer(
@@ -55,16 +58,26 @@ async def answer(
 ) -> Output:
     """The whole answer of ``step``'s side; ``schema``: structured output (the device's decoding is
     constrained to it, the cloud is sent it as ``response_format``); ``logprobs``: filled with the device's
-    token log-probabilities (the cascade's check)."""
+    token log-probabilities (the cascade's check). The request's tools go to the cloud with it (a relay
+    that refuses them: a ``PolicyError`` naming its flag)."""
     if step.target == "local":
         return await _local(step, request, tokens_in, runtime, None, on_progress, schema, logprobs)
     provider = _provider(cloud)
-    completion = await provider.complete(
-        request.messages,
-        max_tokens=request.max_tokens_for("cloud"),
-        temperature=_cloud_temperature(provider, request),
-        **_structured(schema),
-    )
+    extra = _structured(schema)
+    if request.tools:
+        extra.update(tools=request.tools, tool_choice=request.tool_choice)
+    try:
+        completion = await provider.complete(
+            request.messages,
+            max_tokens=request.max_tokens_for("cloud"),
+            temperature=_cloud_temperature(provider, request),
+            **extra,
+        )
+    except CloudError as exc:
+        refused = relay_refusal(exc) if request.tools else None
+        if refused is not None:
+            raise refused from exc
+        raise
     return _cloud_output(provider, completion, tokens_in)
 
 
@@ -236,4 +249,5 @@ def _cloud_output(cloud: CloudProvider, completion: Completion, tokens_in: int |
         tokens_out=usage.tokens_out if usage is not None else 0,
         finish_reason=completion.finish_reason,
         model=completion.model or cloud.model,
+        tool_calls=completion.tool_calls,
     )

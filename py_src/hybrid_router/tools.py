@@ -10,51 +10,56 @@ messages that carry them back, in OpenAI's and Anthropic's wire shapes.
 - a model's tool call is checked by :func:`check_call`: an unknown tool or arguments that are not JSON or
   do not validate raise :class:`ToolCallError` (a ``CloudError``: the cloud answered with a call the app
   cannot run) naming the tool and the validator's errors;
-- tools run only in the cloud: the device model cannot pick a tool (:data:`CLOUD_REASON`); ``route:
-  "local"`` with tools is refused by :func:`local_refusal`.
+- a model that writes its call as JSON text instead of the API's ``tool_calls`` (small open models behind
+  llama-server do: Qwen2.5-Coder-0.5B answers ``{"name": ..., "arguments": {...}}`` without its chat
+  template's ``<tool_call>`` tags) is read by :func:`calls_from_text`, checked the same way;
+- tools run only in the cloud: the device's chat model cannot pick a tool (the routing's rule 0,
+  :data:`hybrid_router.routing.rules.TOOLS_RULE`); a relay that does not forward tools answers 400
+  ``relay_field_not_allowed``, which :func:`relay_refusal` turns into a ``PolicyError`` naming the flag.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from hybrid_router.errors import CloudError, ValidationError
+from hybrid_router.errors import CloudError, PolicyError, ValidationError
 from hybrid_router.structured.schema import Schema
 from hybrid_router.structured.validate import check
 
 __all__ = [
     "CHOICES",
-    "CLOUD_REASON",
-    "CLOUD_RULE",
     "MAX_TOOLS",
+    "RELAY_FLAG",
     "Tool",
     "ToolCall",
     "ToolCallError",
     "ToolMessage",
+    "Turn",
     "anthropic_messages",
     "anthropic_tool_choice",
     "anthropic_tools",
     "calls_from_anthropic",
     "calls_from_openai",
+    "calls_from_text",
     "check_call",
-    "local_refusal",
     "openai_messages",
     "openai_tool_choice",
-    "parse_tool_messages",
     "openai_tools",
     "parse_tool_choice",
+    "parse_tool_messages",
     "parse_tools",
+    "relay_refusal",
 ]
 
 MAX_TOOLS = 64
 CHOICES = ("auto", "none", "required")
-#: the route's rule and reason when a call with tools goes to the cloud
-CLOUD_RULE = "tools"
-CLOUD_REASON = "tools need the cloud: the device model cannot pick a tool"
+#: how the relay's operator lets tool calls through (hybrid_router_relay)
+RELAY_FLAG = "--allow-tools (HYBRID_ROUTER_RELAY_ALLOW_TOOLS=1)"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY: Mapping[str, Any] = {"type": "object", "properties": {}}
 _TOOL_HINT = 'Pass tools: [{ name: "get_weather", description: "...", parameters: { type: "object", ... } }].'
@@ -234,7 +239,20 @@ def parse_tool_messages(messages: object, tools: Sequence[Tool]) -> tuple[ToolMe
     return tuple(out)
 
 
-def openai_messages(messages: Sequence[ToolMessage]) -> list[dict[str, Any]]:
+class Turn(Protocol):
+    """What the providers' message writers read (:class:`ToolMessage`, ``chat.ChatMessage``)."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]: ...
+    @property
+    def tool_call_id(self) -> str | None: ...
+
+
+def openai_messages(messages: Sequence[Turn]) -> list[dict[str, Any]]:
     """Chat Completions' messages: an assistant's ``tool_calls`` (arguments as a JSON string), then
     ``role: "tool"`` results with their ``tool_call_id``."""
     out: list[dict[str, Any]] = []
@@ -256,7 +274,7 @@ def openai_messages(messages: Sequence[ToolMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def anthropic_messages(messages: Sequence[ToolMessage]) -> tuple[str, list[dict[str, Any]]]:
+def anthropic_messages(messages: Sequence[Turn]) -> tuple[str, list[dict[str, Any]]]:
     """The Messages API's ``(system, messages)``: an assistant's calls as ``tool_use`` blocks, the results
     as ``tool_result`` blocks of one user message (consecutive results merged, as the API requires)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -283,13 +301,54 @@ def anthropic_messages(messages: Sequence[ToolMessage]) -> tuple[str, list[dict[
     return system, out
 
 
-def local_refusal(tools: Sequence[Tool]) -> ValidationError:
-    """The error of a call with tools and ``route: "local"``."""
-    return ValidationError(
-        f'route "local" cannot call tools: {CLOUD_REASON}',
-        hint='Use route "auto" or "cloud" for calls with tools (the relay must allow tools: --allow-tools).',
-        field="route",
-        tools=[t.name for t in tools],
+def relay_refusal(exc: CloudError) -> PolicyError | None:
+    """A relay's refusal of tool calling (HTTP 400 ``relay_field_not_allowed`` about tools) as the
+    ``PolicyError`` the caller sees, naming the relay's flag; None for any other error."""
+    details = exc.details
+    if details.get("status") != 400 or details.get("error_type") != "relay_field_not_allowed":
+        return None
+    if "tool" not in exc.message:
+        return None
+    return PolicyError(
+        f"the relay does not forward tool calling: {exc.message}",
+        hint=f"Start the relay with {RELAY_FLAG} (serve.py or relay.py), or call without tools.",
+        relay_flag="--allow-tools",
+        status=400,
+        error_type="relay_field_not_allowed",
+    )
+
+
+def calls_from_text(tools: Sequence[Tool], text: str, choice: str) -> tuple[ToolCall, ...]:
+    """Calls a model wrote as text (see the module docstring): a JSON object ``{"name", "arguments"}`` (or a
+    list of them), bare, in a code fence or in ``<tool_call>`` tags, naming one of ``tools``. The whole
+    answer must be the call(s), except where ``choice`` demands a call (``"required"`` or a tool's name):
+    then the first call is taken and what the model wrote after it is dropped. None found: ``()``."""
+    if choice == "none" or not tools:
+        return ()
+    body = text.strip()
+    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", body, re.S)
+    if fence:
+        body = fence.group(1)
+    tags = re.findall(r"<tool_call>\s*(.*?)\s*</tool_call>", body, re.S)
+    items: list[Any] = []
+    try:
+        if tags:
+            items = [json.loads(tag) for tag in tags]
+        else:
+            value, end = json.JSONDecoder().raw_decode(body)
+            if body[end:].strip() and choice == "auto":
+                return ()
+            items = value if isinstance(value, list) else [value]
+    except ValueError:
+        return ()
+    names = {t.name for t in tools}
+    if not items or not all(
+        isinstance(i, Mapping) and set(i) <= {"name", "arguments"} and i.get("name") in names for i in items
+    ):
+        return ()
+    return tuple(
+        check_call(tools, f"call_{uuid.uuid4().hex[:12]}", item["name"], item.get("arguments", {}))
+        for item in items
     )
 
 

@@ -17,8 +17,8 @@ Every call method takes ``policy``: policy fields that hold for this call only (
 - ``rerank``: query, documents, top_k, model, dtype -> ``Router.rerank``
 - ``transcribe``: audio (samples) or wav (a WAV file's bytes), sampling_rate, model, dtype ->
   ``Router.transcribe``
-- ``generate``: prompt or messages, max_tokens, temperature, route, model (the on-device chat model) ->
-  ``Router.generate``
+- ``generate``: prompt or messages, max_tokens, temperature, route, model (the on-device chat model),
+  tools, tool_choice -> ``Router.generate`` (``stream`` refuses tools)
 - ``generate`` and ``stream`` also take ``cache`` (false: this call bypasses the response cache)
 - ``stream``: as ``generate``; each ``{"delta"}`` goes as a chunk, the reply is the final item ->
   ``Router.stream``
@@ -130,6 +130,8 @@ def chat_request(r: Router, p: Params, where: str) -> ChatRequest:
             temperature=p.get("temperature"),
             route=p.get("route"),
             model=p.get("model"),
+            tools=p.get("tools"),
+            tool_choice=p.get("tool_choice"),
         )
 
 
@@ -194,6 +196,8 @@ async def _route(r: Router, p: Params, ctx: CallContext) -> Any:
         max_tokens=p.get("max_tokens"),
         route=p.get("route"),
         model=p.get("model"),
+        tools=p.get("tools"),
+        tool_choice=p.get("tool_choice"),
     )
     return await r.route(request, policy=p.get("policy"))
 
@@ -238,7 +242,10 @@ METHODS: Mapping[str, WireMethod] = {
     "stream": WireMethod(None, _stream, task=GENERATE),
     "generate_object": WireMethod(None, _generate_object, task=GENERATE),  # params: object_request
     "stream_object": WireMethod(None, _stream_object, task=GENERATE),
-    "route": WireMethod(("prompt", "messages", "max_tokens", "route", "model", "task", "policy"), _route),
+    "route": WireMethod(
+        ("prompt", "messages", "max_tokens", "route", "model", "tools", "tool_choice", "task", "policy"),
+        _route,
+    ),
     "configure": WireMethod(POLICY_FIELDS, _configure),
     "set_online": WireMethod(("online",), _set_online),
     "stats": WireMethod((), _stats),

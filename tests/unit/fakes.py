@@ -370,8 +370,12 @@ class FakeCloud:
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
         response_format: Mapping[str, Any] | None = None,
+        tools: Sequence[Any] = (),
+        tool_choice: str = "auto",
     ) -> Completion:
         self._record("complete", messages, max_tokens, temperature)
+        if tools:
+            self.calls[-1].update(tools=[t.name for t in tools], tool_choice=tool_choice)
         self._structured(response_format)
         await self._wait()
         if self.fail is not None:

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from hybrid_router.errors import CloudError, ValidationError
+from hybrid_router.errors import CloudError, PolicyError, ValidationError
 from hybrid_router.tools import (
-    CLOUD_REASON,
     ToolCall,
     ToolCallError,
     anthropic_messages,
@@ -17,14 +16,15 @@ from hybrid_router.tools import (
     anthropic_tools,
     calls_from_anthropic,
     calls_from_openai,
+    calls_from_text,
     check_call,
-    local_refusal,
     openai_messages,
     openai_tool_choice,
     openai_tools,
     parse_tool_choice,
     parse_tool_messages,
     parse_tools,
+    relay_refusal,
 )
 
 PARAMS = {
@@ -151,12 +151,50 @@ def test_anthropic_wire_shapes_both_ways() -> None:
         calls_from_anthropic(TOOLS, [{"type": "tool_use", "id": "t", "name": "get_weather", "input": {}}])
 
 
-def test_route_local_with_tools_is_a_validation_error_that_says_why() -> None:
-    error = local_refusal(TOOLS)
-    assert isinstance(error, ValidationError)
-    assert CLOUD_REASON in error.message
-    assert "auto" in error.hint and "cloud" in error.hint
-    assert error.details["tools"] == ["get_weather", "now"]
+CALL_TEXT = '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CALL_TEXT,
+        f"```json\n{CALL_TEXT}\n```\n\n",
+        f"<tool_call>\n{CALL_TEXT}\n</tool_call>",
+        f"[{CALL_TEXT}]",
+    ],
+)
+def test_a_call_written_as_text_is_read_and_checked(text: str) -> None:
+    # what Qwen2.5-Coder-0.5B behind llama-server answers: the call as JSON text, not in tool_calls
+    (call,) = calls_from_text(TOOLS, text, "auto")
+    assert (call.name, dict(call.arguments)) == ("get_weather", {"city": "Paris", "unit": "c"})
+    assert call.id.startswith("call_")
+
+
+def test_text_that_is_not_only_a_call_stays_text_unless_a_call_is_required() -> None:
+    rambling = CALL_TEXT + ". The weather in Paris is 22 C."
+    assert calls_from_text(TOOLS, rambling, "auto") == ()
+    assert calls_from_text(TOOLS, rambling, "required")[0].arguments == {"city": "Paris", "unit": "c"}
+    assert calls_from_text(TOOLS, rambling, "get_weather")[0].name == "get_weather"
+    assert calls_from_text(TOOLS, CALL_TEXT, "none") == ()
+    assert calls_from_text(TOOLS, "Paris is sunny.", "required") == ()
+    assert calls_from_text(TOOLS, '{"name": "other", "arguments": {}}', "auto") == ()
+    assert calls_from_text(TOOLS, '{"answer": 4}', "auto") == ()
+    with pytest.raises(ToolCallError):  # the right tool, arguments its schema refuses
+        calls_from_text(TOOLS, '{"name": "get_weather", "arguments": {"unit": "k"}}', "auto")
+
+
+def test_a_relay_that_refuses_tools_becomes_a_policy_error_naming_the_flag() -> None:
+    refused = CloudError(
+        'cloud answered HTTP 400: this relay does not forward tool calling (the field(s) ["tools"])',
+        status=400,
+        error_type="relay_field_not_allowed",
+    )
+    error = relay_refusal(refused)
+    assert isinstance(error, PolicyError)
+    assert "--allow-tools" in error.hint and "HYBRID_ROUTER_RELAY_ALLOW_TOOLS=1" in error.hint
+    other = CloudError('the relay does not forward the field(s) ["n"]', status=400, error_type="x")
+    assert relay_refusal(other) is None
+    assert relay_refusal(CloudError("boom", status=500)) is None
 
 
 ROUND: list[dict[str, Any]] = [

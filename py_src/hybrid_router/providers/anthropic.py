@@ -21,11 +21,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..sse import Event
+from ..tools import Tool, anthropic_messages, anthropic_tool_choice, anthropic_tools, calls_from_anthropic
 from .base import ChatMessage, Completion, Delta, GenerateOptions, StreamParser, Usage
 from .http import HTTPProvider, text_or_none
 
@@ -112,7 +114,13 @@ class AnthropicProvider(HTTPProvider):
         if stream:
             body["stream"] = True
         schema = _forced_schema(options.response_format)
-        if schema is not None:
+        if options.tools:
+            system_text, body["messages"] = anthropic_messages(messages)
+            if system_text:
+                body["system"] = system_text
+            body["tools"] = anthropic_tools(options.tools)
+            body["tool_choice"] = anthropic_tool_choice(options.tool_choice)
+        elif schema is not None:
             body["tools"] = [
                 {"name": ANSWER_TOOL, "description": "Give the answer in this form.", "input_schema": schema}
             ]
@@ -153,6 +161,15 @@ class AnthropicProvider(HTTPProvider):
 
     def _stream_parser(self) -> StreamParser:
         return _EventParser(self)
+
+    def _with_tool_calls(
+        self, payload: Any, completion: Completion, tools: Sequence[Tool], choice: str
+    ) -> Completion:
+        """The answer's ``tool_use`` blocks checked against ``tools``."""
+        calls = calls_from_anthropic(tools, payload["content"])  # _parse_completion checked the shape
+        if not calls:
+            return completion
+        return dataclasses.replace(completion, tool_calls=calls, finish_reason="tool_calls")
 
 
 class _EventParser:

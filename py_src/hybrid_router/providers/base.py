@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeAlias
 
 from ..chat import ChatMessage
 from ..sse import Event
+from ..tools import Tool, ToolCall
 
 __all__ = [
     "ChatMessage",
@@ -58,6 +59,8 @@ class Completion:
     model: str
     finish_reason: str | None
     raw_id: str | None
+    #: the tools the model called, checked against the call's tools (only :meth:`CloudProvider.complete`)
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class GenerateOptions:
     stop: tuple[str, ...] = ()
     #: structured output: OpenAI's ``{"type": "json_schema", "json_schema": {...}}`` (None: free text)
     response_format: Mapping[str, Any] | None = None
+    #: tool calling (:mod:`hybrid_router.tools`): the tools offered, and auto/none/required/a name
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str = "auto"
 
 
 class CloudProvider(Protocol):
@@ -95,6 +101,8 @@ class CloudProvider(Protocol):
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
         response_format: Mapping[str, Any] | None = None,
+        tools: Sequence[Tool] = (),
+        tool_choice: str = "auto",
     ) -> Completion: ...
 
     def stream(

@@ -9,6 +9,7 @@ is written out in :mod:`hybrid_router.providers.base`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from ..errors import CloudError, CloudTimeoutError, HybridRouterError, OfflineError, ValidationError
 from ..retry import RetryPolicy, error_fields, send_with_retries
 from ..sse import Event, SSEDecoder
+from ..tools import Tool, calls_from_text
 from ..transport import AsyncTransport, Headers, Request, Response
 from .base import (
     ChatMessage,
@@ -132,6 +134,17 @@ class HTTPProvider(ABC):
     def _stream_parser(self) -> StreamParser:
         """A fresh parser for one stream."""
 
+    def _with_tool_calls(
+        self, payload: Any, completion: Completion, tools: Sequence[Tool], choice: str
+    ) -> Completion:
+        """``completion`` with the response's tool calls, checked against ``tools`` (a provider that speaks
+        tools fills it in); a call the model wrote as text (:func:`~hybrid_router.tools.calls_from_text`)
+        replaces that text."""
+        calls = calls_from_text(tools, completion.text, choice)
+        if not calls:
+            return completion
+        return dataclasses.replace(completion, text="", tool_calls=calls, finish_reason="tool_calls")
+
     # -- shared ---------------------------------------------------------------------------------------
 
     def _request(
@@ -144,12 +157,16 @@ class HTTPProvider(ABC):
         timeout: float | None,
         stream: bool,
         response_format: Mapping[str, Any] | None = None,
+        tools: Sequence[Tool] = (),
+        tool_choice: str = "auto",
     ) -> Request:
         options = GenerateOptions(
             max_tokens,
             None if temperature is None else float(temperature),
             tuple(stop or ()),
             response_format,
+            tuple(tools),
+            tool_choice,
         )
         body = self._body(list(messages), options, stream=stream)
         headers = self._headers.with_defaults(self._auth_headers())
@@ -207,8 +224,11 @@ class HTTPProvider(ABC):
         stop: Sequence[str] | None = None,
         timeout: float | None = None,
         response_format: Mapping[str, Any] | None = None,
+        tools: Sequence[Tool] = (),
+        tool_choice: str = "auto",
     ) -> Completion:
-        """The whole answer at once."""
+        """The whole answer at once; with ``tools``, the model's calls checked against them (a
+        :class:`~hybrid_router.tools.ToolCallError` for a call the app cannot run)."""
         request = self._request(
             messages,
             max_tokens=max_tokens,
@@ -217,11 +237,15 @@ class HTTPProvider(ABC):
             timeout=timeout,
             stream=False,
             response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice,
         )
         response = await self._send(request, stream=False)
         async with response:
             body = await response.aread()
-        return self._parse_completion(self.parse_json(body, "a response"))
+        payload = self.parse_json(body, "a response")
+        completion = self._parse_completion(payload)
+        return self._with_tool_calls(payload, completion, tools, tool_choice) if tools else completion
 
     async def stream(
         self,

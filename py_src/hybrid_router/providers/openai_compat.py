@@ -9,10 +9,12 @@ chunk; they are not needed here and ignored. An error in the middle of a stream 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..sse import Event
+from ..tools import Tool, calls_from_openai, openai_messages, openai_tool_choice, openai_tools
 from .base import ChatMessage, Completion, Delta, GenerateOptions, StreamParser, Usage
 from .http import HTTPProvider, text_or_none
 
@@ -43,8 +45,11 @@ class OpenAICompatProvider(HTTPProvider):
     def _body(self, messages: list[ChatMessage], options: GenerateOptions, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": openai_messages(messages),
         }
+        if options.tools:
+            body["tools"] = openai_tools(options.tools)
+            body["tool_choice"] = openai_tool_choice(options.tool_choice)
         if options.max_tokens is not None:
             body["max_tokens"] = options.max_tokens
         if options.response_format is not None:
@@ -80,6 +85,16 @@ class OpenAICompatProvider(HTTPProvider):
 
     def _stream_parser(self) -> StreamParser:
         return _ChunkParser(self)
+
+    def _with_tool_calls(
+        self, payload: Any, completion: Completion, tools: Sequence[Tool], choice: str
+    ) -> Completion:
+        """``choices[0].message.tool_calls`` checked against ``tools`` (else a call written as text)."""
+        message = payload["choices"][0]["message"]  # _parse_completion checked the shape
+        calls = calls_from_openai(tools, message)
+        if not calls:
+            return super()._with_tool_calls(payload, completion, tools, choice)
+        return dataclasses.replace(completion, tool_calls=calls, finish_reason="tool_calls")
 
 
 class _ChunkParser:

@@ -196,7 +196,10 @@ def cache_key(
 
 
 def skip_reason(request: ChatRequest, config: CacheConfig) -> str | None:
-    """Why this call neither reads nor fills the cache (None: it may)."""
+    """Why this call neither reads nor fills the cache (None: it may): ``"tools"`` for a call with tools
+    (its answer depends on what the tools return, which the key does not hold)."""
+    if request.tools:
+        return "tools"
     if request.temperature is not None and request.temperature > 0 and not config.sampled:
         return "sampled"
     return None

@@ -5,6 +5,10 @@
 rule as a sentence, and the side to fall back to). The rules are applied in this order; the first that
 decides wins:
 
+0. **tools** (the call offers tools): the cloud, with no fallback: the device's chat model cannot call
+   tools (``"tools"``). ``route="local"``, privacy ``"local-only"``, personal data kept on the device
+   (``sensitive="local"`` with findings, or a detector that could not run) raise ``PolicyError`` with a
+   hint; so do no cloud or the budget spent (``PolicyError``) and the browser offline (``OfflineError``).
 1. **privacy** ``"local-only"``: the device, never the cloud (no fallback). A request only the cloud
    could serve (``route="cloud"``, input over the local context window, no local model) raises
    ``PolicyError``.
@@ -74,11 +78,12 @@ from hybrid_router.route import (
     REASON_SENSITIVE,
     REASON_TASK_DEFAULT,
     REASON_TIER,
+    REASON_TOOLS,
     Target,
 )
 from hybrid_router.routing.policy import ROUTES, TIERS, Policy, check_cloud_allowed
 
-__all__ = ["CLOUD_TASKS", "Decision", "Facts", "decide", "decide_after_local_failure"]
+__all__ = ["CLOUD_TASKS", "TOOLS_RULE", "Decision", "Facts", "decide", "decide_after_local_failure"]
 
 #: Tasks the cloud can serve; every other task (embeddings, analysis, speech) runs on the device.
 CLOUD_TASKS = frozenset({"text-generation"})
@@ -120,6 +125,8 @@ class Facts:
     sensitive: tuple[tuple[str, int], ...] = ()
     #: the personal-data detectors that could not run (``"ner:<model>"``): what they look for went unchecked
     sensitive_missing: tuple[str, ...] = ()
+    #: the call offers tools, which only the cloud can call (rule 0)
+    tools: bool = False
 
     def fits_locally(self) -> bool:
         """Whether prompt + ``max_tokens`` fit the local window (True when either is unknown)."""
@@ -143,6 +150,8 @@ def decide(facts: Facts, policy: Policy) -> Decision:
     if facts.task not in CLOUD_TASKS:
         return _device_task(facts, policy)
     route = policy.route if facts.route is None else validation.choice(facts.route, ROUTES, "route")
+    if facts.tools:
+        return _tools(facts, policy, route)
     if policy.privacy == "local-only":
         return _local_only(facts, policy, route)
     if policy.sensitive != "allow" and facts.sensitive_missing:
@@ -176,6 +185,43 @@ def decide_after_local_failure(facts: Facts, policy: Policy, failure: HybridRout
     if not policy.fallback or decision.target != "cloud" or not isinstance(failure, LocalError):
         raise failure
     return Decision("cloud", decision.reason, "the on-device model failed before generating")
+
+
+#: why a call with tools goes to the cloud (rule 0)
+TOOLS_RULE = (
+    "the call offers tools and the device's chat model cannot call tools (SmolLM2 picks no tool usefully): "
+    "the cloud answers"
+)
+
+
+def _tools(facts: Facts, policy: Policy, route: str) -> Decision:
+    """Rule 0: a call with tools runs in the cloud, or is refused with what to change."""
+    why = "the device's chat model cannot call tools"
+    refusal = (
+        "route 'local'"
+        if route == "local"
+        else "privacy 'local-only'"
+        if policy.privacy == "local-only"
+        else f"sensitive '{policy.sensitive}' (personal data could not be checked)"
+        if policy.sensitive != "allow" and facts.sensitive_missing
+        else "sensitive 'local' (personal data in the prompt)"
+        if policy.sensitive == "local" and facts.sensitive
+        else None
+    )
+    if refusal is not None:
+        raise PolicyError(
+            f"{refusal} keeps this call on the device, but {why}",
+            hint="Use route 'auto' or 'cloud' for calls with tools (and a relay started with --allow-tools), "
+            "or leave tools out.",
+            route=route,
+            privacy=policy.privacy,
+            sensitive=policy.sensitive,
+        )
+    what = "a call with tools"
+    _require_cloud(facts, what)
+    _require_online(facts, what)
+    _require_budget(facts, policy, what)
+    return Decision("cloud", REASON_TOOLS, TOOLS_RULE)
 
 
 def _sensitive(facts: Facts, policy: Policy, route: str) -> Decision:
