@@ -65,13 +65,24 @@ export { ERROR_NAMES, HybridRouterError };
  */
 
 /**
- * @typedef {{ prompt?: string, messages?: { role: string, content: string }[], maxTokens?: number,
+ * @typedef {{ name: string, description?: string, parameters?: JsonSchema }} Tool a tool the model may call:
+ *   `parameters` an object schema in structured output's subset (docs/api.md#tools)
+ * @typedef {{ id: string, name: string, arguments: Record<string, any> }} ToolCall a call the model made,
+ *   its `arguments` parsed and valid against the tool's `parameters`
+ * @typedef {{ role: string, content: string, toolCalls?: ToolCall[], toolCallId?: string }} Message
+ *   a conversation's message (`role`: system, user, assistant, tool); with `tools`, an assistant's `toolCalls` (send
+ *   a result's `tool_calls` back as they came) and each tool's result as `{ role: "tool", toolCallId, content }`
+ * @typedef {{ prompt?: string, messages?: Message[], maxTokens?: number,
  *   temperature?: number, route?: "auto" | "local" | "cloud", model?: string, signal?: AbortSignal,
- *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions, cache?: boolean }} GenerateOptions `model`: the on-device
- *   chat model for this call (default: the policy's `chatModel`, else the largest that fits the device)
+ *   onProgress?: (e: ProgressEvent) => void, policy?: PolicyOptions, cache?: boolean, tools?: Tool[],
+ *   toolChoice?: "auto" | "none" | "required" | string }} GenerateOptions `model`: the on-device
+ *   chat model for this call (default: the policy's `chatModel`, else the largest that fits the device);
+ *   `tools`: the cloud answers (the device's chat model cannot call tools), `toolChoice` a tool's name forces it
  * @typedef {{ tokens_in: number, tokens_out: number }} Usage
- * @typedef {{ text: string, route: Route, usage: Usage, finish_reason: FinishReason | null }} GenerateResult
- *   `finish_reason` (also `route.finish_reason`): "length" when the answer was cut at its `max_tokens`
+ * @typedef {{ text: string, route: Route, usage: Usage, finish_reason: FinishReason | null,
+ *   tool_calls?: ToolCall[] }} GenerateResult
+ *   `finish_reason` (also `route.finish_reason`): "length" when the answer was cut at its `max_tokens`,
+ *   "tool_calls" when the model called tools; `tool_calls` (present when the call offered `tools`): the calls
  * @typedef {{ delta?: string, done?: boolean, route?: Route, usage?: Usage,
  *   finish_reason?: FinishReason | null }} StreamItem
  */
@@ -102,7 +113,7 @@ export { ERROR_NAMES, HybridRouterError };
  */
 
 /** camelCase option -> snake_case wire key */
-const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", dailyBudgetUSD: "daily_budget_usd",
+const SNAKE = /** @type {Record<string, string>} */ ({ maxTokens: "max_tokens", toolChoice: "tool_choice", dailyBudgetUSD: "daily_budget_usd",
   overBudget: "over_budget", complexityThreshold: "complexity_threshold", cloudShare: "cloud_share",
   chatModel: "chat_model", verifyThreshold: "verify_threshold", verifyTokens: "verify_tokens" });
 
@@ -487,7 +498,10 @@ export class HybridRouter extends EventTarget {
    * each side has its own budget (the device 512 tokens, the cloud 1024); `finish_reason` "length" says
    * the answer was cut at it. `model` names the on-device chat model (else the policy's `chatModel`, else
    * the largest that fits this device: `info.chat` says which and why); an unknown one, or one that does not
-   * fit this device, is a ValidationError with a hint. `route.chat_model` says which and why.
+   * fit this device, is a ValidationError with a hint. `route.chat_model` says which and why. With `tools`
+   * (and `toolChoice`), the cloud answers (`route.reason` "tools") and `tool_calls` holds the calls its model
+   * made, each checked against its tool's `parameters`; send the results back as messages (docs/api.md#tools).
+   * A relay started without `--allow-tools` makes it a PolicyError whose hint names the flag.
    * @param {GenerateOptions} options
    * @returns {Promise<GenerateResult>}
    */
