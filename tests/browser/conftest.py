@@ -66,7 +66,9 @@ def llama() -> Iterator[Any]:
     with LlamaServer(
         ensure_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m"),
         alias=CLOUD_MODEL,
-        extra_args=("--api-key", RELAY_KEY),
+        # --jinja: the model's own chat template, which renders tools and tool rounds (test_tools.py); the
+        # pinned llama-server has it on by default, said here so a pin without that default still works
+        extra_args=("--api-key", RELAY_KEY, "--jinja"),
     ) as server:  # only the relay knows the key
         server.start()
         yield server
