@@ -8,7 +8,7 @@
 /** The error names the router can reject with (see py_src/hybrid_router/errors.py). */
 export const ERROR_NAMES = Object.freeze([
   "ValidationError", "PolicyError", "LocalError", "ModelLoadError", "ModelNotReadyError", "InferenceError", "ContextLengthError",
-  "StorageError", "CloudError", "RateLimitError", "CloudTimeoutError", "OfflineError", "BusyError", "ProtocolError",
+  "StorageError", "CloudError", "RateLimitError", "CloudTimeoutError", "OfflineError", "ToolCallError", "BusyError", "ProtocolError",
   "AbortError", "WorkerError", "InternalError",
 ]);
 

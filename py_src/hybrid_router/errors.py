@@ -12,7 +12,8 @@
     ├── CloudError                  the cloud side failed: the router may fall back to the device
     │   ├── RateLimitError          HTTP 429 after the retries were spent
     │   ├── CloudTimeoutError       no answer within the per-request timeout
-    │   └── OfflineError            the network (or the relay) cannot be reached at all
+    │   ├── OfflineError            the network (or the relay) cannot be reached at all
+    │   └── ToolCallError           the model called a tool the call did not offer, or with bad arguments
     ├── BusyError                   too many calls are in flight in this worker: wait for some to finish
     └── ProtocolError               a malformed message between the page and the worker (a bug: report it)
 
@@ -43,6 +44,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "StorageError",
+    "ToolCallError",
     "ValidationError",
     "error_to_wire",
 ]
@@ -123,6 +125,13 @@ class CloudTimeoutError(CloudError):
 
 class OfflineError(CloudError):
     default_hint = "The network is unreachable; local models keep working, cloud calls resume when online."
+
+
+class ToolCallError(CloudError):
+    """The model called a tool the call did not offer, or with arguments its schema refuses
+    (:mod:`hybrid_router.tools`); ``details``: ``tool``, the validator's ``errors``, the ``arguments``."""
+
+    default_hint = "Retry the call, force the tool with toolChoice, or simplify the tool's parameters."
 
 
 class BusyError(HybridRouterError):

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hybrid_router.errors import CloudError, PolicyError, ValidationError
+from hybrid_router.errors import CloudError, PolicyError, ToolCallError, ValidationError
 from hybrid_router.structured.schema import Schema
 from hybrid_router.structured.validate import check
 
@@ -37,7 +37,6 @@ __all__ = [
     "RELAY_FLAG",
     "Tool",
     "ToolCall",
-    "ToolCallError",
     "ToolMessage",
     "Turn",
     "anthropic_messages",
@@ -63,12 +62,6 @@ RELAY_FLAG = "--allow-tools (HYBRID_ROUTER_RELAY_ALLOW_TOOLS=1)"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY: Mapping[str, Any] = {"type": "object", "properties": {}}
 _TOOL_HINT = 'Pass tools: [{ name: "get_weather", description: "...", parameters: { type: "object", ... } }].'
-
-
-class ToolCallError(CloudError):
-    """The model called a tool the call did not offer, or with arguments its schema refuses."""
-
-    default_hint = "Retry the call, force the tool with toolChoice, or simplify the tool's parameters."
 
 
 @dataclass(frozen=True, slots=True)

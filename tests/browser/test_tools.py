@@ -86,7 +86,7 @@ def test_a_tool_result_goes_back_and_the_model_answers_from_it(
     page: RouterPage, first_call: dict[str, Any], proxy: FaultProxy
 ) -> None:
     (call,) = first_call["result"]["tool_calls"]
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": QUESTION},
         {"role": "assistant", "content": "", "toolCalls": [call]},
         {"role": "tool", "toolCallId": call["id"], "content": '{"temperature_c": 18, "sky": "cloudy"}'},

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from hybrid_router.errors import CloudError, PolicyError, ValidationError
+from hybrid_router.errors import CloudError, PolicyError, ToolCallError, ValidationError
 from hybrid_router.tools import (
     ToolCall,
-    ToolCallError,
     anthropic_messages,
     anthropic_tool_choice,
     anthropic_tools,

@@ -14,7 +14,7 @@ import pytest
 from tests.unit.fakes import FakeRuntime, as_runtime, fake_manifest, generate_with, stream_with
 
 from hybrid_router.chat import ChatRequest
-from hybrid_router.errors import OfflineError, PolicyError, ValidationError
+from hybrid_router.errors import OfflineError, PolicyError, ToolCallError, ValidationError
 from hybrid_router.ledger import Ledger
 from hybrid_router.providers import AnthropicProvider, OpenAICompatProvider
 from hybrid_router.providers.http import HTTPProvider
@@ -22,7 +22,7 @@ from hybrid_router.retry import RetryPolicy
 from hybrid_router.router import Router
 from hybrid_router.routing import Facts, Policy, decide
 from hybrid_router.routing.rules import TOOLS_RULE
-from hybrid_router.tools import ToolCall, ToolCallError
+from hybrid_router.tools import ToolCall
 from hybrid_router.transport import MockTransport, Response
 
 WEATHER = {

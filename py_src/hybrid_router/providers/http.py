@@ -228,7 +228,7 @@ class HTTPProvider(ABC):
         tool_choice: str = "auto",
     ) -> Completion:
         """The whole answer at once; with ``tools``, the model's calls checked against them (a
-        :class:`~hybrid_router.tools.ToolCallError` for a call the app cannot run)."""
+        :class:`~hybrid_router.errors.ToolCallError` for a call the app cannot run)."""
         request = self._request(
             messages,
             max_tokens=max_tokens,
