@@ -1,7 +1,7 @@
-"""python -m builder [all|first|background|assets|models|llama] -- build what the app needs into the cache.
+"""python -m builder [all|first|test|background|assets|models|llama] -- build what the app needs.
 
-``all`` (the default), ``first`` and ``background`` run job lists (:mod:`builder.jobs`): one job at a
-time, each in its own process with its log under ``$CACHE/logs/``, one terminal line per step.
+``all`` (the default), ``first``, ``test`` and ``background`` run job lists (:mod:`builder.jobs`): one job
+at a time, each in its own process with its log under ``$CACHE/logs/``, one terminal line per step.
 ``assets``, ``models`` and ``llama`` run one part in this process, printing everything (for debugging).
 
 python -m builder site DIR [--relay URL] -- write the static site from what is built (builder/site.py).
@@ -16,7 +16,7 @@ import time
 
 from .common import BuildError
 
-JOB_LISTS = ("all", "first", "background")
+JOB_LISTS = ("all", "first", "test", "background")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,10 @@
 """The build as a list of jobs, run one at a time, each in its own process, with progress and a log each.
 
-    python -m builder all [--models ID ...]   every asset and model, in the foreground (./hr build and
-                                              ./hr test)
+    python -m builder all [--models ID ...]   every asset and model, in the foreground (./hr build)
     python -m builder first                   the runtime assets and the models the page needs first: the
                                               embedding model and the chat model (./hr run, before serving)
+    python -m builder test                    the assets and the models made by conversion alone, not the
+                                              trainings nor the bigger chat model (./hr test)
     python -m builder background [--cloud auto|none]
                                               the rest, one job at a time, writing the status file (serve.py
                                               --build-in-background starts it once it serves the page)
@@ -65,6 +66,7 @@ __all__ = [
     "logs_dir",
     "main",
     "status_path",
+    "jobs_for_tests",
 ]
 
 #: the tasks whose models the page needs before it is worth opening: similarity and chat
@@ -350,6 +352,25 @@ def all_jobs(ids: Sequence[str] | None = None) -> list[JobSpec]:
     return [assets_job(), *(model_job(e) for e in ordered)]
 
 
+def jobs_for_tests() -> list[JobSpec]:
+    """What ``./hr test`` builds before its tests: the assets and every model made by conversion alone,
+    in manifest order (the embedding model, the chat model, whisper-tiny.en: about 2 minutes on a fresh
+    2-core machine), not the trainings (about 47 minutes) nor the alternates (:func:`_is_alternate`: the
+    bigger chat model's conversion, about 35 minutes). The tests of a model that is not built skip, and the
+    run's summary names them and ``./hr build``; the task-model path (a training, its export, the browser
+    loading and running it) is tested on a tiny model trained in seconds (``tests/tiny_task_model.py``).
+    Whatever ``./hr build`` has built is tested too."""
+    every = list(_raw_entries().values())
+    return [
+        assets_job(),
+        *(
+            model_job(e)
+            for e in every
+            if e["conversion"]["recipe"] != "finetune-encoder" and not _is_alternate(e, every)
+        ),
+    ]
+
+
 # ---------------------------------------------------------------- the targets (run in the job process)
 
 
@@ -632,6 +653,8 @@ def main(what: str, argv: Sequence[str] = ()) -> int:
         specs = first_jobs()
     elif what == "background":
         specs = background_jobs(args.cloud)
+    elif what == "test":
+        specs = jobs_for_tests()
     else:
         specs = all_jobs(args.models)
     terminal = Terminal()

@@ -170,7 +170,7 @@ def router_scores(prompts: Sequence[str]) -> RouterScores:
 
 
 def to_json(c: Curve) -> dict[str, object]:
-    return json.loads(
+    out: dict[str, object] = json.loads(
         json.dumps(
             {
                 "share": c.share,
@@ -183,3 +183,4 @@ def to_json(c: Curve) -> dict[str, object]:
             }
         )
     )
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builder.jobs import JobSpec, JobStatus, Runner, all_jobs, background_jobs, first_jobs
+from builder.jobs import JobSpec, JobStatus, Runner, all_jobs, background_jobs, first_jobs, jobs_for_tests
 from builder.progress import Report
 from builder.terminal import Line, Terminal, duration
 
@@ -175,3 +175,11 @@ def test_the_first_jobs_are_the_assets_and_the_models_the_page_needs_first() -> 
     trained = next(j for j in rest if j.id == "minilm-l6-sst2")
     assert dict(trained.plan)["training"] == pytest.approx(24.4 * 60)  # the recorded training time
     assert next(j for j in background_jobs("none") if j.kind == "cloud").skip is not None
+
+
+def test_the_tests_build_no_training_and_not_the_bigger_chat_model() -> None:
+    """./hr test builds what conversion alone makes (minutes); the trainings and Qwen are ./hr build's."""
+    ids = [j.id for j in jobs_for_tests()]
+    assert ids == ["assets", "all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "whisper-tiny.en"]
+    assert all(j.plan and "training" not in dict(j.plan) for j in jobs_for_tests())
+    assert set(ids) < {j.id for j in all_jobs()}
