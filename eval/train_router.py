@@ -13,6 +13,9 @@
    fixed order, no timestamps: the same data gives the same bytes), and its sha256.
 
 ``--check`` rebuilds into memory and compares with the committed file instead of writing it.
+``--answers MODEL`` trains on the device's answers (``eval/router_answers.py``): every prompt with a
+verdict of that device chat model in the quality harness's cache labelled "cloud" when its answer fails
+where the cloud's passes, "device" otherwise; the category labels elsewhere.
 ``--test-sample`` also writes ``tests/data/router_handwritten_embeddings.npy``: the float16 embeddings of
 the handwritten prompts (``tests/data/router_handwritten.jsonl``), so the unit tests need no model.
 """
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "py_src"), str(ROOT)]
 
 import numpy as np  # noqa: E402
-from eval import router_data, router_fit  # noqa: E402
+from eval import router_answers, router_data, router_fit  # noqa: E402
 
 from hybrid_router import prompt_features  # noqa: E402
 from hybrid_router.prompt_router import FORMAT, FORMAT_VERSION, HEAD_EMBEDDING, HEAD_LEXICAL, WEIGHTS_PATH  # noqa: E402
@@ -48,11 +51,19 @@ def _rl(values: Any) -> list[float]:
     return [_r(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
-def build(data: Path, cache: Path | None) -> dict[str, Any]:
+def build(data: Path, cache: Path | None, answers: str | None = None) -> dict[str, Any]:
     prompts = router_data.load_all(data, verbose=True)
+    n_category, labels = len(prompts), "eval/router_data.py"
+    if answers:
+        verdicts = router_answers.load_verdicts(answers, data)
+        prompts, _ = router_answers.merge(prompts, verdicts)
+        labels += f" and eval/router_answers.py ({len(verdicts)} verdicts on {answers}'s answers)"
+        print(f"  {answers}: {len(verdicts)} verdicts, {len(prompts) - n_category} prompts added")
     y = np.array([p.hard for p in prompts])
     sources = [p.source for p in prompts]
-    emb = router_fit.embed_prompts(prompts, cache)
+    emb = router_fit.embed_prompts(prompts[:n_category], cache)  # the category set's cache entry
+    if len(prompts) > n_category:
+        emb = np.vstack([emb, router_fit.embed_prompts(prompts[n_category:], cache)])
     lex = router_fit.lexical_matrix(prompts)
     matrices = {HEAD_EMBEDDING: np.hstack([emb, lex]), HEAD_LEXICAL: lex}
     mix = router_fit.reference_mix(y, sources)
@@ -86,7 +97,8 @@ def build(data: Path, cache: Path | None) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "version": f"minilm-lr-{len(prompt_features.LEXICAL_FEATURES)}lex-s{router_data.SEED}",
+        "version": f"minilm-lr-{len(prompt_features.LEXICAL_FEATURES)}lex-s{router_data.SEED}"
+        + (f"-answers-{answers}" if answers else ""),
         "about": (
             "Learned prompt router (hybrid_router.prompt_router): logistic regression, z = intercept + "
             "embedding_weights . e + lexical_weights . x (raw units); built by eval/train_router.py"
@@ -111,9 +123,10 @@ def build(data: Path, cache: Path | None) -> dict[str, Any]:
         "training": {
             "prompts": len(prompts),
             "per_source": {
-                s: {"hard": counts[(s, 1)], "everyday": counts[(s, 0)]} for s in router_data.PRIORITY
+                s: {"hard": counts[(s, 1)], "everyday": counts[(s, 0)]}
+                for s in dict.fromkeys([*router_data.PRIORITY, *sources])
             },
-            "labels": "eval/router_data.py",
+            "labels": labels,
         },
     }
 
@@ -129,12 +142,13 @@ def main() -> None:
     ap.add_argument("--no-cache", action="store_true", help="recompute the embeddings (no .cache/router)")
     ap.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     ap.add_argument("--test-sample", action="store_true", help=f"also write {TEST_EMBEDDINGS.name}")
+    ap.add_argument("--answers", metavar="MODEL", help="label from this device chat model's answers too")
     args = ap.parse_args()
     if args.test_sample:
         texts = [prompt_features.embedding_text(p.text) for p in router_data.load_handwritten()]
         np.save(TEST_EMBEDDINGS, router_fit.embed_texts(texts, cache=None).astype(np.float16))
         print(f"wrote {TEST_EMBEDDINGS.relative_to(ROOT)} ({len(texts)} prompts)")
-    blob = serialize(build(args.data, None if args.no_cache else router_fit.DEFAULT_CACHE))
+    blob = serialize(build(args.data, None if args.no_cache else router_fit.DEFAULT_CACHE, args.answers))
     digest = hashlib.sha256(blob).hexdigest()
     if args.check:
         same = args.out.is_file() and args.out.read_bytes() == blob
