@@ -7,23 +7,29 @@
  * `integrity`, as Pyodide's own loadPackage does) and the wheels, and unpacks them without micropip (which
  * would itself have to be unpacked and imported first) and without loading every shared library of numpy
  * up front (Python dlopens the ones an import needs). While it imports, Python writes the bytecode of every
- * module it compiles; after `ready`, that site-packages folder is packed (uncompressed tar) and stored under
+ * module it compiles; after `ready`, that site-packages folder is packed (a bundle of its files, uncompressed,
+ * that JS writes into the file system on a later start: writeBundle) and stored under
  * a key made of the Pyodide build and the packages' and wheels' URLs (all content-hashed: a new build of our
  * package is a new key, and the entries of other keys are deleted). A later start reads that one entry,
- * checks it against the sha256 stored with it, and unpacks it: no package fetches, no compiling of numpy's or
- * our modules. An entry that fails its check (or any step of reading it) is deleted and the start goes on
- * as a first start does.
+ * checks it against the sha256 stored with it, and writes its files into the file system from JS (views of
+ * the entry's bytes: no copy, no Python tarfile): no package fetches, no compiling of numpy's or our
+ * modules. An entry that fails its check (or any step of reading it) is deleted and the start goes on as a
+ * first start does.
  *
- * The bytecode is marked hash-based and unchecked (PEP 552) before it is packed: unpacking gives the sources
- * new modification times, which would make timestamp-checked bytecode stale. The key covers the sources.
+ * The bytecode is marked hash-based and unchecked (PEP 552) before it is packed: the files written on a
+ * later start have new modification times, which would make timestamp-checked bytecode stale. The key covers
+ * the sources.
  */
 
 /** the Cache Storage cache (one entry: the archive of the current key) */
 export const CACHE_NAME = "hybrid-router-boot-v1";
 /** the name of the worker that makes the snapshot (this module) */
 const SNAPSHOT_WORKER = "hybrid-router-snapshot";
-/** the archive's format; part of the key */
-const FORMAT = 1;
+/** the entries' format; part of the keys (2: a bundle written into the file system from JS, not a tar; 3: the
+ * snapshot holds our package's modules imported) */
+const FORMAT = 3;
+/** the bundle's first 32-bit word ("HRSP", little-endian) */
+const BUNDLE_MAGIC = 0x50535248;
 const DIGEST_HEADER = "x-hybrid-router-sha256";
 
 /** @param {ArrayBuffer | Uint8Array} bytes */
@@ -156,7 +162,7 @@ export async function fetchWheel(url) {
 
 /**
  * @typedef {{ key: string, base: string, status: "hit" | "miss" | "corrupt" | "off", detail?: string,
- *   archive: Uint8Array | null, packages: { name: string, bytes: ArrayBuffer }[] | null,
+ *   archive: Bundle | null, packages: { name: string, bytes: ArrayBuffer }[] | null,
  *   wheels: ArrayBuffer[] | null, wheelUrls: string[], indexURL: string, names: string[] }} Site
  */
 
@@ -179,9 +185,17 @@ export async function sitePackages(boot, indexURL, wheelUrls, base, key) {
   const stored = await openEntry("site-packages", key, base).catch((error) => ({ bytes: null, status: /** @type {const} */ ("off"),
     detail: String(error) }));
   /** @type {Site} */
-  const site = { key, base, status: stored.status, detail: stored.detail, archive: stored.bytes, packages: null,
+  const site = { key, base, status: stored.status, detail: stored.detail, archive: null, packages: null,
     wheels: null, wheelUrls, indexURL, names };
-  if (stored.status === "corrupt") console.warn(`the stored Python packages were not used (${stored.detail})`);
+  if (stored.bytes) {
+    try {
+      site.archive = readBundle(stored.bytes);
+    } catch (error) {
+      await deleteEntry("site-packages", key, base);
+      Object.assign(site, { status: "corrupt", detail: String(error) });
+    }
+  }
+  if (site.status === "corrupt") console.warn(`the stored Python packages were not used (${site.detail})`);
   return site.archive ? site : fetchSite(site);
 }
 
@@ -205,11 +219,13 @@ async function fetchSite(site) {
 export async function installSite(pyodide, site) {
   if (site.archive) {
     try {
-      pyodide.FS.writeFile("/tmp/site.tar", site.archive);
-      pyodide.runPython(UNPACK_SITE);
+      const root = pyodide.runPython("from pyodide._package_loader import SITE_PACKAGES; str(SITE_PACKAGES)");
+      writeBundle(pyodide.FS, root, site.archive);
+      site.archive = null;
+      pyodide.runPython(FORGET_LISTINGS);
       return site;
     } catch (error) {
-      console.warn("the stored Python packages could not be unpacked: installing them from their files", error);
+      console.warn("the stored Python packages could not be written: installing them from their files", error);
       await deleteEntry("site-packages", site.key, site.base);
       Object.assign(site, { status: "corrupt", detail: String(error), archive: null });
       await fetchSite(site);
@@ -232,8 +248,8 @@ export async function installSite(pyodide, site) {
 export async function packSite(pyodide, site) {
   if (site.status === "hit" || site.status === "off") return 0;
   pyodide.runPython(PACK_SITE);
-  const bytes = pyodide.FS.readFile("/tmp/site.tar");
-  pyodide.FS.unlink("/tmp/site.tar");
+  const bytes = pyodide.FS.readFile("/tmp/site.bin");
+  pyodide.FS.unlink("/tmp/site.bin");
   await storeEntry("site-packages", site.key, site.base, bytes);
   return bytes.byteLength;
 }
@@ -298,50 +314,116 @@ sorted(n for n, m in list(sys.modules.items()) if zips and not n.startswith(("py
        and str(getattr(m, "__file__", "") or "").startswith(zips))
 `;
 
+/** Python: our package's modules imported so far (the snapshot imports them too, less what needs numpy) */
+export const OUR_MODULES = `
+import sys
+sorted(n for n in list(sys.modules) if n == "hybrid_router" or n.startswith("hybrid_router."))
+`;
+
 /**
  * After a start without a snapshot: make one in a worker of its own (this module) and store it.
  * Resolves to its size in bytes (0: not made, and why is logged).
- * @param {any} pyodide the running interpreter (asked which standard library modules it imported)
+ * @param {any} pyodide the running interpreter (asked which modules it imported)
  * @param {{ key: string, base: string, status: string }} snapshot @param {string} indexURL
+ * @param {Site} [site] the stored packages (their bundle is installed in the snapshot's interpreter, and our
+ *   package's modules imported there)
  * @returns {Promise<number>}
  */
-export async function makeSnapshot(pyodide, snapshot, indexURL) {
+export async function makeSnapshot(pyodide, snapshot, indexURL, site) {
   if (snapshot.status === "hit" || snapshot.status === "off") return 0;
   // a host page's worker that imports ours from another origin cannot start a worker from this module
   if (new URL(import.meta.url).origin !== self.location.origin) return 0;
   const modules = pyodide.runPython(STDLIB_MODULES).toJs();
+  const ours = site && site.status !== "off" ? pyodide.runPython(OUR_MODULES).toJs() : [];
   const worker = new Worker(new URL(import.meta.url), { type: "module", name: SNAPSHOT_WORKER });
   try {
     const reply = await new Promise((resolve, reject) => {
       worker.onmessage = ({ data }) => resolve(data);
       worker.onerror = (event) => reject(new Error(event.message || "the snapshot worker failed"));
-      worker.postMessage({ indexURL, key: snapshot.key, base: snapshot.base, modules });
+      worker.postMessage({ indexURL, key: snapshot.key, base: snapshot.base, modules, ours, site: site?.key });
     });
     if (reply.error) throw new Error(reply.error);
+    if (reply.note) console.warn(reply.note);
     return reply.size;
   } finally {
     worker.terminate();
   }
 }
 
-/** Python: unpack /tmp/site.tar into site-packages (our own archive, checked by its sha256). */
-export const UNPACK_SITE = `
-import tarfile
+/**
+ * Python: forget the listing of site-packages the import system may keep (the folder was empty when the
+ * snapshot was made). Only that folder's: importlib.invalidate_caches() also makes the standard library's
+ * zipimporter read its zip's directory again and imports importlib.metadata, which took 450 ms (more than
+ * writing the whole bundle).
+ */
+const FORGET_LISTINGS = `
+import sys
 from pyodide._package_loader import SITE_PACKAGES
-with tarfile.open("/tmp/site.tar") as tar:
-    tar.extractall(SITE_PACKAGES, filter="fully_trusted")
-import importlib, os
-os.remove("/tmp/site.tar")
-importlib.invalidate_caches()
+sys.path_importer_cache.pop(str(SITE_PACKAGES), None)
 `;
+
+/** @typedef {{ files: { path: string, data: Uint8Array }[] }} Bundle site-packages' files (views) */
+
+/**
+ * Read the bundle `bytes` (PACK_SITE's, checked by its sha256): the magic number, the length of a JSON
+ * header (`{ files }`: the count of files), the header, then per file its path (relative to site-packages,
+ * UTF-8) and its bytes, each behind its 32-bit length (all little-endian). The files are views of `bytes`:
+ * nothing is copied. Throws on anything else (a cut bundle, bytes after its end, a path that leaves
+ * site-packages).
+ * @param {Uint8Array} bytes @returns {Bundle}
+ */
+export function readBundle(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const text = new TextDecoder("utf-8", { fatal: true });
+  if (bytes.byteLength < 8 || view.getUint32(0, true) !== BUNDLE_MAGIC) throw new Error("not a site-packages bundle");
+  let at = 4;
+  /** @param {number} n the next `n` bytes */
+  const take = (n) => {
+    if (at + n > bytes.byteLength) throw new Error(`the bundle is cut short at byte ${at}`);
+    at += n;
+    return bytes.subarray(at - n, at);
+  };
+  const length = () => {
+    take(4);
+    return view.getUint32(at - 4, true);
+  };
+  const header = JSON.parse(text.decode(take(length())));
+  /** @type {Bundle["files"]} */ const files = [];
+  for (let i = 0; i < header.files; i++) {
+    const path = text.decode(take(length()));
+    if (path.startsWith("/") || path.split("/").some((p) => p === ".." || p === "." || p === "")) {
+      throw new Error(`the bundle names a file outside site-packages: ${path}`);
+    }
+    files.push({ path, data: take(length()) });
+  }
+  if (at !== bytes.byteLength) throw new Error(`the bundle has ${bytes.byteLength - at} bytes after its last file`);
+  return { files };
+}
+
+/**
+ * Write `bundle`'s files into the folder `root` of the Emscripten file system `FS`: MEMFS keeps each view as
+ * it is (`canOwn`), so nothing is copied or decompressed, and Python does no work.
+ * @param {any} FS @param {string} root @param {Bundle} bundle
+ */
+export function writeBundle(FS, root, bundle) {
+  /** @type {Set<string>} */ const folders = new Set();
+  for (const { path, data } of bundle.files) {
+    const folder = path.slice(0, Math.max(0, path.lastIndexOf("/")));
+    if (folder && !folders.has(folder)) {
+      FS.mkdirTree(`${root}/${folder}`);
+      folders.add(folder);
+    }
+    FS.writeFile(`${root}/${path}`, data, { canOwn: true });
+  }
+}
 
 /**
  * Python: make the bytecode the imports wrote hash-based and unchecked (flags 1, PEP 552: the sources come
- * back with new modification times), pack site-packages into /tmp/site.tar (less what only builds or tests a
- * package), stop writing bytecode.
+ * back with new modification times), pack site-packages into the bundle /tmp/site.bin that writeBundle
+ * reads (less what only builds or tests a package), stop writing bytecode.
  */
 export const PACK_SITE = `
-import os, sys, tarfile
+import json, os, struct, sys
 from pyodide._package_loader import SITE_PACKAGES
 sys.dont_write_bytecode = True
 for folder, _, files in os.walk(SITE_PACKAGES):
@@ -354,26 +436,67 @@ for folder, _, files in os.walk(SITE_PACKAGES):
             if len(head) == 8 and head[4:8] == bytes(4):
                 f.seek(4)
                 f.write(bytes([1, 0, 0, 0]) + bytes(8))
-def needed(info):  # not what only builds or tests a package (numpy's tests, C headers, stubs)
-    if "tests" in info.name.split("/") or info.name.endswith((".pyi", ".h", ".c", ".pxd", ".pyx")):
-        return None
-    return info
-with tarfile.open("/tmp/site.tar", "w") as tar:
-    tar.add(str(SITE_PACKAGES), arcname=".", filter=needed)
+def needed(name):  # not what only builds or tests a package (numpy's tests, C headers, stubs)
+    return "tests" not in name.split("/") and not name.endswith((".pyi", ".h", ".c", ".pxd", ".pyx"))
+files = []
+for folder, _, names in os.walk(SITE_PACKAGES):
+    for name in sorted(names):
+        path = os.path.join(folder, name)
+        rel = os.path.relpath(path, SITE_PACKAGES)
+        if needed(rel) and os.path.isfile(path):
+            files.append((rel, path))
+header = json.dumps({"files": len(files)}).encode()
+with open("/tmp/site.bin", "wb") as out:
+    out.write(struct.pack("<II", 0x50535248, len(header)) + header)
+    for rel, path in files:
+        name = rel.encode()
+        with open(path, "rb") as f:
+            data = f.read()
+        out.write(struct.pack("<I", len(name)) + name + struct.pack("<I", len(data)))
+        out.write(data)
 `;
 
 /**
- * This module as the snapshot's worker: a throwaway interpreter, given the Pyodide URL, the snapshot's key and
- * the standard library modules to import, boots with `_makeSnapshot`, imports them, stores the snapshot and
- * answers `{ size }` or `{ error }`. It never runs our package: Pyodide 0.27 cannot snapshot an interpreter
- * that loaded a shared library (numpy's) or holds JS objects other than globals.
+ * Python (the snapshot's interpreter, `ours` given): import our package's modules with numpy and the other
+ * packages blocked. Pyodide 0.27 cannot snapshot an interpreter that loaded a shared library (numpy's), and
+ * our modules take numpy on first use (hybrid_router/_lazy.py), so they import without it; a module that
+ * cannot (one that needs a package or the worker's JS module at import) is left for the restored interpreter
+ * to import. The blocks are lifted before the snapshot.
+ */
+const IMPORT_OURS = `
+import importlib, sys
+blocked = ("numpy", "transformers_js_py", "hybrid_router_js")
+for name in blocked:
+    sys.modules[name] = None
+try:
+    for name in ours:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+finally:
+    for name in blocked:
+        if sys.modules.get(name, 0) is None:
+            del sys.modules[name]
+    del name
+del ours, json, importlib, sys, blocked
+`;
+
+/**
+ * This module as the snapshot's worker: a throwaway interpreter, given the Pyodide URL, the snapshot's key,
+ * the standard library modules to import and, where the packages are stored, their key and our package's
+ * modules: boots with `_makeSnapshot`, imports the standard library's modules, installs the stored packages'
+ * bundle and imports our modules without numpy (IMPORT_OURS), stores the snapshot and answers `{ size, note }`
+ * or `{ error }`. If a snapshot with our modules cannot be made (Pyodide refuses an interpreter that holds JS
+ * objects other than globals), it makes one of the standard library's modules alone and says why in `note`.
  */
 async function snapshotWorker(/** @type {MessageEvent} */ { data }) {
-  const { indexURL, key, base, modules } = data;
+  const { indexURL, key, base, modules, ours, site } = data;
   try {
     const { loadPyodide } = await import(indexURL + "pyodide.mjs");
-    const pyodide = await loadPyodide({ indexURL, _makeSnapshot: true, stdout: () => {}, stderr: () => {} });
-    pyodide.runPython(`
+    const boot = async (/** @type {boolean} */ withOurs) => {
+      const pyodide = await loadPyodide({ indexURL, _makeSnapshot: true, stdout: () => {}, stderr: () => {} });
+      pyodide.runPython(`
 import importlib, json
 for name in json.loads(${JSON.stringify(JSON.stringify(modules))}):
     try:
@@ -381,9 +504,26 @@ for name in json.loads(${JSON.stringify(JSON.stringify(modules))}):
     except Exception:
         pass
 `);
-    const bytes = pyodide.makeMemorySnapshot();
+      if (withOurs) {
+        const stored = await openEntry("site-packages", site, base);
+        if (!stored.bytes) throw new Error(`the stored packages are not readable (${stored.status})`);
+        const root = pyodide.runPython("from pyodide._package_loader import SITE_PACKAGES; str(SITE_PACKAGES)");
+        writeBundle(pyodide.FS, root, readBundle(stored.bytes));
+        pyodide.runPython(`import json\nours = json.loads(${JSON.stringify(JSON.stringify(ours))})\n${IMPORT_OURS}`);
+      }
+      return pyodide.makeMemorySnapshot();
+    };
+    let bytes;
+    let note;
+    try {
+      bytes = await boot(Boolean(site && ours?.length));
+    } catch (error) {  // our modules could not be held by a snapshot: the standard library's alone
+      if (!(site && ours?.length)) throw error;
+      note = `the Python snapshot holds the standard library only: ${String(error)}`;
+      bytes = await boot(false);
+    }
     await storeEntry("snapshot", key, base, bytes);
-    self.postMessage({ size: bytes.byteLength });
+    self.postMessage({ size: bytes.byteLength, note });
   } catch (error) {
     self.postMessage({ error: String(/** @type {any} */ (error)?.stack ?? error) });
   }

@@ -22,10 +22,13 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router.errors import ValidationError
 from hybrid_router.validation import type_name
@@ -59,7 +62,7 @@ _HINT_WAV = (
     "of 16 kHz mono samples; decode other formats (mp3, ogg, webm) with AudioContext.decodeAudioData first."
 )
 
-Samples = npt.NDArray[np.float32]
+Samples: TypeAlias = "npt.NDArray[np.float32]"
 
 
 @dataclass(frozen=True, eq=False)

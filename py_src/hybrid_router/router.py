@@ -14,10 +14,13 @@ import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router import embeddings, savings, sides, similarity, text_tasks, transcription, validation
 from hybrid_router.capabilities import Capabilities

@@ -9,8 +9,13 @@ model is installed, where the task model failed, and for few-shot classification
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router import embeddings
 from hybrid_router.manifest import ModelEntry
@@ -23,7 +28,7 @@ __all__ = ["TEMPERATURE", "example_labels", "label_similarity", "similarity_rank
 #: cosine similarities of sentence embeddings differ by tenths: sharpen them into probabilities
 TEMPERATURE = 0.05
 
-Vectors = npt.NDArray[np.float32]
+Vectors: TypeAlias = "npt.NDArray[np.float32]"
 
 
 def _ranked(names: list[str], centroids: Vectors, query: Vectors) -> Labels:

@@ -21,10 +21,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router import validation
 from hybrid_router.errors import ValidationError
@@ -49,7 +52,7 @@ MAX_TOP_K = 1_000
 MAX_NAME = 200
 MAX_ID = 1_000
 
-Vectors = npt.NDArray[np.float32]
+Vectors: TypeAlias = "npt.NDArray[np.float32]"
 #: (texts, embedding model id) -> one unit-norm row per text, in order
 EmbedFn = Callable[[list[str], str], Awaitable[Vectors]]
 

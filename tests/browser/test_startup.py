@@ -24,7 +24,8 @@ VISIT = """async (sentence) => {
   const { HybridRouter } = await import("/hybrid-router.js");
   window.router = await HybridRouter.create();
   const { vectors } = await window.router.embed([sentence]);
-  return { boot: window.router.info.bootCache, timings: window.router.info.timings, vector: vectors[0] };
+  return { boot: window.router.info.bootCache, timings: window.router.info.timings, vector: vectors[0],
+    ours: window.router.info.snapshotModules };
 }"""
 
 #: the worker stores the packages and makes the snapshot after ready: wait for both entries
@@ -36,6 +37,15 @@ STORED = f"""async () => {{
     await new Promise((r) => setTimeout(r, 200));
   }}
   return [];
+}}"""
+
+#: the stored packages' bundle header (web/boot-cache.js readBundle): the count of files
+HEADER = f"""async () => {{
+  const cache = await caches.open("{CACHE}");
+  const request = (await cache.keys()).find((r) => r.url.includes("/site-packages-"));
+  const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
+  const view = new DataView(bytes.buffer);
+  return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + view.getUint32(4, true))));
 }}"""
 
 #: replace each stored entry: the snapshot with junk behind a snapshot's magic number, under a sha256 that
@@ -92,21 +102,38 @@ def profile(playwright_instance: Any, server: Server, tmp_path: Path) -> Iterato
 def _first_visit(profile: Profile) -> list[float]:
     first, (stored,), _ = profile.visit(STORED)
     assert first["boot"]["snapshot"] == "miss" and first["boot"]["site"] == "miss", first["boot"]
+    assert first["ours"] == 0  # nothing restored: the worker imports our package itself
     assert any("/snapshot-" in u for u in stored) and any("/site-packages-" in u for u in stored), stored
     vector: list[float] = first["vector"]
     return vector
 
 
+#: the stored packages cut short (their last file loses its end) under a sha256 that matches the cut bytes:
+#: only reading the bundle can tell
+CUT_BUNDLE = f"""async () => {{
+  const cache = await caches.open("{CACHE}");
+  const hex = async (b) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", b)),
+    (x) => x.toString(16).padStart(2, "0")).join("");
+  const request = (await cache.keys()).find((r) => r.url.includes("/site-packages-"));
+  const cut = (await (await cache.match(request)).arrayBuffer()).slice(0, -100);
+  await cache.put(request, new Response(cut, {{ headers: {{ "x-hybrid-router-sha256": await hex(cut) }} }}));
+}}"""
+
+
 def test_a_later_visit_boots_from_the_snapshot_and_the_stored_packages(profile: Profile) -> None:
     reference = _first_visit(profile)
-    later, _, requests = profile.visit()
+    later, (header,), requests = profile.visit(HEADER)
     assert later["boot"] == {"snapshot": "hit", "site": "hit"}, later["boot"]
+    # our package's modules came imported in the snapshot (numpy, taken on first use, is not in it)
+    assert later["ours"] > 40, later["ours"]
     # the packages came from the stored archive: no package file or wheel was asked for
     fetched = [u for u in requests.urls if u.endswith(".whl")]
     assert fetched == [], fetched
     # the restored interpreter runs the same router: the same embedding
     assert later["vector"] == pytest.approx(reference, abs=1e-6)
     assert all(k in later["timings"] for k in ("pyodide", "packages", "import", "start", "ready"))
+    # the packages came as one bundle of files (web/boot-cache.js readBundle), not a tar
+    assert header["files"] > 100, header
 
 
 def test_a_broken_boot_cache_is_dropped_and_the_start_goes_on_as_a_first_one(profile: Profile) -> None:
@@ -117,6 +144,22 @@ def test_a_broken_boot_cache_is_dropped_and_the_start_goes_on_as_a_first_one(pro
     assert any(u.endswith(".whl") for u in requests.urls)  # installed from the package files
     assert broken["vector"] == pytest.approx(reference, abs=1e-6)
     assert len(stored) == 2, stored  # made and stored again
+    again, _, _ = profile.visit()
+    assert again["boot"] == {"snapshot": "hit", "site": "hit"}, again["boot"]
+    assert again["vector"] == pytest.approx(reference, abs=1e-6)
+
+
+def test_a_bundle_that_passes_its_check_but_is_cut_is_dropped(profile: Profile) -> None:
+    reference = _first_visit(profile)
+    profile.visit(CUT_BUNDLE)
+    cut, (stored,), requests = profile.visit(STORED)
+    assert cut["boot"] == {"snapshot": "hit", "site": "corrupt", "detail": cut["boot"].get("detail")}, cut[
+        "boot"
+    ]
+    assert "cut short" in cut["boot"]["detail"], cut["boot"]
+    assert any(u.endswith(".whl") for u in requests.urls)  # installed from the package files
+    assert cut["vector"] == pytest.approx(reference, abs=1e-6)
+    assert len(stored) == 2, stored  # stored again
     again, _, _ = profile.visit()
     assert again["boot"] == {"snapshot": "hit", "site": "hit"}, again["boot"]
     assert again["vector"] == pytest.approx(reference, abs=1e-6)

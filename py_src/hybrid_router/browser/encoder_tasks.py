@@ -5,9 +5,12 @@ truncation), zero-shot, token classification, cross-encoder scores. Inside Pyodi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hybrid_router._lazy import numpy as np
 from pyodide.ffi import JsException
 
 from ..errors import InferenceError

@@ -8,10 +8,14 @@ Every JS proxy made for a call is destroyed before it returns.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import js
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hybrid_router._lazy import numpy as np
 from pyodide.ffi import JsException, to_js
 
 from ..errors import StorageError

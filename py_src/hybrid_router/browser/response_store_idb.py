@@ -10,10 +10,14 @@ the call goes on without it). Every JS proxy made for a call is destroyed before
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import js
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hybrid_router._lazy import numpy as np
 from pyodide.ffi import JsException, to_js
 
 from ..errors import StorageError

@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hybrid_router._lazy import numpy as np
 from pyodide.ffi import JsException, create_proxy, to_js
 
 from ..chat import ChatMessage

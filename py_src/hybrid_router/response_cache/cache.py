@@ -14,10 +14,13 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router.response_cache.policy import CacheConfig, CacheKey, best_match, evictions, not_storable
 from hybrid_router.response_cache.store import ResponseStore, StoredEntry
@@ -25,7 +28,7 @@ from hybrid_router.route import REASON_CACHE, Route
 
 __all__ = ["Hit", "ResponseCache", "Use", "replay_pieces"]
 
-Vector = npt.NDArray[np.float32]
+Vector: TypeAlias = "npt.NDArray[np.float32]"
 Embed = Callable[[str], Awaitable[Vector]]
 #: what a cloud call with that usage costs: (model, tokens_in, tokens_out) -> USD
 Cost = Callable[[str | None, int, int], float]

@@ -34,10 +34,13 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router import validation
 from hybrid_router.chat import ChatRequest
@@ -70,7 +73,7 @@ DEFAULT_MAX_ENTRIES = 1000
 MAX_MAX_ENTRIES = 100_000
 _KEYS = ("similarity", "ttl_ms", "max_entries", "sampled")
 
-Vector = npt.NDArray[np.float32]
+Vector: TypeAlias = "npt.NDArray[np.float32]"
 
 
 @dataclass(frozen=True, slots=True)

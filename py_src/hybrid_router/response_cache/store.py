@@ -8,16 +8,19 @@ it. :class:`MemoryResponseStore` serves where there is none (CPython, a browser 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hybrid_router._lazy import numpy as np
 
 from hybrid_router.response_cache.policy import EntryMeta
 
 __all__ = ["MemoryResponseStore", "ResponseStore", "ScopeRows", "StoredEntry"]
 
-Vector = npt.NDArray[np.float32]
+Vector: TypeAlias = "npt.NDArray[np.float32]"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,14 @@
 
 - :func:`choose`: the model a call names (it must do the task), else the task's default: the manifest's
   first model for it. Every task goes through it (embeddings, generation, speech, the task models).
-- :func:`classify_plan` / :func:`rerank_plan`: classification and reranking have two ways to run. The task
-  model (the sentiment classifier, the NLI model for zero-shot labels, the cross-encoder) when one is
-  installed; else the embedding model (labels, examples and documents scored by embedding similarity).
-  When the task model is installed but cannot load or run, the embedding way answers instead
-  (:mod:`hybrid_router.routing.fallback`), and the route's fallbacks name the error.
+- :func:`classify_plan` / :func:`rerank_plan`: classification and reranking have two ways to run, and the
+  first choice is the one measured better (``python -m eval.methods``, docs/models.md#which-method-answers).
+  Without labels, the sentiment classifier. Zero-shot labels: embedding similarity
+  (:data:`ZERO_SHOT_METHOD`), with the NLI model as the second way; the NLI model alone when the call
+  names it (``model``). Reranking: the cross-encoder, with the bi-encoder (embedding cosine) as the second
+  way. Where the first choice's model is not installed, the other answers; where it is installed but
+  cannot load or run, the second answers instead (:mod:`hybrid_router.routing.fallback`), and the route's
+  fallbacks name the error.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "RERANK",
     "SEARCH",
     "ZERO_SHOT",
+    "ZERO_SHOT_METHOD",
     "Method",
     "choose",
     "classify_plan",
@@ -62,6 +66,11 @@ _RULES: Mapping[str, str] = {
 }
 #: the task models this project trains (they exist only where their datasets were)
 _TRAINED = frozenset({CLASSIFY, ZERO_SHOT, NER, RERANK})
+#: how zero-shot labels are scored unless the call names a model: "similarity" (the embedding model) or
+#: "zero-shot" (the NLI model). Measured (python -m eval.methods, docs/models.md#which-method-answers): on
+#: four label sets neither model trained on (SST-2, MMLU's categories and subjects, FLASK's domains)
+#: embedding similarity classified better than minilm-l6-nli on every set (macro-F1, accuracy).
+ZERO_SHOT_METHOD = "similarity"
 #: what answers a task while its model is not built yet (a task with a fallback of its own never asks)
 _MEANWHILE: Mapping[str, str] = {
     CLASSIFY: "Meanwhile, pass your own labels (e.g. labels: ['positive', 'negative']): they are scored "
@@ -137,7 +146,7 @@ def classify_plan(
     manifest: Manifest, *, labels: bool, examples: int, model_id: str | None
 ) -> tuple[Method, ...]:
     """The ways to classify, first choice first (``labels``: zero-shot over given labels; ``examples``:
-    how many example texts a few-shot call gave, 0 for none)."""
+    how many example texts a few-shot call gave, 0 for none; ``model_id``: the model the call names)."""
     if examples:
         return (
             _similarity(
@@ -149,7 +158,21 @@ def classify_plan(
     if not labels:
         entry = choose(manifest, CLASSIFY, model_id)
         return (Method("classifier", entry, f"{CLASSIFY} runs on the device"),)
-    if model_id is None and not manifest.for_task(ZERO_SHOT):
+    embedders = {m.id for m in manifest.for_task(EMBED)}
+    if model_id in embedders - {m.id for m in manifest.for_task(ZERO_SHOT)}:
+        return (
+            _similarity(
+                manifest,
+                "similarity",
+                "the labels were scored by embedding similarity with {model} (asked for)",
+                model_id,
+            ),
+        )
+    if model_id is not None:  # a model asked for by name answers or fails: no silent substitute
+        return (
+            Method("zero-shot", choose(manifest, ZERO_SHOT, model_id), f"{ZERO_SHOT} runs on the device"),
+        )
+    if not manifest.for_task(ZERO_SHOT):
         return (
             _similarity(
                 manifest,
@@ -158,13 +181,16 @@ def classify_plan(
                 "scored by embedding similarity with {model}",
             ),
         )
-    entry = choose(manifest, ZERO_SHOT, model_id)
-    first = Method("zero-shot", entry, f"{ZERO_SHOT} runs on the device")
-    if model_id is not None or not manifest.for_task(EMBED):
-        return (first,)  # a model asked for by name answers or fails: no silent substitute
-    return first, _similarity(
-        manifest, "similarity", "the labels were scored by embedding similarity with {model}"
+    by_nli = Method("zero-shot", choose(manifest, ZERO_SHOT), f"{ZERO_SHOT} runs on the device")
+    if not embedders:
+        return (by_nli,)
+    similar = _similarity(
+        manifest,
+        "similarity",
+        "the labels were scored by embedding similarity with {model} "
+        "(measured better than the NLI model: docs/models.md#which-method-answers)",
     )
+    return (similar, by_nli) if ZERO_SHOT_METHOD == "similarity" else (by_nli, similar)
 
 
 def rerank_plan(manifest: Manifest, *, model_id: str | None) -> tuple[Method, ...]:
