@@ -10,7 +10,10 @@ see the real module): importing our package loads no shared library, so the star
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -22,9 +25,25 @@ class LazyModule(ModuleType):
     later lookups cost what a real module's do."""
 
     def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:  # asked while standing in (below)
+            del sys.modules[self.__name__]
         module = importlib.import_module(self.__name__)
         self.__dict__.update(module.__dict__)
         return getattr(module, attr)
+
+    @contextlib.contextmanager
+    def standing_in(self) -> Iterator[None]:
+        """Within the block, a package that imports this module (transformers_js_py imports numpy when it
+        is imported) gets this lazy one, unless the real one is imported already."""
+        if self.__name__ in sys.modules:
+            yield
+            return
+        sys.modules[self.__name__] = self
+        try:
+            yield
+        finally:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
 
 
 numpy = LazyModule("numpy")

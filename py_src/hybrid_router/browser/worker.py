@@ -103,10 +103,15 @@ def _transformers_module() -> Any:
 
     Not ``import_transformers_js(url)``: it imports through ``pyodide.code.run_js`` (``eval``, refused by
     the site's Content-Security-Policy) and resets ``env.allowLocalModels``. This sets what it sets
-    (transformers-js-py 0.19.10, pinned in builder/pins.py) and wraps the same object.
+    (transformers-js-py 0.19.10, pinned in builder/pins.py) and wraps the same object. Its module imports
+    numpy when it is imported; it gets our lazy numpy, so the start does not wait for numpy's import.
     """
     import hybrid_router_js
-    from transformers_js_py import proxies
+
+    from .._lazy import numpy
+
+    with numpy.standing_in():  # it imports numpy: let it take ours, imported on first use
+        from transformers_js_py import proxies
 
     js_module = hybrid_router_js.transformers
     proxies._TRANSFORMERS_JS = js_module
