@@ -16,7 +16,7 @@ import pytest
 
 from tests.faults import FaultProxy
 from tests.harness import RouterPage, Server, open_router_page, start_server, stop_server
-from tests.load import CLOUD_KINDS, CLOUD_TIMEOUT_MS, FAULTS, LOCAL_KINDS, fault_plan, run_load
+from tests.load import CLOUD_KINDS, CLOUD_TIMEOUT_MS, FAULTS, LOCAL_KINDS, MIX, fault_plan, run_load
 
 from .conftest import CLOUD_MODEL, RELAY_KEY
 
@@ -38,14 +38,31 @@ def load_server(tmp_path_factory: pytest.TempPathFactory, fault_proxy: FaultProx
     stop_server(srv)
 
 
+def _built_mix() -> tuple[list[tuple[str, float]], str]:
+    """The mix, less the task models not built here (./hr test does not train them: ./hr build does), and
+    the warm-up calls of what is left."""
+    from builder.models import read_index
+
+    built = set(read_index())
+    needs = {"classify": "minilm-l6-sst2", "ner": "minilm-l6-conll03-ner"}
+    mix = [(kind, share) for kind, share in MIX if needs.get(kind, "") in built or kind not in needs]
+    total = sum(share for _, share in mix)
+    mix = [(kind, share / total) for kind, share in mix]
+    kinds = {kind for kind, _ in mix}
+    warm = "await router.embed(['warm']);"
+    warm += " await router.classify('warm');" if "classify" in kinds else ""
+    warm += " await router.ner('warm');" if "ner" in kinds else ""
+    return mix, warm + " await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });"
+
+
 def test_a_thousand_mixed_requests_under_faults(browser: Any, load_server: Server, proxy: FaultProxy) -> None:
+    mix, warm = _built_mix()
     rp: RouterPage = open_router_page(
         browser, load_server, options={"cloud": {"timeoutMs": CLOUD_TIMEOUT_MS, "maxRetries": 2}}
     )
     try:
         # warm every model once (first loads are not what this measures), then price one cloud call
-        rp.call("""await router.embed(['warm']); await router.classify('warm'); await router.ner('warm');
-            await router.generate({ prompt: 'warm', maxTokens: 2, route: 'local' });""")
+        rp.call(warm)
         probe = rp.call(
             "return await router.generate({ prompt: 'Answer in one word: hi', maxTokens: 4, temperature: 0,"
             " route: 'cloud' });"
@@ -56,7 +73,7 @@ def test_a_thousand_mixed_requests_under_faults(browser: Any, load_server: Serve
         rp.call("await router.configure({ dailyBudgetUSD: arg, overBudget: 'refuse' });", budget)
         proxy.plan(*fault_plan(2000, rate=0.10, seed=7))
 
-        run = run_load(rp.page, requests=REQUESTS, concurrency=8, seed=7)
+        run = run_load(rp.page, requests=REQUESTS, concurrency=8, seed=7, mix=mix)
         after = rp.call("return await router.stats();")
         print(
             f"{REQUESTS} requests in {run.seconds:.0f} s ({run.rps:.1f}/s);",
