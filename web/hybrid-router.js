@@ -417,9 +417,10 @@ export class HybridRouter extends EventTarget {
 
   /**
    * Text classification on the device, labels best first. Without `labels`: the sentiment classifier
-   * (NEGATIVE / POSITIVE). With `labels`: zero-shot over them with the NLI model, or by embedding similarity where
-   * no NLI model is installed; with `examples` ({ label: [texts] }): few-shot by example centroids (scores sum to 1 unless
-   * `multiLabel`; the hypothesis is `hypothesisTemplate` with the label for `{}`, "This example is {}." by default).
+   * (NEGATIVE / POSITIVE). With `labels`: zero-shot over them by embedding similarity (measured better than the NLI
+   * model: docs/models.md), or by the NLI model with `model: "minilm-l6-nli"` (scores sum to 1 unless `multiLabel`; the
+   * hypothesis is `hypothesisTemplate` with the label for `{}`, "This example is {}." by default); with `examples`
+   * ({ label: [texts] }): few-shot by example centroids.
    * @param {string} text
    * @param {CallOptions & { labels?: string[], examples?: Record<string, string[]>, model?: string, dtype?: string, multiLabel?: boolean,
    *   hypothesisTemplate?: string }} [options]

@@ -12,7 +12,7 @@ is SNLI or MNLI, and :func:`check_held_out` refuses a text that is among the NLI
   subject -> subcategory -> category table (``categories.py`` of hendrycks/test);
 - ``mmlu-topics``: the same questions, labels MMLU's 17 subcategories ("physics", "law", "health", ...);
 - ``flask``: FLASK instructions annotated with exactly one of its 10 domains ("Math", "Coding",
-  "Culture", ...).
+  "Culture", ...; FLASK's "-1", no domain, is left out).
 - ``scifact``: SciFact test claims (BEIR) with their relevant abstracts; the reranker trained on the
   train claims only.
 
@@ -200,7 +200,8 @@ def _flask(data: Path, n: int, seed: int) -> LabelSet:
         for line in f:
             item = json.loads(line)
             domains = item.get("domain") or []
-            if len(domains) == 1 and str(item.get("instruction", "")).strip():
+            # "-1": FLASK's mark for an instruction without a domain (not a label)
+            if len(domains) == 1 and str(domains[0]) != "-1" and str(item.get("instruction", "")).strip():
                 rows.append((str(item["instruction"]).strip(), str(domains[0])))
     domains = tuple(sorted({g for _, g in rows}))
     random.Random(seed).shuffle(rows)

@@ -157,6 +157,57 @@ def test_names_are_checked_or_the_prompt_stays_on_the_device(page: RouterPage, p
     assert "Wierzbicki" not in sent
 
 
+#: garbage where the entity model's weights should be (what a broken download or a bad file serves)
+CORRUPT_ONNX = b"not an ONNX model: " + bytes(range(256)) * 64
+
+
+def test_an_entity_model_that_fails_to_load_keeps_the_prompt_on_the_device(
+    browser: Any, cloud_server: Any, proxy: FaultProxy
+) -> None:
+    """The entity model is installed but its weights do not load (the server answers its ONNX file with
+    garbage): under 'local' and 'redact' the prompt that would go to the cloud stays on the device, its
+    route naming the detector that could not run; 'cloud' is refused; nothing reaches the cloud."""
+    rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS)
+    served: list[str] = []
+
+    def corrupt(route: Any) -> None:
+        served.append(route.request.url)
+        route.fulfill(status=200, body=CORRUPT_ONNX, headers={"Content-Type": "application/octet-stream"})
+
+    rp.page.context.route(f"**/{NER_MODEL}/**/*.onnx", corrupt)
+    try:
+        if not _entity_model(rp):
+            pytest.skip(f"{NER_MODEL} is not built here: the absent case is tested above")
+        prompt = f"A reference letter for my colleague {NAMED}: prove first that sqrt(2) is irrational."
+        assert rp.call("return await router.route({ prompt: arg });", prompt)["target"] == "cloud"  # premise
+        for action in ("local", "redact"):
+            result = rp.call(
+                f"return await router.generate({{ prompt: arg, maxTokens: 4, policy: {{ sensitive: '{action}' }} }});",
+                prompt,
+            )
+            route = result["route"]
+            assert (route["target"], route["reason"]) == ("local", "sensitive"), route
+            assert route["sensitive"]["missing"] == [f"ner:{NER_MODEL}"] and NER_MODEL in route["rule"]
+            dry = rp.call(
+                f"return await router.route({{ prompt: arg, policy: {{ sensitive: '{action}' }} }});", prompt
+            )
+            assert (dry["target"], dry["reason"], dry["sensitive"]) == (
+                "local",
+                "sensitive",
+                route["sensitive"],
+            )
+            error = rp.error_of(
+                f"await router.generate({{ prompt: arg, maxTokens: 4, route: 'cloud', "
+                f"policy: {{ sensitive: '{action}' }} }})",
+                prompt,
+            )
+            assert error["name"] == "PolicyError" and error["details"]["missing"] == [f"ner:{NER_MODEL}"]
+        assert served, "the entity model's weights were asked for and answered with garbage"
+        assert proxy.requests() == 0
+    finally:
+        rp.page.context.close()
+
+
 def test_redact_sends_placeholders_to_the_cloud(page: RouterPage, proxy: FaultProxy) -> None:
     if not _entity_model(page):
         pytest.skip(f"{NER_MODEL} is not built: 'redact' keeps prompts on the device (the test above)")

@@ -13,6 +13,7 @@ from hybrid_router.build_watch import BuildWatch, cloud_note, pending
 from hybrid_router.errors import ModelLoadError, ModelNotReadyError, ValidationError, error_to_wire
 from hybrid_router.manifest import Manifest
 from hybrid_router.router import Router
+from hybrid_router.routing.models import classify_plan
 
 STARTING = {
     "available": False,
@@ -103,9 +104,13 @@ async def test_a_model_built_in_the_background_and_the_cloud_coming_up_reach_the
     await watch.run()
     assert seen == ["manifest", "cloud"] and server.asked == ["status", "manifest", "cloud"]
     after = await router.classify("sports news", labels=["sports", "music"])
-    # the NLI model is the first choice now (the fake runtime cannot run it: the embedding model answers,
-    # and the route names the NLI model's failure)
-    assert [f.model for f in after.route.fallbacks] == ["fake-nli"] and after.route.reason == "fallback"
+    # the NLI model is installed now: the route no longer says it is missing (embedding similarity stays
+    # the first choice, measured better); named, it is the one that runs
+    assert after.model == "fake-embed" and "no zero-shot (NLI) model" not in after.route.rule
+    assert "no zero-shot (NLI) model" in labelled.route.rule
+    assert [
+        m.model.id for m in classify_plan(router.manifest, labels=True, examples=0, model_id="fake-nli")
+    ] == ["fake-nli"]
     late = await router.generate(complex_prompt)
     assert late.route.target == "cloud" and late.route.reason == "complexity"
 

@@ -242,13 +242,18 @@ def manifest(*tasks: str) -> Manifest:
         (
             (ZERO_SHOT,),
             {"labels": True, "examples": 0, "model_id": None},
-            [("zero-shot", "fake-zero-shot-classification"), ("similarity", "fake-embed")],
-        ),
+            [("similarity", "fake-embed"), ("zero-shot", "fake-zero-shot-classification")],
+        ),  # the measured better method first (eval/methods), the NLI model if the embedding model fails
         (
             (ZERO_SHOT,),
             {"labels": True, "examples": 0, "model_id": "fake-zero-shot-classification"},
             [("zero-shot", "fake-zero-shot-classification")],
-        ),  # a model asked for by name: no substitute
+        ),  # the NLI model asked for by name: it answers, no substitute
+        (
+            (ZERO_SHOT,),
+            {"labels": True, "examples": 0, "model_id": "fake-embed-cls"},
+            [("similarity", "fake-embed-cls")],
+        ),  # an embedding model asked for by name scores the labels
         ((ZERO_SHOT,), {"labels": False, "examples": 6, "model_id": None}, [("examples", "fake-embed")]),
     ],
 )
@@ -330,13 +335,14 @@ def test_routes_are_issued_for_the_step_that_answered() -> None:
     assert (first.target, first.reason, first.model, first.fallbacks) == (
         "local",
         "task-default",
-        "fake-zero-shot-classification",
+        "fake-embed",
         (),
     )
-    failed = FallbackStep("local", "fake-zero-shot-classification", "ModelLoadError", "corrupted file")
+    assert "embedding similarity" in first.rule
+    failed = FallbackStep("local", "fake-embed", "ModelLoadError", "corrupted file")
     second = issue_route(plan, plan.steps[1], [failed], ms=9.0)
-    assert second.reason == "fallback" and second.model == "fake-embed" and second.fallbacks == (failed,)
-    assert "ModelLoadError" in second.rule and "embedding similarity" in second.rule
+    assert second.reason == "fallback" and second.model == "fake-zero-shot-classification"
+    assert second.fallbacks == (failed,) and "ModelLoadError" in second.rule
     gen = generation_plan(
         Decision("local", "default", "simple", "cloud"),
         local=m.model("fake-llm"),

@@ -102,12 +102,62 @@ def test_classify_uses_the_classifier_and_sorts(router: Router, runtime: TaskRun
     assert runtime.calls == [("text-classification", "sentiment", "q8")]
 
 
-def test_classify_with_labels_is_zero_shot(router: Router, runtime: TaskRuntime) -> None:
-    result = asyncio.run(router.classify("news about sports today", labels=["politics", "sports"])).to_wire()
+def test_classify_with_labels_and_the_nli_model_named_is_zero_shot(
+    router: Router, runtime: TaskRuntime
+) -> None:
+    result = asyncio.run(
+        router.classify("news about sports today", labels=["politics", "sports"], model="nli")
+    ).to_wire()
     assert [x["label"] for x in result["labels"]] == ["sports", "politics"]
     assert abs(sum(x["score"] for x in result["labels"]) - 1) < 1e-9
-    assert result["model"] == "nli"
-    assert runtime.calls[0] == ("zero-shot-classification", "nli", "This example is {}.")
+    assert result["model"] == "nli" and result["route"]["fallbacks"] == []
+    assert runtime.calls == [("zero-shot-classification", "nli", "This example is {}.")]
+
+
+class EmbeddingTaskRuntime(TaskRuntime):
+    """The task calls of :class:`TaskRuntime` and the fake runtime's hash vectors (``embed_fail``: the
+    embedding model does not load)."""
+
+    embed_fail: BaseException | None = None
+
+    async def feature_extraction(self, model: ModelEntry, dtype: str, texts: list[str], **kwargs: Any) -> Any:
+        from tests.unit.fakes import FakeRuntime
+
+        self.calls.append(("feature-extraction", model.id, dtype))
+        if self.embed_fail:
+            raise self.embed_fail
+        return await FakeRuntime().feature_extraction(model, dtype, texts, **kwargs)
+
+
+def test_classify_with_labels_scores_them_by_embedding_similarity_by_default() -> None:
+    """The zero-shot method measured better (python -m eval.methods) is the default: no NLI call."""
+    runtime = EmbeddingTaskRuntime()
+    result = asyncio.run(
+        Router(as_runtime(runtime), manifest()).classify("sports news", labels=["politics", "sports"])
+    )
+    assert (result.model, result.route.reason, result.route.fallbacks) == ("fake-embed", "task-default", ())
+    assert "embedding similarity" in result.route.rule and "measured" in result.route.rule
+    assert [c[0] for c in runtime.calls] == ["feature-extraction"]
+    assert sorted(label for label, _ in result.labels) == ["politics", "sports"]
+    assert math.isclose(sum(score for _, score in result.labels), 1.0, abs_tol=1e-6)
+    # an embedding model asked for by name scores them too; the NLI model named answers by NLI
+    named = asyncio.run(
+        Router(as_runtime(runtime), manifest()).classify("x", labels=["a", "b"], model="fake-embed")
+    )
+    assert named.model == "fake-embed" and "asked for" in named.route.rule
+    nli = asyncio.run(Router(as_runtime(runtime), manifest()).classify("x", labels=["a", "b"], model="nli"))
+    assert nli.model == "nli" and runtime.calls[-1][0] == "zero-shot-classification"
+
+
+def test_when_the_embedding_model_cannot_load_the_nli_model_scores_the_labels() -> None:
+    runtime = EmbeddingTaskRuntime()
+    runtime.embed_fail = ModelLoadError("fake-embed/onnx/model.onnx from the server is corrupted")
+    result = asyncio.run(
+        Router(as_runtime(runtime), manifest()).classify("about sports", labels=["politics", "sports"])
+    )
+    assert (result.model, result.route.reason) == ("nli", "fallback")
+    assert [(f.model, f.error_name) for f in result.route.fallbacks] == [("fake-embed", "ModelLoadError")]
+    assert [label for label, _ in result.labels] == ["sports", "politics"]
 
 
 @pytest.mark.parametrize(
@@ -284,10 +334,9 @@ class BrokenTaskModels(TaskRuntime):
 def test_a_task_model_that_cannot_load_falls_back_to_the_embedding_model() -> None:
     router = Router(as_runtime(BrokenTaskModels()), manifest())
     labelled = asyncio.run(router.classify("a text about sports", labels=["politics", "sports"]))
-    route = labelled.route
-    assert route.target == "local" and route.reason == "fallback" and route.model == "fake-embed"
-    assert [(f.model, f.error_name) for f in route.fallbacks] == [("nli", "ModelLoadError")]
-    assert "corrupted" in route.fallbacks[0].message and "embedding similarity" in route.rule
+    route = labelled.route  # the broken NLI model is not the first choice: it is never tried
+    assert route.target == "local" and route.reason == "task-default" and route.model == "fake-embed"
+    assert route.fallbacks == () and "embedding similarity" in route.rule
     assert sorted(label for label, _ in labelled.labels) == ["politics", "sports"]
     ranked = asyncio.run(router.rerank("dogs cats", ["cats", "dogs and cats", "rain"]))
     assert ranked.route.reason == "fallback" and ranked.model == "fake-embed"
