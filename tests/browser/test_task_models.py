@@ -37,6 +37,10 @@ def _built() -> dict[str, tuple[str, Path, str]]:
     out = {}
     for kind, task in TASKS.items():
         for entry in manifest.for_task(task):
+            # the sentiment test wants a sentiment model: the NLI model also does text-classification
+            # (its three NLI labels), and answers label-less classify while minilm-l6-sst2 is not built
+            if kind == "sentiment" and "zero-shot-classification" in entry.tasks:
+                continue
             if entry.id in index:
                 out[kind] = (entry.id, Path(index[entry.id]["dir"]), entry.default_dtype)
                 break
