@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -142,6 +143,17 @@ def _similarity(manifest: Manifest, kind: str, rule: str, model_id: str | None =
     return Method(kind, entry, rule.format(model=entry.id))
 
 
+def _classifiers(manifest: Manifest) -> Manifest:
+    """The manifest less its NLI models, for a classification without labels: an NLI model is a text
+    classifier too, but its labels (entailment, neutral, contradiction) answer no such call. (While the
+    sentiment model was still training, the NLI model answered sentiment questions with them.)"""
+    return dataclasses.replace(
+        manifest,
+        models=tuple(m for m in manifest.models if ZERO_SHOT not in m.tasks),
+        not_built=tuple(m for m in manifest.not_built if ZERO_SHOT not in m.tasks),
+    )
+
+
 def classify_plan(
     manifest: Manifest, *, labels: bool, examples: int, model_id: str | None
 ) -> tuple[Method, ...]:
@@ -156,7 +168,7 @@ def classify_plan(
             ),
         )
     if not labels:
-        entry = choose(manifest, CLASSIFY, model_id)
+        entry = choose(_classifiers(manifest) if model_id is None else manifest, CLASSIFY, model_id)
         return (Method("classifier", entry, f"{CLASSIFY} runs on the device"),)
     embedders = {m.id for m in manifest.for_task(EMBED)}
     if model_id in embedders - {m.id for m in manifest.for_task(ZERO_SHOT)}:
