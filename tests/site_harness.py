@@ -230,7 +230,10 @@ def _task_model(task: str) -> str:
 
     built = read_index()
     for entry in load_manifest().for_task(task):
-        if entry.id in built:
+        # an NLI model lists text-classification too, but never answers a classification without labels
+        if entry.id in built and not (
+            task == "text-classification" and "zero-shot-classification" in entry.tasks
+        ):
             return entry.id
     return EMBEDDING_MODEL
 

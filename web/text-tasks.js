@@ -58,13 +58,14 @@ function wire(prefix, body) {
 
 /**
  * Whether the served manifest has a model for `task`; if not, the one on its way (still being built
- * first), or null where none is.
- * @param {{ models?: any[], not_built?: any[] }} manifest @param {string} task
+ * first), or null where none is. `notAlso`: a model that also does that task does not count.
+ * @param {{ models?: any[], not_built?: any[] }} manifest @param {string} task @param {string} [notAlso]
  * @returns {{ ready: boolean, coming: any }}
  */
-export function taskModel(manifest, task) {
-  if (!manifest.models || manifest.models.some((m) => m.tasks?.includes(task))) return { ready: true, coming: null };
-  const coming = (manifest.not_built ?? []).filter((m) => m.tasks?.includes(task))
+export function taskModel(manifest, task, notAlso = "") {
+  const does = (/** @type {any} */ m) => m.tasks?.includes(task) && !(notAlso && m.tasks.includes(notAlso));
+  if (!manifest.models || manifest.models.some(does)) return { ready: true, coming: null };
+  const coming = (manifest.not_built ?? []).filter(does)
     .sort((a, b) => Number(!["running", "queued"].includes(a.state)) - Number(!["running", "queued"].includes(b.state)))[0];
   return { ready: false, coming: coming ?? null };
 }
@@ -84,13 +85,13 @@ let served = {};
 /** The notes and buttons of the tasks whose model is not built (yet). */
 function showAvailability() {
   const labels = value("classify-labels").trim() !== "";
-  const sentiment = taskModel(served, "text-classification");
-  const nli = taskModel(served, "zero-shot-classification");
+  // an NLI model lists text-classification too, but never answers a classification without labels
+  const sentiment = taskModel(served, "text-classification", "zero-shot-classification");
   const entities = taskModel(served, "token-classification");
   const ranker = taskModel(served, "text-ranking");
   const notes = {
     classify: labels
-      ? (nli.ready ? "" : `${pendingText("zero-shot model", nli.coming)} — your labels are scored by embedding similarity meanwhile.`)
+      ? (sentiment.ready ? "" : "Your labels are scored by embedding similarity: no task model needed.")
       : (sentiment.ready ? "" : `${pendingText("sentiment model", sentiment.coming)} — type your own labels to classify now (scored by embedding similarity).`),
     ner: entities.ready ? "" : `${pendingText("entity model", entities.coming)} — entities can be found once it is built.`,
     rerank: ranker.ready ? "" : `${pendingText("cross-encoder", ranker.coming)} — passages are ranked by embedding similarity meanwhile.`,
