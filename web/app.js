@@ -402,7 +402,6 @@ async function main() {
   }
   /** @type {any} */ (window).router = router;
   recheckConnection();
-  appState("ready", "Ready");
   const i = router.info;
   $("boot-info").textContent = `Python ${i.python} (Pyodide ${i.pyodide}), Transformers.js ${i.transformers}, ` +
     `${i.threads} thread(s)${i.crossOriginIsolated ? ", cross-origin isolated" : ", not cross-origin isolated"}; ` +
@@ -466,6 +465,8 @@ async function main() {
       callEnded();
     }
   };
+  // ready once the page can be used: its cloud state shown, its buttons set up
+  appState("ready", "Ready");
 }
 
 main();

@@ -44,6 +44,8 @@ class BootError extends Error {
 
 /** how long after `ready` the Python packages are stored for the next start (web/boot-cache.js) */
 const PACK_DELAY_MS = 2000;
+/** ms after ready before numpy is imported (a call that needs it first imports it itself) */
+const NUMPY_DELAY_MS = 500;
 
 /** @param {any} options */
 async function boot(options) {
@@ -171,8 +173,9 @@ async function boot(options) {
     timings, snapshotModules, bootCache: { snapshot: restored.status, site: installed.status,
       ...(restored.detail || installed.detail ? { detail: [restored.detail, installed.detail].filter(Boolean).join("; ") } : {}) } } });
   for (const message of early.splice(0)) deliver(message);
-  // numpy, which our modules take on first use (hybrid_router/_lazy.py), imported now unless a call did
-  setTimeout(() => pyodide.runPython("import numpy"), 0);
+  // numpy, which our modules take on first use (hybrid_router/_lazy.py), imported once the page's first
+  // messages have had their turn, unless a call did (before the packages are stored: PACK_DELAY_MS)
+  setTimeout(() => pyodide.runPython("import numpy"), NUMPY_DELAY_MS);
   // for the next start: site-packages with the bytecode compiled so far, stored once the page's first
   // messages have had their turn (web/boot-cache.js)
   setTimeout(() => packSite(pyodide, installed)

@@ -248,7 +248,7 @@ def test_offline_requests_stay_local_without_retries(page: RouterPage, proxy: Fa
 def test_the_ledger_counts_every_task(page: RouterPage) -> None:
     before = page.call("return await router.stats();")
     page.call("""await router.embed(["one", "two"]);
-        await router.classify("a wonderful film");
+        await router.classify("a wonderful film", { labels: ["praise", "complaint"] });
         await router.rerank("cats", ["about cats", "about dogs"]);""")
     after = page.call("return await router.stats();")
     for task in ("feature-extraction", "text-classification", "text-ranking"):
