@@ -25,7 +25,7 @@ began; ``worker`` is the worker's own start before that; each is a ``hr:NAME`` p
 worker too): the stored snapshot read and checked (``snapshot-read``), the Python runtime (``pyodide``:
 from the snapshot on a later visit), the packages (``packages``: the stored bundle written into the file
 system on a later visit), Transformers.js configured, our package imported (on a later visit its modules
-come imported in the snapshot; numpy is imported just after ready: hybrid_router/_lazy.py), the router
+come imported in the snapshot; numpy is imported 500 ms after ready: hybrid_router/_lazy.py), the router
 started, ready. After the last visit of each round, one embedding is compared with the first visit's (the
 same router, restored).
 """

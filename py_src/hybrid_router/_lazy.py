@@ -4,7 +4,7 @@ In the browser our package is imported before the router says it is ready, and n
 libraries loaded, its modules run: about 360 ms on a 2-core machine) is the largest part of that. The
 modules that use numpy take it from here (``from hybrid_router._lazy import numpy as np``; type checkers
 see the real module): importing our package loads no shared library, so the start-up's memory snapshot
-(web/boot-cache.js) can hold our modules already imported, and numpy itself is imported just after
+(web/boot-cache.js) can hold our modules already imported, and numpy itself is imported 500 ms after
 ``ready`` (web/worker.js) or by the first call that needs it, whichever comes first.
 """
 
