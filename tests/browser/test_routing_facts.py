@@ -179,7 +179,6 @@ def test_an_entity_model_that_fails_to_load_keeps_the_prompt_on_the_device(
         if not _entity_model(rp):
             pytest.skip(f"{NER_MODEL} is not built here: the absent case is tested above")
         prompt = f"A reference letter for my colleague {NAMED}: prove first that sqrt(2) is irrational."
-        assert rp.call("return await router.route({ prompt: arg });", prompt)["target"] == "cloud"  # premise
         for action in ("local", "redact"):
             result = rp.call(
                 f"return await router.generate({{ prompt: arg, maxTokens: 4, policy: {{ sensitive: '{action}' }} }});",
