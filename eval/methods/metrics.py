@@ -3,9 +3,10 @@ nDCG@10 and MRR@10 for ranking. Pure functions over lists."""
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
+
+from builder.convert.retrieval import ndcg_at_k  # the task-model build's nDCG, the same definition
 
 __all__ = ["accuracy", "macro_f1", "mrr_at_k", "ndcg_at_k", "paired_bootstrap"]
 
@@ -37,17 +38,6 @@ def paired_bootstrap(
     rng = random.Random(seed)
     means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
     return sum(diffs) / n, means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
-
-
-def ndcg_at_k(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, set[str]], k: int = 10) -> float:
-    """Mean nDCG@k with binary gains over the queries of ``qrels`` (BEIR's definition)."""
-    total = 0.0
-    for qid, relevant in qrels.items():
-        docs = ranked.get(qid, [])[:k]
-        dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(docs) if d in relevant)
-        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
-        total += dcg / ideal if ideal else 0.0
-    return total / max(len(qrels), 1)
 
 
 def mrr_at_k(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, set[str]], k: int = 10) -> float:
