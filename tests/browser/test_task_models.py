@@ -2,12 +2,12 @@
 loads through the worker, answers the committed examples (tests/data/task_examples.json) correctly, and
 gives the same labels as onnxruntime in CPython on the same ONNX file.
 
-The models are built only where the training data is (../shared/data): elsewhere these tests skip, saying so.
+The models are built only where the training data is (../shared/data): elsewhere these tests skip, saying so,
+and test_tiny_task_models.py runs the same path on tiny stand-ins the test build trains in seconds.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,39 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.browser.task_reference import TASKS, Onnx, built_task_models
 from tests.harness import REPO, RouterPage, load_json
 
 pytestmark = pytest.mark.browser
 
 EXAMPLES: dict[str, Any] = load_json(REPO / "tests" / "data" / "task_examples.json")
-TASKS = {
-    "sentiment": "text-classification",
-    "ner": "token-classification",
-    "nli": "zero-shot-classification",
-    "rerank": "text-ranking",
-}
-
-
-def _built() -> dict[str, tuple[str, Path, str]]:
-    """kind -> (model id, built folder, default dtype) for the task models that are built."""
-    from builder.models import load_manifest, read_index
-
-    index = read_index()
-    manifest = load_manifest()
-    out = {}
-    for kind, task in TASKS.items():
-        for entry in manifest.for_task(task):
-            # the sentiment test wants a sentiment model: the NLI model also does text-classification
-            # (its three NLI labels), and answers label-less classify while minilm-l6-sst2 is not built
-            if kind == "sentiment" and "zero-shot-classification" in entry.tasks:
-                continue
-            if entry.id in index:
-                out[kind] = (entry.id, Path(index[entry.id]["dir"]), entry.default_dtype)
-                break
-    return out
-
-
-BUILT = _built()
+BUILT = built_task_models()
 
 
 def model(kind: str) -> tuple[str, Path, str]:
@@ -60,53 +34,6 @@ def model(kind: str) -> tuple[str, Path, str]:
 
 
 # ---------------------------------------------------------------- the CPython reference (onnxruntime)
-
-
-class Onnx:
-    """The built folder's ONNX file of ``dtype`` in onnxruntime, with the HF tokenizer of the same folder."""
-
-    def __init__(self, folder: Path, dtype: str) -> None:
-        import onnxruntime as ort
-        from builder.convert.recipe import onnx_file
-        from transformers import AutoTokenizer
-
-        self.tok = AutoTokenizer.from_pretrained(str(folder))
-        self.session = ort.InferenceSession(
-            str(folder / onnx_file(dtype)), providers=["CPUExecutionProvider"]
-        )
-        config = json.loads((folder / "config.json").read_text())
-        self.id2label = {int(k): v for k, v in config["id2label"].items()}
-        self.label2id = {k.lower(): int(v) for k, v in config["label2id"].items()}
-
-    def logits(self, first: list[str], second: list[str] | None = None) -> np.ndarray:
-        enc = self.tok(first, second, padding=True, truncation=True, return_tensors="np")
-        names = {i.name for i in self.session.get_inputs()}
-        return np.asarray(
-            self.session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0]
-        )
-
-    def zero_shot(self, text: str, labels: list[str], template: str = "This example is {}.") -> list[str]:
-        """Transformers.js's zero-shot pipeline: softmax of the entailment logits over the labels."""
-        entail = [
-            self.logits([text], [template.replace("{}", lab)])[0, self.label2id["entailment"]]
-            for lab in labels
-        ]
-        return [labels[i] for i in np.argsort(-np.asarray(entail), kind="stable")]
-
-    def entities(self, text: str) -> list[tuple[str, str, int, int]]:
-        from hybrid_router.entities import group_entities
-
-        enc = self.tok(text, truncation=True)
-        logits = self.logits([text])[0]
-        tokens = []
-        for pos, piece in enumerate(self.tok.convert_ids_to_tokens(enc["input_ids"])):
-            if piece in self.tok.all_special_tokens:
-                continue
-            probs = np.exp(logits[pos] - logits[pos].max())
-            probs /= probs.sum()
-            best = int(probs.argmax())
-            tokens.append({"word": piece, "entity": self.id2label[best], "score": float(probs[best])})
-        return [(e.text, e.label, e.start, e.end) for e in group_entities(text, tokens)]
 
 
 def similarity_order(text: str, labels: list[str]) -> tuple[str, list[str]]:
