@@ -27,8 +27,8 @@ BUILT = built_task_models()
 def model(kind: str) -> tuple[str, Path, str]:
     if kind not in BUILT:
         pytest.skip(
-            f"no {TASKS[kind]} model is built: the task models train from ../shared/data "
-            "(set HYBRID_ROUTER_DATA and run ./hr build)"
+            f"the {TASKS[kind]} model is not built: the task models train from ../shared/data "
+            "(set HYBRID_ROUTER_DATA and run ./hr build); test_tiny_task_models.py tests the path meanwhile"
         )
     return BUILT[kind]
 
