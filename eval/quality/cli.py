@@ -92,8 +92,9 @@ def _run(args: argparse.Namespace) -> None:
         if not rows:
             continue
         recorded = rows[0]["cloud_recorded"]
+        same_n = len({r["n"] for r in rows}) == 1  # else each curve's label says its n
         sub = ("cloud: GPT-4's recorded verdicts" if recorded else "cloud: assumed to pass every prompt") + (
-            f"; n={rows[0]['n']}"
+            (f"; n={rows[0]['n']}" if same_n else "")
             + (
                 "; router trained on these"
                 if rows[0]["in_router_training"] > 0.5
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace) -> None:
             Panel(
                 TITLES[name],
                 sub,
-                [(r["model"], r["curve"]) for r in rows],
+                [(r["model"] if same_n else f"{r['model']} (n={r['n']})", r["curve"]) for r in rows],
                 rows[0]["random"],
                 [(r["default_share"], r["default_quality"]) for r in rows],
             )
