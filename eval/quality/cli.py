@@ -26,6 +26,13 @@ def _generate(args: argparse.Namespace) -> None:
     from eval.quality.runner import answers
 
     loaded = sets.load(args.sets, args.n, Path(args.data))
+    if args.cloud_tier:  # the default cloud tier's answers only
+        from eval.quality import cloud_tier
+
+        for name in args.sets:
+            got, seconds, new = cloud_tier.answers(loaded[name], threads=args.threads)
+            print(f"{cloud_tier.ROW_ID} {name}: {len(got)} answers, {new} new in {seconds:.0f} s", flush=True)
+        return
     for model in chat_models(args.models or None):
         for name in args.sets:
             got, seconds, new = answers(model, loaded[name], threads=args.threads)
@@ -85,6 +92,8 @@ def _run(args: argparse.Namespace) -> None:
         )
         sub = dataclasses.replace(scores, scores=tuple(by_id[i.id] for i in items))
         curves.append({"model": model.id, **report.curve_rows(name, items, verdicts, sub)})
+    if args.cloud_tier:
+        gen_seconds += _cloud_tier_rows(args, loaded, quality)
     _print_tables(quality, curves, scores)
     panels = []
     for name in args.sets:
@@ -129,6 +138,36 @@ def _run(args: argparse.Namespace) -> None:
         f"time: {time.perf_counter() - t_start:.0f} s in all ({gen_seconds:.0f} s generating new answers, "
         f"{route_seconds:.0f} s scoring {len(scored)} prompts with the router)"
     )
+
+
+def _cloud_tier_rows(
+    args: argparse.Namespace, loaded: dict[str, list[sets.Item]], quality: list[dict[str, Any]]
+) -> float:
+    """The default cloud tier's quality rows (``eval/quality/cloud_tier.py``); the seconds generating."""
+    from eval.quality import cloud_tier, report
+    from eval.quality.generate import AnswerCache
+
+    seconds = 0.0
+    for name in args.sets:
+        items = loaded[name]
+        if args.no_generate:
+            cache = AnswerCache(cloud_tier.model())
+            got = {i.id: a for i in items if (a := cache.get(i.prompt, i.max_tokens)) is not None}
+        else:
+            got, spent, _ = cloud_tier.answers(items, threads=args.threads)
+            seconds += spent
+        items = [i for i in items if i.id in got]
+        if items:
+            verdicts = [report.verdict(i, got[i.id].text) for i in items]
+            quality.append(
+                {
+                    "model": cloud_tier.LABEL,
+                    "dtype": "Q4_K_M",
+                    "set": name,
+                    **report.set_quality(name, items, verdicts, got),
+                }
+            )
+    return seconds
 
 
 def _print_tables(quality: list[dict[str, Any]], curves: list[dict[str, Any]], scores: Any) -> None:
@@ -190,6 +229,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         p.add_argument("--models", nargs="*", help="chat model ids (default: every built one)")
         p.add_argument("--data", default=str(sets.DEFAULT_DATA))
+        p.add_argument(
+            "--cloud-tier",
+            action="store_true",
+            help="the default cloud tier (llama-server, Qwen2.5-Coder-0.5B-Instruct): "
+            + ("a row of its own, a stand-in" if name == "run" else "its answers only"),
+        )
         p.add_argument(
             "--threads", type=int, default=1, help="onnxruntime threads (default 1: a shared machine)"
         )
