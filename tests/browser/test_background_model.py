@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests import tiny_task_model as tiny
-from tests.browser.test_fresh_build import Fresh, write_site
+from tests.browser.test_fresh_build import Fresh, built_cache
 from tests.harness import open_router_page, start_server, stop_server
 
 pytestmark = pytest.mark.browser
@@ -27,7 +27,6 @@ LATE = "tiny-built-later"
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
-    import builder.models as bm
     from builder.common import cache_root
 
     site = cache_root() / "site.json"
@@ -39,14 +38,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
     raw = json.loads(manifest.read_text())
     raw["models"].append({**raw["models"][0], "id": LATE})
     manifest.write_text(json.dumps(raw))
-    cache = tmp / "cache"
-    cache.mkdir()
-    write_site(site, cache)
-    tiny.seed_download(wheel, cache)
-    with tiny.environment(
-        HYBRID_ROUTER_CACHE=str(cache), HYBRID_ROUTER_DATA=str(data), HYBRID_ROUTER_TRAIN_THREADS="1"
-    ):
-        index = bm.build_models([tiny.MODEL_ID], manifest_path=manifest)
+    cache, index = built_cache(tmp, site, wheel, data, manifest, [tiny.MODEL_ID])
     release = tmp / "release"
     with tiny.environment(
         HYBRID_ROUTER_CACHE=str(cache),

@@ -36,7 +36,6 @@ class Fresh:
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
-    import builder.models as bm
     from builder.common import cache_root
 
     site = cache_root() / "site.json"
@@ -48,14 +47,9 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
     raw = json.loads(manifest.read_text())
     raw["models"].append({**raw["models"][0], "id": QUEUED})  # not built: the background job "trains" it
     manifest.write_text(json.dumps(raw))
-    cache = tmp / "cache"
-    cache.mkdir()
-    write_site(site, cache)
-    tiny.seed_download(wheel, cache)
-    with tiny.environment(
-        HYBRID_ROUTER_CACHE=str(cache), HYBRID_ROUTER_DATA=str(data), HYBRID_ROUTER_TRAIN_THREADS="1"
-    ):
-        index = bm.build_models([tiny.MODEL_ID], manifest_path=manifest)  # a fresh build: other bytes
+    cache, index = built_cache(
+        tmp, site, wheel, data, manifest, [tiny.MODEL_ID]
+    )  # a fresh build: other bytes
     model_dir = Path(index["models"][tiny.MODEL_ID]["dir"])
     release = tmp / "release"
     with tiny.environment(
@@ -86,6 +80,32 @@ def write_site(shared: Path, cache: Path) -> None:
     wheels = [w for w in site["boot"]["wheels"] if not w.startswith("/app/")]
     site["boot"]["wheels"] = wheels + [app.url + p.name for p in sorted(app.path.glob("*.whl"))]
     (cache / "site.json").write_text(json.dumps(site, indent=2))
+
+
+def built_cache(
+    tmp: Path,
+    site: Path,
+    wheel: tiny.Wheel,
+    data: Path,
+    manifest: Path,
+    ids: list[str] | None = None,
+    *,
+    update_manifest: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    """``tmp/cache`` with the shared cache's runtime assets (:func:`write_site`), the tiny model's wheel
+    seeded, and the models of ``manifest`` (all, or ``ids``) built into it by the real build, one training
+    thread; the cache and the build's index."""
+    import builder.models as bm
+
+    cache = tmp / "cache"
+    cache.mkdir()
+    write_site(site, cache)
+    tiny.seed_download(wheel, cache)
+    with tiny.environment(
+        HYBRID_ROUTER_CACHE=str(cache), HYBRID_ROUTER_DATA=str(data), HYBRID_ROUTER_TRAIN_THREADS="1"
+    ):
+        index = bm.build_models(ids, manifest_path=manifest, update_manifest=update_manifest)
+    return cache, index
 
 
 def served_model(fresh: Fresh) -> dict[str, Any]:

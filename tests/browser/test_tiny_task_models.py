@@ -27,7 +27,7 @@ import pytest
 
 from tests import tiny_task_model as tiny
 from tests.browser.task_reference import TASKS, Onnx, built_task_models, sigmoid
-from tests.browser.test_fresh_build import write_site
+from tests.browser.test_fresh_build import built_cache
 from tests.harness import RouterPage, Server, open_router_page, start_server, stop_server
 
 pytestmark = pytest.mark.browser
@@ -72,7 +72,6 @@ def tiny_kinds() -> list[str]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    import builder.models as bm
     from builder.common import cache_root
 
     kinds = tiny_kinds()
@@ -89,14 +88,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     wheel = tiny.make_wheel(tiny.make_task_bert(tmp / "bert"), tmp / "wheel")
     entries = [tiny.task_entry(kind, wheel, data, max_steps=STEPS, lr=LR) for kind in kinds]
     manifest = tiny.write_manifest(tmp / "manifest.json", *entries)
-    cache = tmp / "cache"
-    cache.mkdir()
-    write_site(site, cache)
-    tiny.seed_download(wheel, cache)
-    with tiny.environment(
-        HYBRID_ROUTER_CACHE=str(cache), HYBRID_ROUTER_DATA=str(data), HYBRID_ROUTER_TRAIN_THREADS="1"
-    ):
-        index = bm.build_models(manifest_path=manifest, update_manifest=True)
+    cache, index = built_cache(tmp, site, wheel, data, manifest, update_manifest=True)
     models = {}
     for kind in kinds:
         mid = tiny.KINDS[kind].model_id
@@ -125,6 +117,14 @@ def model(served: Served, kind: str) -> tuple[str, Path, str]:
             "(HYBRID_ROUTER_TEST_TINY=1 tests the tiny one too)"
         )
     return served.models[kind]
+
+
+def reference(served: Served, kind: str, dtype: str) -> tuple[str, str, Onnx]:
+    """The tiny model of ``kind``: its id, ``dtype`` ("default": its default one) and onnxruntime on that
+    file (basic graph optimizations: as ONNX Runtime Web computes q8)."""
+    mid, folder, default = model(served, kind)
+    dtype = default if dtype == "default" else dtype
+    return mid, dtype, Onnx(folder, dtype, fuse=False)
 
 
 def assert_ran_locally_on(result: dict[str, Any], mid: str, dtype: str) -> None:
@@ -164,9 +164,7 @@ def test_the_tiny_vocabulary_covers_the_inputs(served: Served) -> None:
 
 @pytest.mark.parametrize("dtype", ["default", "fp32"])
 def test_classify_with_the_sentiment_model(served: Served, rp: RouterPage, dtype: str) -> None:
-    mid, folder, default = model(served, "sentiment")
-    dtype = default if dtype == "default" else dtype
-    ref = Onnx(folder, dtype, fuse=False)
+    mid, dtype, ref = reference(served, "sentiment", dtype)
     for text in SENTIMENT:
         result = classify(rp, text, model=mid, dtype=dtype)
         assert_same_scores([(x["label"], x["score"]) for x in result["labels"]], ref.labels(text))
@@ -175,9 +173,7 @@ def test_classify_with_the_sentiment_model(served: Served, rp: RouterPage, dtype
 
 @pytest.mark.parametrize("dtype", ["default", "fp32"])
 def test_named_entities(served: Served, rp: RouterPage, dtype: str) -> None:
-    mid, folder, default = model(served, "ner")
-    dtype = default if dtype == "default" else dtype
-    ref = Onnx(folder, dtype, fuse=False)
+    mid, dtype, ref = reference(served, "ner", dtype)
     found = 0
     for text in ENTITIES:
         result = rp.call(
@@ -196,9 +192,7 @@ def test_named_entities(served: Served, rp: RouterPage, dtype: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["default", "fp32"])
 def test_zero_shot_classification_with_the_nli_model(served: Served, rp: RouterPage, dtype: str) -> None:
-    mid, folder, default = model(served, "nli")
-    dtype = default if dtype == "default" else dtype
-    ref = Onnx(folder, dtype, fuse=False)
+    mid, dtype, ref = reference(served, "nli", dtype)
     for text, labels, template in ZERO_SHOT:
         options: dict[str, Any] = {"labels": labels, "model": mid, "dtype": dtype}
         if template is not None:
@@ -211,9 +205,7 @@ def test_zero_shot_classification_with_the_nli_model(served: Served, rp: RouterP
 
 @pytest.mark.parametrize("dtype", ["default", "fp32"])
 def test_rerank(served: Served, rp: RouterPage, dtype: str) -> None:
-    mid, folder, default = model(served, "rerank")
-    dtype = default if dtype == "default" else dtype
-    ref = Onnx(folder, dtype, fuse=False)
+    mid, dtype, ref = reference(served, "rerank", dtype)
     docs = DOCUMENTS
     result = rp.call(
         "return await router.rerank(arg.query, arg.documents, arg.options);",
