@@ -1,9 +1,9 @@
 """A second engine: the router in Firefox ESR (Debian's ``firefox-esr``, driven over WebDriver BiDi by
 puppeteer-core: tests/firefox_harness.py). The same checks as the Chromium tests, through the same task
-runner (tests/site_harness.py): start-up cross-origin isolated with ONNX Runtime's threads, every local
-task answering with its reference's answer and no request leaving the origin, the static site reloaded
-with its server gone (the service worker and IndexedDB serve it), and the router embedded in a page of
-another origin.
+runner (tests/site_harness.py): the static site (with its ``_headers``) started cross-origin isolated with
+ONNX Runtime's threads, every local task answering with its reference's answer and no request leaving the
+origin, then the same page reloaded with its server gone (the service worker and IndexedDB serve it:
+one visit covers both, so the models load once); and the router embedded in a page of another origin.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import site_headers
 
 from tests.firefox_harness import Firefox, FirefoxContext, FirefoxPage
-from tests.harness import Server, free_port, start_server, stop_server
+from tests.harness import free_port, start_server, stop_server
 from tests.site_harness import build_test_site, check_local_tasks, run_local_tasks, start_static
 
 pytestmark = pytest.mark.browser
@@ -55,20 +55,6 @@ def foreign(urls: list[str], *origins: str) -> list[str]:
     return [u for u in urls if not u.startswith(tuple(o + "/" for o in origins) + ("data:", "blob:"))]
 
 
-def test_firefox_boots_isolated_and_runs_every_local_task(
-    firefox: Firefox, context: FirefoxContext, server: Server
-) -> None:
-    assert firefox.version.startswith("firefox/"), firefox.version
-    page = open_app(context, server.url)
-    info = page.evaluate("() => window.router.info")
-    # serve.py sends COOP/COEP: Firefox gives SharedArrayBuffer, so ONNX Runtime runs 2 threads here
-    assert info["crossOriginIsolated"] is True and info["threads"] == 2, info
-    assert info["ort"]["build"] == "plain", info["ort"]  # no WebGPU adapter in headless Firefox here
-    check_local_tasks(run_local_tasks(page, index_name="firefox"))
-    # every local task ran on the device: nothing left the page's origin
-    assert foreign(page.requests, server.origin) == []
-
-
 def _controlled(page: FirefoxPage) -> str | None:
     result: str | None = page.evaluate("""async () => { await navigator.serviceWorker.ready;
         for (let i = 0; i < 200 && !navigator.serviceWorker.controller; i++) {
@@ -78,15 +64,25 @@ def _controlled(page: FirefoxPage) -> str | None:
     return result
 
 
-def test_firefox_reloads_the_static_site_with_its_server_gone(context: FirefoxContext) -> None:
+def test_firefox_boots_isolated_runs_every_local_task_and_reloads_with_the_server_gone(
+    firefox: Firefox, context: FirefoxContext
+) -> None:
+    """One visit of the static site (with its ``_headers``: COOP/COEP and the CSP), online then offline:
+    the first half is start-up and every local task, the second the reload the service worker serves."""
+    assert firefox.version.startswith("firefox/"), firefox.version
     with tempfile.TemporaryDirectory() as tmp:
         site = build_test_site(Path(tmp) / "site")
-        srv = start_static(site.root, log=Path(tmp) / "static.log")
+        srv = start_static(site.root, headers_file=site.root / "_headers", log=Path(tmp) / "static.log")
         try:
             page = open_app(context, srv.url)
+            info = page.evaluate("() => window.router.info")
+            # the site's headers give SharedArrayBuffer, so ONNX Runtime runs 2 threads in Firefox too
+            assert info["crossOriginIsolated"] is True and info["threads"] == 2, info
+            assert info["ort"]["build"] == "plain", info["ort"]  # no WebGPU adapter in headless Firefox here
             assert _controlled(page) == srv.url + "sw.js"
-            # every model the tasks use is fetched (and kept) while online
+            # every model the tasks use is fetched (and kept) while online; nothing leaves the origin
             check_local_tasks(run_local_tasks(page, index_name="firefox-online"))
+            assert foreign(page.requests, srv.origin) == []
         finally:
             srv.stop()  # offline for real: nothing answers on that port any more
         page.reload()
