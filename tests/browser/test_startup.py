@@ -2,11 +2,13 @@
 of a booted interpreter and the Python packages with their bytecode, both in Cache Storage under keys made
 of the Pyodide build and our package's hash; and a stored entry that is broken is dropped and the start goes
 on as a first start does. Each test uses one browser profile across browser restarts (the same origin and
-port: the session's server). How fast that is lives in ``./hr bench startup``.
+port: the session's server), a copy of the profile one first visit made (checked once, in the module's
+fixture). How fast that is lives in ``./hr bench startup``.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,11 +96,6 @@ class Profile:
             context.close()
 
 
-@pytest.fixture
-def profile(playwright_instance: Any, server: Server, tmp_path: Path) -> Iterator[Profile]:
-    yield Profile(playwright_instance, tmp_path / "profile", server)
-
-
 def _first_visit(profile: Profile) -> list[float]:
     first, (stored,), _ = profile.visit(STORED)
     assert first["boot"]["snapshot"] == "miss" and first["boot"]["site"] == "miss", first["boot"]
@@ -106,6 +103,29 @@ def _first_visit(profile: Profile) -> list[float]:
     assert any("/snapshot-" in u for u in stored) and any("/site-packages-" in u for u in stored), stored
     vector: list[float] = first["vector"]
     return vector
+
+
+@pytest.fixture(scope="module")
+def visited(
+    playwright_instance: Any, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[float]]:
+    """A profile after one first visit (its entries stored), and the embedding that visit computed."""
+    first = Profile(playwright_instance, tmp_path_factory.mktemp("startup") / "profile", server)
+    return first.path, _first_visit(first)
+
+
+@pytest.fixture
+def profile(
+    playwright_instance: Any, server: Server, tmp_path: Path, visited: tuple[Path, list[float]]
+) -> Iterator[Profile]:
+    """A copy of the first visit's profile (the browser that made it is closed)."""
+    shutil.copytree(visited[0], tmp_path / "profile", symlinks=True)
+    yield Profile(playwright_instance, tmp_path / "profile", server)
+
+
+@pytest.fixture
+def reference(visited: tuple[Path, list[float]]) -> list[float]:
+    return visited[1]
 
 
 #: the stored packages cut short (their last file loses its end) under a sha256 that matches the cut bytes:
@@ -120,8 +140,9 @@ CUT_BUNDLE = f"""async () => {{
 }}"""
 
 
-def test_a_later_visit_boots_from_the_snapshot_and_the_stored_packages(profile: Profile) -> None:
-    reference = _first_visit(profile)
+def test_a_later_visit_boots_from_the_snapshot_and_the_stored_packages(
+    profile: Profile, reference: list[float]
+) -> None:
     later, (header,), requests = profile.visit(HEADER)
     assert later["boot"] == {"snapshot": "hit", "site": "hit"}, later["boot"]
     # our package's modules came imported in the snapshot (numpy, taken on first use, is not in it)
@@ -136,8 +157,9 @@ def test_a_later_visit_boots_from_the_snapshot_and_the_stored_packages(profile: 
     assert header["files"] > 100, header
 
 
-def test_a_broken_boot_cache_is_dropped_and_the_start_goes_on_as_a_first_one(profile: Profile) -> None:
-    reference = _first_visit(profile)
+def test_a_broken_boot_cache_is_dropped_and_the_start_goes_on_as_a_first_one(
+    profile: Profile, reference: list[float]
+) -> None:
     profile.visit(BREAK)  # a visit that starts from the good entries, then breaks them
     broken, (stored,), requests = profile.visit(STORED)
     assert broken["boot"]["snapshot"] == "corrupt" and broken["boot"]["site"] == "corrupt", broken["boot"]
@@ -149,8 +171,9 @@ def test_a_broken_boot_cache_is_dropped_and_the_start_goes_on_as_a_first_one(pro
     assert again["vector"] == pytest.approx(reference, abs=1e-6)
 
 
-def test_a_bundle_that_passes_its_check_but_is_cut_is_dropped(profile: Profile) -> None:
-    reference = _first_visit(profile)
+def test_a_bundle_that_passes_its_check_but_is_cut_is_dropped(
+    profile: Profile, reference: list[float]
+) -> None:
     profile.visit(CUT_BUNDLE)
     cut, (stored,), requests = profile.visit(STORED)
     assert cut["boot"] == {"snapshot": "hit", "site": "corrupt", "detail": cut["boot"].get("detail")}, cut[
