@@ -208,7 +208,14 @@ def test_hr_passes_a_signal_on_to_the_build_and_waits_for_it(sig: signal.Signals
     text = (REPO / "hr").read_text()
     function = text[text.index("forward_signals() {") :].split("\n}\n", 1)[0] + "\n}\n"
     script = f"set -euo pipefail\n{function}forward_signals \"{sys.executable}\" -c '{CHILD}'\n"
-    hr = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    # as from a terminal: SIGINT at its default (a pytest-xdist worker ignores it, and a shell started with a
+    # signal ignored cannot trap it)
+    hr = subprocess.Popen(
+        ["bash", "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
     assert hr.stdout is not None and hr.stdout.readline() == "ready\n"
     hr.send_signal(sig)
     out, _ = hr.communicate(timeout=60)
