@@ -111,6 +111,9 @@ def _context(browser: Any, viewport: str = "desktop", **options: Any) -> Any:
         **options,
     )
     context.add_init_script(CSP_LISTENER)
+    # the page's waits are for models' answers, queued behind what the worker runs (a chat model's load, a
+    # transcription): on a machine that runs two test workers on two cores, seconds become tens of seconds
+    context.set_default_timeout(180_000)
     return context
 
 
