@@ -132,6 +132,9 @@ def export(job: Job, reference: Path, out: Path) -> None:
 
 RECIPE = Recipe(
     name="gguf-llm",
+    # 2: a linear layer's blocks stored transposed, the tied head reading the table with transB: no
+    # Transpose to fold when the session is created
+    revision=2,
     reference=to_hf,
     export=export,
     tools=(

@@ -3,13 +3,14 @@ own blocks (:mod:`.gguf_blocks`): about a quarter of the fp32 file, computing wi
 
 Each weight is stored as its blocks (4-bit values packed two to a byte, or 8-bit values, with the blocks'
 scales and offsets, fp16 where that is lossless) followed by a few standard ops that compute
-``q * scale + offset`` and reshape/transpose the result into the matrix the ``MatMul`` (or the token
-embedding's ``Gather``) reads. Those ops take only initializers, so ONNX Runtime's constant folding
-(on at every graph optimization level, in onnxruntime-web too) computes the fp32 weights once when the
-session is created: the device downloads the compact file and runs at fp32 speed. ``MatMulNBits`` would
-keep the weights compact in memory, but onnxruntime-web 1.31's wasm build has no fast kernel for it: it
-dequantizes on every call. Measured in Chromium (plain SIMD-threaded build, 1 thread, 8 chained 1536x1536
-layers, one token; the machine busy with a training, so ratios only):
+``q * scale + offset`` and reshape the result into the matrix the ``MatMul`` (or the token
+embedding's ``Gather``) reads (a linear layer's blocks are stored transposed, so its ``[K, N]`` matrix
+needs no ``Transpose``: fewer passes over the fp32 weights). Those ops take only initializers, so ONNX
+Runtime's constant folding (on at every graph optimization level, in onnxruntime-web too) computes the
+fp32 weights once when the session is created: the device downloads the compact file and runs at fp32
+speed. ``MatMulNBits`` would keep the weights compact in memory, but onnxruntime-web 1.31's wasm build has
+no fast kernel for it: it dequantizes on every call. Measured in Chromium (plain SIMD-threaded build, 1
+thread, 8 chained 1536x1536 layers, one token; the machine busy with a training, so ratios only):
 
 ===============================  ========  ========
 B as                             time      vs fp32
@@ -27,7 +28,8 @@ kernels for 4-bit with uint8 zero points only: 1.4x fp32, float zero points 39x.
   the reference's order (llama.cpp permutes q/k rows for its rotary layout: the order is found by
   comparing with the export's weights);
 - the token embedding and the tied output head (``/lm_head/MatMul``) share one blocks table: the GGUF copy
-  equal to the reference's table (Q8_0).
+  equal to the reference's table (Q8_0); the head reads it as ``[V, K]`` with ``FusedMatMul``'s ``transB``
+  (ONNX Runtime's contrib op), so the folding has no transposed copy of the largest matrix to make.
 
 ``"matmul": "nbits"`` (Qwen2.5-Coder-0.5B: its 2 GB of fp32 weights and the folding's intermediates do not
 fit a 4 GB wasm heap, ``std::bad_alloc`` in Chromium): the block types with an exact 8-bit form (Q8_0,
@@ -106,48 +108,68 @@ class _Weights:
     def __init__(self, onnx: Any) -> None:
         self.onnx = onnx
         self.initializers: list[Any] = []
-        self.nodes: dict[str, list[Any]] = {}  # weight output -> the nodes that compute it
+        # a weight's name (``<p>/weight``) -> the nodes that compute it; the last one's output is the weight
+        # as ``[N, K]`` (``<p>/weight``) or as ``[K, N]`` (``<p>/weight_t``)
+        self.nodes: dict[str, list[Any]] = {}
 
     def _init(self, name: str, arr: np.ndarray) -> str:
         self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
 
     def add(self, p: str, blocks: Blocks, *, transpose: bool) -> str:
-        """Nodes computing the ``[N, K]`` weight (``[K, N]`` with ``transpose``); returns its tensor name."""
+        """Nodes computing the ``[N, K]`` weight (``[K, N]`` with ``transpose``); returns its tensor name.
+
+        With ``transpose`` the blocks are stored transposed (``q`` as ``[n_blocks, block, N]``, the scales
+        and offsets as ``[n_blocks, 1, N]``), so the nodes compute the ``[K, N]`` matrix directly: the same
+        ``q * scale + offset`` per weight, with no ``Transpose`` and one ``Reshape`` less for the constant
+        folding to run (each folded node is a pass over the whole fp32 weight when the session is created)."""
         h, f = self.onnx.helper.make_node, self.onnx.TensorProto.FLOAT
         n, k = blocks.shape
+        nb = blocks.q.shape[1]
+        if transpose and blocks.bits == 4 and n % 2:
+            raise BuildError(f"{p}: {n} output features, not even", hint="keep this model's fp32 dtype")
+        if transpose:  # [N, nb, block] -> [nb, block, N]; a 4-bit pair is two neighbouring columns n
+            q_values = np.ascontiguousarray(blocks.q.transpose(1, 2, 0))
+            grid: tuple[int, ...] = (nb, 1, n // 2, 2) if blocks.bits == 4 else (nb, 1, n)
+            scale_arr = np.ascontiguousarray(blocks.scale.T).reshape(grid)
+            offset_arr = np.ascontiguousarray(blocks.offset.T).reshape(grid)
+            out_shape, out = [k, n], f"{p}/weight_t"
+        else:
+            q_values = blocks.q
+            scale_arr, offset_arr = blocks.scale[..., None], blocks.offset[..., None]
+            out_shape, out = [n, k], f"{p}/weight"
         nodes = []
         if blocks.bits == 4:  # a byte holds two values: a 256-entry table gives both as floats, one pass
-            q = self._init(f"{p}.q4", pack_nibbles(blocks.q))
+            q = self._init(f"{p}.q4", pack_nibbles(q_values))
             lut = self._init(f"{p}.nibbles", _NIBBLES)
-            blocks_shape = self._init(f"{p}.blocks_shape", np.array(blocks.q.shape, np.int64))
             nodes += [
                 h("Cast", [q], [f"{p}/bytes"], to=self.onnx.TensorProto.INT32),  # Gather's indices
-                h("Gather", [lut, f"{p}/bytes"], [f"{p}/pairs"], axis=0),  # [N, nb, block/2, 2]
-                h("Reshape", [f"{p}/pairs", blocks_shape], [f"{p}/values"]),
+                h("Gather", [lut, f"{p}/bytes"], [f"{p}/pairs"], axis=0),  # [..., pairs, 2]
             ]
+            values = f"{p}/pairs"
+            if not transpose:
+                blocks_shape = self._init(f"{p}.blocks_shape", np.array(blocks.q.shape, np.int64))
+                nodes.append(h("Reshape", [values, blocks_shape], [f"{p}/values"]))
+                values = f"{p}/values"
         else:
-            q = self._init(f"{p}.q8", blocks.q)
-            nodes.append(h("Cast", [q], [f"{p}/values"], to=f))
-        scale = self._init(f"{p}.scale", _lossless_f16(blocks.scale[..., None]))
+            q = self._init(f"{p}.q8", q_values)
+            values = f"{p}/values"
+            nodes.append(h("Cast", [q], [values], to=f))
+        scale = self._init(f"{p}.scale", _lossless_f16(scale_arr))
         nodes += [
             h("Cast", [scale], [f"{p}/scale_f"], to=f),
-            h("Mul", [f"{p}/values", f"{p}/scale_f"], [f"{p}/scaled"]),
+            h("Mul", [values, f"{p}/scale_f"], [f"{p}/scaled"]),
         ]
         last = f"{p}/scaled"
         if np.any(blocks.offset):
-            offset = self._init(f"{p}.offset", _lossless_f16(blocks.offset[..., None]))
+            offset = self._init(f"{p}.offset", _lossless_f16(offset_arr))
             nodes += [
                 h("Cast", [offset], [f"{p}/offset_f"], to=f),
                 h("Add", [last, f"{p}/offset_f"], [f"{p}/w3"]),
             ]
             last = f"{p}/w3"
-        shape = self._init(f"{p}.shape", np.array([n, k], np.int64))
-        nodes.append(h("Reshape", [last, shape], [f"{p}/weight"]))
-        out = f"{p}/weight"
-        if transpose:
-            nodes.append(h("Transpose", [out], [f"{p}/weight_t"], perm=[1, 0]))
-            out = f"{p}/weight_t"
+        shape = self._init(f"{p}.shape", np.array(out_shape, np.int64))
+        nodes.append(h("Reshape", [last, shape], [out]))
         for i, node in enumerate(nodes):
             node.name = f"{p}/gguf{i}"
         self.nodes[f"{p}/weight"] = nodes
@@ -267,21 +289,23 @@ def _probe_nbits(onnx: Any, nbits: _Nbits, model: Any, name: str, inits: list[An
 
 def _probe(onnx: Any, weights: _Weights, model: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """Run the file's own nodes and initializers for the weights ``names`` (all) in onnxruntime: the
-    weights it computes with."""
+    weights it computes with, each as ``[N, K]``."""
     import onnxruntime as ort
 
     names = list(weights.nodes) if names is None else names
-    nodes = [n for w in names for n in weights.nodes[w] if n.op_type != "Transpose"]
+    nodes = [n for w in names for n in weights.nodes[w]]
     used = {i for n in nodes for i in n.input}
     inits = [i for i in weights.initializers if i.name in used]
-    outputs = [onnx.helper.make_tensor_value_info(w, onnx.TensorProto.FLOAT, None) for w in names]
+    computed = [weights.nodes[w][-1].output[0] for w in names]
+    outputs = [onnx.helper.make_tensor_value_info(c, onnx.TensorProto.FLOAT, None) for c in computed]
     graph = onnx.helper.make_graph(nodes, "weights", [], outputs, inits)
     probe = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))
     probe.ir_version = model.ir_version
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return dict(zip(names, sess.run(None, {}), strict=True))
+    arrays = sess.run(None, {})
+    return {w: a.T if c.endswith("/weight_t") else a for w, c, a in zip(names, computed, arrays, strict=True)}
 
 
 def _computed_diff(onnx: Any, weights: _Weights, model: Any, references: dict[str, np.ndarray]) -> float:
@@ -339,9 +363,18 @@ def _tied_nodes(
         gather = nbits.gather("gguf/token_embd", names, embed.input[1], embed.output[0], k, form[2])
         return gather, [nbits.matmul("gguf/token_embd", names, form[0].shape, head.input[0], head.output[0])]
     table = weights.add("gguf/token_embd", blocks, transpose=False)
+    # the head reads the [V, K] table as it is (transB): no fp32 Transpose of the largest matrix to fold;
+    # the same products as MatMul with the transposed table (the kernel packs B either way)
     return [h("Gather", [table, embed.input[1]], list(embed.output), name=embed.name, axis=0)], [
-        h("Transpose", [table], [f"{table}_t"], name=f"{head.name}/transpose", perm=[1, 0]),
-        h("MatMul", [head.input[0], f"{table}_t"], list(head.output), name=head.name),
+        h(
+            "FusedMatMul",
+            [head.input[0], table],
+            list(head.output),
+            name=head.name,
+            domain="com.microsoft",
+            transB=1,
+            alpha=1.0,
+        ),
     ]
 
 
@@ -443,7 +476,8 @@ def convert(
     kept = [i for i in graph.initializer if i.name not in drop] + weights.initializers + nbits.initializers
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    if nbits.matmuls and not any(o.domain == "com.microsoft" for o in model.opset_import):
+    contrib = bool(nbits.matmuls) or any(n.domain == "com.microsoft" for n in head_nodes)
+    if contrib and not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(dst))
     progress(

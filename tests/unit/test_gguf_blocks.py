@@ -94,6 +94,9 @@ def test_the_files_constant_ops_compute_the_blocks_weights(kind: str, transpose:
     model.ir_version = 8
     got = _probe(onnx, weights, model)["w/weight"]
     assert np.array_equal(got, blocks.dequantize())
+    # a linear layer's [K, N] comes straight from its transposed blocks: nothing to transpose when folding
+    ops = [n.op_type for n in weights.nodes["w/weight"]]
+    assert "Transpose" not in ops and ops.count("Reshape") == (1 if transpose else 1 + (blocks.bits == 4))
 
 
 def test_offsets_are_stored_only_where_a_type_has_them() -> None:
