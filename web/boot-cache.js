@@ -7,7 +7,9 @@
  * `integrity`, as Pyodide's own loadPackage does) and the wheels, and unpacks them without micropip (which
  * would itself have to be unpacked and imported first) and without loading every shared library of numpy
  * up front (Python dlopens the ones an import needs). While it imports, Python writes the bytecode of every
- * module it compiles; after `ready`, that site-packages folder is packed (a bundle of its files, uncompressed,
+ * module it compiles; after `ready`, once no call of the page has been in flight for 2 s (web/worker.js
+ * whenIdle: the packing and the snapshot's second interpreter are seconds of CPU that would otherwise slow
+ * the first calls down), that site-packages folder is packed (a bundle of its files, uncompressed,
  * that JS writes into the file system on a later start: writeBundle) and stored under
  * a key made of the Pyodide build and the packages' and wheels' URLs (all content-hashed: a new build of our
  * package is a new key, and the entries of other keys are deleted). A later start reads that one entry,

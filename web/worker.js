@@ -18,8 +18,36 @@ import * as bridge from "./py-bridge.js";
 /** @type {any} */ let app = null;
 /** @type {any[]} */ const early = [];
 
+/** the ids of the page's calls not yet answered, and when the last one was (web/protocol.js) */
+const inFlight = new Set();
+let lastAnswered = 0;
+
 /** @param {any} message */
-const post = (message) => self.postMessage(message);
+const post = (message) => {
+  if (message && (message.type === "result" || message.type === "error") && inFlight.delete(message.id)) {
+    lastAnswered = performance.now();
+  }
+  self.postMessage(message);
+};
+
+/**
+ * Resolves once no call of the page has been in flight for `quietMs` (counted from now at the earliest), or
+ * `atMostMs` from now whatever runs: work for later (the boot cache) keeps off the cores a call is using.
+ * @param {number} quietMs @param {number} atMostMs @returns {Promise<void>}
+ */
+function whenIdle(quietMs, atMostMs) {
+  const asked = performance.now();
+  lastAnswered = Math.max(lastAnswered, asked);
+  return new Promise((resolve) => {
+    const check = () => {
+      const now = performance.now();
+      const quiet = inFlight.size === 0 ? now - lastAnswered : 0;
+      if (quiet >= quietMs || now - asked >= atMostMs) resolve();
+      else setTimeout(check, Math.min(quietMs - quiet, 250));
+    };
+    check();
+  });
+}
 
 /** @param {string} step @param {number} progress @param {Record<string, any>} [extra] */
 const bootProgress = (step, progress, extra = {}) =>
@@ -42,8 +70,10 @@ class BootError extends Error {
   }
 }
 
-/** how long after `ready` the Python packages are stored for the next start (web/boot-cache.js) */
+/** the Python packages are stored for the next start (web/boot-cache.js) once no call has been in flight for
+ * this long after `ready`, or PACK_AT_MOST_MS after it whatever runs */
 const PACK_DELAY_MS = 2000;
+const PACK_AT_MOST_MS = 60_000;
 /** ms after ready before numpy is imported (a call that needs it first imports it itself) */
 const NUMPY_DELAY_MS = 500;
 
@@ -176,12 +206,13 @@ async function boot(options) {
   // numpy, which our modules take on first use (hybrid_router/_lazy.py), imported once the page's first
   // messages have had their turn, unless a call did (before the packages are stored: PACK_DELAY_MS)
   setTimeout(() => pyodide.runPython("import numpy"), NUMPY_DELAY_MS);
-  // for the next start: site-packages with the bytecode compiled so far, stored once the page's first
-  // messages have had their turn (web/boot-cache.js)
-  setTimeout(() => packSite(pyodide, installed)
+  // for the next start: site-packages with the bytecode compiled so far, and the memory snapshot (a second
+  // interpreter booted in a worker of its own: seconds of CPU), made once the page's calls have been answered
+  // and none came for PACK_DELAY_MS, so that they do not slow the first calls down (web/boot-cache.js)
+  whenIdle(PACK_DELAY_MS, PACK_AT_MOST_MS).then(() => packSite(pyodide, installed))
     .catch((error) => console.warn("the Python packages were not stored for the next start", error))
     .then(() => makeSnapshot(pyodide, restored, indexURL, installed))
-    .catch((error) => console.warn("no Python snapshot was made for the next start", error)), PACK_DELAY_MS);
+    .catch((error) => console.warn("no Python snapshot was made for the next start", error));
 }
 
 /**
@@ -227,9 +258,10 @@ self.onmessage = (event) => {
         details: {},
       } });
     });
-  } else if (app) {
-    deliver(message);
   } else {
-    early.push(message);
+    const id = message?.id;
+    if (message?.type === "call" && (typeof id === "number" || typeof id === "string")) inFlight.add(id);
+    if (app) deliver(message);
+    else early.push(message);
   }
 };
