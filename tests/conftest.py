@@ -27,8 +27,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         return
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if "not built" in str(r.longrepr)]
     terminalreporter.write_sep("-", "models not built here")
+    what = (
+        f"{len(skipped)} test(s) skipped for a model not built"
+        if skipped
+        else "not built here, and no test of this run was skipped for them"
+    )
     terminalreporter.write_line(
-        f"{', '.join(missing)}: {len(skipped)} test(s) skipped for a model not built. `./hr build` builds "
+        f"{', '.join(missing)}: {what}. `./hr build` builds "
         "every model (the four trainings about 47 min, the bigger chat model about 35 min on 2 cores); "
         "`./hr test` then runs their tests too."
     )
