@@ -67,12 +67,23 @@ def key_of(obj: Any) -> str:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``final`` that becomes ``final`` only if the block succeeds."""
+def atomic_dir(final: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to ``final`` that becomes ``final`` only if the block succeeds.
+
+    ``keep_existing``: for a folder named by its content (a hash of what it holds): if another process made
+    ``final`` while the block ran, that one is kept and this one dropped, instead of removing a folder the
+    other process may be reading from."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield tmp
+        if keep_existing:
+            try:
+                tmp.rename(final)  # refused when final exists and holds files: the other process's
+            except OSError:
+                if not final.is_dir():
+                    raise
+            return
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

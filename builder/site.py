@@ -136,8 +136,8 @@ def _split_cached(
         return split_file(src, dest, part_bytes)
     folder = cache / f"{sha256}-{part_bytes}"
     index = folder / "parts.json"
-    if not index.is_file():
-        with atomic_dir(folder) as tmp:
+    if not index.is_file():  # another build splitting the same file at once keeps its folder (same bytes)
+        with atomic_dir(folder, keep_existing=True) as tmp:
             made = split_file(src, tmp / "file", part_bytes)
             (tmp / "parts.json").write_text(json.dumps([[p.name, n, h] for p, n, h in made]))
     out = []

@@ -394,3 +394,32 @@ def test_the_parts_of_a_built_model_are_kept_and_linked_into_the_next_site(tmp_p
     assert [n for _, n, _ in again] == [1000, 1000, 48]
     assert all(a.stat().st_ino == b.stat().st_ino for (a, _, _), (b, _, _) in zip(first, again, strict=True))
     assert b"".join(p.read_bytes() for p, _, _ in again) == src.read_bytes()
+
+
+def test_two_builds_splitting_one_file_at_once_keep_the_first_ones_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two site builds (two test workers) split the same model at once: the second to finish keeps the
+    first one's folder, which the first is linking its site's parts from, instead of removing it."""
+    import builder.site as site
+
+    src = tmp_path / "model.onnx"
+    src.write_bytes(bytes(range(256)) * 8)
+    real_split = site.split_file
+    linked: list[tuple[Path, int, str]] = []
+    other: list[bool] = []
+
+    def split_while_another_build_finishes(s: Path, dest: Path, part_bytes: int) -> Any:
+        if not other:  # the other build: splits, publishes the folder and links from it first
+            other.append(True)
+            linked.extend(
+                site._split_cached(s, sha(s), tmp_path / "a" / "model.onnx", 1000, tmp_path / "parts")
+            )
+        return real_split(s, dest, part_bytes)
+
+    monkeypatch.setattr(site, "split_file", split_while_another_build_finishes)
+    mine = site._split_cached(src, sha(src), tmp_path / "b" / "model.onnx", 1000, tmp_path / "parts")
+    assert [(p.name, n, h) for p, n, h in mine] == [(p.name, n, h) for p, n, h in linked]
+    # both sites link the one folder that stayed, and nothing of the dropped one is left
+    assert all(a.stat().st_ino == b.stat().st_ino for (a, _, _), (b, _, _) in zip(linked, mine, strict=True))
+    assert [f.name for f in (tmp_path / "parts").iterdir()] == [f"{sha(src)}-1000"]
