@@ -37,11 +37,10 @@ const post = (message) => {
  */
 function whenIdle(quietMs, atMostMs) {
   const asked = performance.now();
-  lastAnswered = Math.max(lastAnswered, asked);
   return new Promise((resolve) => {
     const check = () => {
       const now = performance.now();
-      const quiet = inFlight.size === 0 ? now - lastAnswered : 0;
+      const quiet = inFlight.size === 0 ? now - Math.max(lastAnswered, asked) : 0;
       if (quiet >= quietMs || now - asked >= atMostMs) resolve();
       else setTimeout(check, Math.min(quietMs - quiet, 250));
     };
