@@ -13,6 +13,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -61,6 +63,8 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    #: a browser profile that visited this server once (see :class:`WarmProfile`); None: every page fresh
+    warm: WarmProfile | None = None
 
     @property
     def origin(self) -> str:
@@ -175,10 +179,106 @@ def with_test_chat_model(server: Server, options: dict[str, Any] | None) -> dict
     return out
 
 
+#: the boot cache's Cache Storage name (web/boot-cache.js CACHE_NAME)
+BOOT_CACHE = "hybrid-router-boot-v1"
+
+
+class WarmProfile:
+    """A browser profile that visited ``server`` once: its boot cache (the memory snapshot and the packages'
+    bundle) stored and the models of the test policy in its model cache, as a returning user's browser has
+    them. :meth:`new_context` gives each page a copy of it, in a browser of its own (a persistent context).
+
+    The tests whose subject is a first visit (start-up, the model cache, privacy of the downloads, every
+    deployment's fresh profile) ask for a fresh context (``open_router_page(..., fresh=True)`` or
+    ``browser.new_context()``); the others start where a returning user starts, which skips the first
+    visit's Python start-up, boot-cache writing and model downloads (about 12 s of 2 cores per page here).
+    """
+
+    def __init__(self, server: Server, root: Path, models: list[str]) -> None:
+        self.server, self.root, self.models = server, root, models
+        self._made: Path | None = None
+        self._lock = threading.Lock()
+
+    def _make(self, browser_type: Any) -> Path:
+        with self._lock:
+            if self._made is None:
+                profile = self.root / "profile"
+                # the plain flags, whatever browser asks first: the models of a device without WebGPU
+                context = browser_type.launch_persistent_context(
+                    str(profile), executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS
+                )
+                try:
+                    page = context.new_page()
+                    page.goto(self.server.url + "sandbox.html")
+                    page.evaluate(
+                        """async ({ options, models, cache }) => {
+                        const { HybridRouter } = await import("/hybrid-router.js");
+                        const router = await HybridRouter.create(options);
+                        if (models.length) await router.preload(models);
+                        // the boot cache is written once no call has been in flight for a while
+                        const deadline = Date.now() + 120000;
+                        for (;;) {
+                          const urls = (await (await caches.open(cache)).keys()).map((r) => r.url);
+                          if (urls.some((u) => u.includes("/snapshot-"))
+                              && urls.some((u) => u.includes("/site-packages-"))) break;
+                          if (Date.now() > deadline) throw new Error("boot cache not stored: " + urls);
+                          await new Promise((r) => setTimeout(r, 250));
+                        }
+                        router.terminate();
+                      }""",
+                        {
+                            "options": with_test_chat_model(self.server, None),
+                            "models": self.models,
+                            "cache": BOOT_CACHE,
+                        },
+                    )
+                finally:
+                    context.close()
+                self._made = profile
+            return self._made
+
+    def new_context(self, browser: Any) -> Any:
+        """A persistent context on a copy of the warm profile, launched as ``browser`` was; the copy is
+        removed when the context closes."""
+        args = _LAUNCH_ARGS.get(id(browser), CHROMIUM_FLAGS)
+        profile = self._make(browser.browser_type)
+        copy = Path(tempfile.mkdtemp(prefix="profile-", dir=self.root))
+        shutil.copytree(profile, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("Singleton*"))
+        context = browser.browser_type.launch_persistent_context(
+            str(copy), executable_path=chromium_path(), headless=True, args=args
+        )
+        context.on("close", lambda _c: shutil.rmtree(copy, ignore_errors=True))
+        return context
+
+
+def warm_models(server: Server) -> list[str]:
+    """The models a test page loads under the default policy: every served model but the chat models
+    other than :data:`TEST_CHAT_MODEL`."""
+    with urllib.request.urlopen(server.url + "boot.json", timeout=10) as resp:
+        boot = json.load(resp)
+    url = urllib.parse.urljoin(server.url + "boot.json", boot["models_manifest"])
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        manifest = json.load(resp)
+    return [
+        m["id"]
+        for m in manifest["models"]
+        if "text-generation" not in m["tasks"] or m["id"] == TEST_CHAT_MODEL
+    ]
+
+
 def open_router_page(
-    browser: Any, server: Server, *, create: bool = True, options: dict[str, Any] | None = None
+    browser: Any,
+    server: Server,
+    *,
+    create: bool = True,
+    options: dict[str, Any] | None = None,
+    fresh: bool = False,
 ) -> RouterPage:
-    context = browser.new_context()
+    """A page of ``server``'s sandbox with ``window.router`` created (``create``). Its context is a copy
+    of the server's warm profile where it has one (a returning user's browser), or a fresh one (``fresh``,
+    or no warm profile: a first visit)."""
+    fresh = fresh or bool(os.environ.get("HYBRID_ROUTER_TEST_FRESH_PROFILES"))
+    context = browser.new_context() if fresh or server.warm is None else server.warm.new_context(browser)
     requests = RequestLog()
     requests.attach(context)
     page = context.new_page()
@@ -204,7 +304,13 @@ def load_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+#: the arguments each browser of :func:`launch_browser` was launched with (by id), for its warm contexts
+_LAUNCH_ARGS: dict[int, list[str]] = {}
+
+
 def launch_browser(playwright: Any, extra_args: list[str] | None = None) -> Any:
-    return playwright.chromium.launch(
-        executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS + (extra_args or [])
-    )
+    args = CHROMIUM_FLAGS + (extra_args or [])
+    browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
+    _LAUNCH_ARGS[id(browser)] = args
+    browser.on("disconnected", lambda _b: _LAUNCH_ARGS.pop(id(browser), None))
+    return browser

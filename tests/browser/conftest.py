@@ -12,11 +12,13 @@ from tests.harness import (
     REPO,
     RouterPage,
     Server,
+    WarmProfile,
     launch_browser,
     load_json,
     open_router_page,
     start_server,
     stop_server,
+    warm_models,
 )
 
 __all__ = ["REPO", "RouterPage", "load_json", "open_router_page"]
@@ -29,6 +31,7 @@ RELAY_KEY = "sk-test-relay-key-never-in-the-page"
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("serve"))
+    srv.warm = WarmProfile(srv, tmp_path_factory.mktemp("warm"), warm_models(srv))
     yield srv
     stop_server(srv)
 
@@ -49,8 +52,10 @@ def browser(playwright_instance: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def router_page(browser: Any, server: Server) -> Iterator[RouterPage]:
-    rp = open_router_page(browser, server)
+def router_page(request: pytest.FixtureRequest, browser: Any, server: Server) -> Iterator[RouterPage]:
+    """The module's page, on a returning user's profile unless the module sets FRESH_PROFILE (a first
+    visit: its downloads are what it checks)."""
+    rp = open_router_page(browser, server, fresh=getattr(request.module, "FRESH_PROFILE", False))
     yield rp
     rp.page.context.close()
 
@@ -92,6 +97,7 @@ def cloud_server(tmp_path_factory: pytest.TempPathFactory, fault_proxy: FaultPro
             "label": "Qwen2.5-Coder-0.5B-Instruct on llama-server (test cloud)",
         },
     )
+    srv.warm = WarmProfile(srv, tmp_path_factory.mktemp("warm-cloud"), warm_models(srv))
     yield srv
     stop_server(srv)
 

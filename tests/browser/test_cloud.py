@@ -70,7 +70,8 @@ def test_the_page_never_holds_the_key(page: RouterPage) -> None:
 def test_a_missing_local_model_file_falls_back_to_the_cloud(
     browser: Any, cloud_server: Any, proxy: FaultProxy
 ) -> None:
-    rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS)
+    # a first visit: a returning user's profile has the model in its cache, and would not ask the network
+    rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS, fresh=True)
     try:
         rp.page.context.route(
             "**/models/SmolLM2-135M-Instruct/onnx/**", lambda route: route.fulfill(status=404, body="missing")

@@ -107,7 +107,7 @@ def test_terminate_rejects_pending_calls(browser: Any, server: Any) -> None:
 
 def test_boot_and_embedding_stay_on_the_local_server(browser: Any, server: Any) -> None:
     """Privacy: every request the browser makes (page and worker) goes to our own server."""
-    rp = open_router_page(browser, server)
+    rp = open_router_page(browser, server, fresh=True)  # a first visit: the downloads are what it checks
     try:
         _embed(rp, ["private text that must not leave the device", "second"], "fp32")
         _embed(rp, ["private text that must not leave the device"], "q8")

@@ -167,7 +167,8 @@ def test_an_entity_model_that_fails_to_load_keeps_the_prompt_on_the_device(
     """The entity model is installed but its weights do not load (the server answers its ONNX file with
     garbage): under 'local' and 'redact' the prompt that would go to the cloud stays on the device, its
     route naming the detector that could not run; 'cloud' is refused; nothing reaches the cloud."""
-    rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS)
+    # a first visit: a returning user's profile has the entity model in its cache, not asking the network
+    rp = open_router_page(browser, cloud_server, options=CLOUD_OPTIONS, fresh=True)
     served: list[str] = []
 
     def corrupt(route: Any) -> None:

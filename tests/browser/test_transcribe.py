@@ -24,6 +24,8 @@ from tests.harness import RouterPage
 from tests.speech import SENTENCES, normalize, speak, word_error_rate
 
 pytestmark = pytest.mark.browser
+#: the module's page is a first visit: its privacy test checks the model's downloads
+FRESH_PROFILE = True
 
 MODEL = "whisper-tiny.en"
 MAX_WER = 0.2
