@@ -34,6 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.warm = WarmProfile(srv, tmp_path_factory.mktemp("warm"), warm_models(srv))
     yield srv
     stop_server(srv)
+    srv.warm.remove()
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +101,7 @@ def cloud_server(tmp_path_factory: pytest.TempPathFactory, fault_proxy: FaultPro
     srv.warm = WarmProfile(srv, tmp_path_factory.mktemp("warm-cloud"), warm_models(srv))
     yield srv
     stop_server(srv)
+    srv.warm.remove()
 
 
 @pytest.fixture
