@@ -2,8 +2,9 @@
 
 Each runs as a user runs it (``./hr bench NAME --smoke``, here ``python -m bench NAME --smoke --json
 PATH``) in a process of its own, two at a time (a benchmark's page waits on its calls a good part of the
-time; the first test starts them all, each test checks its own): it must finish (a page call that hangs fails the benchmark after
-``HYBRID_ROUTER_BENCH_TIMEOUT_S``; the whole run is stopped after ``RUN_TIMEOUT_S``), exit 0 and print
+time; the first test starts them all, each test checks its own): it must finish (a page call that hangs
+fails the benchmark after ``HYBRID_ROUTER_BENCH_TIMEOUT_S``; the whole run is stopped after
+``RUN_TIMEOUT_S``), exit 0 and print
 its tables, whose rows must be sane: as wide as the header, named, with finite numbers. No timing is
 asserted (speed lives in the benchmarks themselves). What a benchmark needs that is not built here (the
 cloud tier, the speech model, espeak-ng) skips it, saying so; ``./hr test`` builds all of it.
