@@ -155,14 +155,18 @@ class RouterPage:
 TEST_CHAT_MODEL = "SmolLM2-135M-Instruct"
 
 
-def served_chat_models(server: Server) -> list[str]:
-    """The text-generation models of the manifest ``server`` serves (built ones only)."""
+def served_models(server: Server) -> list[dict[str, Any]]:
+    """The models of the manifest ``server`` serves (built ones only)."""
     with urllib.request.urlopen(server.url + "boot.json", timeout=10) as resp:
         boot = json.load(resp)
     url = urllib.parse.urljoin(server.url + "boot.json", boot["models_manifest"])
     with urllib.request.urlopen(url, timeout=10) as resp:
-        manifest = json.load(resp)
-    return [m["id"] for m in manifest["models"] if "text-generation" in m["tasks"]]
+        return list(json.load(resp)["models"])
+
+
+def served_chat_models(server: Server) -> list[str]:
+    """The text-generation models of the manifest ``server`` serves (built ones only)."""
+    return [m["id"] for m in served_models(server) if "text-generation" in m["tasks"]]
 
 
 def with_test_chat_model(server: Server, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -259,14 +263,9 @@ class WarmProfile:
 def warm_models(server: Server) -> list[str]:
     """The models a test page loads under the default policy: every served model but the chat models
     other than :data:`TEST_CHAT_MODEL`."""
-    with urllib.request.urlopen(server.url + "boot.json", timeout=10) as resp:
-        boot = json.load(resp)
-    url = urllib.parse.urljoin(server.url + "boot.json", boot["models_manifest"])
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        manifest = json.load(resp)
     return [
         m["id"]
-        for m in manifest["models"]
+        for m in served_models(server)
         if "text-generation" not in m["tasks"] or m["id"] == TEST_CHAT_MODEL
     ]
 

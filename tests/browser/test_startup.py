@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.harness import CHROMIUM_FLAGS, RequestLog, Server, chromium_path
+from tests.harness import BOOT_CACHE, CHROMIUM_FLAGS, RequestLog, Server, chromium_path
 
 pytestmark = pytest.mark.browser
 
 SENTENCE = "How do I reset my password?"
-CACHE = "hybrid-router-boot-v1"
+CACHE = BOOT_CACHE
 
 VISIT = f"""async (sentence) => {{
   const {{ HybridRouter }} = await import("/hybrid-router.js");
