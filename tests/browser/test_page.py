@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,13 +154,18 @@ def _chat_input_above_the_fold(page: Any) -> None:
 
 def _routing_is_live(page: Any, after: str) -> dict[str, Any]:
     """The routing panel redraws once a call has ended: it soon shows what the router counted. (Polled with
-    evaluate: wait_for_function evals its text, which the page's policy refuses.)"""
+    evaluate: wait_for_function evals its text, which the page's policy refuses. The wait allows 120 s: on
+    a loaded machine the redraw's own call to the worker can queue behind the boot cache's packing; a panel
+    that is not live never catches up.)"""
     routing: dict[str, Any] = {}
-    for _ in range(100):
+    deadline = time.monotonic() + 120
+    while True:
         routing = dict(page.evaluate(ROUTING_JS))
-        if routing["shown"] == routing["counted"]:
-            return routing
+        if routing["shown"] == routing["counted"] or time.monotonic() > deadline:
+            break
         page.wait_for_timeout(100)
+    if routing["shown"] == routing["counted"]:
+        return routing
     raise AssertionError(
         f"after {after}: the routing panel shows {routing['shown']}, stats() {routing['counted']}"
     )
