@@ -1,5 +1,4 @@
-"""Real-browser fixtures (see tests/harness.py): one serve.py and one Chromium per session; the benchmarks'
-smoke runs in the background of the session (tests/bench_runs.py), their tests last."""
+"""Real-browser fixtures (see tests/harness.py): one serve.py and one Chromium per session."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.bench_runs import BenchRuns
 from tests.faults import FaultProxy
 from tests.harness import (
     REPO,
@@ -28,43 +26,6 @@ __all__ = ["REPO", "RouterPage", "load_json", "open_router_page"]
 CLOUD_MODEL = "qwen2.5-coder-0.5b-instruct"
 #: a key the relay adds upstream: the tests check that the page never sees it
 RELAY_KEY = "sk-test-relay-key-never-in-the-page"
-#: the module that checks the benchmarks' smoke runs
-BENCH_FILE = "test_benches.py"
-
-
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[Any]) -> None:
-    """The benchmarks' tests last (a stable sort): their processes run from the session's first test on
-    (:func:`bench_runs`), so that they are done, or nearly, when their tests look at them."""
-    items.sort(key=lambda item: item.path.name == BENCH_FILE)
-
-
-def bench_names(items: list[Any]) -> list[str]:
-    """The benchmarks whose smoke tests are among ``items``."""
-    return [
-        str(item.callspec.params["name"])
-        for item in items
-        if isinstance(item, pytest.Function) and item.path.name == BENCH_FILE and hasattr(item, "callspec")
-    ]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def bench_runs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BenchRuns | None]:
-    """The smoke runs of the session's benchmarks, started with its first test: one at a time beside the
-    other tests (filling the cores their pages leave idle), two when the session runs nothing else. None
-    on a pytest-xdist worker (which of the session's tests it gets is not known here: test_benches starts
-    its own) or when no benchmark is selected."""
-    names = bench_names(request.session.items)
-    if not names or hasattr(request.config, "workerinput"):
-        yield None
-        return
-    only = all(item.path.name == BENCH_FILE for item in request.session.items)
-    runs = BenchRuns(names, tmp_path_factory.mktemp("bench"), at_once=2 if only else 1)
-    try:
-        yield runs
-    finally:
-        runs.stop()
 
 
 @pytest.fixture(scope="session")

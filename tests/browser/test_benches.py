@@ -1,27 +1,104 @@
 """Every benchmark in bench/ runs once in its smallest form, so that none rots unnoticed.
 
-Each runs as a user runs it (``./hr bench NAME --smoke``) in a process of its own, in the background of
-the browser session from its first test on (tests/bench_runs.py; these tests run last and check what the
-runs left): it must finish (a page call that hangs fails the benchmark after
-``HYBRID_ROUTER_BENCH_TIMEOUT_S``; a whole run is stopped after ``RUN_TIMEOUT_S``), exit 0 and print its
-tables, whose rows must be sane: as wide as the header, named, with finite numbers. No timing is asserted
-(speed lives in the benchmarks themselves). What a benchmark needs that is not built here (the cloud tier,
-the speech model, espeak-ng) skips it, saying so; ``./hr test`` builds all of it.
+Each runs as a user runs it (``./hr bench NAME --smoke``, here ``python -m bench NAME --smoke --json
+PATH``) in a process of its own, two at a time (a benchmark's page waits on its calls a good part of the
+time; the first test starts them all, each test checks its own): it must finish (a page call that hangs
+fails the benchmark after ``HYBRID_ROUTER_BENCH_TIMEOUT_S``; the whole run is stopped after
+``RUN_TIMEOUT_S``), exit 0 and print
+its tables, whose rows must be sane: as wide as the header, named, with finite numbers. No timing is
+asserted (speed lives in the benchmarks themselves). What a benchmark needs that is not built here (the
+cloud tier, the speech model, espeak-ng) skips it, saying so; ``./hr test`` builds all of it.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import json
 import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.bench_runs import BENCHES, BenchRuns, missing
-
-from .conftest import bench_names
+from tests.harness import REPO
 
 pytestmark = pytest.mark.browser
+
+#: the benchmarks ``./hr bench`` offers (read from bench/__main__.py, which runs when imported)
+BENCHES: tuple[str, ...] = next(
+    ast.literal_eval(node.value)
+    for node in ast.parse((REPO / "bench" / "__main__.py").read_text()).body
+    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "BENCHES"
+)
+#: the smallest form of each
+ARGS: dict[str, list[str]] = {name: ["--smoke"] for name in BENCHES}
+RUN_TIMEOUT_S = 420
+CALL_TIMEOUT_S = 180
+#: how many benchmark processes run at once
+AT_ONCE = 2
+
+
+def _missing(name: str) -> str | None:
+    """What ``name`` needs that is not built here (None: nothing)."""
+    from builder.llama import cloud_tier_built
+    from builder.models import read_index
+
+    built = set(read_index())
+    needs = {"SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"} if name not in ("relay_load",) else set()
+    if name == "transcribe":
+        needs = {"whisper-tiny.en"}
+        if shutil.which("espeak-ng") is None:
+            return "espeak-ng"
+    if name in ("load", "workload") and not cloud_tier_built():
+        return "the default cloud tier (llama-server and its GGUF)"
+    if name in ("load", "workload"):  # their mix calls every task's model
+        from builder.models import load_manifest
+
+        needs = {entry.id for entry in load_manifest().models}
+    missing = sorted(needs - built)
+    return ", ".join(missing) or None
+
+
+#: the benchmark processes running now (stopped with their process group when the module ends)
+_RUNNING: set[subprocess.Popen[str]] = set()
+_LOCK = threading.Lock()
+
+
+def _run(name: str, tmp_path: Path) -> tuple[str, list[dict[str, Any]]]:
+    out = tmp_path / f"{name}.json"
+    env = {**os.environ, "HYBRID_ROUTER_BENCH_TIMEOUT_S": str(CALL_TIMEOUT_S)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", name, *ARGS[name], "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its server and browser too: stopped with it on a timeout
+    )
+    with _LOCK:
+        _RUNNING.add(proc)
+    try:
+        stdout, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, _ = proc.communicate()
+        pytest.fail(f"./hr bench {name} --smoke did not finish in {RUN_TIMEOUT_S} s:\n{stdout[-4000:]}")
+    finally:
+        with _LOCK:
+            _RUNNING.discard(proc)
+    assert proc.returncode == 0, f"./hr bench {name} failed ({proc.returncode}):\n{stdout[-6000:]}"
+    tables: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
+    return stdout, tables
 
 
 def _check_rows(name: str, tables: list[dict[str, Any]]) -> None:
@@ -44,30 +121,37 @@ def _table(tables: list[dict[str, Any]], title: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(
-    request: pytest.FixtureRequest, bench_runs: BenchRuns | None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BenchRuns]:
-    """The session's background runs; on a pytest-xdist worker, this module's own (two at a time)."""
-    if bench_runs is not None:
-        yield bench_runs
-        return
-    own = BenchRuns(
-        bench_names(request.session.items),
-        tmp_path_factory.mktemp("bench"),
-        at_once=2,
-    )
+def bench_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[tuple[str, list[dict[str, Any]]]]]]:
+    """The runs of the benchmarks this session selected that can run here, :data:`AT_ONCE` at a time."""
+    names = [
+        str(item.callspec.params["name"])
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.module is request.module and hasattr(item, "callspec")
+    ]
+    pool = ThreadPoolExecutor(max_workers=AT_ONCE, thread_name_prefix="bench")
+    runs = {
+        name: pool.submit(_run, name, tmp_path_factory.mktemp(name)) for name in names if not _missing(name)
+    }
     try:
-        yield own
+        yield runs
     finally:
-        own.stop()
+        pool.shutdown(wait=False, cancel_futures=True)  # runs not started yet never start
+        with _LOCK:
+            for proc in list(_RUNNING):  # the session was stopped: so are they
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("name", BENCHES)
-def test_bench_runs_in_its_smallest_form(name: str, smoke_runs: BenchRuns) -> None:
-    lacking = missing(name)
-    if lacking:
-        pytest.skip(f"./hr bench {name} needs {lacking}, not built here")
-    stdout, tables = smoke_runs.result(name)
+def test_bench_runs_in_its_smallest_form(
+    name: str, bench_runs: dict[str, Future[tuple[str, list[dict[str, Any]]]]]
+) -> None:
+    missing = _missing(name)
+    if missing:
+        pytest.skip(f"./hr bench {name} needs {missing}, not built here")
+    stdout, tables = bench_runs[name].result()
     _check_rows(name, tables)
     if name == "generation":
         runs = _table(tables, "generation")["rows"]

@@ -19,6 +19,7 @@ offline, an update) at both widths are written under the test's temporary folder
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -81,6 +82,11 @@ ROUTING_JS = """async () => {
     chart: document.getElementById("routing-chart").getAttribute("aria-label") };
 }"""
 
+#: the page's status and error texts, and whether each panel's buttons are enabled (printed on a failure)
+STATUS_JS = """() => Object.fromEntries([...document.querySelectorAll(
+  "#app-state, #boot-status, [id$='-error'], [id$='-route'], [id$='-state'], #search-count, button[id]")]
+  .map((el) => [el.id, el.tagName === "BUTTON" ? (el.disabled ? "disabled" : "enabled")
+    : (el.dataset.state ?? "") + " " + (el.textContent ?? "").trim().slice(0, 160)]))"""
 #: a button's accessible name as the page gives it (aria-label, else its text)
 BUTTON_NAMES_JS = """() => [...document.querySelectorAll("button")]
   .filter((b) => b.getBoundingClientRect().width > 0)
@@ -314,6 +320,12 @@ def test_chat_first_and_every_panel_used_at_both_widths(
 
         assert violations(page) == []
         assert failed == [], f"requests the server could not answer: {failed}"
+    except Exception:  # what the page showed when it failed: a screenshot and its status and error texts
+        if context.pages:
+            with contextlib.suppress(Exception):
+                context.pages[0].screenshot(path=str(shots / "failure.png"), full_page=True, timeout=30_000)
+                print("the page when the test failed:", context.pages[0].evaluate(STATUS_JS))
+        raise
     finally:
         context.close()
 
