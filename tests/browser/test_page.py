@@ -163,18 +163,16 @@ def _routing_is_live(page: Any, after: str) -> dict[str, Any]:
     evaluate: wait_for_function evals its text, which the page's policy refuses. The wait allows 120 s: on
     a loaded machine the redraw's own call to the worker can queue behind the boot cache's packing; a panel
     that is not live never catches up.)"""
-    routing: dict[str, Any] = {}
     deadline = time.monotonic() + 120
     while True:
         routing = dict(page.evaluate(ROUTING_JS))
-        if routing["shown"] == routing["counted"] or time.monotonic() > deadline:
-            break
+        if routing["shown"] == routing["counted"]:
+            return routing
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"after {after}: the routing panel shows {routing['shown']}, stats() {routing['counted']}"
+            )
         page.wait_for_timeout(100)
-    if routing["shown"] == routing["counted"]:
-        return routing
-    raise AssertionError(
-        f"after {after}: the routing panel shows {routing['shown']}, stats() {routing['counted']}"
-    )
 
 
 def _send(page: Any, text: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from tests.harness import BOOT_CACHE, CHROMIUM_FLAGS, RequestLog, Server, chromi
 pytestmark = pytest.mark.browser
 
 SENTENCE = "How do I reset my password?"
-CACHE = BOOT_CACHE
 
 VISIT = f"""async (sentence) => {{
   const {{ HybridRouter }} = await import("/hybrid-router.js");
@@ -29,7 +28,7 @@ VISIT = f"""async (sentence) => {{
   const {{ vectors }} = await window.router.embed([sentence]);
   const callMs = performance.now() - t0;
   // what the boot cache holds as the call is answered (the worker stores nothing while a call runs)
-  const stored = (await (await caches.open("{CACHE}")).keys()).map((r) => r.url);
+  const stored = (await (await caches.open("{BOOT_CACHE}")).keys()).map((r) => r.url);
   return {{ boot: window.router.info.bootCache, timings: window.router.info.timings, vector: vectors[0],
     ours: window.router.info.snapshotModules, callMs, stored }};
 }}"""
@@ -39,7 +38,7 @@ PACK_DELAY_MS = 2000
 #: the worker stores the packages and makes the snapshot after ready: wait for both entries
 STORED = f"""async () => {{
   for (let i = 0; i < 900; i++) {{
-    const urls = (await (await caches.open("{CACHE}")).keys()).map((r) => r.url);
+    const urls = (await (await caches.open("{BOOT_CACHE}")).keys()).map((r) => r.url);
     const has = (kind) => urls.some((u) => u.includes(`/${{kind}}-`));
     if (has("site-packages") && has("snapshot")) return urls;
     await new Promise((r) => setTimeout(r, 200));
@@ -49,7 +48,7 @@ STORED = f"""async () => {{
 
 #: the stored packages' bundle header (web/boot-cache.js readBundle): the count of files
 HEADER = f"""async () => {{
-  const cache = await caches.open("{CACHE}");
+  const cache = await caches.open("{BOOT_CACHE}");
   const request = (await cache.keys()).find((r) => r.url.includes("/site-packages-"));
   const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
   const view = new DataView(bytes.buffer);
@@ -59,7 +58,7 @@ HEADER = f"""async () => {{
 #: replace each stored entry: the snapshot with junk behind a snapshot's magic number, under a sha256 that
 #: matches it (only Pyodide's restore can tell); the packages cut short under their old sha256 (the check tells)
 BREAK = f"""async () => {{
-  const cache = await caches.open("{CACHE}");
+  const cache = await caches.open("{BOOT_CACHE}");
   const hex = async (b) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", b)),
     (x) => x.toString(16).padStart(2, "0")).join("");
   for (const request of await cache.keys()) {{
@@ -141,7 +140,7 @@ def reference(visited: tuple[Path, list[float]]) -> list[float]:
 #: the stored packages cut short (their last file loses its end) under a sha256 that matches the cut bytes:
 #: only reading the bundle can tell
 CUT_BUNDLE = f"""async () => {{
-  const cache = await caches.open("{CACHE}");
+  const cache = await caches.open("{BOOT_CACHE}");
   const hex = async (b) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", b)),
     (x) => x.toString(16).padStart(2, "0")).join("");
   const request = (await cache.keys()).find((r) => r.url.includes("/site-packages-"));
